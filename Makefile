@@ -1,0 +1,40 @@
+# ir_robot: everything a fresh machine needs, from this file.
+#   make demo    create .venv, install, run the headless demo (writes out/demo/)
+#   make test    create .venv, install, run the default test suite (< 15 min, 2 cores)
+#   make bench   benchmarks: prints tables, writes out/bench/*.json
+#   make test-all  the default suite plus tests marked slow
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: install demo test test-all bench clean models
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-ros.txt requirements-dev.txt torch-requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	# torch first and alone, CPU build, so nothing can pull a CUDA torch later
+	$(PIP) install --quiet -r torch-requirements.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-ros.txt -r requirements-dev.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/ir-robot demo --out out/demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: install
+	$(VENV)/bin/ir-robot bench all --json out/bench/all.json
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,1 @@
+"""Rig backends behind one interface (:class:`ir_robot.devices.base.Rig`)."""
