@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "ir_robot.devices.commands",
     "ir_robot.ros.commands",
     "ir_robot.rl.commands",
-    "benchmarks.commands",
+    "ir_robot.benchmarks.commands",
 )
 
 
