@@ -1,0 +1,56 @@
+"""Simulator speed on one core: physics steps/s (PyBullet + force model), US and NIR frames/s.
+
+The physics figure is measured on a real insertion (the needle in tissue, the force
+model active), not an idle rig. Frames are 256x256 with the needle present.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def run(quick: bool = False) -> dict:
+    import cv2
+
+    from ir_robot.core.types import JointVector, RigCommand
+    from ir_robot.sim.scenes import plan_straight_insertion
+    from ir_robot.sim.world import NeedleWorld, WorldConfig
+
+    cv2.setNumThreads(1)
+    out: dict = {}
+    for motion in (False, True):
+        with NeedleWorld(WorldConfig(motion=motion)) as world:
+            world.reset(seed=1)
+            plan = plan_straight_insertion(world.phantom, vessel=0)
+            world.reset_joints(JointVector(*plan.pivot_mm, plan.pitch_rad, 0.0, 0.0))
+            dt = 0.05
+            n_calls = 40 if quick else 200
+            rate = plan.distance_mm / (n_calls * dt)
+            steps = 0
+            t0 = time.perf_counter()
+            for _ in range(n_calls):
+                world.step(RigCommand(JointVector(insert_mm=rate), dt), dt)
+                steps += int(round(dt * world.config.physics_hz))
+            el = time.perf_counter() - t0
+            key = "physics_steps_per_s" if not motion else "physics_steps_per_s_motion"
+            out[key] = round(steps / el, 1)
+            if not motion:
+                out["sim_realtime_factor"] = round(steps / world.config.physics_hz / el, 2)
+                n_frames = 50 if quick else 300
+                world.ultrasound()
+                t0 = time.perf_counter()
+                for _ in range(n_frames):
+                    fr = world.ultrasound()
+                out["us_fps"] = round(n_frames / (time.perf_counter() - t0), 1)
+                out["us_frame_shape"] = "x".join(map(str, fr.image.shape))
+                world.nir()
+                t0 = time.perf_counter()
+                for _ in range(n_frames):
+                    fr = world.nir()
+                out["nir_fps"] = round(n_frames / (time.perf_counter() - t0), 1)
+                out["nir_frame_shape"] = "x".join(map(str, fr.image.shape))
+                out["needle_in_us_frame"] = bool(np.any(world.ultrasound().labels == 3))
+    out["threads"] = 1
+    return out

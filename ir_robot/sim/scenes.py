@@ -1,0 +1,64 @@
+"""Scripted scenes on the needle world: a straight insertion into a vessel.
+
+Used by ``ir-robot sim needle`` and by tests: it plans the pivot so the needle
+line passes through the lumen centre of one vessel, then inserts at a constant
+rate, recording force, tissue and events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir_robot.core.types import JointVector, RigCommand, needle_direction
+
+
+@dataclass(frozen=True)
+class StraightInsertion:
+    pivot_mm: tuple[float, float, float]
+    pitch_rad: float
+    target_mm: tuple[float, float, float]
+    distance_mm: float  # insertion from the pivot to the target
+
+
+def plan_straight_insertion(phantom, vessel: int = 0, pitch_deg: float = 30.0, standoff_mm: float = 3.0,
+                            target_x_mm: float = 0.0, t_s: float = 0.0) -> StraightInsertion:
+    """Pivot ``standoff_mm`` above the skin on the line through vessel ``vessel``'s centre at x."""
+    yc, zc = phantom.centreline(np.array(target_x_mm))
+    target = phantom.to_world(np.array([target_x_mm, float(yc[vessel]), float(zc[vessel])]), t_s)
+    p = math.radians(pitch_deg)
+    d = needle_direction(p)
+    dist = (standoff_mm - target[2]) / math.sin(p)
+    pivot = target - dist * d
+    return StraightInsertion(tuple(float(v) for v in pivot), p, tuple(float(v) for v in target), float(dist))
+
+
+def run_straight_insertion(world, plan: StraightInsertion, *, rate_mm_s: float = 2.0, extra_mm: float = 0.0,
+                           dt: float = 0.01, frame_every_mm: float | None = None):
+    """Insert along ``plan`` to the target (+ ``extra_mm``). Returns (trace dict, list of (insert_mm, us, nir))."""
+    j0 = world.state().joints
+    world.reset_joints(JointVector(plan.pivot_mm[0], plan.pivot_mm[1], plan.pivot_mm[2], plan.pitch_rad, 0.0,
+                                   j0.probe_yaw_rad))
+    trace = {k: [] for k in ("t_s", "insert_mm", "force_n", "true_force_n", "tissue", "in_lumen")}
+    frames = []
+    goal = plan.distance_mm + extra_mm
+    next_frame = 0.0
+    while True:
+        s = world.state()
+        for key, val in (("t_s", s.t_s), ("insert_mm", s.joints.insert_mm), ("force_n", s.force_n),
+                         ("true_force_n", s.true_force_n), ("tissue", int(s.tip_tissue)), ("in_lumen", s.in_lumen)):
+            trace[key].append(val)
+        if frame_every_mm is not None and s.joints.insert_mm >= next_frame:
+            frames.append((s.joints.insert_mm, world.ultrasound(), world.nir()))
+            next_frame += frame_every_mm
+        if s.joints.insert_mm >= goal - 1e-3:
+            break
+        step_rate = min(rate_mm_s, (goal - s.joints.insert_mm) / dt)
+        world.step(RigCommand(JointVector(insert_mm=step_rate), dt), dt)
+        if s.t_s > 120:
+            raise RuntimeError("insertion did not reach its goal in 120 s of simulated time")
+    out = {k: np.asarray(v) for k, v in trace.items()}
+    out["events"] = world.state().events
+    return out, frames
