@@ -1,0 +1,120 @@
+"""Helpers shared by the ultrasound and NIR image synthesis.
+
+* Periodic noise textures made once at renderer construction (FFT-filtered white
+  noise, so any crop offset taken modulo the period is seamless) and cropped per
+  frame as array *views* (no copy, no per-pixel Python).
+* Parameter sampling for domain randomisation: draw every randomisable field of a
+  frozen params dataclass from a plausible range, validate the result through
+  :func:`ir_robot.config.from_dict` (so overrides get the same range checks as YAML).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ir_robot.config import from_dict, to_dict
+from ir_robot.core.errors import ConfigError
+
+
+def check_rng(rng) -> np.random.Generator:
+    """Refuse anything but a numpy Generator (no global RNG anywhere)."""
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}; "
+                          "pass np.random.default_rng(seed)")
+    return rng
+
+
+def periodic_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float]) -> np.ndarray:
+    """Zero-mean, unit-std Gaussian noise low-passed by an (row, col) Gaussian of ``sigma_px``; periodic.
+
+    Made in the Fourier domain, so the field wraps around seamlessly at both edges.
+    """
+    h, w = shape
+    white = rng.standard_normal((h, w))
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = np.fft.rfftfreq(w)[None, :]
+    sr, sc = sigma_px
+    gain = np.exp(-2.0 * math.pi**2 * ((sr * ky) ** 2 + (sc * kx) ** 2))
+    out = np.fft.irfft2(np.fft.rfft2(white) * gain, s=(h, w))
+    out -= out.mean()
+    std = out.std()
+    return (out / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def ridge_lines(field: np.ndarray, width: float) -> np.ndarray:
+    """Thin curvy lines (values in [0, 1]) along the zero level set of a smooth noise field."""
+    return np.exp(-(field / np.float32(width)) ** 2).astype(np.float32)
+
+
+class PeriodicBank:
+    """A stack of periodic textures, padded by one crop size so every crop is a slice (a view).
+
+    ``crop(k, r0, c0)`` returns an (H, W) view of texture ``k`` starting at (r0, c0) taken
+    modulo the period; offsets may be any integers (negative too).
+    """
+
+    def __init__(self, textures: np.ndarray, crop_shape: tuple[int, int]):
+        textures = np.asarray(textures, dtype=np.float32)
+        if textures.ndim == 2:
+            textures = textures[None]
+        self.period = textures.shape[1:]
+        self.crop_shape = tuple(int(v) for v in crop_shape)
+        h, w = self.crop_shape
+        reps_r = -(-h // self.period[0])
+        reps_c = -(-w // self.period[1])
+        tiled = np.tile(textures, (1, reps_r + 1, reps_c + 1))
+        self._data = np.ascontiguousarray(tiled[:, : self.period[0] + h, : self.period[1] + w])
+
+    def __len__(self) -> int:
+        return self._data.shape[0]
+
+    def crop(self, k: int, r0: int, c0: int) -> np.ndarray:
+        h, w = self.crop_shape
+        r0 = int(r0) % self.period[0]
+        c0 = int(c0) % self.period[1]
+        return self._data[k, r0:r0 + h, c0:c0 + w]
+
+    def random_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """A random texture, offset and flip drawn from ``rng``; returns (view, (k, r0, c0, flip))."""
+        k, r0, c0, flip = (int(v) for v in rng.integers(0, (len(self), self.period[0], self.period[1], 4)))
+        view = self.crop(k, r0, c0)
+        if flip & 1:
+            view = view[::-1]
+        if flip & 2:
+            view = view[:, ::-1]
+        return view, (k, r0, c0, flip)
+
+
+def sample_params(cls, rng: np.random.Generator, ranges: dict, overrides: dict):
+    """Instance of params dataclass ``cls`` with fields in ``ranges`` drawn uniformly from ``rng``.
+
+    ``ranges`` maps field name -> (lo, hi) (ints drawn as integers). ``overrides`` fix
+    fields; unknown names and out-of-range values raise :class:`ConfigError`.
+    """
+    check_rng(rng)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; fields are {sorted(names)}")
+    data = to_dict(cls())
+    for name in sorted(ranges):  # sorted: the draw order never depends on dict order
+        lo, hi = ranges[name]
+        if isinstance(lo, int) and isinstance(hi, int):
+            value = int(rng.integers(lo, hi + 1))
+        else:
+            value = float(rng.uniform(lo, hi))
+        if name not in overrides:
+            data[name] = value
+    data.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()})
+    data["name"] = overrides.get("name", "sampled")
+    return from_dict(cls, data, source=f"sample_{cls.__name__}")
+
+
+def check_size(size_px, what: str) -> tuple[int, int]:
+    h, w = (int(v) for v in size_px)
+    if h < 16 or w < 16:
+        raise ConfigError(f"{what}.size_px: image must be at least 16x16 pixels, got {size_px}")
+    return h, w
