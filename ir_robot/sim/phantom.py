@@ -256,6 +256,10 @@ class Phantom:
         self._fhz = np.array([s.pulse_hz for s in v])
         self._wall = np.array([s.wall_thickness_mm for s in v])
         self.is_artery = np.array([s.kind == "artery" for s in v])
+        m = spec.motion
+        self._drift = np.asarray(m.drift_mm_per_s, dtype=float)
+        self._amp = np.asarray(m.amplitude_mm, dtype=float)
+        self._w = 2 * math.pi * m.frequency_hz
 
     @property
     def n_vessels(self) -> int:
@@ -266,9 +270,7 @@ class Phantom:
         m = self.spec.motion
         if not m.enabled:
             return np.zeros(3)
-        drift = np.asarray(m.drift_mm_per_s) * t_s
-        wave = np.asarray(m.amplitude_mm) * math.sin(2 * math.pi * m.frequency_hz * t_s + m.phase_rad)
-        return drift + wave
+        return self._drift * t_s + self._amp * math.sin(self._w * t_s + m.phase_rad)
 
     def to_phantom(self, points_world, t_s: float) -> np.ndarray:
         return np.asarray(points_world, dtype=float) - self.offset_mm(t_s)
