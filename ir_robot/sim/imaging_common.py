@@ -14,6 +14,7 @@ import dataclasses
 import math
 
 import numpy as np
+import scipy.fft as sfft
 
 from ir_robot.config import from_dict, to_dict
 from ir_robot.core.errors import ConfigError
@@ -27,21 +28,40 @@ def check_rng(rng) -> np.random.Generator:
     return rng
 
 
+def gaussian_gain(shape: tuple[int, int], sigma_px: tuple[float, float], real: bool = True) -> np.ndarray:
+    """Fourier-domain transfer function of an (row, col) Gaussian blur, for rfft2 (``real``) or fft2."""
+    h, w = shape
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = (np.fft.rfftfreq(w) if real else np.fft.fftfreq(w))[None, :]
+    sr, sc = sigma_px
+    return np.exp(-2.0 * math.pi**2 * ((sr * ky) ** 2 + (sc * kx) ** 2)).astype(np.float32)
+
+
 def periodic_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float]) -> np.ndarray:
     """Zero-mean, unit-std Gaussian noise low-passed by an (row, col) Gaussian of ``sigma_px``; periodic.
 
     Made in the Fourier domain, so the field wraps around seamlessly at both edges.
     """
-    h, w = shape
-    white = rng.standard_normal((h, w))
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    sr, sc = sigma_px
-    gain = np.exp(-2.0 * math.pi**2 * ((sr * ky) ** 2 + (sc * kx) ** 2))
-    out = np.fft.irfft2(np.fft.rfft2(white) * gain, s=(h, w))
-    out -= out.mean()
+    white = rng.standard_normal(shape, dtype=np.float32)
+    if max(sigma_px) > 0:
+        white = sfft.irfft2(sfft.rfft2(white, workers=1) * gaussian_gain(shape, sigma_px), s=shape, workers=1)
+    out = white - white.mean()
     std = out.std()
     return (out / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def speckle_envelope(rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float],
+                     density: float = 1.0) -> np.ndarray:
+    """Periodic speckle: |complex Gaussian scatterers (kept with probability ``density``) * Gaussian PSF|.
+
+    Rayleigh-distributed when ``density`` is high (fully developed speckle); the grain size
+    follows the PSF ``sigma_px`` (row, col). Mean normalised to 1.
+    """
+    z = rng.standard_normal((*shape, 2), dtype=np.float32).view(np.complex64)[..., 0]
+    if density < 1.0:
+        z = z * (rng.random(shape, dtype=np.float32) < density)
+    env = np.abs(sfft.ifft2(sfft.fft2(z, workers=1) * gaussian_gain(shape, sigma_px, real=False), workers=1))
+    return (env / max(float(env.mean()), 1e-12)).astype(np.float32)
 
 
 def ridge_lines(field: np.ndarray, width: float) -> np.ndarray:

@@ -29,13 +29,15 @@ Model (per frame, no per-pixel Python loops)
    lateral FWHM ``f_number * wavelength``, wavelength = 1.54 mm / frequency_MHz), then
    multiplicative speckle: envelope of complex Gaussian scatterers (density
    ``speckle_density`` per mm^2) filtered by the same PSF, i.e. Rayleigh statistics
-   in fully developed speckle. A bank of such fields is made at construction; each
-   frame takes a random field, offset and flip from the ``rng`` passed in.
+   in fully developed speckle, averaged over ``compounding`` independent patterns
+   (spatial compounding). A bank of such periodic fields is made at construction;
+   each frame takes a random field, offset and flip from the ``rng`` passed in.
 4. Round-trip attenuation ``attenuation_db_per_cm_mhz * f * 2 * depth``, posterior
-   acoustic enhancement below lumens (fluid attenuates less) and the needle's
-   acoustic shadow as a cumulative extra attenuation along each beam line,
-   electronic noise, then TGC (``tgc_db_per_cm``), gain, log compression to
-   ``dynamic_range_db``.
+   acoustic enhancement below lumens (fluid attenuates less), refraction shadows
+   below the lateral vessel walls (grazing incidence) and the needle's acoustic
+   shadow, as a cumulative extra attenuation down each beam line (blurred by the
+   lateral PSF), electronic noise, then TGC (``tgc_db_per_cm``), gain, and log
+   compression to ``dynamic_range_db`` (:data:`REFERENCE_DB` sets the white level).
 5. Needle: the part of the shaft under the skin and within ``elevation_mm / 2 +
    radius`` of the image plane is projected into the image; it is labelled, drawn
    bright (specular: brightness falls with the angle between needle and skin plane,
@@ -52,10 +54,15 @@ centre plane, needle), ``tip_px``, per-vessel ``vessel_centres_px`` /
 crosses the plane at more than 30 degrees is reported where its centreline meets the
 plane (if inside the image); one running along the plane (e.g. a longitudinal view) is
 reported at the image centre column, and only if the plane cuts its lumen there.
+``meta``: ``probe``, ``params`` (all fields), ``params_name``, ``seed``, ``speckle_crop``
+(bank, row, col, flip drawn from the rng), ``phantom``, ``phantom_offset_mm``,
+``needle_visible`` and, when visible, ``needle_angle_deg`` (direction of travel in the
+image: 0 = towards +col, positive = going deeper) and ``needle_tilt_deg`` (to the skin).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,6 +87,7 @@ from ir_robot.sim.imaging_common import (
     periodic_noise,
     ridge_lines,
     sample_params,
+    speckle_envelope,
 )
 from ir_robot.sim.phantom import Phantom
 
@@ -118,6 +126,8 @@ class UltrasoundParams:
     lumen_echo: float = param(0.002, range=(0.0, 0.5), help="blood echogenicity")
     posterior_enhancement_db_per_mm: float = param(2.0, range=(0.0, 6.0), unit="dB/mm",
                                                    help="less attenuation per mm of lumen on the beam path")
+    edge_shadow_db: float = param(8.0, range=(0.0, 30.0), unit="dB",
+                                  help="refraction shadow below the lateral vessel walls")
     reverb_strength: float = param(0.25, range=(0.0, 1.0), help="near-field reverberation of the skin echo")
     needle_brightness: float = param(8.0, range=(0.0, 20.0), help="needle echo at normal incidence")
     needle_specular_width_deg: float = param(28.0, range=(5.0, 90.0), unit="deg",
@@ -165,6 +175,7 @@ US_RANDOM_RANGES: dict[str, tuple] = {
     "lumen_echo": (0.0005, 0.006),
     "posterior_enhancement_db_per_mm": (0.4, 2.5),
     "reverb_strength": (0.05, 0.5),
+    "edge_shadow_db": (0.0, 12.0),
     "needle_brightness": (4.0, 12.0),
     "needle_specular_width_deg": (18.0, 40.0),
     "needle_diffuse": (0.03, 0.12),
@@ -239,16 +250,8 @@ class UltrasoundRenderer:
         out = np.empty((n, *shape), np.float32)
         sr, sc = self.psf_sigma_px
         for k in range(n):
-            env = np.zeros(shape, np.float32)
-            for _ in range(p.compounding):
-                re = periodic_noise(rng, shape, (0.0, 0.0))
-                im = periodic_noise(rng, shape, (0.0, 0.0))
-                if density_px < 1.0:
-                    mask = (rng.random(shape) < density_px).astype(np.float32)
-                    re *= mask
-                    im *= mask
-                env += np.hypot(_periodic_blur(re, sr, sc), _periodic_blur(im, sr, sc))
-            out[k] = env / max(float(env.mean()), 1e-12)
+            out[k] = sum(speckle_envelope(rng, shape, (sr, sc), density_px) for _ in range(p.compounding))
+            out[k] /= out[k].mean()
         return out
 
     def _make_structure(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -469,12 +472,8 @@ class UltrasoundRenderer:
         ox, oy = probe.x_mm - off[0], probe.y_mm - off[1]
         a = phantom.radius_mm(t_s)
         centres, depths, kinds = [], [], []
-        h = 1e-3
         for i in range(phantom.n_vessels):
-            def cl(x):
-                y, z = phantom.centreline(np.array([x, x + h]))
-                return y[0, i], z[0, i], (y[1, i] - y[0, i]) / h, (z[1, i] - z[0, i]) / h
-
+            cl = functools.partial(_centreline_and_slope, phantom, i)
             y0, z0, dy, dz = cl(ox)
             tnorm = math.sqrt(1.0 + dy * dy + dz * dz)
             crossing = abs(-su + cu * dy) / tnorm >= 0.5  # crosses the plane at >= 30 deg
@@ -510,6 +509,7 @@ class UltrasoundRenderer:
         p = self.params
         H, W = self.shape
         tissue, row_t, col_out, rois, off = self._geometry(phantom, probe, t_s)
+        a_lumen = phantom.radius_mm(t_s)
 
         # ---- echogenicity map (structure textures anchored to the probe position in the phantom)
         cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
@@ -559,9 +559,14 @@ class UltrasoundRenderer:
         # extra attenuation along each beam line (dB per pixel): lumens (negative: posterior
         # enhancement) and the needle (acoustic shadow); accumulated down the columns
         sources = []
-        if p.posterior_enhancement_db_per_mm > 0:
-            for i, rs, cs, _, in_lumen, _ in rois:
-                sources.append((rs, cs, in_lumen.astype(np.float32) * -self._enh_db_per_px))
+        for i, rs, cs, in_wall, in_lumen, nz2 in rois:
+            db = in_lumen.astype(np.float32) * -self._enh_db_per_px
+            if p.edge_shadow_db > 0:
+                # refraction at grazing incidence on the lateral walls: dark streaks below the edges
+                wall_px = (phantom.spec.vessels[i].wall_thickness_mm + 0.5 * a_lumen[i]) / self.sy
+                graze = np.where(in_wall, (1.0 - nz2) ** 4, 0.0).astype(np.float32)
+                db += graze * np.float32(p.edge_shadow_db / max(wall_px, 1.0))
+            sources.append((rs, cs, db))
         needle_info = None
         if needle is not None:
             nd = self._needle_2d(needle, probe, off)
@@ -582,6 +587,8 @@ class UltrasoundRenderer:
             integ = cv2.integral(extra, sdepth=cv2.CV_32F)
             cum = integ[1:, 1:] - integ[1:, :-1]
             cum *= np.float32(-1.0 / _DB)
+            k = 2 * int(math.ceil(2.5 * sc)) + 1  # beams have the lateral PSF width
+            cum = cv2.GaussianBlur(cum, (k, 1), sigmaX=max(sc, 0.3), sigmaY=0)
             env[r_first:, c_lo:c_hi] *= cv2.exp(cum)
         if needle_info is not None:
             nd, nrs, ncs, necho, _ = needle_info
@@ -619,10 +626,7 @@ class UltrasoundRenderer:
         return ImageFrame("us", image, (self.sy, self.sx), float(t_s), labels, tip_px, centres, depths, kinds, meta)
 
 
-def _periodic_blur(a: np.ndarray, sr: float, sc: float) -> np.ndarray:
-    """Gaussian blur with wrap-around borders (keeps speckle fields periodic)."""
-    h, w = a.shape
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    g = np.exp(-2.0 * math.pi**2 * ((sr * ky) ** 2 + (sc * kx) ** 2))
-    return np.fft.irfft2(np.fft.rfft2(a) * g, s=(h, w)).astype(np.float32)
+def _centreline_and_slope(phantom: Phantom, i: int, x: float, h: float = 1e-3):
+    """Vessel ``i`` centre (y, z) at phantom x and its slopes dy/dx, dz/dx (finite difference)."""
+    y, z = phantom.centreline(np.array([x, x + h]))
+    return y[0, i], z[0, i], (y[1, i] - y[0, i]) / h, (z[1, i] - z[0, i]) / h
