@@ -23,11 +23,9 @@ def write_needle_scene(seed: int, out: Path, frames: int = 6, *, phantom: str = 
         ph = world.phantom
         vein = next(i for i, v in enumerate(ph.spec.vessels) if v.kind == "vein")
         plan = plan_straight_insertion(ph, vessel=vein, pitch_deg=pitch_deg)
-        insert_total = plan.distance_mm
-        trace, shots = run_straight_insertion(world, plan, rate_mm_s=2.0,
-                                              frame_every_mm=max(insert_total / max(frames - 1, 1), 0.5))
+        trace, shots = run_straight_insertion(world, plan, rate_mm_s=2.0, frames=frames)
         files = []
-        for k, (ins, us, nir) in enumerate(shots[:frames]):
+        for k, (ins, us, nir) in enumerate(shots):
             for fr in (us, nir):
                 stem = f"{fr.modality}_{k:03d}"
                 save_png(out / f"{stem}.png", fr.image)

@@ -36,24 +36,29 @@ def plan_straight_insertion(phantom, vessel: int = 0, pitch_deg: float = 30.0, s
 
 
 def run_straight_insertion(world, plan: StraightInsertion, *, rate_mm_s: float = 2.0, extra_mm: float = 0.0,
-                           dt: float = 0.01, frame_every_mm: float | None = None):
-    """Insert along ``plan`` to the target (+ ``extra_mm``). Returns (trace dict, list of (insert_mm, us, nir))."""
+                           dt: float = 0.01, frames: int = 0):
+    """Insert along ``plan`` to the target (+ ``extra_mm``).
+
+    Returns (trace dict, list of (insert_mm, us, nir)) with ``frames`` image pairs evenly
+    spaced from the start to the end of the insertion (both included).
+    """
     j0 = world.state().joints
     world.reset_joints(JointVector(plan.pivot_mm[0], plan.pivot_mm[1], plan.pivot_mm[2], plan.pitch_rad, 0.0,
                                    j0.probe_yaw_rad))
     trace = {k: [] for k in ("t_s", "insert_mm", "force_n", "true_force_n", "tissue", "in_lumen")}
-    frames = []
+    shots = []
     goal = plan.distance_mm + extra_mm
-    next_frame = 0.0
+    marks = list(np.linspace(0.0, goal, frames)) if frames > 1 else ([goal] if frames == 1 else [])
     while True:
         s = world.state()
         for key, val in (("t_s", s.t_s), ("insert_mm", s.joints.insert_mm), ("force_n", s.force_n),
                          ("true_force_n", s.true_force_n), ("tissue", int(s.tip_tissue)), ("in_lumen", s.in_lumen)):
             trace[key].append(val)
-        if frame_every_mm is not None and s.joints.insert_mm >= next_frame:
-            frames.append((s.joints.insert_mm, world.ultrasound(), world.nir()))
-            next_frame += frame_every_mm
-        if s.joints.insert_mm >= goal - 1e-3:
+        at_goal = s.joints.insert_mm >= goal - 1e-3
+        while marks and (s.joints.insert_mm >= marks[0] - 1e-3 or at_goal):
+            shots.append((s.joints.insert_mm, world.ultrasound(), world.nir()))
+            marks.pop(0)
+        if at_goal:
             break
         step_rate = min(rate_mm_s, (goal - s.joints.insert_mm) / dt)
         world.step(RigCommand(JointVector(insert_mm=step_rate), dt), dt)
@@ -61,4 +66,4 @@ def run_straight_insertion(world, plan: StraightInsertion, *, rate_mm_s: float =
             raise RuntimeError("insertion did not reach its goal in 120 s of simulated time")
     out = {k: np.asarray(v) for k, v in trace.items()}
     out["events"] = world.state().events
-    return out, frames
+    return out, shots

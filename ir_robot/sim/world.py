@@ -105,7 +105,8 @@ class NeedleWorld:
         self._client = pb.connect(pb.GUI if gui else pb.DIRECT)
         self._dt_phys = 1.0 / self.config.physics_hz
         pb.setTimeStep(self._dt_phys, physicsClientId=self._client)
-        pb.setGravity(0, 0, -9.81, physicsClientId=self._client)
+        # lead-screw stages are not back-drivable: gravity would only add servo sag
+        pb.setGravity(0, 0, 0, physicsClientId=self._client)
         urdf_path = data_path("urdf", self.config.urdf)
         if not urdf_path.is_file():
             raise ConfigError(f"URDF {urdf_path} not found (config field 'urdf')")
@@ -242,9 +243,9 @@ class NeedleWorld:
     def _step(self, command: RigCommand, n: int) -> WorldState:
         pb, c = self._pb, self._client
         v, target, notes = self.clamp_command(command, n * self._dt_phys)
-        for j, q, vv, f, s in zip(self._idx, target, v, self._effort, self._scale):
+        for j, q, vv, f, s, vm in zip(self._idx, target, v, self._effort, self._scale, self.vmax):
             pb.setJointMotorControl2(self._robot, j, pb.POSITION_CONTROL, targetPosition=float(q / s),
-                                     targetVelocity=float(vv / s), maxVelocity=float(max(abs(vv) / s, 1e-5)),
+                                     targetVelocity=float(vv / s), maxVelocity=float((abs(vv) + 0.05 * vm) / s),
                                      force=f, positionGain=0.5, velocityGain=1.0, physicsClientId=c)
         self._q_ref = target
         contact = None
