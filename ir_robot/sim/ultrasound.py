@@ -163,7 +163,7 @@ US_RANDOM_RANGES: dict[str, tuple] = {
     "attenuation_db_per_cm_mhz": (0.35, 0.75),
     "tgc_db_per_cm": (3.0, 9.0),
     "speckle_density": (15.0, 150.0),
-    "compounding": (1, 3),
+    "compounding": (2, 4),
     "elevation_mm": (0.6, 1.8),
     "skin_echo": (0.35, 0.9),
     "fat_echo": (0.025, 0.09),
@@ -173,7 +173,7 @@ US_RANDOM_RANGES: dict[str, tuple] = {
     "fascia_strength": (0.4, 1.5),
     "wall_echo": (0.35, 1.2),
     "lumen_echo": (0.0005, 0.006),
-    "posterior_enhancement_db_per_mm": (0.4, 2.5),
+    "posterior_enhancement_db_per_mm": (0.3, 1.8),
     "reverb_strength": (0.05, 0.5),
     "edge_shadow_db": (0.0, 12.0),
     "needle_brightness": (4.0, 12.0),
@@ -272,7 +272,7 @@ class UltrasoundRenderer:
         m_long = p.muscle_echo * base + p.striation_strength * (0.6 * fibres + sheets)
         flecks = np.clip(noise(0.2, 0.3) - 0.8, 0.0, None)
         network = ridge_lines(noise(1.0, 1.2), 0.2)
-        m_trans = p.muscle_echo * base + p.striation_strength * (0.9 * flecks + 0.6 * network)
+        m_trans = p.muscle_echo * base + p.striation_strength * (0.9 * flecks + 0.35 * network)
         return np.stack([skin, fat, m_long, m_trans]).astype(np.float32)
 
     # ------------------------------------------------------------------ geometry helpers
