@@ -41,7 +41,6 @@ setup(
     maintainer_email="ir-robot@example.org",
     description="AI-assisted interventional radiology robotics: ROS 2 nodes, PyBullet simulation, perception, RL",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "ir-robot = ir_robot.cli:main",
