@@ -1,0 +1,407 @@
+"""Synthetic perception datasets from the simulator, with held-out test splits.
+
+A dataset is fully defined by ``(modality, split, n, seed)``: frame ``k`` is always the
+same, whatever ``n`` (groups of frames draw from their own ``SeedSequence``). Splits:
+
+* ``train`` / ``val``: phantoms from different seed streams, imaging and needle
+  randomisation restricted to :data:`TRAIN_BANDS` (bands are cut out of the ranges);
+* ``test``: phantoms from a third seed stream (whole phantoms never seen in training)
+  and the full randomisation ranges, so part of the test set lies in the held-out bands
+  (ultrasound: 8.5-9.5 MHz, 53-57 dB dynamic range, 27-33 deg needle pitch, 19 G needles;
+  NIR: the bands listed in :data:`TRAIN_BANDS`).
+
+Ultrasound scenes (per frame): probe over a vessel, longitudinal (yaw ~ 0) or transverse
+(yaw ~ 90 deg); needle absent, in plane, slightly out of plane (dim, partial), steep
+(faint: specular falloff) or crossing the image plane (out-of-plane dot, tip shown only
+when the tip is in the beam slab); gauges 17-22 G; phantom motion and arterial pulsation
+through a random time; veins compressed by the probe (phantom ``compression``). NIR
+scenes: a top-down view over the phantom with the renderer's randomised skin tone, hair,
+lighting, glare, noise and depth blur, sometimes a needle.
+
+On disk (``ir-robot dataset us --n N --seed S --out DIR``)::
+
+    DIR/dataset.json      manifest: modality, split, n, seed, bands, generator versions
+    DIR/frames.npz        images (N, H, W) uint8, labels (N, H, W) uint8 (the training cache)
+    DIR/frames.jsonl      one record per frame: spacing_mm, tip_px, vessel centres/depths/kinds, meta
+    DIR/images/000000.png, DIR/labels/000000.png   (unless --no-png)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ir_robot.core.errors import PerceptionError
+from ir_robot.core.types import ImageFrame, NeedlePose, NirView, ProbePose
+
+#: needle outer diameters (mm) by gauge
+GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
+SPLITS = {"train": 0, "val": 1, "test": 2}
+MODALITIES = ("us", "nir")
+DATASET_VERSION = 1
+
+#: randomisation bands used for train/val; the test split uses the full ranges
+TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
+    "us": {
+        "frequency_mhz": ((5.0, 8.5), (9.5, 12.0)),
+        "dynamic_range_db": ((45.0, 53.0), (57.0, 65.0)),
+        "needle_pitch_deg": ((15.0, 27.0), (33.0, 60.0)),
+    },
+    "nir": {},  # filled from the NIR renderer's ranges in _nir_bands()
+}
+TRAIN_GAUGES = (17, 18, 20, 21, 22)
+ALL_GAUGES = (17, 18, 19, 20, 21, 22)
+FULL_NEEDLE_PITCH_DEG = ((15.0, 60.0),)
+
+
+def _uniform_union(rng: np.random.Generator, bands) -> float:
+    """Uniform draw from a union of intervals ((lo, hi), ...)."""
+    bands = np.asarray(bands, float).reshape(-1, 2)
+    lengths = bands[:, 1] - bands[:, 0]
+    k = int(rng.choice(len(bands), p=lengths / lengths.sum())) if len(bands) > 1 else 0
+    return float(rng.uniform(bands[k, 0], bands[k, 1]))
+
+
+def _nir_bands() -> dict:
+    """Hold out the middle fifth of a few NIR randomisation ranges (when the renderer has them)."""
+    from ir_robot.sim import nir
+
+    ranges = getattr(nir, "NIR_RANDOM_RANGES", {})
+    out = {}
+    for name in ("skin_tone", "hair_density", "noise_sigma", "glare", "lighting_gradient"):
+        if name in ranges:
+            lo, hi = (float(v) for v in ranges[name])
+            a, b = lo + 0.4 * (hi - lo), lo + 0.6 * (hi - lo)
+            out[name] = ((lo, a), (b, hi))
+    return out
+
+
+@dataclass(frozen=True)
+class SceneRanges:
+    """What a split may draw: imaging-parameter bands, needle pitch bands and gauges."""
+
+    param_bands: dict
+    needle_pitch_deg: tuple[tuple[float, float], ...]
+    gauges: tuple[int, ...]
+
+
+def split_ranges(modality: str, split: str) -> SceneRanges:
+    if split not in SPLITS:
+        raise PerceptionError(f"unknown split {split!r}; use one of {sorted(SPLITS)}")
+    if split == "test":
+        return SceneRanges({}, FULL_NEEDLE_PITCH_DEG, ALL_GAUGES)
+    bands = dict(TRAIN_BANDS[modality]) if modality == "us" else _nir_bands()
+    pitch = bands.pop("needle_pitch_deg", FULL_NEEDLE_PITCH_DEG)
+    return SceneRanges(bands, pitch, TRAIN_GAUGES)
+
+
+# --------------------------------------------------------------------------- scene sampling
+
+def _sample_phantom(rng: np.random.Generator):
+    from ir_robot.sim.phantom import Phantom, sample_phantom
+
+    return Phantom(sample_phantom(rng, motion=bool(rng.random() < 0.6)))
+
+
+def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, width_mm: float,
+               depth_mm: float, elevation_mm: float, ranges: SceneRanges, target_depth_mm: float | None):
+    """A needle pose for an ultrasound frame, and the scenario name."""
+    u = np.array([math.cos(probe.yaw_rad), math.sin(probe.yaw_rad), 0.0])
+    nrm = np.array([-math.sin(probe.yaw_rad), math.cos(probe.yaw_rad), 0.0])
+    origin = np.array([probe.x_mm, probe.y_mm, 0.0])
+    roll = rng.random()
+    if roll < 0.22:
+        return None, "none"
+    gauge = int(rng.choice(ranges.gauges))
+    dia = GAUGE_DIAMETER_MM[gauge]
+    half_slab = elevation_mm / 2
+    if roll < 0.60:
+        scenario = "in_plane"
+    elif roll < 0.72:
+        scenario = "off_plane"
+    elif roll < 0.82:
+        scenario = "steep"
+    else:
+        scenario = "crossing"
+    if scenario == "steep":
+        steep = tuple((max(lo, 40.0), hi) for lo, hi in ranges.needle_pitch_deg if hi > 40.0)
+        pitch = math.radians(_uniform_union(rng, steep))
+    else:
+        pitch = math.radians(_uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg
+                                                       if lo < 45.0)))
+    d_max = min(depth_mm - 2.0, 22.0)
+    if target_depth_mm is not None and rng.random() < 0.5:
+        tip_depth = float(np.clip(target_depth_mm + rng.uniform(-2.5, 2.5), 1.5, d_max))
+    else:
+        tip_depth = float(rng.uniform(1.5, d_max))
+    if scenario == "crossing":
+        psi = math.radians(rng.uniform(-15.0, 15.0))
+        horiz = math.cos(psi) * nrm + math.sin(psi) * u
+        direction = math.cos(pitch) * horiz + np.array([0.0, 0.0, -math.sin(pitch)])
+        lateral = rng.uniform(-0.4, 0.4) * width_mm
+        ahead = float(rng.uniform(-0.6 * half_slab, 3.0))  # tip this far past the image plane
+        tip = origin + lateral * u + ahead * nrm + np.array([0.0, 0.0, -tip_depth])
+    else:
+        sign = 1.0 if rng.random() < 0.75 else -1.0
+        if scenario == "off_plane":
+            psi = math.radians(rng.uniform(1.5, 6.0)) * (1 if rng.random() < 0.5 else -1)
+            e0 = float(rng.uniform(-1.0, 1.0) * (half_slab + dia / 2))
+        else:
+            psi = math.radians(rng.normal(0.0, 0.7))
+            e0 = float(rng.normal(0.0, 0.12))
+        horiz = sign * (math.cos(psi) * u + math.sin(psi) * nrm)
+        direction = math.cos(pitch) * horiz + np.array([0.0, 0.0, -math.sin(pitch)])
+        lateral = rng.uniform(-0.42, 0.42) * width_mm
+        if rng.random() < 0.1:  # tip beyond the image, shaft crossing it
+            lateral = sign * rng.uniform(0.55, 0.8) * width_mm
+        tip = origin + lateral * u + e0 * nrm + np.array([0.0, 0.0, -tip_depth])
+    pose = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in direction), dia, 40.0)
+    return pose, f"{scenario}/{gauge}G/{math.degrees(pitch):.1f}deg"
+
+
+def _us_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:
+    p = renderer.params
+    t_s = float(rng.uniform(0.0, 20.0))
+    off = phantom.offset_mm(t_s)
+    half_l = phantom.spec.block.length_mm / 2
+    x_ph = float(rng.uniform(-(half_l - p.width_mm / 2 - 3.0), half_l - p.width_mm / 2 - 3.0))
+    i = int(rng.integers(phantom.n_vessels))
+    yc, zc = phantom.centreline(x_ph)
+    yi, di = float(yc[i]), float(-zc[i])
+    r_i = float(phantom.radius_mm(t_s)[i])
+    view = "longitudinal" if rng.random() < 0.55 else "transverse"
+    if view == "longitudinal":
+        yaw = math.radians(rng.normal(0.0, 1.5))
+        y_ph = yi + rng.uniform(-0.6, 0.6) * r_i if rng.random() < 0.85 else float(rng.uniform(-18.0, 18.0))
+    else:
+        yaw = math.pi / 2 + math.radians(rng.uniform(-10.0, 10.0))
+        y_ph = yi + float(rng.uniform(-8.0, 8.0))
+    # the probe follows the phantom with a small tracking error
+    probe = ProbePose(float(x_ph + off[0] + rng.normal(0.0, 0.3)), float(y_ph + off[1] + rng.normal(0.0, 0.1)), yaw)
+    needle, scenario = _needle_us(rng, probe, phantom, t_s, p.width_mm, p.depth_mm, p.elevation_mm, ranges, di)
+    frame = renderer.render(phantom, probe, needle, t_s, rng)
+    frame.meta.update({"view": view, "scenario": scenario,
+                       "needle": None if needle is None else {"tip_mm": needle.tip_mm, "direction": needle.direction,
+                                                              "diameter_mm": needle.diameter_mm}})
+    return frame
+
+
+def _nir_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:
+    t_s = float(rng.uniform(0.0, 20.0))
+    off = phantom.offset_mm(t_s)
+    fov = float(getattr(renderer.params, "fov_mm", 50.0))
+    half_l, half_w = phantom.spec.block.length_mm / 2, phantom.spec.block.width_mm / 2
+    x_ph = float(rng.uniform(-max(half_l - fov / 2 - 2.0, 0.0), max(half_l - fov / 2 - 2.0, 0.0)))
+    y_ph = float(rng.uniform(-max(half_w - fov / 2, 0.0) - 4.0, max(half_w - fov / 2, 0.0) + 4.0))
+    view = NirView(x_ph + off[0], y_ph + off[1], fov)
+    needle = None
+    scenario = "none"
+    if rng.random() < 0.25:
+        gauge = int(rng.choice(ranges.gauges))
+        pitch = math.radians(_uniform_union(rng, ranges.needle_pitch_deg))
+        yaw = math.radians(rng.uniform(-20.0, 20.0)) + (math.pi if rng.random() < 0.25 else 0.0)
+        tip = (view.x_mm + rng.uniform(-0.3, 0.3) * fov, view.y_mm + rng.uniform(-0.3, 0.3) * fov,
+               -float(rng.uniform(1.0, 8.0)))
+        direction = (math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), -math.sin(pitch))
+        needle = NeedlePose(tuple(float(v) for v in tip), direction, GAUGE_DIAMETER_MM[gauge], 40.0)
+        scenario = f"needle/{gauge}G/{math.degrees(pitch):.1f}deg"
+    frame = renderer.render(phantom, view, t_s, rng, needle=needle)
+    frame.meta.update({"scenario": scenario})
+    return frame
+
+
+def _make_renderer(modality: str, rng: np.random.Generator, ranges: SceneRanges, size_px: tuple[int, int]):
+    overrides = {name: _uniform_union(rng, bands) for name, bands in sorted(ranges.param_bands.items())}
+    seed = int(rng.integers(2**31))
+    if modality == "us":
+        from ir_robot.sim.ultrasound import UltrasoundRenderer, sample_ultrasound_params
+
+        fov_d, fov_w = float(rng.uniform(26.0, 34.0)), float(rng.uniform(26.0, 34.0))
+        params = sample_ultrasound_params(rng, size_px=tuple(size_px), depth_mm=fov_d, width_mm=fov_w, **overrides)
+        return UltrasoundRenderer(params, seed=seed)
+    from ir_robot.sim.nir import NirRenderer, sample_nir_params
+
+    params = sample_nir_params(rng, size_px=tuple(size_px), fov_mm=float(rng.uniform(42.0, 58.0)), **overrides)
+    return NirRenderer(params, seed=seed)
+
+
+def iter_frames(modality: str, n: int, seed: int, split: str = "train", *, size_px: tuple[int, int] = (256, 256),
+                phantoms_per_group: int = 3, frames_per_phantom: int = 8) -> Iterator[ImageFrame]:
+    """Yield ``n`` reproducible frames. Each group of ``phantoms_per_group * frames_per_phantom``
+    frames shares one renderer (one set of imaging parameters) and has its own seed."""
+    if modality not in MODALITIES:
+        raise PerceptionError(f"unknown modality {modality!r}; use one of {MODALITIES}")
+    if n < 0:
+        raise PerceptionError(f"dataset size must be >= 0, got {n}")
+    ranges = split_ranges(modality, split)
+    per_group = phantoms_per_group * frames_per_phantom
+    made = 0
+    group = 0
+    make_frame = _us_frame if modality == "us" else _nir_frame
+    while made < n:
+        ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(SPLITS[split], MODALITIES.index(modality), group))
+        rng = np.random.default_rng(ss)
+        renderer = _make_renderer(modality, rng, ranges, size_px)
+        for k in range(per_group):
+            if made >= n:
+                break
+            if k % frames_per_phantom == 0:
+                phantom = _sample_phantom(rng)
+            frame = make_frame(rng, renderer, phantom, ranges)
+            frame.meta.update({"group": group, "split": split, "dataset_seed": int(seed),
+                               "phantom_key": f"{split}/{seed}/{group}/{k // frames_per_phantom}"})
+            yield frame
+            made += 1
+        group += 1
+
+
+# --------------------------------------------------------------------------- storage
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return v
+
+
+def frame_record(frame: ImageFrame) -> dict:
+    return _jsonable({"modality": frame.modality, "spacing_mm": frame.spacing_mm, "stamp_s": frame.stamp_s,
+                      "tip_px": frame.tip_px, "vessel_centres_px": frame.vessel_centres_px,
+                      "vessel_depths_mm": frame.vessel_depths_mm, "vessel_kinds": frame.vessel_kinds,
+                      "meta": frame.meta})
+
+
+class FrameSet:
+    """Images, labels and per-frame records of a dataset (arrays in memory)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, records: list[dict], manifest: dict | None = None):
+        if images.shape != labels.shape or images.ndim != 3 or len(records) != len(images):
+            raise PerceptionError(f"dataset arrays do not agree: images {images.shape}, labels {labels.shape}, "
+                                  f"{len(records)} records")
+        self.images = images
+        self.labels = labels
+        self.records = records
+        self.manifest = dict(manifest or {})
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def modality(self) -> str:
+        return self.manifest.get("modality") or (self.records[0]["modality"] if self.records else "us")
+
+    def frame(self, i: int) -> ImageFrame:
+        r = self.records[i]
+        tip = r.get("tip_px")
+        return ImageFrame(r.get("modality", self.modality), self.images[i], tuple(r["spacing_mm"]),
+                          float(r.get("stamp_s", 0.0)), self.labels[i], tuple(tip) if tip is not None else None,
+                          tuple(tuple(c) for c in r.get("vessel_centres_px", ())),
+                          tuple(r.get("vessel_depths_mm", ())), tuple(r.get("vessel_kinds", ())),
+                          dict(r.get("meta", {})))
+
+    def frames(self) -> Iterator[ImageFrame]:
+        for i in range(len(self)):
+            yield self.frame(i)
+
+    @classmethod
+    def from_frames(cls, frames, manifest: dict | None = None) -> "FrameSet":
+        frames = list(frames)
+        if not frames:
+            raise PerceptionError("cannot build a dataset from zero frames")
+        shapes = {f.image.shape for f in frames}
+        if len(shapes) != 1:
+            raise PerceptionError(f"frames have different sizes {sorted(shapes)}; a dataset needs one size")
+        images = np.stack([f.image for f in frames]).astype(np.uint8)
+        labels = np.stack([f.labels for f in frames]).astype(np.uint8)
+        return cls(images, labels, [frame_record(f) for f in frames], manifest)
+
+
+def generate(modality: str, n: int, seed: int, split: str = "train", *, size_px=(256, 256),
+             progress: bool = False) -> FrameSet:
+    """Generate a dataset in memory (see :func:`iter_frames`)."""
+    t0 = time.perf_counter()
+    it = iter_frames(modality, n, seed, split, size_px=size_px)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, total=n, desc=f"dataset {modality}/{split}", unit="frame", leave=False)
+    fs = FrameSet.from_frames(it, manifest_for(modality, n, seed, split, size_px))
+    fs.manifest["generation_s"] = round(time.perf_counter() - t0, 2)
+    return fs
+
+
+def manifest_for(modality: str, n: int, seed: int, split: str, size_px) -> dict:
+    ranges = split_ranges(modality, split)
+    return {"format": "ir_robot.perception.dataset", "version": DATASET_VERSION, "modality": modality,
+            "split": split, "n": int(n), "seed": int(seed), "size_px": list(size_px),
+            "param_bands": _jsonable(ranges.param_bands), "needle_pitch_deg": _jsonable(ranges.needle_pitch_deg),
+            "gauges": list(ranges.gauges)}
+
+
+def save_dataset(fs: FrameSet, out: str | Path, *, png: bool = True) -> Path:
+    """Write a dataset folder (see the module docstring)."""
+    import cv2
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "frames.npz", images=fs.images, labels=fs.labels)
+    with open(out / "frames.jsonl", "w") as fh:
+        for r in fs.records:
+            fh.write(json.dumps(r) + "\n")
+    if png:
+        (out / "images").mkdir(exist_ok=True)
+        (out / "labels").mkdir(exist_ok=True)
+        for i in range(len(fs)):
+            cv2.imwrite(str(out / "images" / f"{i:06d}.png"), fs.images[i])
+            cv2.imwrite(str(out / "labels" / f"{i:06d}.png"), fs.labels[i])
+    (out / "dataset.json").write_text(json.dumps(_jsonable(fs.manifest), indent=2))
+    return out
+
+
+def load_dataset(path: str | Path) -> FrameSet:
+    """Read a dataset folder written by :func:`save_dataset`."""
+    p = Path(path)
+    for name in ("dataset.json", "frames.npz", "frames.jsonl"):
+        if not (p / name).is_file():
+            raise PerceptionError(f"dataset {p}: missing {name}; make one with `ir-robot dataset us|nir --n N "
+                                  f"--seed S --out {p}`")
+    try:
+        manifest = json.loads((p / "dataset.json").read_text())
+        with np.load(p / "frames.npz") as z:
+            images, labels = z["images"], z["labels"]
+        records = [json.loads(line) for line in (p / "frames.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError) as exc:
+        raise PerceptionError(f"dataset {p}: cannot be read ({exc}); regenerate it") from None
+    return FrameSet(images, labels, records, manifest)
+
+
+def cached_dataset(modality: str, n: int, seed: int, split: str, cache_dir: str | Path, *, size_px=(256, 256),
+                   progress: bool = False) -> FrameSet:
+    """Load ``cache_dir/<modality>_<split>_n<n>_s<seed>_<H>x<W>`` or generate and save it there."""
+    d = Path(cache_dir) / f"{modality}_{split}_n{n}_s{seed}_{size_px[0]}x{size_px[1]}_v{DATASET_VERSION}"
+    if (d / "dataset.json").is_file():
+        try:
+            fs = load_dataset(d)
+            if fs.manifest.get("n") == n and len(fs) == n:
+                return fs
+        except PerceptionError:
+            pass
+    fs = generate(modality, n, seed, split, size_px=size_px, progress=progress)
+    save_dataset(fs, d, png=False)
+    return fs

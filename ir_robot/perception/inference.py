@@ -1,0 +1,304 @@
+"""The predictors used by the venipuncture controller, the ROS nodes and ``ir-robot segment``.
+
+::
+
+    us = UltrasoundPerception.default()          # models/us_seg/model.pt
+    res = us.predict(frame)                      # ImageFrame, or a uint8 (H, W) array (+ spacing_mm)
+    res.mask, res.vessels, res.needle            # UsResult
+    nir = NirPerception.default(); nir.predict(frame).veins
+    gt = GroundTruthPerception(); gt.predict(frame)   # same results from frame.labels
+
+Any image size is accepted (resized to the model's input and the class probabilities
+resized back). Bad input (wrong channels, dtype or size; a missing, corrupt or foreign
+weights file) raises one :class:`~ir_robot.core.errors.PerceptionError` naming the problem.
+
+Weights file format (``torch.save`` of a plain dict, loaded with ``weights_only=True``)::
+
+    {"format": "ir_robot.perception.segmenter/1", "modality": "us" | "nir",
+     "arch": {"name": "unet", ...}, "input_size": 128, "classes": [...],
+     "field_of_view_mm": [depth, width], "state_dict": {...}, "info": {...}}
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ir_robot.core.errors import PerceptionError
+from ir_robot.core.types import LABEL_NAMES, ImageFrame
+from ir_robot.perception.postprocess import (DEFAULT_POSTPROCESS, NirResult, PostprocessParams, UsResult,
+                                             analyse_nir, analyse_us)
+from ir_robot.perception.transforms import (check_spacing, probs_to_size, to_model_input, validate_image)
+
+WEIGHTS_FORMAT = "ir_robot.perception.segmenter/1"
+CLASSES = {"us": LABEL_NAMES, "nir": LABEL_NAMES[:2]}
+MODEL_DIRS = {"us": "us_seg", "nir": "nir_seg"}
+DEFAULT_FOV_MM = {"us": (30.0, 30.0), "nir": (50.0, 50.0)}
+
+
+def default_weights_path(modality: str) -> Path:
+    """``models/us_seg/model.pt`` or ``models/nir_seg/model.pt`` in the package data."""
+    from ir_robot.paths import data_path
+
+    if modality not in MODEL_DIRS:
+        raise PerceptionError(f"unknown modality {modality!r}; use one of {sorted(MODEL_DIRS)}")
+    return data_path("models", MODEL_DIRS[modality], "model.pt")
+
+
+def save_weights(path: str | Path, model, *, modality: str, arch: dict, input_size: int,
+                 field_of_view_mm: tuple[float, float], info: dict | None = None) -> Path:
+    """Write a weights file (see the module docstring) atomically."""
+    import torch
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": WEIGHTS_FORMAT, "modality": modality, "arch": dict(arch), "input_size": int(input_size),
+            "classes": list(CLASSES[modality]), "field_of_view_mm": [float(v) for v in field_of_view_mm],
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "info": dict(info or {})}
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(p)
+    return p
+
+
+def load_weights(path: str | Path, *, expect_modality: str | None = None):
+    """Load a weights file into a fresh eval-mode network. Returns ``(model, meta)``."""
+    import torch
+
+    from ir_robot.perception.models import build_model
+
+    p = Path(path)
+    fix = (f"train one with `ir-robot train-perception {expect_modality or 'us|nir'} --out DIR` "
+           f"or pass the right --weights file")
+    if not p.exists():
+        raise PerceptionError(f"weights file {p}: not found; {fix}")
+    if not p.is_file() or p.stat().st_size == 0:
+        raise PerceptionError(f"weights file {p}: empty or not a file; {fix}")
+    try:
+        data = p.read_bytes()
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors of many kinds: one message for people
+        raise PerceptionError(f"weights file {p}: cannot be read as torch weights ({type(exc).__name__}); "
+                              f"the file is corrupt, truncated or not a weights file; {fix}") from None
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+        raise PerceptionError(f"weights file {p}: not an ir_robot segmenter (format {found!r}, expected "
+                              f"{WEIGHTS_FORMAT!r}); {fix}")
+    modality = blob.get("modality")
+    if expect_modality is not None and modality != expect_modality:
+        raise PerceptionError(f"weights file {p}: holds a {modality!r} model but a {expect_modality!r} model is "
+                              f"needed; pass the {expect_modality} weights (models/{MODEL_DIRS.get(expect_modality)}"
+                              f"/model.pt)")
+    if modality not in CLASSES or list(blob.get("classes", [])) != list(CLASSES[modality]):
+        raise PerceptionError(f"weights file {p}: classes {blob.get('classes')} do not match the {modality!r} "
+                              f"label set {list(CLASSES.get(modality, []))}")
+    arch = dict(blob.get("arch") or {})
+    if arch.get("num_classes") != len(CLASSES[modality]):
+        raise PerceptionError(f"weights file {p}: architecture has {arch.get('num_classes')} outputs, the "
+                              f"{modality!r} label set needs {len(CLASSES[modality])}")
+    try:
+        model = build_model(arch)
+        model.load_state_dict(blob["state_dict"], strict=True)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise PerceptionError(f"weights file {p}: tensors do not fit architecture {arch} ({first}); the file "
+                              f"belongs to another model") from None
+    model.eval()
+    size = int(blob.get("input_size", 0))
+    if size < 16 or size % model.divisor:
+        raise PerceptionError(f"weights file {p}: input_size {size} is not a multiple of {model.divisor}")
+    meta = {k: v for k, v in blob.items() if k != "state_dict"}
+    meta["path"] = str(p)
+    return model, meta
+
+
+class Segmenter:
+    """A loaded network plus its transforms: uint8 image -> per-class probabilities at image size."""
+
+    def __init__(self, model, meta: dict, *, threads: int | None = None):
+        import torch
+
+        self.model = model.eval()
+        self.meta = dict(meta)
+        self.modality: str = meta["modality"]
+        self.input_size: int = int(meta["input_size"])
+        self.num_classes = len(CLASSES[self.modality])
+        self.field_of_view_mm = tuple(meta.get("field_of_view_mm") or DEFAULT_FOV_MM[self.modality])
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self._torch = torch
+
+    @classmethod
+    def from_weights(cls, path: str | Path, *, modality: str | None = None, threads: int | None = None) -> "Segmenter":
+        model, meta = load_weights(path, expect_modality=modality)
+        return cls(model, meta, threads=threads)
+
+    def probabilities_batch(self, images: np.ndarray) -> np.ndarray:
+        """Validated uint8 ``(N, H, W)`` of one size -> probabilities ``(N, C, H, W)`` float32."""
+        torch = self._torch
+        x = torch.from_numpy(to_model_input(images, self.input_size))
+        with torch.inference_mode():
+            probs = torch.softmax(self.model(x), dim=1).numpy()
+        h, w = images.shape[-2:]
+        return np.stack([probs_to_size(p, (h, w)) for p in probs])
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        img = validate_image(image)
+        return self.probabilities_batch(img[None])[0]
+
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mask uint8 (H, W), probs (C, H, W))`` for one grey image."""
+        probs = self.probabilities(image)
+        return probs.argmax(axis=0).astype(np.uint8), probs
+
+
+def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str):
+    """(validated image, spacing) from an ImageFrame or an array (+ optional spacing)."""
+    if isinstance(frame, ImageFrame):
+        if frame.modality not in (modality, "", None):
+            raise PerceptionError(f"frame modality {frame.modality!r} given to the {modality!r} perception; "
+                                  f"use the matching predictor")
+        img = validate_image(frame.image, what=f"{frame.modality} frame")
+        spacing = frame.spacing_mm if spacing_mm is None else spacing_mm
+    else:
+        img = validate_image(frame)
+        if spacing_mm is None:
+            # assume the field of view the model was trained on, spread over this image
+            spacing = (fov_mm[0] / img.shape[0], fov_mm[1] / img.shape[1])
+        else:
+            spacing = spacing_mm
+    return img, check_spacing(spacing)
+
+
+class UltrasoundPerception:
+    """Learned ultrasound perception: mask {background, vein, artery, needle}, vessels, needle."""
+
+    modality = "us"
+
+    def __init__(self, segmenter: Segmenter, postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+        if segmenter.modality != self.modality:
+            raise PerceptionError(f"{type(self).__name__} needs a 'us' model, got a {segmenter.modality!r} model")
+        self.segmenter = segmenter
+        self.postprocess = postprocess
+
+    @classmethod
+    def default(cls, *, threads: int | None = None) -> "UltrasoundPerception":
+        return cls.from_weights(default_weights_path(cls.modality), threads=threads)
+
+    @classmethod
+    def from_weights(cls, path: str | Path, *, threads: int | None = None,
+                     postprocess: PostprocessParams = DEFAULT_POSTPROCESS) -> "UltrasoundPerception":
+        return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
+
+    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> UsResult:
+        img, spacing = _frame_inputs(frame, spacing_mm, self.segmenter.field_of_view_mm, self.modality)
+        mask, probs = self.segmenter.segment(img)
+        return analyse_us(mask, spacing, probs, self.postprocess, source="model")
+
+
+class NirPerception:
+    """Learned NIR perception: mask {background, vein} and veins (centreline, width, angle...)."""
+
+    modality = "nir"
+
+    def __init__(self, segmenter: Segmenter, postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+        if segmenter.modality != self.modality:
+            raise PerceptionError(f"{type(self).__name__} needs a 'nir' model, got a {segmenter.modality!r} model")
+        self.segmenter = segmenter
+        self.postprocess = postprocess
+
+    @classmethod
+    def default(cls, *, threads: int | None = None) -> "NirPerception":
+        return cls.from_weights(default_weights_path(cls.modality), threads=threads)
+
+    @classmethod
+    def from_weights(cls, path: str | Path, *, threads: int | None = None,
+                     postprocess: PostprocessParams = DEFAULT_POSTPROCESS) -> "NirPerception":
+        return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
+
+    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> NirResult:
+        img, spacing = _frame_inputs(frame, spacing_mm, self.segmenter.field_of_view_mm, self.modality)
+        mask, probs = self.segmenter.segment(img)
+        return analyse_nir(mask, spacing, probs, img, self.postprocess, source="model")
+
+
+class GroundTruthPerception:
+    """Perfect perception: the same results computed from ``frame.labels`` by the same post-processing.
+
+    Lets the controller separate perception errors from control errors. Works for both
+    modalities (dispatch on ``frame.modality``).
+    """
+
+    def __init__(self, postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+        self.postprocess = postprocess
+
+    def predict(self, frame: ImageFrame, spacing_mm=None) -> UsResult | NirResult:
+        if not isinstance(frame, ImageFrame) or frame.labels is None:
+            raise PerceptionError("GroundTruthPerception needs an ImageFrame with labels (a simulated frame)")
+        labels = np.asarray(frame.labels)
+        if labels.shape != frame.image.shape[:2] or labels.dtype != np.uint8:
+            raise PerceptionError(f"frame labels: shape {labels.shape} / dtype {labels.dtype} do not match the "
+                                  f"image {frame.image.shape[:2]} uint8")
+        spacing = check_spacing(frame.spacing_mm if spacing_mm is None else spacing_mm)
+        if frame.modality == "nir":
+            return analyse_nir(labels, spacing, None, validate_image(frame.image), self.postprocess,
+                               source="ground_truth")
+        if frame.modality == "us":
+            return analyse_us(labels, spacing, None, self.postprocess, source="ground_truth")
+        raise PerceptionError(f"GroundTruthPerception: unknown frame modality {frame.modality!r} (use 'us' or 'nir')")
+
+
+def make_perception(modality: str, weights: str | Path | None = None, *, threads: int | None = None):
+    """The learned predictor of a modality, from ``weights`` or the shipped default."""
+    if modality == "us":
+        return UltrasoundPerception.from_weights(weights or default_weights_path("us"), threads=threads)
+    if modality == "nir":
+        return NirPerception.from_weights(weights or default_weights_path("nir"), threads=threads)
+    raise PerceptionError(f"unknown modality {modality!r}; use 'us' or 'nir'")
+
+
+#: BGR colours of the overlay: vein blue, artery red, needle yellow
+OVERLAY_COLOURS = {1: (255, 120, 0), 2: (40, 40, 230), 3: (0, 230, 255)}
+
+
+def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float = 0.45) -> np.ndarray:
+    """BGR picture of ``result`` on its grey image: tinted classes, vessel centres, needle axis and tip."""
+    import cv2
+
+    img = validate_image(image)
+    if img.shape != result.mask.shape:
+        raise PerceptionError(f"overlay: image {img.shape} and mask {result.mask.shape} differ in size")
+    bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    tint = bgr.copy()
+    for label, colour in OVERLAY_COLOURS.items():
+        tint[result.mask == label] = colour
+    out = cv2.addWeighted(tint, alpha, bgr, 1 - alpha, 0)
+    scale = max(1, round(max(img.shape) / 256))
+    if isinstance(result, UsResult):
+        for v in result.vessels:
+            c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
+            cv2.drawMarker(out, c, OVERLAY_COLOURS[2 if v.kind == "artery" else 1], cv2.MARKER_CROSS, 8 * scale,
+                           scale)
+            cv2.putText(out, f"{v.kind[0].upper()} {v.depth_mm:.1f}mm", (c[0] + 5 * scale, c[1] - 4 * scale),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+        nd = result.needle
+        if nd is not None:
+            tip = (int(round(nd.tip_px[1])), int(round(nd.tip_px[0])))
+            if nd.tail_px is not None:
+                tail = (int(round(nd.tail_px[1])), int(round(nd.tail_px[0])))
+                cv2.line(out, tail, tip, (0, 255, 0), scale, cv2.LINE_AA)
+            cv2.circle(out, tip, 4 * scale, (0, 255, 0), scale, cv2.LINE_AA)
+            label = f"tip {nd.tip_mm[1]:.1f}mm" + (f" {nd.angle_deg:.0f}deg" if nd.angle_deg is not None else "")
+            cv2.putText(out, label, (tip[0] + 6 * scale, tip[1] + 12 * scale), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.35 * scale, (0, 255, 0), 1, cv2.LINE_AA)
+    else:
+        for v in result.veins:
+            pts = np.round(v.centreline_px[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], False, (0, 255, 0), scale, cv2.LINE_AA)
+            c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
+            cv2.putText(out, f"{v.width_mm:.1f}mm", (c[0] + 4, c[1] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+    return out
