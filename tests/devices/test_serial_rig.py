@@ -1,0 +1,428 @@
+"""GrblRig against the GRBL 1.1 emulator over real pseudo-terminals (issue #6 acceptance)."""
+
+import dataclasses
+import errno
+import os
+import re
+import time
+
+import numpy as np
+import pytest
+
+from ir_robot.core.errors import RigError, SafetyTrip
+from ir_robot.core.types import JointVector, RigCommand
+from ir_robot.devices import grbl as P
+from ir_robot.devices.base import Rig
+from ir_robot.devices.emulator import GrblEmulator
+from ir_robot.devices.serial_rig import GrblRig
+
+
+def wait_for(pred, timeout=3.0, step=0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def joints(cfg, x=0.0, y=0.0, insert=0.0):
+    return JointVector(x_mm=x, y_mm=y, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad, insert_mm=insert,
+                       probe_yaw_rad=cfg.fixed.probe_yaw_rad)
+
+
+# ----------------------------------------------------------------------------- wake-up and queries
+
+def test_connect_reads_banner_build_info_and_settings(rig, emulator):
+    assert isinstance(rig, Rig)
+    assert rig.version == "1.1h"
+    assert rig.build.version == "1.1h" and rig.build.build == "20190825"
+    assert rig.options.rx_buffer_bytes == 128 and rig.options.planner_blocks == 15
+    assert rig.rx_budget_bytes == 127
+    assert rig.settings[110] == 600.0 and rig.settings[22] == 1.0
+    # homing is enabled: GRBL starts locked in Alarm with the unlock hint
+    st = rig.read_state()
+    assert st.status == "alarm" and not st.moving
+    with pytest.raises(RigError, match="Alarm"):
+        rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+
+
+def test_settings_mismatch_names_the_setting(rig_config, flat_force):
+    with GrblEmulator(rig_config, settings={111: 450.0}, force_fn=flat_force) as emu:
+        with pytest.raises(RigError) as info:
+            GrblRig(rig_config, port=emu.port, loadcell_port=None)
+    msg = str(info.value)
+    assert "$111 (Y max rate, mm/min) is 450" in msg and "$111=600" in msg and emu.port in msg
+
+
+def test_unlock_home_and_messages(rig, emulator):
+    rig.unlock()
+    assert any("Caution: Unlocked" in text for _t, text in rig.messages)
+    assert rig.read_state().status == "idle"
+    rig.home()
+    mpos, _wpos, _wco = rig.positions()
+    assert mpos == pytest.approx((-1.0, -1.0, -1.0))
+    gc = rig.gcode_state()
+    assert "G21" in gc.words and "G90" in gc.words
+
+
+def test_status_reports_are_polled_at_about_5_hz(rig, emulator):
+    n0 = emulator.status_replies
+    time.sleep(1.0)
+    n = emulator.status_replies - n0
+    assert 3 <= n <= 8
+    s = rig.status()
+    assert s.planner_blocks_free == 15 and s.rx_bytes_free == 128 and s.feed == 0.0 and s.mpos is not None
+
+
+def test_wpos_reports_are_converted_with_wco(rig_config, flat_force):
+    with GrblEmulator(rig_config, settings={10: 0}, wco_mm=(1.0, 2.0, 3.0), force_fn=flat_force) as emu:
+        with GrblRig(rig_config, port=emu.port, loadcell_port=None) as rig:
+            rig.home()
+            time.sleep(0.25)
+            mpos, wpos, wco = rig.positions()
+            assert rig.status().wpos is not None and rig.status().mpos is None
+            assert wco == (1.0, 2.0, 3.0)
+            assert mpos == pytest.approx((-1.0, -1.0, -1.0)) and wpos == pytest.approx((-2.0, -3.0, -4.0))
+            assert rig.read_state().joints == rig_config.joints_from_mpos(mpos)
+
+
+# ----------------------------------------------------------------------------- motion
+
+def test_move_to_reaches_the_target_in_machine_coordinates(ready_rig, emulator, rig_config):
+    target = joints(rig_config, x=45.0, y=27.0, insert=2.5)
+    ready_rig.move_to(target, speed_mm_s=8.0)
+    assert emulator.received_lines[-1].startswith("G90 G21 G53 G1 X-5.000 Y-3.000 Z-2.500 F480")
+    st = ready_rig.wait_idle(timeout=10)
+    assert st.joints.x_mm == pytest.approx(45.0, abs=1e-3) and st.joints.insert_mm == pytest.approx(2.5, abs=1e-3)
+    assert np.allclose(emulator.mpos, [-5.0, -3.0, -2.5])
+
+
+def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, rig_config):
+    with pytest.raises(RigError, match="pitch_rad is fixed"):
+        ready_rig.move_to(joints(rig_config, 45, 27).replace(pitch_rad=0.5))
+    with pytest.raises(RigError, match=r"x_mm=60 is outside the rig's travel \[-50, 50\]"):
+        ready_rig.move_to(joints(rig_config, 60, 27))
+
+
+def test_jog_distance_is_rate_times_duration(ready_rig, emulator, rig_config):
+    ready_rig.command(RigCommand(JointVector(x_mm=-2.0, insert_mm=1.0), duration_s=0.5))
+    line = emulator.received_lines[-1]
+    assert line == "$J=G91 G21 X-1.000 Z-0.500 F134.2"  # |(-2, -1)| mm/s * 60 = 134.16 mm/min
+    st = ready_rig.wait_idle(timeout=5)
+    assert st.joints.x_mm == pytest.approx(49.0 - 1.0, abs=1e-3)
+    assert st.joints.insert_mm == pytest.approx(1.0 + 0.5, abs=1e-3)
+
+
+def test_jog_rates_are_clipped_to_the_max_rates_keeping_direction(ready_rig, emulator):
+    # Z (insert) max rate 300 mm/min = 5 mm/s: 20 mm/s asks 4x too much
+    ready_rig.command(RigCommand(JointVector(x_mm=-4.0, insert_mm=20.0), duration_s=0.1))
+    words = dict(re.findall(r"([XYZF])(-?[\d.]+)", emulator.received_lines[-1]))
+    assert float(words["Z"]) == pytest.approx(-0.5) and float(words["X"]) == pytest.approx(-0.1)
+    assert float(words["F"]) == pytest.approx(np.hypot(1.0, 5.0) * 60, abs=0.1)
+    assert ready_rig.last_command_scale == pytest.approx(0.25)
+    ready_rig.command(RigCommand.stop())
+
+
+def test_zero_command_cancels_the_jog(ready_rig, emulator):
+    ready_rig.command(RigCommand(JointVector(x_mm=-5.0), duration_s=3.0))
+    assert wait_for(lambda: emulator.state == "Jog" and emulator.mpos[0] < -1.5)
+    ready_rig.command(RigCommand.stop())
+    assert wait_for(lambda: emulator.state == "Idle")
+    assert emulator.realtime_log[-1][1] == P.JOG_CANCEL
+    st = ready_rig.wait_idle(timeout=3)
+    assert 40.0 < st.joints.x_mm < 48.5  # stopped part way along the 15 mm jog
+
+
+def test_rate_on_a_fixed_joint_raises(ready_rig):
+    with pytest.raises(RigError, match="z_mm is fixed on this rig"):
+        ready_rig.command(RigCommand(JointVector(z_mm=1.0), 0.1))
+    with pytest.raises(RigError, match="probe_yaw_rad is fixed"):
+        ready_rig.command(RigCommand(JointVector(x_mm=1.0, probe_yaw_rad=0.1), 0.1))
+
+
+def test_jog_beyond_travel_is_error_15(ready_rig):
+    with pytest.raises(P.GrblCommandError) as info:
+        ready_rig.command(RigCommand(JointVector(x_mm=5.0), duration_s=1.0))  # +5 mm in X: beyond MPos 0
+    assert info.value.code == 15 and "exceeds machine travel" in str(info.value)
+    ready_rig.command(RigCommand(JointVector(x_mm=-1.0), duration_s=0.1))  # the rig still works
+
+
+def test_error_codes_map_to_exceptions_with_meaning(ready_rig):
+    cases = {"G2 X1 Y1 I1": 20, "G1 X-1": 22, "$J=G91 X-1": 22, "$J=G91 M3 X-1 F10": 16, "G4": 28, "$FOO": 3,
+             "G0 G1 X-1": 21}
+    for line, code in cases.items():
+        with pytest.raises(P.GrblCommandError) as info:
+            ready_rig.send(line)
+        assert info.value.code == code, line
+        assert P.ERROR_CODES[code] in str(info.value) and line in str(info.value)
+
+
+def test_feed_hold_and_resume(ready_rig, emulator, rig_config):
+    ready_rig.move_to(joints(rig_config, x=30.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    assert wait_for(lambda: emulator.state == "Run")
+    ready_rig.feed_hold()
+    assert wait_for(lambda: (emulator.state, emulator.substate) == ("Hold", 0))
+    x_hold = emulator.mpos[0]
+    assert wait_for(lambda: ready_rig.read_state().status == "hold", timeout=1.0)
+    time.sleep(0.2)
+    assert emulator.mpos[0] == x_hold  # held
+    ready_rig.resume()
+    st = ready_rig.wait_idle(timeout=10)
+    assert st.joints.x_mm == pytest.approx(30.0, abs=1e-3)
+
+
+def test_stop_sends_feed_hold_then_reset_and_latches(ready_rig, emulator, rig_config):
+    ready_rig.move_to(joints(rig_config, x=10.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    assert wait_for(lambda: emulator.state == "Run")
+    ready_rig.stop("test e-stop")
+    ready_rig.stop("twice is fine")
+    assert wait_for(lambda: emulator.state == "Alarm")
+    rt = [b for _t, b in emulator.realtime_log]
+    i = rt.index(P.FEED_HOLD)
+    assert rt[i + 1] == P.SOFT_RESET
+    assert any(code == 3 for _t, code in emulator.alarms_sent)  # reset while moving
+    assert ready_rig.read_state().status == "estop"
+    with pytest.raises(RigError, match="stopped"):
+        ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+    ready_rig.home()
+    assert ready_rig.read_state().status == "idle"
+
+
+def test_alarm_push_raises_with_meaning_and_resets_critical_alarms(ready_rig, emulator):
+    emulator.push_alarm(1)  # hard limit: critical, GRBL waits for a reset
+    assert wait_for(lambda: emulator.resets >= 1)
+    assert wait_for(lambda: ready_rig.read_state().status == "alarm")
+    with pytest.raises(P.GrblAlarm) as info:
+        ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+    assert info.value.code == 1 and "Hard limit" in str(info.value)
+    time.sleep(0.7)  # the watchdog is happy again after the reset
+    assert ready_rig.fault is None
+    ready_rig.home()
+    ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+
+
+# ----------------------------------------------------------------------------- streaming
+
+def test_streaming_ten_thousand_lines_none_lost_none_duplicated(ready_rig, emulator):
+    lines = [f"N{i + 1} G{90 + i % 2} G21" if i % 3 else f"N{i + 1} F{100 + i % 900}" for i in range(10_000)]
+    n_before = len(emulator.received_lines)
+    ok_before = emulator.ok_sent
+    res = ready_rig.stream(lines)
+    assert res.sent == 10_000 and res.ok == 10_000 and res.errors == []
+    assert emulator.received_lines[n_before:] == lines          # none lost, none duplicated, in order
+    assert emulator.ok_sent - ok_before == 10_000
+    assert not emulator.rx_overflow and emulator.rx_overflow_bytes == 0
+    assert emulator.rx_max_used <= 127 and res.max_in_flight_bytes <= 127
+    assert res.max_in_flight_bytes > 100  # the budget was really used, not one line at a time
+
+
+def test_stream_with_motion_waits_for_the_planner(ready_rig, emulator):
+    lines = [f"G91 G1 X-0.05 F3000" for _ in range(60)]  # more blocks than the 15-block planner holds
+    res = ready_rig.stream(lines + ["G90"])
+    assert res.ok == 61 and not emulator.rx_overflow
+    st = ready_rig.wait_idle(timeout=10)
+    assert st.joints.x_mm == pytest.approx(49.0 - 3.0, abs=1e-3)
+
+
+def test_stream_reports_errors_by_index_and_keeps_going(ready_rig, emulator):
+    res = ready_rig.stream(["G21", "G2 X1", "G90", "G1 X-1"] * 10)
+    assert res.ok == 20 and [i for i, _ in res.errors] == [i for i in range(40) if i % 4 in (1, 3)]
+    assert {e.code for _, e in res.errors} == {20, 22}
+
+
+def test_naive_flooding_does_overflow_the_emulator(emulator):
+    """The overflow detector works: without character counting the RX buffer overfills."""
+    import serial
+
+    with serial.Serial(emulator.port, 115200, timeout=0.2) as s:
+        time.sleep(0.2)
+        s.write(b"$X\n")
+        s.write(b"".join(f"N{i} G91 G1 X-0.01 F100\n".encode() for i in range(1, 400)))
+        assert wait_for(lambda: emulator.rx_overflow, timeout=2.0)
+    assert emulator.rx_overflow_bytes > 0 and emulator.rx_max_used == 128
+
+
+# ----------------------------------------------------------------------------- faults
+
+def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig, emulator, rig_config):
+    ready_rig.move_to(joints(rig_config, x=0.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    assert wait_for(lambda: emulator.state == "Run")
+    t_unplug = emulator.unplug()
+    assert wait_for(lambda: ready_rig.fault is not None, timeout=1.0)
+    assert ready_rig.fault_time - t_unplug < 0.100
+    t_halt, reason, delivered = ready_rig.halts[-1]
+    assert reason == "fault" and t_halt - t_unplug < 0.100 and delivered is False  # attempted; the port is gone
+    st = ready_rig.read_state()
+    assert st.status == "estop" and "vanished" in st.message and ready_rig.port in st.message
+    with pytest.raises(RigError, match="vanished"):
+        ready_rig.move_to(joints(rig_config, x=10.0, y=29.0, insert=1.0))
+
+
+def test_no_status_reply_for_500_ms_halts_with_a_clear_error(ready_rig, emulator):
+    time.sleep(0.25)
+    emulator.stall()
+    t_stall = time.monotonic()
+    assert wait_for(lambda: ready_rig.fault is not None, timeout=2.0)
+    waited = ready_rig.fault_time - t_stall
+    assert 0.3 < waited < 1.0
+    assert "no status reply" in str(ready_rig.fault) and ready_rig.port in str(ready_rig.fault)
+    def after():
+        return [b for t, b in emulator.realtime_log if t >= t_stall]
+
+    assert wait_for(lambda: len(after()) >= 2)
+    assert after()[:2] == [P.FEED_HOLD, P.SOFT_RESET]  # halt attempted even though the board is mute
+    assert ready_rig.read_state().status == "estop"
+
+
+def test_garbage_lines_are_surfaced_as_protocol_errors(ready_rig, emulator):
+    n0 = ready_rig.protocol_error_count
+    emulator.inject_garbage(5)
+    assert wait_for(lambda: ready_rig.protocol_error_count - n0 == 5)
+    assert all("malformed line from GRBL" in str(e) for e in list(ready_rig.protocol_errors)[-5:])
+    assert ready_rig.fault is None
+    ready_rig.send("$G")  # still in sync
+    emulator.inject_garbage(40)  # a corrupt link halts the rig
+    assert wait_for(lambda: ready_rig.fault is not None)
+    assert "corrupt" in str(ready_rig.fault) and "baud" in str(ready_rig.fault)
+
+
+def test_force_above_threshold_feed_holds_and_resets_within_50_ms(ready_rig, emulator, rig_config):
+    limit = rig_config.loadcell.force_limit_n
+    ready_rig.move_to(joints(rig_config, x=20.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    assert wait_for(lambda: emulator.state == "Run")
+    t0 = emulator.force_spike(force_n=limit + 2.0, duration_s=0.3)
+    assert wait_for(lambda: ready_rig.read_state().status == "estop", timeout=1.0)
+    t_over = next(t for t, f in list(emulator.samples) if t >= t0 and f > limit)
+    after = [(t, b) for t, b in emulator.realtime_log if t >= t_over]
+    (t_hold, b1), (t_reset, b2) = after[:2]
+    assert (b1, b2) == (P.FEED_HOLD, P.SOFT_RESET)
+    assert t_reset - t_over < 0.050
+    st = ready_rig.read_state()
+    assert "force" in st.message and st.force_n > limit
+    with pytest.raises(SafetyTrip) as info:
+        ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+    assert info.value.reason == "force"
+    assert wait_for(lambda: ready_rig.read_state().force_n < limit, timeout=2.0)
+    ready_rig.home()
+    ready_rig.command(RigCommand(JointVector(insert_mm=1.0), 0.1))  # re-armed: inserting allowed again
+
+
+def test_force_still_high_after_unlock_allows_only_retraction(rig_config):
+    high = {"on": True}
+
+    def force(t, j, rate):
+        return 5.0 if high["on"] else 0.0
+
+    with GrblEmulator(rig_config, force_fn=force) as emu:
+        with GrblRig(rig_config, port=emu.port, loadcell_port=emu.loadcell_port) as rig:
+            assert wait_for(lambda: rig.read_state().status == "estop")  # tripped at once
+            rig.unlock()
+            with pytest.raises(SafetyTrip, match="only retraction"):
+                rig.command(RigCommand(JointVector(insert_mm=0.5), 0.1))
+            rig.command(RigCommand(JointVector(x_mm=-0.5), 0.1))  # not inserting: allowed
+            high["on"] = False
+            assert wait_for(lambda: rig.read_state().force_n < 1.0)
+            time.sleep(0.05)
+            rig.command(RigCommand(JointVector(x_mm=-0.5, insert_mm=0.5), 0.1))
+
+
+def test_load_cell_going_silent_halts(rig_config, flat_force):
+    with GrblEmulator(rig_config, force_fn=flat_force) as emu:
+        with GrblRig(rig_config, port=emu.port, loadcell_port=emu.loadcell_port) as rig:
+            emu._lc_pty.close()
+            assert wait_for(lambda: rig.fault is not None, timeout=2.0)
+            assert "load cell" in str(rig.fault)
+
+
+# ----------------------------------------------------------------------------- connection errors
+
+def test_wrong_port_names_it_and_the_fix(rig_config):
+    with pytest.raises(RigError) as info:
+        GrblRig(rig_config, port="/dev/ttyDOESNOTEXIST0", loadcell_port=None)
+    assert "/dev/ttyDOESNOTEXIST0" in str(info.value) and "list_ports" in str(info.value)
+
+
+def test_permission_denied_suggests_dialout(rig_config, monkeypatch, tmp_path):
+    import serial
+
+    def refuse(*a, **k):
+        raise serial.SerialException(errno.EACCES, "could not open port /dev/ttyACM0: [Errno 13] Permission denied")
+
+    monkeypatch.setattr(serial, "Serial", refuse)
+    with pytest.raises(RigError) as info:
+        GrblRig(rig_config, port="/dev/ttyACM0", loadcell_port=None)
+    assert "permission denied" in str(info.value) and "/dev/ttyACM0" in str(info.value) and "dialout" in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_permission_denied_on_a_real_device(rig_config):
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.chmod(path, 0)
+    try:
+        with pytest.raises(RigError, match="dialout"):
+            GrblRig(rig_config, port=path, loadcell_port=None)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_silent_device_is_not_grbl(rig_config):
+    with GrblEmulator(rig_config, personality="silent", loadcell=False) as emu:
+        with pytest.raises(RigError) as info:
+            GrblRig(rig_config, port=emu.port, loadcell_port=None)
+    assert emu.port in str(info.value) and "no reply" in str(info.value) and "not a GRBL board" in str(info.value)
+    assert P.SOFT_RESET in [b for _t, b in emu.realtime_log]  # it tried a reset before giving up
+
+
+def test_other_device_is_not_grbl(rig_config):
+    with GrblEmulator(rig_config, personality="marlin", loadcell=False) as emu:
+        with pytest.raises(RigError) as info:
+            GrblRig(rig_config, port=emu.port, loadcell_port=None)
+    assert "is not a GRBL 1.1 board" in str(info.value) and "Marlin" in str(info.value) and emu.port in str(info.value)
+
+
+def test_load_cell_port_given_as_grbl_port(rig_config, flat_force):
+    with GrblEmulator(rig_config, force_fn=flat_force) as emu:
+        with pytest.raises(RigError, match="not a GRBL 1.1 board.*load"):
+            GrblRig(rig_config, port=emu.loadcell_port, loadcell_port=None)
+
+
+def test_baud_mismatch_garbage(rig_config):
+    with GrblEmulator(rig_config, baud_mismatch=True, loadcell=False) as emu:
+        with pytest.raises(RigError) as info:
+            GrblRig(rig_config, port=emu.port, loadcell_port=None)
+    assert "baud" in str(info.value) and "garbage" in str(info.value) and emu.port in str(info.value)
+
+
+def test_old_grbl_version_refused(rig_config, monkeypatch):
+    import ir_robot.devices.emulator as E
+
+    monkeypatch.setattr(E, "VERSION", "0.9j")
+    with GrblEmulator(rig_config, loadcell=False) as emu:
+        with pytest.raises(RigError, match="needs GRBL 1.1"):
+            GrblRig(rig_config, port=emu.port, loadcell_port=None)
+
+
+def test_reconnect_without_reset_on_open_uses_a_soft_reset(rig_config):
+    cfg = rig_config
+    with GrblEmulator(cfg, reset_on_open=False, loadcell=False) as emu:
+        with GrblRig(cfg, port=emu.port, loadcell_port=None) as rig:
+            rig.home()
+        with GrblRig(cfg, port=emu.port, loadcell_port=None) as rig2:  # no banner on open: GrblRig resets
+            assert rig2.version == "1.1h"
+            assert rig2.positions()[0] == pytest.approx((-1.0, -1.0, -1.0))  # position kept across the reset
+        assert emu.resets >= 1
+
+
+def test_close_stops_threads_and_releases_the_port(rig_config, flat_force):
+    import threading
+
+    with GrblEmulator(rig_config, force_fn=flat_force) as emu:
+        rig = GrblRig(rig_config, port=emu.port, loadcell_port=emu.loadcell_port)
+        rig.close()
+        rig.close()
+        assert not [t for t in threading.enumerate() if t.name.endswith(emu.port) and t.is_alive()]
+        again = GrblRig(rig_config, port=emu.port, loadcell_port=emu.loadcell_port)  # exclusive lock released
+        again.close()
