@@ -87,6 +87,8 @@ def _cmd_move(args) -> int:
     with _connect(args) as rig:
         if args.home:
             rig.home()
+        elif args.unlock:
+            rig.unlock()
         target = rig.read_state().joints.replace(**targets)
         rig.move_to(target, args.speed_mm_s)
         if not args.no_wait:
@@ -108,6 +110,8 @@ def _cmd_jog(args) -> int:
     with _connect(args) as rig:
         if args.home:
             rig.home()
+        elif args.unlock:
+            rig.unlock()
         rig.command(cmd)
         rig.wait_idle(timeout=cmd.duration_s + args.timeout_s)
         _print_state(rig, args.json)
@@ -217,8 +221,11 @@ def register(sub) -> None:
     conn.add_argument("--json", action="store_true", help="print the state as JSON")
     conn.add_argument("--timeout-s", type=float, default=60.0, help="wait this long for motion to finish")
     motion = argparse.ArgumentParser(add_help=False)
-    motion.add_argument("--home", action="store_true",
-                        help="home ($H) first, in the same session (opening the port resets most Arduinos)")
+    first = motion.add_mutually_exclusive_group()
+    first.add_argument("--home", action="store_true",
+                       help="home ($H) first, in the same session (opening the port resets most Arduinos)")
+    first.add_argument("--unlock", action="store_true",
+                       help="unlock ($X) first: the position is whatever GRBL believes (0 after a board reset)")
 
     rig = sub.add_parser("rig", help="the benchtop GRBL rig over serial: status, home, move, jog, estop")
     rsub = rig.add_subparsers(dest="rig_command", metavar="ACTION")

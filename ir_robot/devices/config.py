@@ -70,9 +70,9 @@ class GrblConfig:
     port: str = param("/dev/ttyACM0", help="serial device of the GRBL board")
     baud: int = param(115200, choices=(9600, 19200, 38400, 57600, 115200, 230400, 250000), unit="baud")
     x: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
-        joint="x_mm", sign=1, offset_mm=50.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=100.0))
+        joint="x_mm", sign=1, offset_mm=45.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=90.0))
     y: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
-        joint="y_mm", sign=1, offset_mm=30.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=60.0))
+        joint="y_mm", sign=1, offset_mm=22.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=44.0))
     z: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
         joint="insert_mm", sign=-1, offset_mm=0.0, steps_per_mm=800.0, max_rate_mm_min=300.0, accel_mm_s2=20.0, max_travel_mm=40.0))
     soft_limits: bool = param(True, help="GRBL $20")

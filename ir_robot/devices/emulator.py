@@ -693,11 +693,17 @@ class GrblEmulator:
         return 3
 
     def _start_homing(self, now: float):
+        """GRBL's default cycles: Z first (clears the workspace: here it retracts the needle), then X and Y."""
         seek = max(self.settings.get(25, 500.0), 1.0) / 60.0
         pulloff = self.settings.get(27, 1.0)
+        start = self.mpos.copy()
+        after_z = start.copy()
+        after_z[2] = -pulloff
         target = -np.full(3, pulloff)
-        dist = float(np.abs(self.mpos - target).max()) + 2 * pulloff
-        self._homing = {"t0": now, "t1": now + dist / seek + 0.02, "start": self.mpos.copy(), "target": target}
+        t_z = (abs(start[2] + pulloff) + 2 * pulloff) / seek
+        t_xy = (float(np.abs(start[:2] + pulloff).max()) + 2 * pulloff) / seek
+        self._homing = {"t0": now, "t_z": now + t_z, "t1": now + t_z + t_xy + 0.02,
+                        "start": start, "after_z": after_z, "target": target}
         self.state = "Home"
         return None  # the $H line stays held until homing ends
 
@@ -970,9 +976,12 @@ class GrblEmulator:
                 self.state = "Idle"
                 self._held = None
                 self._respond("ok")
+            elif now < h["t_z"]:
+                frac = (now - h["t0"]) / max(h["t_z"] - h["t0"], 1e-9)
+                self.mpos = h["start"] + (h["after_z"] - h["start"]) * frac
             else:
-                frac = (now - h["t0"]) / (h["t1"] - h["t0"])
-                self.mpos = h["start"] + (h["target"] - h["start"]) * min(1.0, frac)
+                frac = (now - h["t_z"]) / max(h["t1"] - h["t_z"], 1e-9)
+                self.mpos = h["after_z"] + (h["target"] - h["after_z"]) * min(1.0, frac)
             return
         if self._dwell_until is not None:
             if self._dwell_until < 0 and not self.planner and self.v == 0.0:

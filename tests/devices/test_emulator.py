@@ -102,6 +102,22 @@ def test_homing_moves_to_pulloff_and_ignores_status_while_homing(host, emu):
     assert s.state == "Idle" and s.mpos == (-1.0, -1.0, -1.0)
 
 
+def test_homing_retracts_z_before_moving_x_and_y(rig_config):
+    with GrblEmulator(rig_config, start_mpos=(-20.0, -10.0, -6.0), loadcell=False) as emu:
+        h = Host(emu.port)
+        h.until(lambda m: isinstance(m, P.Welcome))
+        h.s.write(b"$H\n")
+        path = []
+        while emu.state != "Idle" or not path:
+            path.append(emu.mpos.copy())
+            time.sleep(0.005)
+        path = np.array(path + [emu.mpos.copy()])
+        moving_z = path[:, 2] < -1.0 - 1e-9
+        assert moving_z.any() and np.all(path[moving_z, 0] == -20.0) and np.all(path[moving_z, 1] == -10.0)
+        assert np.allclose(path[-1], [-1.0, -1.0, -1.0])
+        h.close()
+
+
 def test_homing_disabled_gives_error_5(rig_config):
     with GrblEmulator(rig_config, settings={22: 0, 20: 0}, loadcell=False) as emu:
         h = Host(emu.port)

@@ -46,11 +46,11 @@ def test_status_json(capsys, emu, config_file):
 
 
 def test_move_and_jog_with_homing_in_the_same_session(capsys, emu, config_file):
-    code, out, _ = run(capsys, "rig", "move", "--home", "--x-mm", "45", "--insert-mm", "2", "--speed-mm-s", "10",
+    code, out, _ = run(capsys, "rig", "move", "--home", "--x-mm", "40", "--insert-mm", "2", "--speed-mm-s", "10",
                        "--port", emu.port, "--loadcell-port", "none", "--config", config_file, "--json")
     assert code == 0
     d = json.loads(out)
-    assert d["joints"]["x_mm"] == 45.0 and d["joints"]["insert_mm"] == 2.0 and d["status"] == "idle"
+    assert d["joints"]["x_mm"] == 40.0 and d["joints"]["insert_mm"] == 2.0 and d["status"] == "idle"
     code, out, _ = run(capsys, "rig", "jog", "--home", "--joint", "insert_mm", "--distance-mm", "1.5", "--speed-mm-s",
                        "3", "--port", emu.port, "--loadcell-port", "none", "--config", config_file, "--json")
     assert code == 0 and json.loads(out)["joints"]["insert_mm"] == 2.5  # homed at insert 1.0, +1.5

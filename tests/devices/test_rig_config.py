@@ -17,7 +17,7 @@ def test_shipped_config_loads_and_implies_the_settings():
     assert cfg.axis_joints == ("x_mm", "y_mm", "insert_mm")
     s = cfg.expected_settings()
     assert s[20] == 1.0 and s[22] == 1.0 and s[13] == 0.0
-    assert (s[100], s[110], s[120], s[130]) == (400.0, 600.0, 50.0, 100.0)
+    assert (s[100], s[110], s[120], s[130]) == (400.0, 600.0, 50.0, 90.0)
     assert (s[102], s[112], s[122], s[132]) == (800.0, 300.0, 20.0, 40.0)
 
 
@@ -25,10 +25,10 @@ def test_joint_mapping_round_trip_and_limits():
     cfg = load_rig_config()
     j = JointVector(x_mm=12.5, y_mm=-7.0, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad, insert_mm=18.0)
     mpos = cfg.mpos_from_joints(j)
-    assert np.allclose(mpos, [-37.5, -37.0, -18.0])
+    assert np.allclose(mpos, [-32.5, -29.0, -18.0])
     assert cfg.joints_from_mpos(mpos) == j
     lo, hi = cfg.joint_limits()
-    assert (lo.x_mm, hi.x_mm, lo.insert_mm, hi.insert_mm) == (-50.0, 50.0, 0.0, 40.0)
+    assert (lo.x_mm, hi.x_mm, lo.y_mm, hi.y_mm, lo.insert_mm, hi.insert_mm) == (-45.0, 45.0, -22.0, 22.0, 0.0, 40.0)
     assert lo.pitch_rad == hi.pitch_rad == cfg.fixed.pitch_rad
     v = cfg.joint_speed_limits()
     assert (v.x_mm, v.insert_mm, v.z_mm) == (10.0, 5.0, 0.0)  # 600 mm/min capped by max_speed 10; 300 mm/min

@@ -90,19 +90,19 @@ def test_wpos_reports_are_converted_with_wco(rig_config, flat_force):
 # ----------------------------------------------------------------------------- motion
 
 def test_move_to_reaches_the_target_in_machine_coordinates(ready_rig, emulator, rig_config):
-    target = joints(rig_config, x=45.0, y=27.0, insert=2.5)
+    target = joints(rig_config, x=40.0, y=19.0, insert=2.5)
     ready_rig.move_to(target, speed_mm_s=8.0)
     assert emulator.received_lines[-1].startswith("G90 G21 G53 G1 X-5.000 Y-3.000 Z-2.500 F480")
     st = ready_rig.wait_idle(timeout=10)
-    assert st.joints.x_mm == pytest.approx(45.0, abs=1e-3) and st.joints.insert_mm == pytest.approx(2.5, abs=1e-3)
+    assert st.joints.x_mm == pytest.approx(40.0, abs=1e-3) and st.joints.insert_mm == pytest.approx(2.5, abs=1e-3)
     assert np.allclose(emulator.mpos, [-5.0, -3.0, -2.5])
 
 
 def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, rig_config):
     with pytest.raises(RigError, match="pitch_rad is fixed"):
-        ready_rig.move_to(joints(rig_config, 45, 27).replace(pitch_rad=0.5))
-    with pytest.raises(RigError, match=r"x_mm=60 is outside the rig's travel \[-50, 50\]"):
-        ready_rig.move_to(joints(rig_config, 60, 27))
+        ready_rig.move_to(joints(rig_config, 40, 19).replace(pitch_rad=0.5))
+    with pytest.raises(RigError, match=r"x_mm=60 is outside the rig's travel \[-45, 45\]"):
+        ready_rig.move_to(joints(rig_config, 60, 19))
 
 
 def test_jog_distance_is_rate_times_duration(ready_rig, emulator, rig_config):
@@ -110,7 +110,7 @@ def test_jog_distance_is_rate_times_duration(ready_rig, emulator, rig_config):
     line = emulator.received_lines[-1]
     assert line == "$J=G91 G21 X-1.000 Z-0.500 F134.2"  # |(-2, -1)| mm/s * 60 = 134.16 mm/min
     st = ready_rig.wait_idle(timeout=5)
-    assert st.joints.x_mm == pytest.approx(49.0 - 1.0, abs=1e-3)
+    assert st.joints.x_mm == pytest.approx(44.0 - 1.0, abs=1e-3)
     assert st.joints.insert_mm == pytest.approx(1.0 + 0.5, abs=1e-3)
 
 
@@ -131,7 +131,7 @@ def test_zero_command_cancels_the_jog(ready_rig, emulator):
     assert wait_for(lambda: emulator.state == "Idle")
     assert emulator.realtime_log[-1][1] == P.JOG_CANCEL
     st = ready_rig.wait_idle(timeout=3)
-    assert 40.0 < st.joints.x_mm < 48.5  # stopped part way along the 15 mm jog
+    assert 29.0 < st.joints.x_mm < 43.5  # stopped part way along the 15 mm jog
 
 
 def test_rate_on_a_fixed_joint_raises(ready_rig):
@@ -159,7 +159,7 @@ def test_error_codes_map_to_exceptions_with_meaning(ready_rig):
 
 
 def test_feed_hold_and_resume(ready_rig, emulator, rig_config):
-    ready_rig.move_to(joints(rig_config, x=30.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    ready_rig.move_to(joints(rig_config, x=30.0, y=19.0, insert=1.0), speed_mm_s=10.0)
     assert wait_for(lambda: emulator.state == "Run")
     ready_rig.feed_hold()
     assert wait_for(lambda: (emulator.state, emulator.substate) == ("Hold", 0))
@@ -173,7 +173,7 @@ def test_feed_hold_and_resume(ready_rig, emulator, rig_config):
 
 
 def test_stop_sends_feed_hold_then_reset_and_latches(ready_rig, emulator, rig_config):
-    ready_rig.move_to(joints(rig_config, x=10.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    ready_rig.move_to(joints(rig_config, x=10.0, y=19.0, insert=1.0), speed_mm_s=10.0)
     assert wait_for(lambda: emulator.state == "Run")
     ready_rig.stop("test e-stop")
     ready_rig.stop("twice is fine")
@@ -222,7 +222,7 @@ def test_stream_with_motion_waits_for_the_planner(ready_rig, emulator):
     res = ready_rig.stream(lines + ["G90"])
     assert res.ok == 61 and not emulator.rx_overflow
     st = ready_rig.wait_idle(timeout=10)
-    assert st.joints.x_mm == pytest.approx(49.0 - 3.0, abs=1e-3)
+    assert st.joints.x_mm == pytest.approx(44.0 - 3.0, abs=1e-3)
 
 
 def test_stream_reports_errors_by_index_and_keeps_going(ready_rig, emulator):
@@ -246,7 +246,7 @@ def test_naive_flooding_does_overflow_the_emulator(emulator):
 # ----------------------------------------------------------------------------- faults
 
 def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig, emulator, rig_config):
-    ready_rig.move_to(joints(rig_config, x=0.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    ready_rig.move_to(joints(rig_config, x=0.0, y=19.0, insert=1.0), speed_mm_s=10.0)
     assert wait_for(lambda: emulator.state == "Run")
     t_unplug = emulator.unplug()
     assert wait_for(lambda: ready_rig.fault is not None, timeout=1.0)
@@ -256,7 +256,7 @@ def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig,
     st = ready_rig.read_state()
     assert st.status == "estop" and "vanished" in st.message and ready_rig.port in st.message
     with pytest.raises(RigError, match="vanished"):
-        ready_rig.move_to(joints(rig_config, x=10.0, y=29.0, insert=1.0))
+        ready_rig.move_to(joints(rig_config, x=10.0, y=19.0, insert=1.0))
 
 
 def test_no_status_reply_for_500_ms_halts_with_a_clear_error(ready_rig, emulator):
@@ -289,7 +289,7 @@ def test_garbage_lines_are_surfaced_as_protocol_errors(ready_rig, emulator):
 
 def test_force_above_threshold_feed_holds_and_resets_within_50_ms(ready_rig, emulator, rig_config):
     limit = rig_config.loadcell.force_limit_n
-    ready_rig.move_to(joints(rig_config, x=20.0, y=29.0, insert=1.0), speed_mm_s=10.0)
+    ready_rig.move_to(joints(rig_config, x=20.0, y=19.0, insert=1.0), speed_mm_s=10.0)
     assert wait_for(lambda: emulator.state == "Run")
     t0 = emulator.force_spike(force_n=limit + 2.0, duration_s=0.3)
     assert wait_for(lambda: ready_rig.read_state().status == "estop", timeout=1.0)
