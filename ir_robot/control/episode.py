@@ -1,0 +1,344 @@
+"""One simulated venipuncture scored against ground truth, and the seeded evaluation.
+
+The controller sees only rig state and images (through injected perception); this module
+owns the simulator and reads its ground truth *for scoring only*:
+
+* ``success``: the controller reported success, the true tip was in a vein lumen at every
+  tick of the hold, no back wall and no artery was punctured, no safety trip, and the
+  procedure took at most ``max_duration_s`` of simulated time;
+* ``tip_error_mm``: RMS over the hold of the distance from the true tip to the lumen centre
+  line of the vessel it is in (cross-section at the tip's x, phantom frame);
+* ``first_attempt_success``: success with one insertion attempt.
+
+:func:`evaluate` runs seeded episodes (episode ``i`` uses seed ``seed + i``: the phantom, the
+force noise and the images all derive from it), with a tqdm bar, and writes a per-episode
+CSV, a summary JSON and a plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ir_robot.control.config import VenipunctureConfig
+from ir_robot.control.runner import run_procedure
+from ir_robot.control.safety import SafeRig
+from ir_robot.control.sensing import Observation
+from ir_robot.control.venipuncture import Phase, VenipunctureController
+from ir_robot.core.types import JointVector, Tissue
+
+MAX_DURATION_S = 60.0
+
+
+def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, nir_weights=None, threads=1):
+    """(ultrasound, NIR) predictors: ``"ground_truth"`` (from the frames' labels) or ``"model"``."""
+    from ir_robot.perception.inference import (GroundTruthPerception, NirPerception, UltrasoundPerception,
+                                               default_weights_path)
+    from ir_robot.perception.postprocess import PostprocessParams
+
+    post = PostprocessParams(min_vessel_area_mm2=config.control.us_min_vessel_area_mm2)
+    if kind == "ground_truth":
+        gt = GroundTruthPerception(post)
+        return gt, GroundTruthPerception()
+    if kind == "model":
+        us = UltrasoundPerception.from_weights(us_weights or default_weights_path("us"), threads=threads,
+                                               postprocess=post)
+        nir = NirPerception.from_weights(nir_weights or default_weights_path("nir"), threads=threads)
+        return us, nir
+    raise ValueError(f"perception must be 'model' or 'ground_truth', got {kind!r}")
+
+
+def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None):
+    """The phantom of episode ``seed`` (its own stream, independent of the world's)."""
+    from ir_robot.sim.phantom import sample_phantom
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
+    return sample_phantom(rng, motion=motion, vein_diameter_mm=vein_diameter_mm, name=f"episode-{seed}")
+
+
+def make_world(*, motion: bool = True):
+    from ir_robot.sim.world import NeedleWorld, WorldConfig
+
+    return NeedleWorld(WorldConfig(randomize=False, motion=motion))
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    first_attempt_success: bool
+    attempts: int
+    tip_error_mm: float
+    hold_in_lumen: bool
+    confirmed: bool
+    reason: str
+    target_vessel: int
+    target_kind: str
+    target_diameter_mm: float
+    target_depth_mm: float
+    smallest_vein_mm: float
+    back_wall_punctured: bool
+    artery_punctured: bool
+    duration_s: float
+    peak_force_n: float
+    safety_trip: str
+    wall_s: float
+    n_vessels: int = 0
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def row(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        for k, v in d.items():
+            if isinstance(v, float):
+                d[k] = round(v, 4) if math.isfinite(v) else v
+        return d
+
+
+class _Scorer:
+    """Ground truth recorded by the on_tick hook (the controller never sees it)."""
+
+    def __init__(self, world):
+        self.world = world
+        self.hold_err: list[float] = []
+        self.hold_lumen: list[bool] = []
+        self.hold_vessels: set[int] = set()
+
+    def tip_error(self) -> tuple[float, int]:
+        w = self.world
+        s = w.state()
+        ph = w.phantom
+        tip = ph.to_phantom(np.asarray(s.tip_mm), s.t_s)
+        vessel = s.lumen_vessel
+        if vessel < 0:
+            vessel = int(np.argmin(ph.vessel_q(tip, s.t_s)))
+        yc, zc = ph.centreline(np.array(tip[0]))
+        return float(math.hypot(tip[1] - float(yc[vessel]), tip[2] - float(zc[vessel]))), vessel
+
+    def __call__(self, state, obs, cmd, controller) -> None:
+        if controller.phase == Phase.HOLD:
+            err, vessel = self.tip_error()
+            s = self.world.state()
+            self.hold_err.append(err)
+            self.hold_lumen.append(bool(s.in_lumen and s.tip_tissue == Tissue.VEIN_LUMEN))
+            self.hold_vessels.add(vessel)
+
+
+def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_perception, *, world=None,
+                motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None, phantom=None,
+                max_time_s: float = 90.0, rig_wrapper: Callable | None = None,
+                camera_wrapper: Callable | None = None, on_tick: Callable | None = None,
+                controller_cls=VenipunctureController) -> EpisodeResult:
+    """One procedure on a fresh phantom. ``world`` may be reused across episodes (faster)."""
+    from ir_robot.devices.sim_rig import SimRig
+
+    own = world is None
+    if own:
+        world = make_world(motion=motion)
+    try:
+        spec = phantom if phantom is not None else sample_episode_phantom(seed, motion=motion,
+                                                                           vein_diameter_mm=vein_diameter_mm)
+        if spec.motion.enabled != motion:
+            import dataclasses
+
+            spec = dataclasses.replace(spec, motion=dataclasses.replace(spec.motion, enabled=motion))
+        world.reset(seed=seed, phantom=spec)
+        backend = SimRig(world)
+        if rig_wrapper is not None:
+            backend = rig_wrapper(backend)
+        safe = SafeRig(backend, config.safety)
+        lo, hi = safe.limits()
+        ws_lo = np.asarray(config.safety.workspace_min_mm)
+        ws_hi = np.asarray(config.safety.workspace_max_mm)
+        lo = JointVector.from_array(np.r_[np.maximum(lo.as_array()[:3], ws_lo), lo.as_array()[3:]])
+        hi = JointVector.from_array(np.r_[np.minimum(hi.as_array()[:3], ws_hi), hi.as_array()[3:]])
+        controller = controller_cls(config, us_perception, nir_perception, lower=lo, upper=hi,
+                                    velocity_limits=safe.velocity_limits())
+
+        def camera(wanted: frozenset) -> Observation:
+            return Observation(us=world.ultrasound() if "us" in wanted else None,
+                               nir=world.nir() if "nir" in wanted else None)
+
+        cam = camera_wrapper(camera, world) if camera_wrapper is not None else camera
+        scorer = _Scorer(world)
+
+        def hook(state, obs, cmd, ctl):
+            scorer(state, obs, cmd, ctl)
+            if on_tick is not None:
+                on_tick(state, obs, cmd, ctl)
+
+        t0 = time.perf_counter()
+        res = run_procedure(safe, cam, controller, config.control.dt_s, max_time_s, advance=safe.advance,
+                            on_tick=hook)
+        wall = time.perf_counter() - t0
+        out = controller.outcome
+        ws = world.state()
+        ph = world.phantom
+        artery_hit = any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
+                         for e in ws.events)
+        plan = out.plan
+        tgt = plan.vessel_index if plan is not None else -1
+        # which true vessel the plan aimed at: the one whose lumen holds the planned target point
+        true_idx, true_kind, true_d = -1, "", float("nan")
+        if plan is not None:
+            q = ph.vessel_q(ph.to_phantom(np.asarray(plan.target_mm), ws.t_s), ws.t_s)
+            true_idx = int(np.argmin(q))
+            true_kind = ph.spec.vessels[true_idx].kind
+            true_d = ph.spec.vessels[true_idx].diameter_mm
+        hold_ok = bool(scorer.hold_lumen) and all(scorer.hold_lumen)
+        err = float(np.sqrt(np.mean(np.square(scorer.hold_err)))) if scorer.hold_err else float("nan")
+        duration = float(out.duration_s)
+        success = bool(out.success and hold_ok and not ws.back_wall_punctured and not artery_hit
+                       and res.safety_trip is None and duration <= MAX_DURATION_S)
+        veins = [v.diameter_mm for v in ph.spec.vessels if v.kind == "vein"]
+        depth = float(-plan.target_mm[2]) if plan is not None else float("nan")
+        reason = out.reason if not success else "ok"
+        if out.success and not success:
+            why = []
+            if not hold_ok:
+                why.append("tip not in a vein lumen during the hold (ground truth)")
+            if ws.back_wall_punctured:
+                why.append("back wall punctured")
+            if artery_hit:
+                why.append("artery punctured")
+            if duration > MAX_DURATION_S:
+                why.append(f"took {duration:.1f} s > {MAX_DURATION_S:.0f} s")
+            reason = "; ".join(why)
+        return EpisodeResult(
+            seed=seed, success=success, first_attempt_success=success and out.attempts == 1,
+            attempts=out.attempts, tip_error_mm=err, hold_in_lumen=hold_ok, confirmed=out.confirmed,
+            reason=reason, target_vessel=true_idx, target_kind=true_kind, target_diameter_mm=true_d,
+            target_depth_mm=depth, smallest_vein_mm=float(min(veins)) if veins else float("nan"),
+            back_wall_punctured=bool(ws.back_wall_punctured), artery_punctured=artery_hit, duration_s=duration,
+            peak_force_n=float(out.peak_force_n), safety_trip=res.safety_trip or "", wall_s=wall,
+            n_vessels=ph.n_vessels,
+            extra={"outcome": out, "trace": controller.trace, "controller": controller, "events": ws.events,
+                   "target_vessel_planned": tgt})
+    finally:
+        if own:
+            world.close()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def reason_key(reason: str) -> str:
+    """A failure reason without its numbers, so equal causes count together."""
+    key = re.sub(r"[-+]?\d+(\.\d+)?", "#", reason.split(": ")[0] if reason.startswith("safety trip") else reason)
+    return key[:90]
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    n = len(results)
+    if n == 0:
+        return {"episodes": 0}
+    succ = [r for r in results if r.success]
+    held = [r.tip_error_mm for r in results if math.isfinite(r.tip_error_mm)]
+    reasons = Counter(reason_key(r.reason) for r in results if not r.success)
+    return {
+        "episodes": n,
+        "success_rate": len(succ) / n,
+        "first_attempt_success_rate": sum(r.first_attempt_success for r in results) / n,
+        "tip_error_mm_rms": float(np.sqrt(np.mean(np.square(held)))) if held else float("nan"),
+        "tip_error_mm_max": float(np.max(held)) if held else float("nan"),
+        "episodes_with_hold": len(held),
+        "back_wall_punctures": int(sum(r.back_wall_punctured for r in results)),
+        "artery_punctures": int(sum(r.artery_punctured for r in results)),
+        "safety_trips": int(sum(bool(r.safety_trip) for r in results)),
+        "mean_duration_s": float(np.mean([r.duration_s for r in results])),
+        "max_duration_s": float(np.max([r.duration_s for r in results])),
+        "mean_attempts": float(np.mean([r.attempts for r in results])),
+        "peak_force_n_mean": float(np.mean([r.peak_force_n for r in results])),
+        "peak_force_n_max": float(np.max([r.peak_force_n for r in results])),
+        "wall_s_per_episode": float(np.mean([r.wall_s for r in results])),
+        "failure_reasons": dict(reasons.most_common()),
+    }
+
+
+def evaluate(episodes: int, seed: int, config: VenipunctureConfig, *, perception: str = "model",
+             motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None,
+             out_dir: str | Path | None = None, progress: bool = True, us_weights=None, nir_weights=None,
+             threads: int = 1) -> tuple[dict, list[EpisodeResult]]:
+    """Run ``episodes`` seeded procedures; write ``episodes.csv``, ``summary.json``, ``evaluation.png``."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    us, nir = make_perception(perception, config, us_weights=us_weights, nir_weights=nir_weights, threads=threads)
+    results: list[EpisodeResult] = []
+    world = make_world(motion=motion)
+    try:
+        it = range(seed, seed + episodes)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc=f"venipuncture ({perception})", unit="ep")
+        for s in it:
+            r = run_episode(s, config, us, nir, world=world, motion=motion, vein_diameter_mm=vein_diameter_mm)
+            r.extra = {}
+            results.append(r)
+            if progress:
+                ok = sum(x.success for x in results)
+                it.set_postfix(success=f"{ok}/{len(results)}")
+    finally:
+        world.close()
+    summary = summarize(results)
+    summary.update({"controller": "classical", "perception": perception, "motion": motion, "seed": seed,
+                    "vein_diameter_mm": list(vein_diameter_mm) if vein_diameter_mm else None})
+    if out_dir is not None:
+        write_outputs(Path(out_dir), summary, results)
+    return summary, results
+
+
+def write_outputs(out: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r.row() for r in results]
+    with open(out / "episodes.csv", "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["seed"])
+        wr.writeheader()
+        wr.writerows(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=float))
+    plot_evaluation(out / "evaluation.png", summary, results)
+
+
+def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    from ir_robot.viz import new_figure
+
+    fig, axes = new_figure(1, 3, figsize=(13, 3.8))
+    ok = np.array([r.success for r in results])
+    diam = np.array([r.target_diameter_mm for r in results])
+    err = np.array([r.tip_error_mm for r in results])
+    dur = np.array([r.duration_s for r in results])
+    ax = axes[0]
+    good = np.isfinite(diam)
+    ax.scatter(diam[good & ok], err[good & ok], s=12, c="C2", label="success")
+    ax.scatter(diam[good & ~ok], np.nan_to_num(err[good & ~ok], nan=0.0), s=18, c="C3", marker="x", label="failure")
+    ax.axhline(0.5, color="0.5", ls="--", lw=0.8)
+    ax.set_xlabel("target vein diameter (mm)")
+    ax.set_ylabel("tip to lumen centre, RMS over hold (mm)")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.hist(dur, bins=20, color="C0")
+    ax.axvline(MAX_DURATION_S, color="C3", ls="--", lw=0.8)
+    ax.set_xlabel("procedure duration (simulated s)")
+    ax.set_ylabel("episodes")
+    ax = axes[2]
+    reasons = summary.get("failure_reasons", {})
+    labels = ["success"] + [k[:38] for k in reasons]
+    counts = [int(ok.sum())] + list(reasons.values())
+    ax.barh(range(len(labels)), counts, color=["C2"] + ["C3"] * len(reasons))
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("episodes")
+    fig.suptitle(f"venipuncture: {summary.get('episodes')} episodes, perception {summary.get('perception')}, "
+                 f"success {summary.get('success_rate', 0):.1%}, first attempt "
+                 f"{summary.get('first_attempt_success_rate', 0):.1%}, tip RMS "
+                 f"{summary.get('tip_error_mm_rms', float('nan')):.3f} mm", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

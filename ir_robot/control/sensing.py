@@ -1,0 +1,151 @@
+"""Perception results -> world-frame measurements the planner and controller use.
+
+Perception objects are injected (``predict(frame) -> UsResult | NirResult``): the learned
+predictors, :class:`~ir_robot.perception.inference.GroundTruthPerception`, or fakes in
+tests. Everything here is geometry on their outputs; nothing reads ground truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir_robot.core.errors import PerceptionError
+from ir_robot.core.types import ImageFrame, JointVector, NirView
+from ir_robot.planning.geometry import frame_probe, nir_to_world, us_to_world
+from ir_robot.planning.vessels import CrossSection, NirTrace
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Images available to the controller at one tick (None: not taken this tick)."""
+
+    us: ImageFrame | None = None
+    nir: ImageFrame | None = None
+
+
+@dataclass(frozen=True)
+class UsMeasurement:
+    """One transverse ultrasound frame in world terms."""
+
+    stamp_s: float
+    probe_x_mm: float
+    probe_y_mm: float
+    sections: tuple[CrossSection, ...]
+    needle_yz_mm: tuple[float, float] | None   # needle cross-section seen in the plane (y, z)
+    blank: bool = False                        # the frame carried no usable image
+    half_width_mm: float = 15.0
+    union_yz_mm: tuple[float, float] | None = None  # centroid of lumen + needle pixels around ``focus``
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """A frame with (almost) no contrast: lost contact, frozen or black video."""
+    img = np.asarray(image)
+    return img.size == 0 or float(img.std()) < 1.0
+
+
+def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None, *,
+               probe_offset_mm: float = 12.0, focus=None) -> UsMeasurement:
+    """Run ``perception`` on a transverse frame and place vessels and the needle in the world.
+
+    ``focus = ((y, z), (a, b))``: also return the centroid of the lumen-or-needle pixels
+    inside that ellipse (the target with a needle in it, whose own cross-section the
+    needle hides).
+    """
+    probe = frame_probe(frame, joints, probe_offset_mm)
+    h, w = frame.shape
+    half = 0.5 * w * frame.spacing_mm[1]
+    if is_blank(frame.image):
+        return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, (), None, True, half)
+    try:
+        res = perception.predict(frame)
+    except PerceptionError:
+        return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, (), None, True, half)
+    sections = []
+    for v in res.vessels:
+        if getattr(v, "band", False):
+            continue  # a longitudinal band is not a cross-section
+        p = us_to_world(v.centre_px, (h, w), frame.spacing_mm, probe)
+        width = float(v.width_mm) if getattr(v, "width_mm", 0.0) else float(v.diameter_mm)
+        height = float(v.height_mm) if getattr(v, "height_mm", 0.0) else float(v.diameter_mm)
+        sections.append(CrossSection(v.kind, float(p[0]), float(p[1]), float(p[2]), width, height,
+                                     float(getattr(v, "confidence", 1.0))))
+    needle = None
+    nd = getattr(res, "needle", None)
+    if nd is not None:
+        p = us_to_world(nd.tip_px, (h, w), frame.spacing_mm, probe)
+        needle = (float(p[1]), float(p[2]))
+    union = None
+    mask = getattr(res, "mask", None)
+    if focus is not None and mask is not None and mask.shape == (h, w):
+        union = _union_centroid(mask, frame.spacing_mm, probe, focus)
+    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half, union)
+
+
+def _union_centroid(mask: np.ndarray, spacing_mm, probe, focus) -> tuple[float, float] | None:
+    (fy, fz), (a, b) = focus
+    sy, sx = spacing_mm
+    h, w = mask.shape
+    cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
+    # transverse frame: lateral axis is world y (yaw = pi/2)
+    lat_c = ((fy - probe.y_mm) * su + 0.0 * cu)
+    c0, r0 = lat_c / sx + w / 2 - 0.5, -fz / sy - 0.5
+    ra, rb = a / sx, b / sy
+    rs = slice(max(0, int(r0 - rb - 1)), min(h, int(r0 + rb + 2)))
+    cs = slice(max(0, int(c0 - ra - 1)), min(w, int(c0 + ra + 2)))
+    sub = mask[rs, cs]
+    if sub.size == 0:
+        return None
+    rr, cc = np.mgrid[rs, cs]
+    inside = (((cc - c0) / max(ra, 1e-6)) ** 2 + ((rr - r0) / max(rb, 1e-6)) ** 2 < 1.0) & (sub > 0)
+    if inside.sum() < 3:
+        return None
+    p = us_to_world((float(rr[inside].mean()), float(cc[inside].mean())), (h, w), spacing_mm, probe)
+    return float(p[1]), float(p[2])
+
+
+def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> tuple[NirTrace, ...]:
+    """NIR veins as world-frame centreline traces (sorted by x). Blank frames give none."""
+    if is_blank(frame.image):
+        return ()
+    try:
+        res = perception.predict(frame)
+    except PerceptionError:
+        return ()
+    if view is None:
+        v = frame.meta.get("view") if isinstance(frame.meta, dict) else None
+        view = (NirView(float(v["x_mm"]), float(v["y_mm"]), float(v["fov_mm"])) if v
+                else NirView(0.0, 0.0, frame.shape[1] * frame.spacing_mm[1]))
+    out = []
+    for v in res.veins:
+        cl = np.asarray(v.centreline_px, dtype=float).reshape(-1, 2)
+        if len(cl) < 2:
+            continue
+        xy = nir_to_world(cl, frame.shape, frame.spacing_mm, view)
+        xy = xy[np.argsort(xy[:, 0])]
+        if xy[-1, 0] - xy[0, 0] < 1.0:
+            continue  # a vein running across x cannot be followed by this rig's needle plane
+        out.append(NirTrace(xy, float(v.width_mm), float(getattr(v, "confidence", 1.0))))
+    return tuple(out)
+
+
+def in_ellipse(point_yz, centre_yz, semi_axes, margin: float = 1.0) -> bool:
+    """Is ``point_yz`` inside the ellipse (``margin`` scales the semi-axes)?"""
+    a, b = max(semi_axes[0], 1e-6) * margin, max(semi_axes[1], 1e-6) * margin
+    dy = (point_yz[0] - centre_yz[0]) / a
+    dz = (point_yz[1] - centre_yz[1]) / b
+    return dy * dy + dz * dz < 1.0
+
+
+def needle_at_x(needle_yz, plane_x_mm: float, target_x_mm: float, pitch_rad: float,
+                slab_half_mm: float = 0.0) -> tuple[float, float]:
+    """Where the tip would be if the needle seen in the plane x = plane_x ended at x = target_x.
+
+    The detector reports the deepest needle point it sees; the beam slab shows the needle
+    up to ``slab_half_mm`` (half the elevation thickness plus the needle radius) beyond the
+    plane, so a tip within that distance is seen itself and needs no correction.
+    """
+    seen_x = min(target_x_mm, plane_x_mm + slab_half_mm)
+    return needle_yz[0], needle_yz[1] - (target_x_mm - seen_x) * math.tan(pitch_rad)

@@ -1,0 +1,230 @@
+"""Signal processing the venipuncture controller runs every tick: force and target tracking.
+
+:class:`ForceMonitor` median-filters the axial force, flags sensor spikes (a reading far
+above its neighbours) and detects membrane punctures: a drop of the filtered force while
+the commanded insertion rate has been steady or rising (slowing down lowers friction
+and cutting, so drops right after a deceleration are not punctures).
+
+:class:`TargetTracker` follows the target vessel's centre (y, z) in transverse ultrasound
+frames with an alpha-beta filter. Measurements come from the target's own cross-section
+when the needle does not cover it, and otherwise from the other vessels in the frame:
+the phantom moves rigidly, so each of them predicts the target through the target-to-
+vessel offset learnt while both were visible. When the needle is inside the lumen and
+no other vessel is visible, the centroid of lumen-plus-needle pixels is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir_robot.config import param
+from ir_robot.planning.vessels import CrossSection
+
+
+@dataclass(frozen=True)
+class ForceParams:
+    median_window: int = param(3, range=(1, 15), help="readings in the median filter")
+    drop_threshold_n: float = param(0.08, range=(0.005, 5.0), unit="N",
+                                    help="fall of the filtered force that counts as a puncture")
+    drop_lookback: int = param(4, range=(1, 50), help="ticks over which the fall is measured")
+    arm_ticks: int = param(3, range=(0, 50), help="steady-or-rising insertion ticks before drops count")
+    min_rate_mm_s: float = param(0.1, range=(0.0, 10.0), unit="mm/s", help="insertion rate below which drops are ignored")
+    spike_threshold_n: float = param(0.4, range=(0.01, 50.0), unit="N",
+                                     help="a reading this far above the median is a sensor spike")
+
+
+@dataclass(frozen=True)
+class ForceReading:
+    raw_n: float
+    filtered_n: float
+    spike: bool
+    drop_n: float        # > 0 when a puncture-like drop was detected at this reading
+
+
+class ForceMonitor:
+    def __init__(self, params: ForceParams = ForceParams()):
+        self.params = params
+        self._raw: deque = deque(maxlen=params.median_window)
+        self._filt: deque = deque(maxlen=params.drop_lookback + 1)
+        self._since_decrease = 0
+        self._prev_rate = 0.0
+        self._refractory = 0
+        self.last: ForceReading | None = None
+
+    def disarm(self) -> None:
+        """Forget the recent history (as after a deceleration)."""
+        self._since_decrease = 0
+        self._filt.clear()
+
+    def update(self, force_n: float, commanded_rate_mm_s: float) -> ForceReading:
+        """Feed one reading taken after the previous command (its insertion rate) was executed.
+
+        Drops count only while advancing (rate >= ``min_rate_mm_s``) and once the median
+        filter holds no reading from before the last slow-down (``arm_ticks``, at least the
+        filter length): slowing down lowers friction and cutting, speeding up raises them.
+        """
+        p = self.params
+        self._raw.append(float(force_n))
+        med = float(np.median(self._raw))
+        spike = len(self._raw) >= 2 and force_n - med > p.spike_threshold_n
+        rate = float(commanded_rate_mm_s)
+        if rate < self._prev_rate - 0.05:
+            self.disarm()
+        else:
+            self._since_decrease += 1
+        self._prev_rate = rate
+        armed = rate >= p.min_rate_mm_s and self._since_decrease > max(p.arm_ticks, p.median_window)
+        drop = 0.0
+        self._refractory -= 1
+        if armed and self._filt:
+            fall = max(self._filt) - med
+            if fall >= p.drop_threshold_n:
+                if self._refractory <= 0:
+                    drop = fall
+                # the filter is still settling on the new level: one puncture, one report
+                self._refractory = p.median_window
+                self._filt.clear()
+        self._filt.append(med)
+        self.last = ForceReading(float(force_n), med, bool(spike), drop)
+        return self.last
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm", help="largest jump accepted from the prediction")
+    alpha: float = param(0.6, range=(0.0, 1.0), help="position gain of the alpha-beta filter")
+    beta: float = param(0.2, range=(0.0, 2.0), help="velocity gain of the alpha-beta filter")
+    occlusion_margin_mm: float = param(0.6, range=(0.0, 10.0), unit="mm",
+                                       help="a needle this close to the lumen edge spoils its cross-section")
+    max_speed_mm_s: float = param(8.0, range=(0.1, 100.0), unit="mm/s", help="clip of the velocity estimate")
+
+
+class TargetTracker:
+    """Alpha-beta tracking of the target centre (y, z) at the probe plane."""
+
+    def __init__(self, params: TrackerParams = TrackerParams()):
+        self.params = params
+        self.locked = False
+        self.pos = np.zeros(2)
+        self.vel = np.zeros(2)
+        self.t_s = 0.0
+        self.size_mm = (1.0, 1.0)      # (width, height) of the target lumen
+        self.last_update_s = -math.inf
+        self.n_updates = 0
+        self._rel: dict[int, list] = {}    # other vessel id -> [mean offset target-other (2,), count, kind, last pos]
+        self.last_source = ""
+
+    # ---------------------------------------------------------------- state
+    def predict(self, t_s: float) -> np.ndarray:
+        return self.pos + self.vel * max(0.0, t_s - self.t_s)
+
+    def age(self, t_s: float) -> float:
+        return t_s - self.last_update_s
+
+    def lock(self, sections: tuple[CrossSection, ...], predicted_yz, t_s: float, gate_mm: float | None = None) -> bool:
+        """Pick the target among ``sections`` (nearest vein to the prediction) and start tracking it."""
+        gate = gate_mm if gate_mm is not None else self.params.gate_mm
+        best, best_d = None, math.inf
+        for s in sections:
+            d = math.hypot(s.y_mm - predicted_yz[0], s.z_mm - predicted_yz[1])
+            if s.kind == "vein" and d < best_d:
+                best, best_d = s, d
+        if best is None or best_d > max(gate, 0.75 * best.width_mm):
+            return False
+        self.locked = True
+        self.pos = np.array([best.y_mm, best.z_mm])
+        self.vel = np.zeros(2)
+        self.t_s = t_s
+        self.size_mm = (best.width_mm, best.height_mm)
+        self.last_update_s = t_s
+        self.n_updates = 1
+        self._rel = {}
+        self._learn_others(sections, best, t_s)
+        self.last_source = "target"
+        return True
+
+    def _learn_others(self, sections, target: CrossSection, t_s: float) -> None:
+        tgt = np.array([target.y_mm, target.z_mm])
+        used = set()
+        for s in sections:
+            if s is target:
+                continue
+            p = np.array([s.y_mm, s.z_mm])
+            # which known vessel is it?
+            key, best = None, self.params.gate_mm
+            for k, (rel, n, kind, last) in self._rel.items():
+                if k in used:
+                    continue
+                d = float(np.hypot(*(p - last)))
+                if d < best:
+                    key, best = k, d
+            if key is None:
+                key = max(self._rel, default=-1) + 1
+                self._rel[key] = [tgt - p, 1, s.kind, p]
+            else:
+                rel, n, kind, _ = self._rel[key]
+                n2 = min(n + 1, 50)
+                self._rel[key] = [rel + (tgt - p - rel) / n2, n2, kind, p]
+            used.add(key)
+
+    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None, union_yz=None) -> bool:
+        """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement."""
+        if not self.locked:
+            return False
+        p = self.params
+        pred = self.predict(t_s)
+        a, b = self.size_mm[0] / 2, self.size_mm[1] / 2
+        occluded = needle_yz is not None and (
+            ((needle_yz[0] - pred[0]) / (a + p.occlusion_margin_mm)) ** 2
+            + ((needle_yz[1] - pred[1]) / (b + p.occlusion_margin_mm)) ** 2 < 1.0)
+        direct = None
+        if not occluded:
+            best, best_d = None, max(p.gate_mm, 0.75 * self.size_mm[0])
+            for s in sections:
+                d = math.hypot(s.y_mm - pred[0], s.z_mm - pred[1])
+                if d < best_d:
+                    best, best_d = s, d
+            if best is not None:
+                direct = best
+        meas = None
+        if direct is not None:
+            meas = np.array([direct.y_mm, direct.z_mm])
+            self._learn_others(sections, direct, t_s)
+            self.last_source = "target"
+        else:
+            # rigid motion: other vessels predict the target
+            votes = []
+            for rel, n, kind, last in self._rel.values():
+                best, best_d = None, p.gate_mm
+                for s in sections:
+                    q = np.array([s.y_mm, s.z_mm])
+                    if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
+                            0.5 * s.width_mm + p.occlusion_margin_mm):
+                        continue
+                    d = float(np.hypot(*(q + rel - pred)))
+                    if d < best_d:
+                        best, best_d = q, d
+                if best is not None:
+                    votes.append(best + rel)
+            if votes:
+                meas = np.median(np.array(votes), axis=0)
+                self.last_source = f"{len(votes)} other vessel(s)"
+            elif union_yz is not None and math.hypot(union_yz[0] - pred[0], union_yz[1] - pred[1]) < p.gate_mm:
+                meas = np.asarray(union_yz, dtype=float)
+                self.last_source = "lumen+needle"
+        if meas is None:
+            return False
+        dt = t_s - self.t_s
+        self.pos = pred
+        self.t_s = t_s
+        r = meas - pred
+        self.pos = self.pos + p.alpha * r
+        if dt > 1e-6:
+            self.vel = np.clip(self.vel + p.beta * r / dt, -p.max_speed_mm_s, p.max_speed_mm_s)
+        self.last_update_s = t_s
+        self.n_updates += 1
+        return True

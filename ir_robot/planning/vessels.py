@@ -1,0 +1,215 @@
+"""Vessel estimates fused from a transverse ultrasound sweep and the NIR camera.
+
+The scan gives, per ultrasound station (probe transverse, at ``x = probe.x_mm``), the
+vessel cross-sections perception found (kind, centre, lateral width, vertical height)
+and, from NIR, the veins' centrelines seen from above. :func:`fuse_scan` groups the
+cross-sections of one vessel across stations, links each group to the NIR vein it
+lies under, and fits the vessel's centreline in the world frame::
+
+    y(x) = polynomial (degree <= 2, NIR points when linked, else the ultrasound centres)
+    z(x) = straight line through the ultrasound centres (z < 0 under the skin)
+
+Everything is expressed at the scan's reference time; phantom motion since then is
+a rigid offset the controller estimates separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ir_robot.config import param
+
+
+@dataclass(frozen=True)
+class CrossSection:
+    """One vessel cross-section in a transverse ultrasound frame (world frame, mm)."""
+
+    kind: str                # "vein" | "artery"
+    x_mm: float
+    y_mm: float
+    z_mm: float
+    width_mm: float          # lateral lumen extent
+    height_mm: float         # vertical lumen extent
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class NirTrace:
+    """A vein seen by NIR: centreline points ``xy_mm`` (N, 2) in the world frame, sorted by x."""
+
+    xy_mm: np.ndarray
+    width_mm: float
+    confidence: float = 1.0
+
+    def y_at(self, x_mm) -> np.ndarray:
+        """Centreline y at ``x_mm`` (NaN outside the seen extent)."""
+        x = np.asarray(x_mm, dtype=float)
+        xs, ys = self.xy_mm[:, 0], self.xy_mm[:, 1]
+        out = np.interp(x, xs, ys)
+        return np.where((x >= xs[0] - 1e-9) & (x <= xs[-1] + 1e-9), out, np.nan)
+
+    @property
+    def x_range_mm(self) -> tuple[float, float]:
+        return float(self.xy_mm[0, 0]), float(self.xy_mm[-1, 0])
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    link_gate_mm: float = param(2.0, range=(0.1, 20.0), unit="mm",
+                                help="cross-sections within this (y, z) distance across stations are one vessel")
+    nir_gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm",
+                               help="an ultrasound vessel is linked to the NIR vein within this lateral distance")
+    straight_tolerance_mm: float = param(0.3, range=(0.01, 5.0), unit="mm",
+                                         help="largest sideways deviation from a straight line over the straight length")
+    max_y_degree: int = param(2, range=(0, 2), help="degree of the fitted y(x) centreline")
+
+
+@dataclass(frozen=True)
+class VesselEstimate:
+    """One vessel as perception sees it (world frame, reference time).
+
+    ``y_coef`` / ``z_coef``: ``numpy.polyval`` coefficients of the centreline; ``diameter_mm``
+    lateral lumen diameter, ``height_mm`` vertical lumen extent (veins are compressed);
+    ``x_range_mm`` where the vessel was observed; ``straight_length_mm`` the longest
+    stretch that stays within ``straight_tolerance_mm`` of a straight line;
+    ``kind_confidence``: fraction of the ultrasound votes for ``kind``.
+    """
+
+    kind: str
+    y_coef: tuple[float, ...]
+    z_coef: tuple[float, ...]
+    diameter_mm: float
+    height_mm: float
+    x_range_mm: tuple[float, float]
+    straight_length_mm: float
+    n_views: int = 1
+    kind_confidence: float = 1.0
+    nir_linked: bool = False
+    sections: tuple[CrossSection, ...] = field(default=(), repr=False)
+
+    def y_at(self, x_mm):
+        return np.polyval(self.y_coef, x_mm)
+
+    def z_at(self, x_mm):
+        return np.polyval(self.z_coef, x_mm)
+
+    def depth_at(self, x_mm):
+        return -self.z_at(x_mm)
+
+    def centre_at(self, x_mm: float) -> np.ndarray:
+        return np.array([float(x_mm), float(self.y_at(x_mm)), float(self.z_at(x_mm))])
+
+    def slope_at(self, x_mm: float) -> tuple[float, float]:
+        """(dy/dx, dz/dx) of the centreline."""
+        return (float(np.polyval(np.polyder(self.y_coef), x_mm)) if len(self.y_coef) > 1 else 0.0,
+                float(np.polyval(np.polyder(self.z_coef), x_mm)) if len(self.z_coef) > 1 else 0.0)
+
+    @property
+    def mid_x_mm(self) -> float:
+        return 0.5 * (self.x_range_mm[0] + self.x_range_mm[1])
+
+    def shifted(self, dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> "VesselEstimate":
+        """The same vessel moved rigidly by (dx, dy, dz) mm."""
+        ys = np.poly1d(self.y_coef)
+        zs = np.poly1d(self.z_coef)
+        shift = np.poly1d([1.0, -dx])
+        y_new = tuple(float(c) for c in (ys(shift) + dy).coeffs)
+        z_new = tuple(float(c) for c in (zs(shift) + dz).coeffs)
+        return VesselEstimate(self.kind, _pad(y_new, len(self.y_coef)), _pad(z_new, len(self.z_coef)),
+                              self.diameter_mm, self.height_mm,
+                              (self.x_range_mm[0] + dx, self.x_range_mm[1] + dx), self.straight_length_mm,
+                              self.n_views, self.kind_confidence, self.nir_linked, self.sections)
+
+
+def _pad(coef: tuple[float, ...], n: int) -> tuple[float, ...]:
+    return (0.0,) * (n - len(coef)) + tuple(coef) if len(coef) < n else coef
+
+
+def straight_length(y_coef, x_range: tuple[float, float], tolerance_mm: float) -> float:
+    """Longest stretch of ``y(x)`` inside ``x_range`` within ``tolerance_mm`` of its chord.
+
+    A parabola deviates from its chord over length L by ``|c| L^2 / 4`` (c: the x^2
+    coefficient), so the answer is ``min(range, 2 sqrt(tol / |c|))``.
+    """
+    extent = max(0.0, x_range[1] - x_range[0])
+    c = float(y_coef[0]) if len(y_coef) >= 3 else 0.0
+    if abs(c) < 1e-12:
+        return extent
+    return min(extent, 2.0 * math.sqrt(tolerance_mm / abs(c)))
+
+
+def _cluster(points: np.ndarray, gate: float) -> np.ndarray:
+    """Single-linkage labels of (N, 2) points joined when closer than ``gate``."""
+    n = len(points)
+    if n == 0:
+        return np.zeros(0, int)
+    if n == 1:
+        return np.zeros(1, int)
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    return fcluster(linkage(points, method="single"), t=gate, criterion="distance") - 1
+
+
+def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list[NirTrace] | tuple = (),
+              params: FusionParams = FusionParams()) -> tuple[tuple[VesselEstimate, ...], tuple[NirTrace, ...]]:
+    """Group cross-sections into vessels and fit their centrelines.
+
+    Returns ``(vessels, unmatched_nir)``: the fused vessels (widest first) and the NIR
+    veins no ultrasound cross-section was found under (no depth: not targetable).
+    """
+    secs = list(sections)
+    if not secs:
+        return (), tuple(nir)
+    yz = np.array([[s.y_mm, s.z_mm] for s in secs])
+    labels = _cluster(yz, params.link_gate_mm)
+    used_nir: set[int] = set()
+    out: list[VesselEstimate] = []
+    for lab in np.unique(labels):
+        group = [s for s, g in zip(secs, labels) if g == lab]
+        xs = np.array([s.x_mm for s in group])
+        ys = np.array([s.y_mm for s in group])
+        zs = np.array([s.z_mm for s in group])
+        w = np.array([max(s.confidence, 1e-3) for s in group])
+        vein_votes = float(sum(wi for s, wi in zip(group, w) if s.kind == "vein"))
+        kind = "vein" if vein_votes * 2 >= w.sum() else "artery"
+        conf = (vein_votes if kind == "vein" else w.sum() - vein_votes) / w.sum()
+        # link to the NIR trace lying over these cross-sections
+        best, best_err = None, params.nir_gate_mm
+        for k, tr in enumerate(nir):
+            yn = tr.y_at(xs)
+            ok = np.isfinite(yn)
+            if not ok.any():
+                continue
+            err = float(np.median(np.abs(yn[ok] - ys[ok])))
+            if err < best_err:
+                best, best_err = k, err
+        distinct_x = np.unique(np.round(xs, 3)).size
+        if best is not None and kind == "vein":
+            used_nir.add(best)
+            tr = nir[best]
+            px, py = tr.xy_mm[:, 0], tr.xy_mm[:, 1]
+            deg = min(params.max_y_degree, max(0, len(px) - 1))
+            y_coef = np.polyfit(px, py, deg) if len(px) > deg else np.array([float(np.median(py))])
+            x_lo, x_hi = min(px.min(), xs.min()), max(px.max(), xs.max())
+        else:
+            deg = min(params.max_y_degree, 1, distinct_x - 1)
+            y_coef = np.polyfit(xs, ys, deg, w=w) if deg > 0 else np.array([float(np.average(ys, weights=w))])
+            x_lo, x_hi = float(xs.min()), float(xs.max())
+        z_coef = (np.polyfit(xs, zs, 1, w=w) if distinct_x >= 2
+                  else np.array([float(np.average(zs, weights=w))]))
+        y_coef = tuple(float(c) for c in y_coef)
+        extent = (float(x_lo), float(x_hi))
+        # a single station still says the vessel runs on both sides of it: credit the NIR length or 0
+        out.append(VesselEstimate(
+            kind=kind, y_coef=y_coef, z_coef=tuple(float(c) for c in z_coef),
+            diameter_mm=float(np.median([s.width_mm for s in group])),
+            height_mm=float(np.median([s.height_mm for s in group])),
+            x_range_mm=extent,
+            straight_length_mm=straight_length(y_coef, extent, params.straight_tolerance_mm),
+            n_views=len(group), kind_confidence=float(conf), nir_linked=best is not None and kind == "vein",
+            sections=tuple(group)))
+    out.sort(key=lambda v: -v.diameter_mm)
+    return tuple(out), tuple(tr for k, tr in enumerate(nir) if k not in used_nir)
