@@ -1,0 +1,415 @@
+"""``controller``: the venipuncture state machine (:class:`~ir_robot.control.venipuncture.VenipunctureController`)
+as a ROS node.
+
+Inputs: ``/rig/joint_states`` + ``/needle/force`` + ``/rig/status`` (the rig state),
+``/us/image_raw`` + ``/us/mask`` + ``/us/camera_info`` and the same for NIR (the
+perception nodes' masks are turned back into results by the shared post-processing,
+so the controller runs exactly the code of ``ir-robot demo``), ``/procedure/state``.
+
+A fresh controller starts when the procedure state becomes ``running``; it is
+computed every ``control.dt_s`` and, when it asks for an ultrasound frame, at once
+when the mask of a frame taken after the request arrives (image-to-command latency;
+after ``node.frame_wait_s`` without one it runs without, i.e. a drop-out). Each command is computed to be safe for
+``node.command_hold_s``, the time the rig holds it (the rig's ``rig.command_hold_s``);
+a computation that takes longer (planning) first sends a stop, so the rig waits
+stopped instead of tripping its command watchdog. Outputs: ``/rig/command`` (``JointState``
+velocities; ``header.stamp`` = the stamp of the image the command was computed from,
+else of the rig state), ``/rig/insertion_target`` (``Float64``, m, latched: the
+safety layer's depth reference), ``/plan/target`` (``PointStamped``, world, latched),
+``/plan/path`` (``PoseArray``: pivot and target with the needle along +x, latched),
+``/controller/phase`` (``String``, latched, last 20) and, at the end, ``/procedure/result``
+(``String`` JSON: outcome, reason, attempts, confirmed, confirm time, duration,
+peak force; latched). ``/procedure/abort`` makes it retract and fail; an e-stop
+ends it where it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import numpy as np
+from geometry_msgs.msg import PointStamped, PoseArray, WrenchStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64, String
+
+from ir_robot.config import param
+from ir_robot.control.config import VenipunctureConfig
+from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
+from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, needle_direction
+from ir_robot.ros import qos
+from ir_robot.ros.conversions import (
+    MM,
+    WORLD_FRAME,
+    command_to_msg,
+    msg_to_image,
+    msgs_to_rig_state,
+    point_msg,
+    pose_msg,
+    spacing_from_info,
+    stamp_to_ns,
+)
+from ir_robot.ros.params import declare_config
+from ir_robot.ros.perception_nodes import result_from_mask
+
+
+@dataclass(frozen=True)
+class ControllerNodeConfig:
+    config_file: str = param("venipuncture.yaml",
+                             help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
+                                  "parameters below override; '' = the dataclass defaults")
+    urdf: str = param("ir_rig.urdf", help="robot description under urdf/ giving joint and velocity limits")
+    use_nir: bool = param(True, help="use the NIR camera in the scan")
+    command_hold_s: float = param(0.1, range=(0.01, 2.0), unit="s",
+                                  help="how long the rig holds each command: must equal the rig's rig.command_hold_s "
+                                       "(the controller keeps every command inside the limits for this long)")
+    frame_wait_s: float = param(0.25, range=(0.0, 5.0), unit="s",
+                                help="when the controller asks for an ultrasound frame, wait this long for one taken "
+                                     "after the request before computing without it (a drop-out)")
+    max_time_s: float = param(120.0, range=(1.0, 3600.0), unit="s",
+                              help="abort (retract) a procedure running longer than this")
+
+
+def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
+    """(lower, upper, velocity) of the rig joints from a URDF, in mm / rad (URDF: m / rad)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise ConfigError(f"cannot read the robot description {path}: {exc}") from None
+    lo, hi, vmax = {}, {}, {}
+    for joint in root.iter("joint"):
+        name = joint.get("name")
+        lim = joint.find("limit")
+        if name in JOINT_NAMES and lim is not None:
+            s = 1000.0 if joint.get("type") == "prismatic" else 1.0
+            lo[name], hi[name] = float(lim.get("lower")) * s, float(lim.get("upper")) * s
+            vmax[name] = float(lim.get("velocity")) * s
+    missing = [n for n in JOINT_NAMES if n not in lo]
+    if missing:
+        raise ConfigError(f"{path} has no <limit> for joints {missing}; the rig needs {list(JOINT_NAMES)}")
+    return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
+
+
+def planning_limits(lower: JointVector, upper: JointVector, safety) -> tuple[JointVector, JointVector]:
+    """The rig limits shrunk by the safety margins and intersected with the safety workspace."""
+    linear = np.array([n.endswith("_mm") for n in JOINT_NAMES])
+    margin = np.where(linear, safety.limit_margin_mm, safety.limit_margin_rad)
+    lo, hi = lower.as_array() + margin, upper.as_array() - margin
+    lo[:3] = np.maximum(lo[:3], safety.workspace_min_mm)
+    hi[:3] = np.minimum(hi[:3], safety.workspace_max_mm)
+    return JointVector.from_array(lo), JointVector.from_array(hi)
+
+
+class MaskPerception:
+    """The perception the controller is given: the segmentation was done by a perception node; the frame
+    carries its mask in ``meta['mask']`` and this rebuilds the result with the shared post-processing."""
+
+    def __init__(self, modality: str):
+        self.modality = modality
+
+    def predict(self, frame: ImageFrame, spacing_mm=None):
+        mask = frame.meta.get("mask") if isinstance(frame.meta, dict) else None
+        if mask is None:
+            raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no mask from the perception node")
+        return result_from_mask(self.modality, mask, spacing_mm or frame.spacing_mm, frame.image)
+
+
+class _Stream:
+    """Pairs one modality's images with their masks (by stamp) and keeps the camera's pixel spacing."""
+
+    def __init__(self):
+        self.images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.spacing: tuple[float, float] | None = None
+
+    def add_image(self, key: int, image: np.ndarray) -> None:
+        self.images[key] = image
+        while len(self.images) > 10:
+            self.images.popitem(last=False)
+
+
+class ControllerNode(Node):
+    NODE_NAME = "controller"
+    EXECUTOR_THREADS = 2   # in its own process: the keep-alive runs while a long compute (planning) blocks
+    PARAMS = ((VenipunctureConfig, ""), (ControllerNodeConfig, "node."))
+
+    def __init__(self, **kwargs):
+        super().__init__(self.NODE_NAME, **kwargs)
+        from ir_robot.paths import data_path
+
+        self.params = declare_config(self, ControllerNodeConfig, prefix="node", read_only=True)
+        self.vp_params = declare_config(self, VenipunctureConfig, read_only=True,
+                                        base=self._base_config(self.params.config.config_file))
+        lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
+        self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
+        self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
+        self.lock = threading.RLock()
+        self.controller = None
+        self.procedure_state = "idle"
+        self._running_since_ns = 0
+        self._reported = True
+        self._phase = ""
+        self._depth = 0.0
+        self._plan = None
+        self._joints: deque = deque(maxlen=400)   # (stamp_s, JointVector)
+        self._js: JointState | None = None
+        self._force_n = 0.0
+        self._rig_status = "ok"
+        self._streams = {"us": _Stream(), "nir": _Stream()}
+        self._pending_nir: ImageFrame | None = None
+        self._us_request_ns: int | None = None
+        self._last_compute = 0.0
+        self.counts = {"commands": 0, "from_images": 0, "procedures": 0}
+        group = MutuallyExclusiveCallbackGroup()   # the controller is not thread-safe: one callback at a time
+        sensor, newest = qos.sensor(), qos.sensor()
+        newest.depth = 1
+        self.create_subscription(JointState, "/rig/joint_states", self._on_joints, qos.state(), callback_group=group)
+        self.create_subscription(WrenchStamped, "/needle/force", self._on_force, qos.state(), callback_group=group)
+        self.create_subscription(String, "/rig/status", self._on_status, qos.latched(), callback_group=group)
+        self.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
+                                 callback_group=group)
+        for m in ("us", "nir"):
+            self.create_subscription(CameraInfo, f"/{m}/camera_info", lambda msg, m=m: self._on_info(m, msg), sensor,
+                                     callback_group=group)
+            self.create_subscription(Image, f"/{m}/image_raw", lambda msg, m=m: self._on_image(m, msg), sensor,
+                                     callback_group=group)
+            self.create_subscription(Image, f"/{m}/mask", lambda msg, m=m: self._on_mask(m, msg), newest,
+                                     callback_group=group)
+        self._cmd_pub = self.create_publisher(JointState, "/rig/command", qos.command())
+        self._depth_pub = self.create_publisher(Float64, "/rig/insertion_target", qos.latched())
+        self._target_pub = self.create_publisher(PointStamped, "/plan/target", qos.latched())
+        self._path_pub = self.create_publisher(PoseArray, "/plan/path", qos.latched())
+        self._phase_pub = self.create_publisher(String, "/controller/phase", qos.events())
+        self._result_pub = self.create_publisher(String, "/procedure/result", qos.latched())
+        self._dt = self.vp_params.config.control.dt_s
+        self.create_timer(self._dt, self._on_timer, callback_group=group)
+        self._computing_since: float | None = None
+        self._kept_alive = False
+        hold = self.params.config.command_hold_s
+        self.create_timer(hold / 4, self._keep_alive, callback_group=MutuallyExclusiveCallbackGroup())
+        self._publish_phase("idle")
+
+    @staticmethod
+    def _base_config(name: str) -> VenipunctureConfig:
+        """The same VenipunctureConfig the CLI (`ir-robot demo`) reads; ROS parameters override it."""
+        from pathlib import Path
+
+        from ir_robot.control.config import load_venipuncture_config
+        from ir_robot.paths import data_path
+
+        if not name:
+            return VenipunctureConfig()
+        path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
+        if not path.is_file():
+            raise ConfigError(f"controller: parameter node.config_file: {path} not found "
+                              f"(set it to a VenipunctureConfig YAML, or '' for the built-in defaults)")
+        return load_venipuncture_config(path)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            state = msgs_to_rig_state(msg)
+        except IrRobotError as exc:
+            self.get_logger().error(f"/rig/joint_states ignored: {exc}", throttle_duration_sec=2.0)
+            return
+        self._js = msg
+        self._joints.append((state.stamp_s, state.joints))
+
+    def _on_force(self, msg: WrenchStamped) -> None:
+        self._force_n = float(msg.wrench.force.x)
+
+    def _on_status(self, msg: String) -> None:
+        self._rig_status = msg.data
+
+    def _on_info(self, m: str, msg: CameraInfo) -> None:
+        try:
+            self._streams[m].spacing = spacing_from_info(msg)
+        except PerceptionError as exc:
+            self.get_logger().error(f"/{m}/camera_info ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_image(self, m: str, msg: Image) -> None:
+        try:
+            self._streams[m].add_image(stamp_to_ns(msg.header.stamp), msg_to_image(msg))
+        except PerceptionError as exc:
+            self.get_logger().error(f"/{m}/image_raw dropped: {exc}", throttle_duration_sec=2.0)
+
+    def _on_mask(self, m: str, msg: Image) -> None:
+        if self.controller is None or self.controller.done:
+            return
+        key = stamp_to_ns(msg.header.stamp)
+        stream = self._streams[m]
+        image = stream.images.get(key)
+        if image is None or stream.spacing is None or key < self._running_since_ns:
+            return  # its image was dropped, no camera_info yet, or taken before this procedure began
+        try:
+            mask = msg_to_image(msg, shape=image.shape)
+        except PerceptionError as exc:
+            self.get_logger().error(f"/{m}/mask dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        meta = {"mask": mask}
+        if m == "us":
+            joints = self._joints_at(key * 1e-9)
+            if joints is None:
+                return
+            p = self.vp_params.config.control.probe_offset_mm
+            meta["probe"] = {"x_mm": joints.x_mm + p, "y_mm": joints.y_mm, "yaw_rad": joints.probe_yaw_rad}
+        frame = ImageFrame(m, image, stream.spacing, stamp_s=key * 1e-9, meta=meta)
+        if m == "nir":
+            self._pending_nir = frame
+            return
+        if self._us_request_ns is not None and key >= self._us_request_ns:
+            self._step(us=frame, stamp=msg.header.stamp)
+
+    def _joints_at(self, t_s: float) -> JointVector | None:
+        """Rig joints when a frame was taken: the last joint state at or before ``t_s`` (else the first after)."""
+        best = None
+        for stamp, joints in reversed(self._joints):
+            best = joints
+            if stamp <= t_s:
+                break
+        return best
+
+    def _on_procedure_state(self, msg: String) -> None:
+        state, previous = msg.data, self.procedure_state
+        self.procedure_state = state
+        if state == "running" and previous != "running":
+            self._start()
+        elif state == "aborting" and self.controller is not None:
+            self.controller.abort("operator abort (/procedure/abort)")
+        elif state == "estop" and self.controller is not None and not self.controller.done:
+            self.controller.fail_now("e-stop (/rig/estop)")
+            self._finish()
+
+    # ------------------------------------------------------------------ control
+    def _start(self) -> None:
+        from ir_robot.control.venipuncture import VenipunctureController
+
+        cfg = self.vp_params.config
+        nir = MaskPerception("nir") if self.params.config.use_nir else None
+        self.controller = VenipunctureController(cfg, MaskPerception("us"), nir, lower=self.lower, upper=self.upper,
+                                                 velocity_limits=self.vmax)
+        self._running_since_ns = self.get_clock().now().nanoseconds
+        self._pending_nir = None
+        self._us_request_ns = None
+        self._reported = False
+        self._plan = None
+        self._t_start = time.monotonic()
+        self.counts["procedures"] += 1
+        self._depth = 0.0
+        self._publish_depth(None)
+        self.get_logger().info(f"procedure {self.counts['procedures']}: controller started")
+
+    def _on_timer(self) -> None:
+        if time.monotonic() - self._last_compute < 0.5 * self._dt:
+            return  # an image-triggered step just ran
+        if self._us_request_ns is not None and \
+                self.get_clock().now().nanoseconds - self._us_request_ns < self.params.config.frame_wait_s * 1e9:
+            return  # the controller asked for a frame: its next step is the one with the frame
+        self._step(us=None, stamp=None)
+
+    def _step(self, us: ImageFrame | None, stamp) -> None:
+        ctl = self.controller
+        if ctl is None or self._reported or self.procedure_state not in ("running", "aborting") or self._js is None:
+            return
+        try:
+            state = msgs_to_rig_state(self._js, self._force_n)
+        except IrRobotError:
+            return
+        # the joint state is a few ms old: extrapolate it to now, so commands near a limit stay inside it
+        now_s = self.get_clock().now().nanoseconds * 1e-9
+        age = min(max(now_s - state.stamp_s, 0.0), 0.1)
+        joints = JointVector.from_array(state.joints.as_array() + state.velocity.as_array() * age)
+        state = dataclasses.replace(state, stamp_s=state.stamp_s + age, joints=joints)
+        if self._rig_status != "ok":
+            state = dataclasses.replace(state, status="estop", message=self._rig_status)
+        if time.monotonic() - self._t_start > self.params.config.max_time_s:
+            ctl.abort(f"time limit {self.params.config.max_time_s:.0f} s reached")
+        from ir_robot.control.sensing import Observation
+
+        wanted = ctl.sensors(state)
+        obs = Observation(us=us if "us" in wanted else None,
+                          nir=self._pending_nir if "nir" in wanted else None)
+        if obs.nir is not None:
+            self._pending_nir = None
+        self._computing_since, self._kept_alive = time.monotonic(), False
+        try:
+            cmd = ctl.compute(state, obs, self.params.config.command_hold_s)
+        finally:
+            self._computing_since = None
+        self._last_compute = time.monotonic()
+        from_image = obs.us is not None
+        self._publish_command(cmd, stamp if from_image else self._js.header.stamp)
+        self.counts["from_images"] += int(from_image)
+        self._us_request_ns = self.get_clock().now().nanoseconds if "us" in ctl.sensors(state) else None
+        self._publish_depth(getattr(ctl, "insertion_target_mm", None))
+        self._publish_phase(ctl.phase.value)
+        if ctl.plan is not None and ctl.plan is not self._plan:
+            self._plan = ctl.plan
+            self._publish_plan(ctl.plan)
+        if ctl.done:
+            self._finish()
+
+    def _keep_alive(self) -> None:
+        """A compute (e.g. planning) running longer than a command's hold: tell the rig to stop and wait,
+        instead of going silent (which would trip the safety watchdog)."""
+        since = self._computing_since
+        if since is not None and not self._kept_alive and \
+                time.monotonic() - since > 0.75 * self.params.config.command_hold_s:
+            self._kept_alive = True
+            self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+
+    def _publish_command(self, cmd: RigCommand, stamp) -> None:
+        self._cmd_pub.publish(command_to_msg(cmd, stamp))
+        self.counts["commands"] += 1
+
+    def _publish_depth(self, target_mm: float | None) -> None:
+        value = float(target_mm) * MM if target_mm is not None else math.nan
+        if not (value == self._depth or (math.isnan(value) and math.isnan(self._depth))):
+            self._depth = value
+            self._depth_pub.publish(Float64(data=value))
+
+    def _publish_phase(self, phase: str) -> None:
+        if phase != self._phase:
+            self._phase = phase
+            self._phase_pub.publish(String(data=phase))
+
+    def _publish_plan(self, plan) -> None:
+        now = self.get_clock().now().to_msg()
+        self._target_pub.publish(point_msg(plan.target_mm, now, WORLD_FRAME))
+        d = needle_direction(plan.pitch_rad)
+        path = PoseArray()
+        path.header.stamp = now
+        path.header.frame_id = WORLD_FRAME
+        path.poses = [pose_msg(plan.pivot_mm, d, now, WORLD_FRAME).pose,
+                      pose_msg(plan.target_mm, d, now, WORLD_FRAME).pose]
+        self._path_pub.publish(path)
+
+    def _finish(self) -> None:
+        if self._reported or self.controller is None:
+            return
+        self._reported = True
+        ctl = self.controller
+        self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+        self._publish_phase(ctl.phase.value)
+        o = ctl.outcome
+        result = {"outcome": "success" if o.success else "failed", "reason": o.reason, "attempts": int(o.attempts),
+                  "confirmed": bool(o.confirmed),
+                  "confirm_stamp_s": (ctl.t0 + o.confirm_t_s) if o.confirm_t_s is not None else None,
+                  "duration_s": round(float(o.duration_s), 3), "peak_force_n": round(float(o.peak_force_n), 3),
+                  "procedure": self.counts["procedures"], "end_stamp_s": self.get_clock().now().nanoseconds * 1e-9,
+                  "vessel_index": o.plan.vessel_index if o.plan is not None else None}
+        self._result_pub.publish(String(data=json.dumps(result)))
+        self.get_logger().info(f"procedure {self.counts['procedures']}: {result['outcome']} ({o.reason})")
+
+
+def main(args=None):
+    from ir_robot.ros.run import run_node
+
+    return run_node(ControllerNode, args)

@@ -1,0 +1,107 @@
+"""The one description of the ROS graph: nodes, their parameter files and remappings.
+
+Read by ``launch/sim.launch.py`` (ROS 2 installs: ``ros2 launch ir_robot sim.launch.py``)
+and by ``ir-robot launch sim`` (pip installs, :mod:`ir_robot.ros.launcher`), so the
+two cannot drift apart. Plain data, no ROS import.
+
+Each node is a small class in ``ir_robot.ros`` with a ``main(args=None)``; on ROS
+installs it is the console script ``executable`` (setup.py ``entry_points``, see
+:func:`console_scripts`), with the pip launcher it runs in-process (one
+multi-threaded executor) or as ``python -m ir_robot.ros.run NAME`` (one process per node).
+Parameters come from ``config/ros/<params_file>`` (ROS format: ``node_name: ros__parameters:``),
+then from any user file given with ``--params`` (later files win, as in ROS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ir_robot.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str                                  # node name = section in the params file
+    executable: str                            # console script for ros2 launch (package ir_robot)
+    node_class: str                            # "module:Class" (an rclpy Node subclass)
+    params_file: str = "sim.yaml"              # under config/ros/
+    remappings: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+    main: str = "main"                         # the module's main(args=None) for this node
+
+    @property
+    def module(self) -> str:
+        return self.node_class.split(":")[0]
+
+    @property
+    def entry_point(self) -> str:
+        """``module:main`` for setup.py console_scripts."""
+        return f"{self.module}:{self.main}"
+
+
+_SIM = NodeSpec("sim", "ir_robot_sim", "ir_robot.ros.sim_node:SimNode",
+                description="PyBullet needle world + simulated rig: images, joint states, force; obeys /rig/command")
+_US = NodeSpec("us_perception", "ir_robot_us_perception", "ir_robot.ros.perception_nodes:UsPerceptionNode", main="main_us",
+               description="ultrasound segmentation: vessel / needle detections, mask, markers")
+_NIR = NodeSpec("nir_perception", "ir_robot_nir_perception", "ir_robot.ros.perception_nodes:NirPerceptionNode", main="main_nir",
+                description="NIR vein segmentation: mask, vein centres, markers")
+_CONTROLLER = NodeSpec("controller", "ir_robot_controller", "ir_robot.ros.controller_node:ControllerNode",
+                       description="venipuncture state machine (scan, select + plan, align, insert, confirm, hold, "
+                                   "retract): perception + rig state -> /rig/command, /plan/target, /plan/path")
+_SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.supervisor:SupervisorNode",
+                       description="operating state (latched) and the /procedure/* and /rig/estop services")
+_RIG = NodeSpec("rig_driver", "ir_robot_rig_driver", "ir_robot.ros.rig_driver:RigDriverNode",
+                params_file="rig.yaml",
+                description="a rig backend (parameter 'backend': sim | serial) behind the safety layer")
+RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:RecorderNode",
+                    description="records every topic to MCAP (parameter 'path')")
+
+#: graph name -> nodes, in start order
+GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
+    "sim": (_SIM, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+    # the benchtop rig: same graph with the rig driver in place of the simulator
+    # (camera nodes for the frame grabber / NIR camera are not written yet)
+    "rig": (_RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+}
+
+#: every node class the launcher can start by name
+NODES: dict[str, NodeSpec] = {s.name: s for g in GRAPHS.values() for s in g} | {RECORDER.name: RECORDER}
+
+
+def graph(name: str) -> tuple[NodeSpec, ...]:
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise ConfigError(f"unknown graph {name!r}; graphs are {sorted(GRAPHS)}") from None
+
+
+def node_spec(name: str) -> NodeSpec:
+    try:
+        return NODES[name]
+    except KeyError:
+        raise ConfigError(f"unknown node {name!r}; nodes are {sorted(NODES)}") from None
+
+
+def params_path(spec: NodeSpec, share: Path | None = None) -> Path:
+    """The node's default params file (config/ros/<file>) in the source tree or the install share."""
+    if share is None:
+        from ir_robot.paths import data_path
+
+        return data_path("config", "ros", spec.params_file)
+    return Path(share) / "config" / "ros" / spec.params_file
+
+
+def ros_arguments(spec: NodeSpec, params_files: list[str | Path] = (), extra: list[str] = ()) -> list[str]:
+    """``--ros-args`` for one node: its name, params files (in order) and remappings."""
+    args = ["--ros-args", "-r", f"__node:={spec.name}"]
+    for f in params_files:
+        args += ["--params-file", str(f)]
+    for src, dst in spec.remappings:
+        args += ["-r", f"{src}:={dst}"]
+    return args + list(extra)
+
+
+def console_scripts() -> list[str]:
+    """Lines for setup.py ``entry_points['console_scripts']`` (ros2 launch needs them in lib/ir_robot)."""
+    return sorted({f"{s.executable} = {s.entry_point}" for s in NODES.values()})

@@ -1,0 +1,42 @@
+"""ros2 launch ir_robot sim.launch.py [params_file:=FILE] [record:=FILE.mcap] [graph:=sim]
+
+The simulation graph for ROS 2 installs. The nodes, their parameter files and
+remappings come from ir_robot/ros/graph.py - the same description `ir-robot launch sim`
+reads on pip installs - so the two cannot drift apart. `params_file` is applied after
+config/ros/<file>; `record` adds the MCAP recorder node.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def _nodes(context):
+    from ir_robot.ros.graph import RECORDER, graph, params_path
+
+    params_file = LaunchConfiguration("params_file").perform(context)
+    record = LaunchConfiguration("record").perform(context)
+    specs = list(graph(LaunchConfiguration("graph").perform(context)))
+    if record:
+        specs.append(RECORDER)
+    actions = []
+    for spec in specs:
+        default = params_path(spec)
+        params = [str(default)] if default.is_file() else []
+        if params_file:
+            params.append(params_file)
+        if spec is RECORDER:
+            params.append({"path": record})
+        actions.append(Node(package="ir_robot", executable=spec.executable, name=spec.name, parameters=params,
+                            remappings=list(spec.remappings), output="screen", emulate_tty=True))
+    return actions
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("graph", default_value="sim", description="graph in ir_robot/ros/graph.py"),
+        DeclareLaunchArgument("params_file", default_value="", description="extra ROS params YAML"),
+        DeclareLaunchArgument("record", default_value="", description="record every topic to this MCAP file"),
+        OpaqueFunction(function=_nodes),
+    ])
