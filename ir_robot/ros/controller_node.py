@@ -112,14 +112,15 @@ class MaskPerception:
     """The perception the controller is given: the segmentation was done by a perception node; the frame
     carries its mask in ``meta['mask']`` and this rebuilds the result with the shared post-processing."""
 
-    def __init__(self, modality: str):
+    def __init__(self, modality: str, postprocess=None):
         self.modality = modality
+        self.postprocess = postprocess
 
     def predict(self, frame: ImageFrame, spacing_mm=None):
         mask = frame.meta.get("mask") if isinstance(frame.meta, dict) else None
         if mask is None:
             raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no mask from the perception node")
-        return result_from_mask(self.modality, mask, spacing_mm or frame.spacing_mm, frame.image)
+        return result_from_mask(self.modality, mask, spacing_mm or frame.spacing_mm, frame.image, self.postprocess)
 
 
 class _Stream:
@@ -291,9 +292,13 @@ class ControllerNode(Node):
     def _start(self) -> None:
         from ir_robot.control.venipuncture import VenipunctureController
 
+        from ir_robot.perception.postprocess import PostprocessParams
+
         cfg = self.vp_params.config
+        # the post-processing `ir-robot demo` gives its ultrasound perception (control.us_min_vessel_area_mm2)
+        us = MaskPerception("us", PostprocessParams(min_vessel_area_mm2=cfg.control.us_min_vessel_area_mm2))
         nir = MaskPerception("nir") if self.params.config.use_nir else None
-        self.controller = VenipunctureController(cfg, MaskPerception("us"), nir, lower=self.lower, upper=self.upper,
+        self.controller = VenipunctureController(cfg, us, nir, lower=self.lower, upper=self.upper,
                                                  velocity_limits=self.vmax)
         self._running_since_ns = self.get_clock().now().nanoseconds
         self._pending_nir = None

@@ -290,7 +290,7 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
 
     runner = (ProcessRunner if processes else GraphRunner)(graph_name, params=params, record=record,
                                                            domain_id=domain_id)
-    client_ctx = None
+    client_ctx = client_ex = client_thread = None
     client = None
     code = 0
     t0 = time.monotonic()
@@ -298,12 +298,12 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
         runner.start()
         if processes:
             client_ctx = rclpy.Context()
-            rclpy.init(context=client_ctx, domain_id=domain_id) if domain_id is not None else \
-                rclpy.init(context=client_ctx)
+            rclpy.init(context=client_ctx, **({} if domain_id is None else {"domain_id": int(domain_id)}))
             client = ProcedureClient(client_ctx, "ir_robot_launcher")
-            ex = SingleThreadedExecutor(context=client_ctx)
-            ex.add_node(client.node)
-            threading.Thread(target=_spin_quietly, args=(ex,), daemon=True).start()
+            client_ex = SingleThreadedExecutor(context=client_ctx)
+            client_ex.add_node(client.node)
+            client_thread = threading.Thread(target=_spin_quietly, args=(client_ex,), daemon=True)
+            client_thread.start()
         else:
             client = ProcedureClient(runner.context, "ir_robot_launcher")
             runner.add_node(client.node)
@@ -316,7 +316,7 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
                 break
             if procedures and done < procedures:
                 summary = client.run_procedure(timeout_s=procedure_timeout_s)
-                print(json.dumps(summary, sort_keys=True), file=out, flush=True)
+                print(json.dumps(summary), file=out, flush=True)
                 done += 1
                 continue
             if procedures and done >= procedures:
@@ -329,6 +329,9 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
         print("ir-robot launch: Ctrl-C, stopping", file=sys.stderr)
         code = 130
     finally:
+        if client_ex is not None:
+            client_ex.shutdown(timeout_sec=5.0)
+            client_thread.join(timeout=5.0)
         if client is not None and processes:
             client.destroy()
         runner.stop()

@@ -4,7 +4,8 @@ Each node subscribes to ``/<m>/image_raw`` and ``/<m>/camera_info`` (sensor-data
 depth 1: a busy node always takes the newest frame) and runs one predictor from
 ``ir_robot.perception`` (parameter ``model``: ``learned`` = the shipped weights or
 ``weights``, ``classical`` = the OpenCV baseline, ``ground_truth`` = the simulator's
-``/<m>/labels`` through the same post-processing). Outputs, all stamped with the
+``/<m>/labels`` through the same post-processing, ``auto`` = learned when the weights
+exist, else ground truth, as ``ir-robot demo`` does). Outputs, all stamped with the
 image's stamp and in the image's frame (``us_image`` / ``nir_image``):
 
 =========================  =================================  =================================================
@@ -15,6 +16,7 @@ image's stamp and in the image's frame (``us_image`` / ``nir_image``):
 ``/nir/mask``              sensor_msgs/Image mono8            0 background, 1 vein
 ``/nir/vein``              geometry_msgs/PointStamped         widest vein centre (x, y from the view centre)
 ``/nir/markers``           visualization_msgs/MarkerArray     vein centrelines
+``/<m>/perception_info``   std_msgs/String JSON, latched      the model in use: {"model", "requested", "weights"}
 =========================  =================================  =================================================
 
 The mask is the complete result: :func:`result_from_mask` rebuilds the same
@@ -25,6 +27,8 @@ on input.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import time
 from collections import OrderedDict, deque
@@ -34,8 +38,9 @@ import numpy as np
 from geometry_msgs.msg import Point
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
 from geometry_msgs.msg import PointStamped, PoseStamped
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ir_robot.config import param
@@ -59,14 +64,27 @@ _COLOURS = {"vein": (0.1, 0.4, 1.0), "artery": (1.0, 0.15, 0.15), "needle": (1.0
 
 @dataclass(frozen=True)
 class PerceptionNodeConfig:
-    model: str = param("learned", choices=("learned", "classical", "ground_truth"),
-                       help="learned: shipped/`weights` model; classical: OpenCV baseline; "
-                            "ground_truth: the simulator's /<m>/labels")
+    model: str = param("auto", choices=("auto", "learned", "classical", "ground_truth"),
+                       help="learned: shipped/`weights` model; classical: OpenCV baseline; ground_truth: the "
+                            "simulator's /<m>/labels; auto: learned if the weights exist, else ground_truth "
+                            "(as `ir-robot demo`)")
     weights: str = param("", help="weights file for model=learned ('' = models/<m>_seg/model.pt)")
     threads: int = param(1, range=(1, 16), help="torch threads")
     expected_size_px: tuple[int, int] = param((256, 256), range=(0, 8192),
                                               help="(rows, cols) accepted; other sizes are dropped ((0, 0) = any)")
     publish_markers: bool = param(True, help="publish visualization_msgs/MarkerArray for RViz/Foxglove")
+
+
+def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
+    """``auto`` -> ``learned`` when the weights file exists, else ``ground_truth``."""
+    if config.model != "auto":
+        return config.model
+    from pathlib import Path
+
+    from ir_robot.perception.inference import default_weights_path
+
+    weights = Path(config.weights) if config.weights else default_weights_path(modality)
+    return "learned" if weights.is_file() else "ground_truth"
 
 
 def make_predictor(modality: str, config: PerceptionNodeConfig):
@@ -84,13 +102,15 @@ def make_predictor(modality: str, config: PerceptionNodeConfig):
     return make_perception(modality, config.weights or None, threads=config.threads)
 
 
-def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None):
+def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None,
+                     postprocess=None):
     """Rebuild a UsResult / NirResult from a published mask with the shared post-processing."""
     from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, analyse_nir, analyse_us
 
+    post = postprocess or DEFAULT_POSTPROCESS
     if modality == "us":
-        return analyse_us(mask, tuple(spacing_mm), None, DEFAULT_POSTPROCESS, source="ros_mask")
-    return analyse_nir(mask, tuple(spacing_mm), None, image, DEFAULT_POSTPROCESS, source="ros_mask")
+        return analyse_us(mask, tuple(spacing_mm), None, post, source="ros_mask")
+    return analyse_nir(mask, tuple(spacing_mm), None, image, post, source="ros_mask")
 
 
 class _PerceptionNode(Node):
@@ -103,7 +123,11 @@ class _PerceptionNode(Node):
         m = self.MODALITY
         self.params = declare_config(self, PerceptionNodeConfig, read_only=("model", "weights", "threads"))
         cfg = self.params.config
-        self.predictor = make_predictor(m, cfg)
+        self.model = resolve_model(m, cfg)
+        if self.model != cfg.model:
+            self.get_logger().warning(f"model 'auto': no trained {m} weights, using ground-truth perception "
+                                      f"(train them with `ir-robot train-perception {m}`)")
+        self.predictor = make_predictor(m, dataclasses.replace(cfg, model=self.model))
         self._spacing: tuple[float, float] | None = None
         self._pending: OrderedDict[int, dict] = OrderedDict()
         self.process_ms: deque = deque(maxlen=100_000)
@@ -112,7 +136,7 @@ class _PerceptionNode(Node):
         newest.depth = 1
         group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(CameraInfo, f"/{m}/camera_info", self._on_info, qos.sensor(), callback_group=group)
-        if cfg.model == "ground_truth":
+        if self.model == "ground_truth":
             self.create_subscription(Image, f"/{m}/labels", lambda msg: self._on_part(msg, "labels"), newest,
                                      callback_group=group)
         self.create_subscription(Image, f"/{m}/image_raw", lambda msg: self._on_part(msg, "image"), newest,
@@ -120,7 +144,10 @@ class _PerceptionNode(Node):
         self._mask_pub = self.create_publisher(Image, f"/{m}/mask", qos.sensor())
         self._marker_pub = self.create_publisher(MarkerArray, f"/{m}/markers", qos.sensor())
         self._make_publishers()
-        self.get_logger().info(f"{m} perception: model '{cfg.model}'")
+        info = self.create_publisher(String, f"/{m}/perception_info", qos.latched())
+        info.publish(String(data=json.dumps({"model": self.model, "requested": cfg.model,
+                                             "weights": cfg.weights if self.model == "learned" else ""})))
+        self.get_logger().info(f"{m} perception: model '{self.model}'")
 
     # --------------------------------------------------------------- inputs
     def _on_info(self, msg: CameraInfo) -> None:
@@ -135,7 +162,7 @@ class _PerceptionNode(Node):
         entry[part] = msg
         while len(self._pending) > 8:
             self._pending.popitem(last=False)
-        needed = ("image", "labels") if self.params.config.model == "ground_truth" else ("image",)
+        needed = ("image", "labels") if self.model == "ground_truth" else ("image",)
         if all(p in entry for p in needed):
             del self._pending[key]
             self._process(entry)

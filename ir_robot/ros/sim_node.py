@@ -19,17 +19,18 @@ force; ultrasound and NIR frames are rendered at their own rates. Topics:
 ``/sim/summary``       std_msgs/String (JSON)       latched     (the referee, see :meth:`SimNode.referee`)
 =====================  ===========================  ===========
 
-Service ``/sim/reset`` (std_srvs/Trigger): a new world from ``seed + procedure number``
-(a new random phantom when ``world.randomize``); the supervisor calls it on start.
+Service ``/sim/reset`` (std_srvs/Trigger): procedure k gets seed ``seed + k - 1`` and (``phantoms:
+episode``) the same phantom ``ir-robot demo --seed`` / ``ir-robot evaluate`` use for that seed; the
+supervisor calls it on start. When the controller reports ``/procedure/result`` the node scores
+the procedure against the ground truth it recorded (:meth:`SimNode.referee`, the scoring of
+``ir-robot demo``) and publishes the summary line on ``/sim/summary``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,10 @@ class SimNodeConfig:
     nir_rate_hz: float = param(10.0, range=(0.0, 60.0), unit="Hz", help="NIR frame rate (0: off)")
     state_rate_hz: float = param(50.0, range=(1.0, 1000.0), unit="Hz",
                                  help="/rig/joint_states and /needle/force rate (at most the control rate)")
-    seed: int = param(0, range=(0, 2**31 - 1), help="world seed; procedure k uses seed + k")
+    seed: int = param(0, range=(0, 2**31 - 1), help="procedure k (1, 2, ...) runs on seed + k - 1")
+    phantoms: str = param("episode", choices=("episode", "world"),
+                          help="episode: procedure k gets the phantom of `ir-robot demo --seed seed+k-1` (and of "
+                               "evaluate's episode); world: the world config's phantom / randomize")
     publish_labels: bool = param(True, help="publish the ground-truth label masks on /us/labels and /nir/labels")
 
 
@@ -84,7 +88,7 @@ class SimNode(Node):
         self._sim_rig_cls = SimRig
         self.world = NeedleWorld(self.world_params.config)
         self.resets = 0
-        self.world.reset(seed=self.params.config.seed)
+        self._reset_world(self.params.config.seed)
         self._world_lock = threading.RLock()
         self._group = MutuallyExclusiveCallbackGroup()   # everything that steps or resets the world
         io_group = ReentrantCallbackGroup()
@@ -99,15 +103,20 @@ class SimNode(Node):
                                  callback_group=io_group)
         self.create_subscription(String, "/procedure/result", self._on_result, qos.latched(),
                                  callback_group=io_group)
+        self.create_subscription(String, "/controller/phase", self._on_phase, qos.events(), callback_group=io_group)
+        self.create_subscription(String, "/us/perception_info", self._on_perception, qos.latched(),
+                                 callback_group=io_group)
+        self.perception = ""
         self.procedure_state = "idle"
-        self._truth: deque = deque(maxlen=20_000)   # (wall stamp s, tip_mm, in_lumen, lumen_vessel, t_s)
+        self.phase = ""
+        self._scorer = None
+        self._tripped = ""
         self._last_result = ""
         self.summaries: list[dict] = []
         self.create_service(Trigger, "/sim/reset", self._srv_reset, callback_group=self._group)
         self.tf = TfPublisher(self)
         self.tf.send(self.get_clock().now().to_msg(), [(WORLD_FRAME, "base_link", (0, 0, 0), 0.0, None)], static=True)
         self.frames = {"us": 0, "nir": 0}
-        self._peak_force_n = 0.0
         self._timer = None
         self._start_timer()
 
@@ -148,9 +157,7 @@ class SimNode(Node):
             now = self.get_clock().now()
             stamp = now.to_msg()
             if self.procedure_state in ("running", "aborting"):
-                self._peak_force_n = max(self._peak_force_n, float(state.force_n))
-                self._truth.append((now.nanoseconds * 1e-9, ws.tip_mm, ws.in_lumen, ws.lumen_vessel, t,
-                                    ws.back_wall_punctured))
+                self._score_tick(state)
             if t + 1e-9 >= self._next_state:
                 self.rig.publish_state(stamp, state)
                 self._next_state = max(self._next_state + 1.0 / cfg.state_rate_hz, t)
@@ -186,13 +193,25 @@ class SimNode(Node):
         ])
 
     # ------------------------------------------------------------------ reset
+    @property
+    def seed(self) -> int:
+        """Seed of the current procedure (the first one runs on ``seed``)."""
+        return self.params.config.seed + max(self.resets - 1, 0)
+
+    def _reset_world(self, seed: int) -> None:
+        if self.params.config.phantoms == "episode":
+            from ir_robot.control.episode import sample_episode_phantom
+
+            self.world.reset(seed=seed, phantom=sample_episode_phantom(seed, motion=self.world.config.motion))
+        else:
+            self.world.reset(seed=seed)
+
     def _srv_reset(self, request, response):
         with self._world_lock:
             self.resets += 1
-            seed = self.params.config.seed + self.resets
-            self.world.reset(seed=seed)
+            seed = self.seed
+            self._reset_world(seed)
             self.rig.replace_backend(self._sim_rig_cls(self.world))
-            self._peak_force_n = 0.0
             self._next_us = self._next_nir = self._next_state = 0.0
             self._sync_clock()
         response.success = True
@@ -203,10 +222,37 @@ class SimNode(Node):
     # ------------------------------------------------------------------ the referee
     def _on_procedure_state(self, msg: String) -> None:
         if msg.data == "running" and self.procedure_state != "running":
+            from ir_robot.control.episode import _Scorer
+
             with self._world_lock:
-                self._truth.clear()
-                self._peak_force_n = 0.0
+                self._scorer = _Scorer(self.world)
+                self._tripped = ""
         self.procedure_state = msg.data
+
+    def _on_phase(self, msg: String) -> None:
+        self.phase = msg.data
+
+    def _on_perception(self, msg: String) -> None:
+        try:
+            model = json.loads(msg.data).get("model", "")
+        except (ValueError, AttributeError):
+            return
+        self.perception = {"learned": "model"}.get(model, model)  # the names `ir-robot demo` prints
+
+    def _score_tick(self, state) -> None:
+        """Ground truth while the controller holds the tip in the lumen (as ``run_episode`` scores it)."""
+        from ir_robot.core.types import Tissue
+
+        if state.status == "estop" and not self._tripped:
+            self._tripped = state.message or "e-stop"
+        sc = self._scorer
+        if sc is None or self.phase != "hold":
+            return
+        err, vessel = sc.tip_error()
+        ws = self.world.state()
+        sc.hold_err.append(err)
+        sc.hold_lumen.append(bool(ws.in_lumen and ws.tip_tissue == Tissue.VEIN_LUMEN))
+        sc.hold_vessels.add(vessel)
 
     def _on_result(self, msg: String) -> None:
         """The controller's report + what only the simulator knows = one summary line on /sim/summary."""
@@ -220,48 +266,40 @@ class SimNode(Node):
         with self._world_lock:
             summary = self.referee(result)
         self.summaries.append(summary)
-        self._summary_pub.publish(String(data=json.dumps(summary, sort_keys=True)))
-        self.get_logger().info(f"summary: {json.dumps(summary, sort_keys=True)}")
-
-    def tip_error_mm(self, tip_mm, t_s: float, vessel: int) -> float:
-        """Distance (mm) from the tip to the lumen centre of ``vessel`` in the vessel's cross-section at the tip."""
-        ph = self.world.phantom
-        p = ph.to_phantom(np.asarray(tip_mm, dtype=float), t_s)
-        yc, zc = ph.centreline(p[0])
-        return float(math.hypot(p[1] - yc[vessel], p[2] - zc[vessel]))
+        self._summary_pub.publish(String(data=json.dumps(summary)))
+        self.get_logger().info(f"summary: {json.dumps(summary)}")
 
     def referee(self, result: dict) -> dict:
-        """Score a finished procedure against the ground truth recorded while it ran."""
-        truth = list(self._truth)
-        confirm = result.get("confirm_stamp_s")
-        at = None
-        if confirm is not None and truth:
-            at = min(truth, key=lambda r: abs(r[0] - float(confirm)))
-        tip_error = None
-        in_lumen = False
-        if at is not None:
-            _, tip, in_lumen, vessel, t_s, _bw = at
-            if vessel < 0:  # not in a lumen: the nearest vessel centre
-                ph = self.world.phantom
-                p = ph.to_phantom(np.asarray(tip, dtype=float), t_s)
-                yc, zc = ph.centreline(p[0])
-                vessel = int(np.argmin(np.hypot(p[1] - yc, p[2] - zc)))
-            tip_error = round(self.tip_error_mm(tip, t_s, vessel), 3)
-        back_wall = any(r[5] for r in truth)
+        """Score a finished procedure like ``ir_robot.control.episode.run_episode`` (the line ``ir-robot demo``
+        prints): success needs the controller's success, the true tip in a vein lumen at every tick of the
+        hold, no back-wall or artery puncture, no safety trip and at most MAX_DURATION_S."""
+        from ir_robot.control.episode import MAX_DURATION_S
+
+        sc = self._scorer
+        ws = self.world.state()
+        ph = self.world.phantom
+        hold_err = list(sc.hold_err) if sc is not None else []
+        hold_ok = bool(sc is not None and sc.hold_lumen and all(sc.hold_lumen))
+        artery_hit = any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
+                         for e in ws.events)
+        duration = float(result.get("duration_s") or 0.0)
         ctl_ok = result.get("outcome") == "success"
-        return {
-            "procedure": int(result.get("procedure", 0)),
-            "seed": self.params.config.seed + self.resets,
-            "success": bool(ctl_ok and in_lumen and not back_wall),
-            "controller_success": bool(ctl_ok),
-            "reason": result.get("reason", ""),
-            "tip_error_mm": tip_error,
-            "tip_in_lumen_at_confirm": bool(in_lumen),
-            "back_wall_punctured": bool(back_wall),
-            "attempts": int(result.get("attempts", 0)),
-            "duration_s": result.get("duration_s"),
-            "peak_force_n": round(self._peak_force_n, 3),
-        }
+        success = bool(ctl_ok and hold_ok and not ws.back_wall_punctured and not artery_hit and not self._tripped
+                       and duration <= MAX_DURATION_S)
+        why = [] if success else ([result.get("reason", "")] if not ctl_ok else [])
+        if ctl_ok and not success:
+            why += (["tip not in a vein lumen during the hold (ground truth)"] if not hold_ok else []) + \
+                   (["back wall punctured"] if ws.back_wall_punctured else []) + \
+                   (["artery punctured"] if artery_hit else []) + \
+                   ([f"safety trip: {self._tripped}"] if self._tripped else []) + \
+                   ([f"took {duration:.1f} s > {MAX_DURATION_S:.0f} s"] if duration > MAX_DURATION_S else [])
+        err = float(np.sqrt(np.mean(np.square(hold_err)))) if hold_err else None
+        return {"success": success, "tip_error_mm": round(err, 3) if err is not None else None,
+                "attempts": int(result.get("attempts", 0)), "duration_s": round(duration, 2),
+                "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3), "seed": self.seed,
+                "perception": self.perception, "reason": "ok" if success else "; ".join(w for w in why if w),
+                "procedure": int(result.get("procedure", 0)), "back_wall_punctured": bool(ws.back_wall_punctured),
+                "artery_punctured": artery_hit, "hold_in_lumen": hold_ok}
 
     def close(self) -> None:
         self.world.close()
