@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import logging
 import math
 import os
 import re
@@ -52,6 +53,8 @@ from ir_robot.core.errors import RigError
 from ir_robot.core.types import JointVector, needle_direction
 from ir_robot.devices import grbl as P
 from ir_robot.devices.config import RigConfig, load_rig_config
+
+log = logging.getLogger(__name__)
 
 ForceFn = Callable[[float, JointVector, float], float]
 """force_fn(t_s, joints, insert_rate_mm_s) -> axial needle force in newtons."""
@@ -201,6 +204,7 @@ class GrblEmulator:
         self.unplug_time: float | None = None
         self.resets = 0
         self.connects = 0
+        self.loop_errors: list[BaseException] = []
 
         self._lock = threading.RLock()
         self._actions: collections.deque = collections.deque()
@@ -393,44 +397,53 @@ class GrblEmulator:
 
     # ================================================================== main loop
     def _grbl_loop(self) -> None:
-        pty = self._grbl_pty
-        connected = False
+        state = {"connected": False}
         while not self._stop.is_set():
-            while self._actions:
-                with self._lock:
-                    self._actions.popleft()()
-            if pty.fd is None:  # unplugged
+            try:
+                self._grbl_step(state)
+            except Exception as exc:  # keep serving; a test inspects loop_errors
+                self.loop_errors.append(exc)
+                log.exception("GRBL emulator step failed")
                 time.sleep(0.01)
-                continue
-            busy = self.planner or self._homing or self._dwell_until is not None or self.v > 0 or self._boot_until < math.inf
-            now_connected, readable = pty.poll(0.002 if busy else 0.01)
-            now = time.monotonic()
-            if now_connected != connected:
-                connected = now_connected
-                if connected:
-                    self.connects += 1
-                    if self.reset_on_open or self.connects == 1:
-                        self._on_open(now)
-                    continue
-            if not connected:
-                time.sleep(0.005)
-                continue
+
+    def _grbl_step(self, st: dict) -> None:
+        pty = self._grbl_pty
+        connected = st["connected"]
+        while self._actions:
             with self._lock:
-                self._advance(now)
-                if readable:
-                    data = pty.read()
-                    if data:
-                        self._receive(data, time.monotonic())
-                if self._boot_until <= now:
-                    self._boot_until = math.inf
-                    if self.personality == "grbl":
-                        self._banner()
-                    elif self.personality == "marlin":
-                        self._send("start")
-                        self._send("echo:Marlin 2.1.2")
-                        self._send("echo: Last Updated: 2023-01-01 | Author: (none, default config)")
-                if not self._stalled and self.personality == "grbl":
-                    self._process_lines(now)
+                self._actions.popleft()()
+        if pty.fd is None:  # unplugged
+            time.sleep(0.01)
+            return
+        busy = self.planner or self._homing or self._dwell_until is not None or self.v > 0 or self._boot_until < math.inf
+        now_connected, readable = pty.poll(0.002 if busy else 0.01)
+        now = time.monotonic()
+        if now_connected != connected:
+            connected = st["connected"] = now_connected
+            if connected:
+                self.connects += 1
+                if self.reset_on_open or self.connects == 1:
+                    self._on_open(now)
+                return
+        if not connected:
+            time.sleep(0.005)
+            return
+        with self._lock:
+            self._advance(now)
+            if readable:
+                data = pty.read()
+                if data:
+                    self._receive(data, time.monotonic())
+            if self._boot_until <= now:
+                self._boot_until = math.inf
+                if self.personality == "grbl":
+                    self._banner()
+                elif self.personality == "marlin":
+                    self._send("start")
+                    self._send("echo:Marlin 2.1.2")
+                    self._send("echo: Last Updated: 2023-01-01 | Author: (none, default config)")
+            if not self._stalled and self.personality == "grbl":
+                self._process_lines(now)
 
     def _on_open(self, now: float) -> None:
         self._power_on(now, announce=True)
@@ -700,8 +713,8 @@ class GrblEmulator:
         after_z = start.copy()
         after_z[2] = -pulloff
         target = -np.full(3, pulloff)
-        t_z = (abs(start[2] + pulloff) + 2 * pulloff) / seek
-        t_xy = (float(np.abs(start[:2] + pulloff).max()) + 2 * pulloff) / seek
+        t_z = max(abs(start[2] + pulloff) / seek, 0.05)  # search + locate + pull-off, lumped at the seek rate
+        t_xy = max(float(np.abs(start[:2] + pulloff).max()) / seek, 0.05)
         self._homing = {"t0": now, "t_z": now + t_z, "t1": now + t_z + t_xy + 0.02,
                         "start": start, "after_z": after_z, "target": target}
         self.state = "Home"
@@ -863,7 +876,6 @@ class GrblEmulator:
         return self.state == "Check"
 
     def _dwell_start(self, now: float):
-        self._dwell_pending = True
         self._dwell_until = -1.0  # waits for the planner to empty, then dwells
         return None
 

@@ -254,6 +254,7 @@ class GrblRig(Rig):
 
     # ================================================================== I/O primitives
     def _write_raw(self, data: bytes) -> None:
+        failure = None
         with self._wlock:
             ser = self._ser
             if ser is None:
@@ -261,8 +262,10 @@ class GrblRig(Rig):
             try:
                 ser.write(data)
             except Exception as exc:  # SerialException, OSError, write timeout
-                self._on_port_lost(exc)
-                raise self._fault from None
+                failure = exc
+        if failure is not None:  # outside the write lock: the fault path writes the halt bytes
+            self._on_port_lost(failure)
+            raise self._fault from None
 
     def _halt_bytes(self, data: bytes = P.FEED_HOLD + P.SOFT_RESET) -> bool:
         """Feed hold then soft reset, best effort; True when the bytes reached the port."""
@@ -852,6 +855,10 @@ class GrblRig(Rig):
 
     def _wait_status_after(self, t0: float, timeout: float = 2.0) -> P.StatusReport:
         deadline = time.monotonic() + timeout
+        try:
+            self._write_raw(P.STATUS_QUERY)  # do not wait for the next poll (GRBL drops duplicate queries)
+        except RigError:
+            pass
         with self._cond:
             while self._status is None or self._status_t <= t0:
                 if self._fault is not None:

@@ -35,6 +35,7 @@ def emulator(rig_config):
     emu = GrblEmulator(rig_config, seed=7, force_fn=flat_force).start()
     yield emu
     emu.close()
+    assert emu.loop_errors == []
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_error_codes_map_to_exceptions_with_meaning(ready_rig):
 
 
 def test_feed_hold_and_resume(ready_rig, emulator, rig_config):
-    ready_rig.move_to(joints(rig_config, x=30.0, y=19.0, insert=1.0), speed_mm_s=10.0)
+    ready_rig.move_to(joints(rig_config, x=36.0, y=19.0, insert=1.0), speed_mm_s=10.0)
     assert wait_for(lambda: emulator.state == "Run")
     ready_rig.feed_hold()
     assert wait_for(lambda: (emulator.state, emulator.substate) == ("Hold", 0))
@@ -169,7 +169,7 @@ def test_feed_hold_and_resume(ready_rig, emulator, rig_config):
     assert emulator.mpos[0] == x_hold  # held
     ready_rig.resume()
     st = ready_rig.wait_idle(timeout=10)
-    assert st.joints.x_mm == pytest.approx(30.0, abs=1e-3)
+    assert st.joints.x_mm == pytest.approx(36.0, abs=1e-3)
 
 
 def test_stop_sends_feed_hold_then_reset_and_latches(ready_rig, emulator, rig_config):
@@ -259,6 +259,20 @@ def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig,
         ready_rig.move_to(joints(rig_config, x=10.0, y=19.0, insert=1.0))
 
 
+def test_write_failure_is_a_fault_not_a_hang(ready_rig, monkeypatch):
+    import serial
+
+    def broken(data):
+        raise serial.SerialException("write failed: [Errno 5] Input/output error")
+
+    monkeypatch.setattr(ready_rig._ser, "write", broken)
+    t0 = time.monotonic()
+    with pytest.raises(RigError, match="vanished"):
+        ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
+    assert time.monotonic() - t0 < 1.0
+    assert ready_rig.halts[-1][1:] == ("fault", False)
+
+
 def test_no_status_reply_for_500_ms_halts_with_a_clear_error(ready_rig, emulator):
     time.sleep(0.25)
     emulator.stall()
@@ -294,8 +308,12 @@ def test_force_above_threshold_feed_holds_and_resets_within_50_ms(ready_rig, emu
     t0 = emulator.force_spike(force_n=limit + 2.0, duration_s=0.3)
     assert wait_for(lambda: ready_rig.read_state().status == "estop", timeout=1.0)
     t_over = next(t for t, f in list(emulator.samples) if t >= t0 and f > limit)
-    after = [(t, b) for t, b in emulator.realtime_log if t >= t_over]
-    (t_hold, b1), (t_reset, b2) = after[:2]
+
+    def after():
+        return [(t, b) for t, b in emulator.realtime_log if t >= t_over]
+
+    assert wait_for(lambda: len(after()) >= 2)  # the emulator thread may log them a moment later
+    (t_hold, b1), (t_reset, b2) = after()[:2]
     assert (b1, b2) == (P.FEED_HOLD, P.SOFT_RESET)
     assert t_reset - t_over < 0.050
     st = ready_rig.read_state()
