@@ -41,7 +41,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ir_robot.core.errors import ProtocolError, RigError, SafetyTrip
-from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
+from ir_robot.core.types import JointVector, RigCommand, RigState
 from ir_robot.devices import grbl as P
 from ir_robot.devices.base import Rig
 from ir_robot.devices.config import AXES, FIXED_JOINTS, RigConfig, load_rig_config

@@ -1,7 +1,5 @@
 """config/rig.yaml: loading, the GRBL settings it implies, joint <-> machine mapping, refusals."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 import yaml

@@ -1,6 +1,5 @@
 """GrblRig against the GRBL 1.1 emulator over real pseudo-terminals (issue #6 acceptance)."""
 
-import dataclasses
 import errno
 import os
 import re
