@@ -19,8 +19,8 @@ safety layer's depth reference), ``/plan/target`` (``PointStamped``, world, latc
 ``/plan/path`` (``PoseArray``: pivot and target with the needle along +x, latched),
 ``/controller/phase`` (``String``, latched, last 20) and, at the end, ``/procedure/result``
 (``String`` JSON: outcome, reason, attempts, confirmed, confirm time, duration,
-peak force; latched). ``/procedure/abort`` makes it retract and fail; an e-stop
-ends it where it is.
+peak force; latched), ``/controller/stats`` (JSON counters at 1 Hz). ``/procedure/abort``
+makes it retract and fail; an e-stop ends it where it is.
 """
 
 from __future__ import annotations
@@ -76,6 +76,22 @@ class ControllerNodeConfig:
                                      "after the request before computing without it (a drop-out)")
     max_time_s: float = param(120.0, range=(1.0, 3600.0), unit="s",
                               help="abort (retract) a procedure running longer than this")
+
+
+def venipuncture_config(name: str) -> VenipunctureConfig:
+    """The VenipunctureConfig the CLI (`ir-robot demo`) reads: ``name`` under config/ (or a path); '' = defaults."""
+    from pathlib import Path
+
+    from ir_robot.control.config import load_venipuncture_config
+    from ir_robot.paths import data_path
+
+    if not name:
+        return VenipunctureConfig()
+    path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: set the parameter to a VenipunctureConfig YAML "
+                          f"(e.g. venipuncture.yaml), or '' for the built-in defaults")
+    return load_venipuncture_config(path)
 
 
 def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
@@ -147,7 +163,7 @@ class ControllerNode(Node):
 
         self.params = declare_config(self, ControllerNodeConfig, prefix="node", read_only=True)
         self.vp_params = declare_config(self, VenipunctureConfig, read_only=True,
-                                        base=self._base_config(self.params.config.config_file))
+                                        base=venipuncture_config(self.params.config.config_file))
         lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
         self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
         self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
@@ -183,35 +199,22 @@ class ControllerNode(Node):
                                      callback_group=group)
             self.create_subscription(Image, f"/{m}/mask", lambda msg, m=m: self._on_mask(m, msg), newest,
                                      callback_group=group)
-        self._cmd_pub = self.create_publisher(JointState, "/rig/command", qos.command())
+        self._cmd_pub = self.create_publisher(JointState, "/rig/command", qos.rig_command())
         self._depth_pub = self.create_publisher(Float64, "/rig/insertion_target", qos.latched())
         self._target_pub = self.create_publisher(PointStamped, "/plan/target", qos.latched())
         self._path_pub = self.create_publisher(PoseArray, "/plan/path", qos.latched())
         self._phase_pub = self.create_publisher(String, "/controller/phase", qos.events())
         self._result_pub = self.create_publisher(String, "/procedure/result", qos.latched())
+        self._stats_pub = self.create_publisher(String, "/controller/stats", qos.command())
         self._dt = self.vp_params.config.control.dt_s
         self.create_timer(self._dt, self._on_timer, callback_group=group)
         self._computing_since: float | None = None
         self._kept_alive = False
         hold = self.params.config.command_hold_s
         self.create_timer(hold / 4, self._keep_alive, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, lambda: self._stats_pub.publish(String(data=json.dumps(self.counts))),
+                          callback_group=group)
         self._publish_phase("idle")
-
-    @staticmethod
-    def _base_config(name: str) -> VenipunctureConfig:
-        """The same VenipunctureConfig the CLI (`ir-robot demo`) reads; ROS parameters override it."""
-        from pathlib import Path
-
-        from ir_robot.control.config import load_venipuncture_config
-        from ir_robot.paths import data_path
-
-        if not name:
-            return VenipunctureConfig()
-        path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
-        if not path.is_file():
-            raise ConfigError(f"controller: parameter node.config_file: {path} not found "
-                              f"(set it to a VenipunctureConfig YAML, or '' for the built-in defaults)")
-        return load_venipuncture_config(path)
 
     # ------------------------------------------------------------------ inputs
     def _on_joints(self, msg: JointState) -> None:

@@ -2,7 +2,9 @@
 
 * ``sensor()``: images and camera_info - best effort, keep last 5, volatile
   (``rclpy.qos.qos_profile_sensor_data``): a slow subscriber gets the newest frame, never a backlog.
-* ``command()``: rig commands and detections - reliable, keep last 10, volatile.
+* ``command()``: detections and small messages - reliable, keep last 10, volatile.
+* ``rig_command()``: ``/rig/command`` - reliable, keep last 100 on both ends, so a rig
+  that is busy for a moment (or a slow network) still receives every command.
 * ``state()``: joint states and force - reliable, keep last 10.
 * ``latched()``: operating state, results, plans - reliable, transient local, keep last 1,
   so a node that joins late still gets the current value (and only that: a subscriber
@@ -29,6 +31,12 @@ def sensor() -> QoSProfile:
 def command() -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+
+
+def rig_command() -> QoSProfile:
+    profile = command()
+    profile.depth = 100
+    return profile
 
 
 def state() -> QoSProfile:

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from ir_robot.config import param
 from ir_robot.core.errors import ConfigError
 from ir_robot.ros.params import declare_config
-from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface
+from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
 from ir_robot.sim.world import WorldConfig
 
 
@@ -31,6 +31,8 @@ class RigBackendConfig:
                            help="state publishing rate (and simulation step for backend sim)")
     port: str = param("", help="serial: GRBL port ('' = the one in rig_config)")
     rig_config: str = param("", help="serial: rig YAML ('' = config/rig.yaml)")
+    safety_file: str = param("venipuncture.yaml", help="YAML whose `safety` section gives the safety limits "
+                                                       "(rig.safety.* override single values)")
 
 
 def make_backend(config: RigBackendConfig, world_config=None):
@@ -56,8 +58,8 @@ class RigDriverNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_config(self, RigBackendConfig, read_only=True)
         self.world_params = declare_config(self, WorldConfig, prefix="world", read_only=True)
-        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig",
-                                         on_change=lambda c, _n: self.rig.set_config(c))
+        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig", base=rig_config_base(
+            self.params.config.safety_file), on_change=lambda c, _n: self.rig.set_config(c))
         cfg = self.params.config
         self.backend = make_backend(cfg, self.world_params.config)
         self.rig = RigInterface(self, self.backend, self.rig_params.config, callback_group=ReentrantCallbackGroup())

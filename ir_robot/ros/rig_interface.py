@@ -6,7 +6,8 @@ SI units, each held for ``command_hold_s``), ``/procedure/state`` (e-stop and th
 states in which motion is allowed), ``/rig/insertion_target`` (``std_msgs/Float64``,
 metres along the needle, NaN = none: the controller's planned insertion, from which the
 safety layer allows ``max_depth_beyond_target_mm`` more). Out: ``/rig/joint_states``, ``/needle/force``, ``/rig/status``
-(``std_msgs/String``, latched: ``ok`` or the latched safety trip).
+(``std_msgs/String``, latched: ``ok`` or the latched safety trip), ``/rig/stats``
+(``std_msgs/String`` JSON at 1 Hz: command counters, receipt latency percentiles).
 
 Latency: a command was computed from a joint state a few ms old; rates that would
 carry a joint past its limit within the hold by no more than ``rate x latency_slack_s``
@@ -21,6 +22,7 @@ published on ``/rig/status``). None of these raise into the executor.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections import deque
@@ -51,6 +53,16 @@ class RigDriverConfig:
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
 
 
+def rig_config_base(safety_file: str) -> RigDriverConfig:
+    """RigDriverConfig whose safety limits come from the venipuncture YAML the CLI uses (its ``safety``
+    section; '' = SafetyConfig defaults); node parameters ``rig.*`` then override single values."""
+    if not safety_file:
+        return RigDriverConfig()
+    from ir_robot.ros.controller_node import venipuncture_config
+
+    return RigDriverConfig(safety=venipuncture_config(safety_file).safety)
+
+
 class RigInterface:
     """Wires ``backend`` (wrapped in a SafeRig) to ``node``'s topics. Thread-safe; call ``publish_state``."""
 
@@ -68,7 +80,9 @@ class RigInterface:
         self._js_pub = node.create_publisher(JointState, "/rig/joint_states", qos.state())
         self._force_pub = node.create_publisher(WrenchStamped, "/needle/force", qos.state())
         self._status_pub = node.create_publisher(String, "/rig/status", qos.latched())
-        node.create_subscription(JointState, "/rig/command", self._on_command, qos.command(),
+        self._stats_pub = node.create_publisher(String, "/rig/stats", qos.command())
+        node.create_timer(1.0, self._publish_stats, callback_group=callback_group)
+        node.create_subscription(JointState, "/rig/command", self._on_command, qos.rig_command(),
                                  callback_group=callback_group)
         node.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
                                  callback_group=callback_group)
@@ -181,6 +195,18 @@ class RigInterface:
             self.node.get_logger().error(f"safety trip, rig stopped: {tripped}")
             self._publish_status(str(tripped))
         return state
+
+    def stats(self) -> dict:
+        """Command counters and receipt latency (receipt - header stamp) percentiles, ms."""
+        lat = np.asarray(self.command_latency_s, dtype=float) * 1e3
+        out = dict(self.counts)
+        if lat.size:
+            out.update(latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
+                       latency_ms_p99=round(float(np.percentile(lat, 99)), 2))
+        return out
+
+    def _publish_stats(self) -> None:
+        self._stats_pub.publish(String(data=json.dumps(self.stats())))
 
     def publish_state(self, stamp, state=None) -> None:
         state = state or self.read_state()

@@ -51,7 +51,7 @@ from ir_robot.ros.conversions import (
     image_to_msg,
 )
 from ir_robot.ros.params import declare_config
-from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface
+from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
 from ir_robot.ros.tf import TfPublisher, us_image_quaternion
 from ir_robot.sim.world import WorldConfig
 
@@ -69,6 +69,8 @@ class SimNodeConfig:
                           help="episode: procedure k gets the phantom of `ir-robot demo --seed seed+k-1` (and of "
                                "evaluate's episode); world: the world config's phantom / randomize")
     publish_labels: bool = param(True, help="publish the ground-truth label masks on /us/labels and /nir/labels")
+    safety_file: str = param("venipuncture.yaml", help="YAML whose `safety` section gives the rig's safety limits "
+                                                       "(the CLI's; rig.safety.* override single values)")
 
 
 class SimNode(Node):
@@ -81,10 +83,10 @@ class SimNode(Node):
         from ir_robot.devices.sim_rig import SimRig
         from ir_robot.sim.world import NeedleWorld
 
-        self.params = declare_config(self, SimNodeConfig, on_change=self._on_params)
+        self.params = declare_config(self, SimNodeConfig, on_change=self._on_params, read_only=("safety_file",))
         self.world_params = declare_config(self, WorldConfig, prefix="world", read_only=True)
-        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig",
-                                         on_change=lambda c, _n: self.rig.set_config(c))
+        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig", base=rig_config_base(
+            self.params.config.safety_file), on_change=lambda c, _n: self.rig.set_config(c))
         self._sim_rig_cls = SimRig
         self.world = NeedleWorld(self.world_params.config)
         self.resets = 0

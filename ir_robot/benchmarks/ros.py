@@ -1,0 +1,241 @@
+"""The ROS graph under load: image-to-command latency, ultrasound rate, dropped commands, soak memory.
+
+* latency: the simulation graph runs procedures with the controller asking for every
+  ultrasound frame (``control.us_period_s: 0``, 30 Hz frames); a separate listener node
+  takes, for every ``/rig/command`` whose header stamp is the stamp of an
+  ``/us/image_raw`` frame (a command computed from that image), receipt time minus
+  stamp. ``dropped_commands``: commands the controller published that the rig never
+  received (``/controller/stats`` vs ``/rig/stats``).
+* soak: procedures back to back on random phantoms (motion on); memory = resident set
+  of the graph's processes, growth measured from the end of the first procedure to the
+  end of the last; every procedure must end with a summary (``procedures_completed``).
+
+Default: one process per node (``--processes``, both cores in use), perception ``auto``
+(the trained models when installed, else ground truth: the ``perception`` key says
+which). ``--quick``: 20 s of latency, 2 procedures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+LATENCY_PARAMS = """
+controller:
+  ros__parameters:
+    control:
+      us_period_s: 0.0
+"""
+
+
+def _rss_mb(pids) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += float(line.split()[1]) / 1024.0
+        except OSError:
+            pass
+    return total
+
+
+class _Listener:
+    """Own context + executor: ultrasound stamps, command latency, the nodes' stats, summaries."""
+
+    def __init__(self, domain_id: int | None):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import String
+
+        from ir_robot.ros import qos
+        from ir_robot.ros.conversions import stamp_to_ns
+
+        self._stamp_ns = stamp_to_ns
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, **({} if domain_id is None else {"domain_id": domain_id}))
+        self.node = Node("ir_robot_bench", context=self.ctx)
+        self.image_stamps: set[int] = set()
+        self.frames: list[float] = []
+        self.latency_ms: list[float] = []
+        self.commands = 0
+        self.stats = {"rig": {}, "controller": {}}
+        self.recording = False
+        deep = qos.rig_command()
+        self.node.create_subscription(Image, "/us/image_raw", self._on_image, qos.sensor())
+        self.node.create_subscription(JointState, "/rig/command", self._on_command, deep)
+        self.node.create_subscription(String, "/rig/stats", lambda m: self._on_stats("rig", m), qos.command())
+        self.node.create_subscription(String, "/controller/stats", lambda m: self._on_stats("controller", m),
+                                      qos.command())
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _on_image(self, msg) -> None:
+        self.image_stamps.add(self._stamp_ns(msg.header.stamp))
+        if self.recording:
+            self.frames.append(time.monotonic())
+
+    def _on_command(self, msg) -> None:
+        now = self.node.get_clock().now().nanoseconds
+        self.commands += 1
+        key = self._stamp_ns(msg.header.stamp)
+        if self.recording and key in self.image_stamps:
+            self.latency_ms.append((now - key) * 1e-6)
+
+    def _on_stats(self, who: str, msg) -> None:
+        try:
+            self.stats[who] = json.loads(msg.data)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+
+
+def _start(processes: bool, params: list[Path], domain_id: int):
+    from ir_robot.ros.launcher import GraphRunner, ProcessRunner
+
+    return (ProcessRunner if processes else GraphRunner)("sim", params=params, domain_id=domain_id).start()
+
+
+def _client(runner, processes: bool, listener: _Listener):
+    from ir_robot.ros.launcher import ProcedureClient
+
+    if processes:
+        client = ProcedureClient(listener.ctx, "ir_robot_bench_client")
+        listener.executor.add_node(client.node)
+    else:
+        client = ProcedureClient(runner.context, "ir_robot_bench_client")
+        runner.add_node(client.node)
+    return client
+
+
+def _domain() -> int:
+    """A ROS domain of this benchmark alone (200-229)."""
+    return 200 + os.getpid() % 30
+
+
+def _pids(runner, processes: bool) -> list[int]:
+    return [p.pid for p in runner.procs.values()] if processes else [os.getpid()]
+
+
+def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | None = None, workdir: Path) -> dict:
+    """Procedures with every 30 Hz frame used; latency over ``seconds`` of them (more procedures if needed)."""
+    domain_id = _domain() if domain_id is None else domain_id
+    params = workdir / "latency.yaml"
+    params.write_text(LATENCY_PARAMS)
+    listener = _Listener(domain_id)
+    runner = _start(processes, [params], domain_id)
+    client = _client(runner, processes, listener)
+    summaries = []
+    try:
+        client.wait_state("idle", 120.0)
+        t_end = None
+        while t_end is None or time.monotonic() < t_end:
+            res = client.call("start", timeout_s=60.0)
+            if not res.success:
+                raise RuntimeError(f"/procedure/start refused: {res.message}")
+            client.wait_state("running", 30.0)
+            listener.recording = True
+            t_end = t_end or time.monotonic() + seconds
+            n = len(client.summaries)
+            while len(client.summaries) == n and time.monotonic() < t_end:
+                time.sleep(0.1)
+            listener.recording = False
+            if len(client.summaries) == n:
+                client.call("abort")
+                client.wait_summary(n + 1, 60.0)
+            summaries += client.summaries[n:]
+        time.sleep(2.5)  # the last stats
+        rig, ctl = dict(listener.stats["rig"]), dict(listener.stats["controller"])
+    finally:
+        runner.stop()
+        listener.close()
+    lat = np.asarray(listener.latency_ms)
+    frames = np.diff(np.asarray(listener.frames)) if len(listener.frames) > 1 else np.array([np.nan])
+    return {
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "latency_ms_max": round(float(lat.max()), 2) if lat.size else None,
+        "latency_samples": int(lat.size),
+        "us_rate_hz": round(float(1.0 / np.median(frames)), 2) if frames.size else None,
+        "us_rate_hz_mean": round(float(len(frames) / max(np.sum(frames), 1e-9)), 2),
+        "commands_published": int(ctl.get("commands", 0)),
+        "commands_received_by_rig": int(rig.get("received", 0)),
+        "dropped_commands": int(ctl.get("commands", 0)) - int(rig.get("received", 0)),
+        "rig_refused_commands": int(rig.get("refused", 0)) + int(rig.get("malformed", 0)),
+        "latency_procedures": len(summaries),
+    }
+
+
+def soak(procedures: int, *, processes: bool = True, domain_id: int | None = None, workdir: Path) -> dict:
+    """``procedures`` back to back on random phantoms with motion; memory growth from the first to the last."""
+    domain_id = _domain() if domain_id is None else domain_id
+    params = workdir / "soak.yaml"
+    params.write_text("sim:\n  ros__parameters:\n    seed: 3000\n")
+    listener = _Listener(domain_id)
+    runner = _start(processes, [params], domain_id)
+    client = _client(runner, processes, listener)
+    t0 = time.monotonic()
+    rss, summaries, errors = [], [], []
+    try:
+        client.wait_state("idle", 120.0)
+        for _ in range(procedures):
+            try:
+                summaries.append(client.run_procedure(timeout_s=240.0))
+            except Exception as exc:  # a procedure that does not end is a benchmark failure, recorded as such
+                errors.append(str(exc))
+                break
+            rss.append(_rss_mb(_pids(runner, processes)))
+        wall = time.monotonic() - t0
+        perception = summaries[0].get("perception", "") if summaries else ""
+    finally:
+        runner.stop()
+        listener.close()
+    ok = [s for s in summaries if s.get("success")]
+    return {
+        "soak_procedures": procedures,
+        "procedures_completed": len(summaries),
+        "procedures_successful": len(ok),
+        "soak_minutes": round(wall / 60.0, 2),
+        "memory_mb_start": round(rss[0], 1) if rss else None,
+        "memory_mb_end": round(rss[-1], 1) if rss else None,
+        "memory_growth_mb": round(rss[-1] - rss[0], 1) if rss else None,
+        "mean_procedure_s": round(float(np.mean([s["duration_s"] for s in summaries])), 2) if summaries else None,
+        "perception": perception,
+        "soak_errors": "; ".join(errors),
+    }
+
+
+def run(quick: bool = False) -> dict:
+    import tempfile
+
+    processes = os.environ.get("IR_ROBOT_BENCH_ROS_INPROCESS", "") == ""
+    out: dict = {"mode": "one process per node" if processes else "in-process (single executor)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out.update(measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp)))
+        out.update(soak(2 if quick else 10, processes=processes, workdir=Path(tmp)))
+    out["cpu_count"] = os.cpu_count()
+    return out
