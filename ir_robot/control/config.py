@@ -41,7 +41,7 @@ class ControlParams:
     v_tissue_mm_s: float = param(2.0, range=(0.05, 20.0), unit="mm/s", help="insertion speed in tissue")
     v_slow_mm_s: float = param(0.8, range=(0.05, 20.0), unit="mm/s", help="near the vein and while searching")
     v_probe_mm_s: float = param(0.4, range=(0.05, 20.0), unit="mm/s", help="speed of the lumen test")
-    v_retract_mm_s: float = param(5.0, range=(0.05, 20.0), unit="mm/s")
+    v_retract_mm_s: float = param(8.0, range=(0.05, 20.0), unit="mm/s")
     slow_zone_mm: float = param(1.5, range=(0.0, 20.0), unit="mm", help="slow down this far before the front wall")
     skin_zone_mm: float = param(1.0, range=(0.0, 20.0), unit="mm", help="leave air speed this far above the skin")
     candidate_tolerance_mm: float = param(1.5, range=(0.0, 20.0), unit="mm",

@@ -40,7 +40,8 @@ MAX_DURATION_S = 60.0
 
 
 def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, nir_weights=None, threads=1):
-    """(ultrasound, NIR) predictors: ``"ground_truth"`` (from the frames' labels) or ``"model"``."""
+    """(ultrasound, NIR) predictors: ``"model"`` (trained weights), ``"classical"`` (OpenCV baselines)
+    or ``"ground_truth"`` (from the frames' labels: perfect perception)."""
     from ir_robot.perception.inference import (GroundTruthPerception, NirPerception, UltrasoundPerception,
                                                default_weights_path)
     from ir_robot.perception.postprocess import PostprocessParams
@@ -49,12 +50,16 @@ def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, n
     if kind == "ground_truth":
         gt = GroundTruthPerception(post)
         return gt, GroundTruthPerception()
+    if kind == "classical":
+        from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
+
+        return ClassicalUsPerception(postprocess=post), ClassicalNirPerception()
     if kind == "model":
         us = UltrasoundPerception.from_weights(us_weights or default_weights_path("us"), threads=threads,
                                                postprocess=post)
         nir = NirPerception.from_weights(nir_weights or default_weights_path("nir"), threads=threads)
         return us, nir
-    raise ValueError(f"perception must be 'model' or 'ground_truth', got {kind!r}")
+    raise ValueError(f"perception must be 'model', 'classical' or 'ground_truth', got {kind!r}")
 
 
 def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None):

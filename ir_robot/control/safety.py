@@ -222,7 +222,9 @@ class SafeRig(Rig):
                                         f"{self.config.force_hard_ceiling_n} N")
             return
         self._forces.append(f)
-        med = float(np.median(self._forces))
+        srt = sorted(self._forces)
+        n = len(srt)
+        med = float(srt[n // 2]) if n % 2 else 0.5 * (srt[n // 2 - 1] + srt[n // 2])
         if len(self._forces) == self._forces.maxlen and abs(med) > self.config.force_ceiling_n:
             self._trip("force_ceiling", f"needle force {med:.2f} N (median of {len(self._forces)} readings) above "
                                         f"the ceiling {self.config.force_ceiling_n} N")

@@ -8,7 +8,7 @@ tests. Everything here is geometry on their outputs; nothing reads ground truth.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class UsMeasurement:
     blank: bool = False                        # the frame carried no usable image
     half_width_mm: float = 15.0
     union_yz_mm: tuple[float, float] | None = None  # centroid of lumen + needle pixels around ``focus``
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # perception's label mask
 
 
 def is_blank(image: np.ndarray) -> bool:
@@ -81,7 +82,8 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
     mask = getattr(res, "mask", None)
     if focus is not None and mask is not None and mask.shape == (h, w):
         union = _union_centroid(mask, frame.spacing_mm, probe, focus)
-    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half, union)
+    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half, union,
+                         mask)
 
 
 def _union_centroid(mask: np.ndarray, spacing_mm, probe, focus) -> tuple[float, float] | None:
@@ -95,9 +97,9 @@ def _union_centroid(mask: np.ndarray, spacing_mm, probe, focus) -> tuple[float, 
     ra, rb = a / sx, b / sy
     rs = slice(max(0, int(r0 - rb - 1)), min(h, int(r0 + rb + 2)))
     cs = slice(max(0, int(c0 - ra - 1)), min(w, int(c0 + ra + 2)))
+    if rs.start >= rs.stop or cs.start >= cs.stop:
+        return None  # the window lies outside the image
     sub = mask[rs, cs]
-    if sub.size == 0:
-        return None
     rr, cc = np.mgrid[rs, cs]
     inside = (((cc - c0) / max(ra, 1e-6)) ** 2 + ((rr - r0) / max(rb, 1e-6)) ** 2 < 1.0) & (sub > 0)
     if inside.sum() < 3:

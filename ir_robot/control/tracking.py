@@ -25,6 +25,13 @@ from ir_robot.config import param
 from ir_robot.planning.vessels import CrossSection
 
 
+def _median(values) -> float:
+    """Median of a few numbers (np.median costs ~0.3 ms a call; this runs every tick)."""
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
 @dataclass(frozen=True)
 class ForceParams:
     median_window: int = param(3, range=(1, 15), help="readings in the median filter")
@@ -69,7 +76,7 @@ class ForceMonitor:
         """
         p = self.params
         self._raw.append(float(force_n))
-        med = float(np.median(self._raw))
+        med = _median(self._raw)
         spike = len(self._raw) >= 2 and force_n - med > p.spike_threshold_n
         rate = float(commanded_rate_mm_s)
         if rate < self._prev_rate - 0.05:

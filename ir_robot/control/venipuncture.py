@@ -730,7 +730,8 @@ class VenipunctureController:
         if s <= 0.05:
             v = self._servo(q, {INS: 0.0, Z: max(self.p.safe_height_mm, q[Z])}, dt, speed=self._travel_speeds())
             v[INS] = min(v[INS], 0.0)
-            if q[Z] >= min(self.p.safe_height_mm, self.hi[Z]) - 0.05:
+            # the needle is out: done now, or lift the pivot before travelling to a new attempt
+            if self._retract_then == Phase.DONE or q[Z] >= min(self.p.safe_height_mm, self.hi[Z]) - 0.05:
                 self.insertion_target_mm = 0.0
                 if self.phase == Phase.ABORT:
                     self._go(Phase.FAILED, self._abort_reason)

@@ -65,6 +65,8 @@ class FusionParams:
     straight_tolerance_mm: float = param(0.3, range=(0.01, 5.0), unit="mm",
                                          help="largest sideways deviation from a straight line over the straight length")
     max_y_degree: int = param(2, range=(0, 2), help="degree of the fitted y(x) centreline")
+    min_stations: int = param(2, range=(1, 20),
+                              help="a vessel must be seen at this many scan x positions (one-off blobs are noise)")
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list
     """Group cross-sections into vessels and fit their centrelines.
 
     Returns ``(vessels, unmatched_nir)``: the fused vessels (widest first) and the NIR
-    veins no ultrasound cross-section was found under (no depth: not targetable).
+    veins no ultrasound cross-section was found under (no depth: not targetable). Groups
+    seen at fewer than ``min_stations`` distinct x positions are dropped (speckle, fat
+    lobules and other one-off dark blobs do not line up across stations; vessels do).
     """
     secs = list(sections)
     if not secs:
@@ -170,6 +174,8 @@ def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list
     for lab in np.unique(labels):
         group = [s for s, g in zip(secs, labels) if g == lab]
         xs = np.array([s.x_mm for s in group])
+        if np.unique(np.round(xs, 1)).size < params.min_stations:
+            continue
         ys = np.array([s.y_mm for s in group])
         zs = np.array([s.z_mm for s in group])
         w = np.array([max(s.confidence, 1e-3) for s in group])
