@@ -3,7 +3,7 @@
 The simulation graph for ROS 2 installs. The nodes, their parameter files and
 remappings come from ir_robot/ros/graph.py - the same description `ir-robot launch sim`
 reads on pip installs - so the two cannot drift apart. `params_file` is applied after
-config/ros/<file>; `record` adds the MCAP recorder node.
+config/ros/<graph>.yaml; `record` adds the MCAP recorder node.
 """
 
 from launch import LaunchDescription
@@ -17,12 +17,13 @@ def _nodes(context):
 
     params_file = LaunchConfiguration("params_file").perform(context)
     record = LaunchConfiguration("record").perform(context)
-    specs = list(graph(LaunchConfiguration("graph").perform(context)))
+    graph_name = LaunchConfiguration("graph").perform(context)
+    specs = list(graph(graph_name))
     if record:
         specs.append(RECORDER)
+    default = params_path(graph_name)
     actions = []
     for spec in specs:
-        default = params_path(spec)
         params = [str(default)] if default.is_file() else []
         if params_file:
             params.append(params_file)

@@ -8,8 +8,8 @@ Each node is a small class in ``ir_robot.ros`` with a ``main(args=None)``; on RO
 installs it is the console script ``executable`` (setup.py ``entry_points``, see
 :func:`console_scripts`), with the pip launcher it runs in-process (one
 multi-threaded executor) or as ``python -m ir_robot.ros.run NAME`` (one process per node).
-Parameters come from ``config/ros/<params_file>`` (ROS format: ``node_name: ros__parameters:``),
-then from any user file given with ``--params`` (later files win, as in ROS).
+Parameters come from the graph's ``config/ros/<graph>.yaml`` (ROS format: ``node_name:
+ros__parameters:``), then from any user file given with ``--params`` (later files win, as in ROS).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class NodeSpec:
     name: str                                  # node name = section in the params file
     executable: str                            # console script for ros2 launch (package ir_robot)
     node_class: str                            # "module:Class" (an rclpy Node subclass)
-    params_file: str = "sim.yaml"              # under config/ros/
     remappings: tuple[tuple[str, str], ...] = ()
     description: str = ""
     main: str = "main"                         # the module's main(args=None) for this node
@@ -52,7 +51,6 @@ _CONTROLLER = NodeSpec("controller", "ir_robot_controller", "ir_robot.ros.contro
 _SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.supervisor:SupervisorNode",
                        description="operating state (latched) and the /procedure/* and /rig/estop services")
 _RIG = NodeSpec("rig_driver", "ir_robot_rig_driver", "ir_robot.ros.rig_driver:RigDriverNode",
-                params_file="rig.yaml",
                 description="a rig backend (parameter 'backend': sim | serial) behind the safety layer")
 RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:RecorderNode",
                     description="records every topic to MCAP (parameter 'path')")
@@ -83,13 +81,14 @@ def node_spec(name: str) -> NodeSpec:
         raise ConfigError(f"unknown node {name!r}; nodes are {sorted(NODES)}") from None
 
 
-def params_path(spec: NodeSpec, share: Path | None = None) -> Path:
-    """The node's default params file (config/ros/<file>) in the source tree or the install share."""
+def params_path(graph_name: str, share: Path | None = None) -> Path:
+    """The graph's params file ``config/ros/<graph>.yaml`` in the source tree or the install share."""
+    graph(graph_name)
     if share is None:
         from ir_robot.paths import data_path
 
-        return data_path("config", "ros", spec.params_file)
-    return Path(share) / "config" / "ros" / spec.params_file
+        return data_path("config", "ros", f"{graph_name}.yaml")
+    return Path(share) / "config" / "ros" / f"{graph_name}.yaml"
 
 
 def ros_arguments(spec: NodeSpec, params_files: list[str | Path] = (), extra: list[str] = ()) -> list[str]:

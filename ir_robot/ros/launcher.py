@@ -7,7 +7,7 @@
 * ``--processes``: one ``python -m ir_robot.ros.run NODE`` process per node
   (:class:`ProcessRunner`), the way ``ros2 launch`` runs them.
 
-Parameters: ``config/ros/<file>`` of each node, then every ``--params`` file (later
+Parameters: the graph's ``config/ros/<graph>.yaml``, then every ``--params`` file (later
 wins). ``--record`` adds the ``recorder`` node. ``--procedures N`` calls
 ``/procedure/start`` N times back to back, prints one JSON summary line per
 procedure (from the simulator's ``/sim/summary``) and exits. Ctrl-C (or the end
@@ -29,8 +29,8 @@ from ir_robot.core.errors import ConfigError, IrRobotError
 from ir_robot.ros.graph import RECORDER, NodeSpec, graph, params_path, ros_arguments
 
 
-def _node_args(spec: NodeSpec, params: list[str | Path], record: str | Path | None) -> list[str]:
-    default = params_path(spec)
+def _node_args(spec: NodeSpec, graph_name: str, params: list[str | Path], record: str | Path | None) -> list[str]:
+    default = params_path(graph_name)
     files = ([default] if default.is_file() else []) + list(params)
     extra = ["-p", f"path:={record}"] if spec is RECORDER and record else []
     return ros_arguments(spec, files, extra)
@@ -77,6 +77,7 @@ class GraphRunner:
 
     def __init__(self, graph_name: str = "sim", *, params: list[str | Path] = (), record: str | Path | None = None,
                  domain_id: int | None = None, threads: int = 1, only: list[str] | None = None):
+        self.graph = graph_name
         self.specs = _select(graph_name, only, record)
         self.params = _check_params(list(params), self.specs)
         self.record = record
@@ -100,7 +101,7 @@ class GraphRunner:
             for spec in self.specs:
                 cls = load_class(spec.node_class)
                 self.nodes[spec.name] = cls(context=self.context,
-                                            cli_args=_node_args(spec, self.params, self.record),
+                                            cli_args=_node_args(spec, self.graph, self.params, self.record),
                                             use_global_arguments=False)
         except BaseException:
             self.stop()
@@ -161,6 +162,7 @@ class ProcessRunner:
 
     def __init__(self, graph_name: str = "sim", *, params: list[str | Path] = (), record: str | Path | None = None,
                  domain_id: int | None = None, env: dict | None = None, only: list[str] | None = None):
+        self.graph = graph_name
         self.specs = _select(graph_name, only, record)
         self.params = _check_params(list(params), self.specs)
         self.record = record
@@ -171,7 +173,8 @@ class ProcessRunner:
 
     def start(self) -> "ProcessRunner":
         for spec in self.specs:
-            cmd = [sys.executable, "-m", "ir_robot.ros.run", spec.name, *_node_args(spec, self.params, self.record)]
+            cmd = [sys.executable, "-m", "ir_robot.ros.run", spec.name,
+                   *_node_args(spec, self.graph, self.params, self.record)]
             self.procs[spec.name] = subprocess.Popen(cmd, env=self.env)
         return self
 
