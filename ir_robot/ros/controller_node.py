@@ -19,7 +19,7 @@ safety layer's depth reference), ``/plan/target`` (``PointStamped``, world, latc
 ``/plan/path`` (``PoseArray``: pivot and target with the needle along +x, latched),
 ``/controller/phase`` (``String``, latched, last 20) and, at the end, ``/procedure/result``
 (``String`` JSON: outcome, reason, attempts, confirmed, confirm time, duration,
-peak force; latched), ``/controller/stats`` (JSON counters at 1 Hz). ``/procedure/abort``
+peak force; latched), ``/controller/stats`` (JSON at 1 Hz: counters, step time). ``/procedure/abort``
 makes it retract and fail; an e-stop ends it where it is.
 """
 
@@ -57,7 +57,7 @@ from ir_robot.ros.conversions import (
     spacing_from_info,
     stamp_to_ns,
 )
-from ir_robot.ros.params import declare_config
+from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.perception_nodes import result_from_mask
 
 
@@ -76,22 +76,6 @@ class ControllerNodeConfig:
                                      "after the request before computing without it (a drop-out)")
     max_time_s: float = param(120.0, range=(1.0, 3600.0), unit="s",
                               help="abort (retract) a procedure running longer than this")
-
-
-def venipuncture_config(name: str) -> VenipunctureConfig:
-    """The VenipunctureConfig the CLI (`ir-robot demo`) reads: ``name`` under config/ (or a path); '' = defaults."""
-    from pathlib import Path
-
-    from ir_robot.control.config import load_venipuncture_config
-    from ir_robot.paths import data_path
-
-    if not name:
-        return VenipunctureConfig()
-    path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: set the parameter to a VenipunctureConfig YAML "
-                          f"(e.g. venipuncture.yaml), or '' for the built-in defaults")
-    return load_venipuncture_config(path)
 
 
 def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
@@ -184,6 +168,7 @@ class ControllerNode(Node):
         self._us_request_ns: int | None = None
         self._last_compute = 0.0
         self.counts = {"commands": 0, "from_images": 0, "procedures": 0}
+        self.step_ms: deque = deque(maxlen=10_000)   # wall time of image-triggered steps (mask in -> command out)
         group = MutuallyExclusiveCallbackGroup()   # the controller is not thread-safe: one callback at a time
         sensor, newest = qos.sensor(), qos.sensor()
         newest.depth = 1
@@ -212,8 +197,7 @@ class ControllerNode(Node):
         self._kept_alive = False
         hold = self.params.config.command_hold_s
         self.create_timer(hold / 4, self._keep_alive, callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(1.0, lambda: self._stats_pub.publish(String(data=json.dumps(self.counts))),
-                          callback_group=group)
+        self.create_timer(1.0, self._publish_stats, callback_group=group)
         self._publish_phase("idle")
 
     # ------------------------------------------------------------------ inputs
@@ -245,6 +229,7 @@ class ControllerNode(Node):
             self.get_logger().error(f"/{m}/image_raw dropped: {exc}", throttle_duration_sec=2.0)
 
     def _on_mask(self, m: str, msg: Image) -> None:
+        t0 = time.perf_counter()
         if self.controller is None or self.controller.done:
             return
         key = stamp_to_ns(msg.header.stamp)
@@ -270,6 +255,7 @@ class ControllerNode(Node):
             return
         if self._us_request_ns is not None and key >= self._us_request_ns:
             self._step(us=frame, stamp=msg.header.stamp)
+            self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _joints_at(self, t_s: float) -> JointVector | None:
         """Rig joints when a frame was taken: the last joint state at or before ``t_s`` (else the first after)."""
@@ -372,6 +358,17 @@ class ControllerNode(Node):
                 time.monotonic() - since > 0.75 * self.params.config.command_hold_s:
             self._kept_alive = True
             self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+
+    def stats(self) -> dict:
+        out = dict(self.counts)
+        if self.step_ms:
+            ms = np.asarray(self.step_ms)
+            out.update(step_ms_p50=round(float(np.percentile(ms, 50)), 2),
+                       step_ms_p99=round(float(np.percentile(ms, 99)), 2))
+        return out
+
+    def _publish_stats(self) -> None:
+        self._stats_pub.publish(String(data=json.dumps(self.stats())))
 
     def _publish_command(self, cmd: RigCommand, stamp) -> None:
         self._cmd_pub.publish(command_to_msg(cmd, stamp))

@@ -137,6 +137,7 @@ class GraphRunner:
             self.executor.shutdown(timeout_sec=5.0)
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+        self._drain_recorder()
         for node in reversed(list(self.nodes.values())):
             close = getattr(node, "close", None)
             try:
@@ -148,6 +149,20 @@ class GraphRunner:
         if self.context is not None:
             rclpy.try_shutdown(context=self.context)
         self.executor = self._thread = None
+
+    def _drain_recorder(self, seconds: float = 0.5) -> None:
+        """Let the recorder take what was published just before the stop (it shares the executor)."""
+        from rclpy.executors import SingleThreadedExecutor
+
+        rec = self.nodes.get(RECORDER.name)
+        if rec is None or self.context is None or not self.context.ok():
+            return
+        ex = SingleThreadedExecutor(context=self.context)
+        ex.add_node(rec)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        ex.shutdown()
 
     def __enter__(self) -> "GraphRunner":
         return self.start()

@@ -262,3 +262,19 @@ def validate_section(schemas, section: dict, source: str) -> list:
         values = {f.path: _from_ros(f, flat[f.name]) for f in schema_fields(schema, prefix) if f.name in flat}
         out.append(from_dict(schema, _nest(values), source=source))
     return out
+
+
+def venipuncture_config(name: str):
+    """The VenipunctureConfig the CLI (`ir-robot demo`) reads: ``name`` under config/ (or a path); '' = defaults."""
+    from pathlib import Path
+
+    from ir_robot.control.config import VenipunctureConfig, load_venipuncture_config
+    from ir_robot.paths import data_path
+
+    if not name:
+        return VenipunctureConfig()
+    path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: set the parameter to a VenipunctureConfig YAML "
+                          f"(e.g. venipuncture.yaml), or '' for the built-in defaults")
+    return load_venipuncture_config(path)

@@ -58,7 +58,7 @@ def rig_config_base(safety_file: str) -> RigDriverConfig:
     section; '' = SafetyConfig defaults); node parameters ``rig.*`` then override single values."""
     if not safety_file:
         return RigDriverConfig()
-    from ir_robot.ros.controller_node import venipuncture_config
+    from ir_robot.ros.params import venipuncture_config
 
     return RigDriverConfig(safety=venipuncture_config(safety_file).safety)
 
@@ -66,10 +66,10 @@ def rig_config_base(safety_file: str) -> RigDriverConfig:
 class RigInterface:
     """Wires ``backend`` (wrapped in a SafeRig) to ``node``'s topics. Thread-safe; call ``publish_state``."""
 
-    def __init__(self, node, backend, config: RigDriverConfig, *, callback_group=None):
+    def __init__(self, node, backend, config: RigDriverConfig, *, callback_group=None, lock=None):
         self.node = node
         self.config = config
-        self.lock = threading.RLock()
+        self.lock = lock if lock is not None else threading.RLock()
         self.rig = SafeRig(backend, config.safety)
         self.procedure_state = "idle"
         self.counts = {"received": 0, "executed": 0, "malformed": 0, "not_running": 0, "refused": 0, "clipped": 0}

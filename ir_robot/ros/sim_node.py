@@ -3,9 +3,9 @@
 The node owns the simulation clock and keeps it on the wall clock: a timer at
 ``control_rate_hz`` advances the world by the wall time elapsed (whole physics steps;
 a machine too busy to keep up slows the simulation down rather than jumping) through
-the safety layer
-(:class:`~ir_robot.ros.rig_interface.RigInterface`) and publishes joint states and
-force; ultrasound and NIR frames are rendered at their own rates. Topics:
+the safety layer (:class:`~ir_robot.ros.rig_interface.RigInterface`) and publishes
+joint states and force; ultrasound and NIR frames are rendered at their own rates.
+Topics:
 
 =====================  ===========================  ===========
 ``/us/image_raw``      sensor_msgs/Image mono8      sensor data
@@ -59,7 +59,7 @@ from ir_robot.sim.world import WorldConfig
 @dataclass(frozen=True)
 class SimNodeConfig:
     control_rate_hz: float = param(100.0, range=(10.0, 1000.0), unit="Hz",
-                                   help="simulation/control tick; each tick advances the world by 1/rate s")
+                                   help="simulation tick; each tick advances the world by the wall time elapsed")
     us_rate_hz: float = param(30.0, range=(0.0, 120.0), unit="Hz", help="ultrasound frame rate (0: off)")
     nir_rate_hz: float = param(10.0, range=(0.0, 60.0), unit="Hz", help="NIR frame rate (0: off)")
     state_rate_hz: float = param(50.0, range=(1.0, 1000.0), unit="Hz",
@@ -94,8 +94,8 @@ class SimNode(Node):
         self._world_lock = threading.RLock()
         self._group = MutuallyExclusiveCallbackGroup()   # everything that steps or resets the world
         io_group = ReentrantCallbackGroup()
-        self.rig = RigInterface(self, SimRig(self.world), self.rig_params.config, callback_group=io_group)
-        self.rig.lock = self._world_lock  # one lock for world and rig
+        self.rig = RigInterface(self, SimRig(self.world), self.rig_params.config, callback_group=io_group,
+                                lock=self._world_lock)  # one lock for the world and its rig
         sensor = qos.sensor()
         self._pubs = {name: self.create_publisher(Image, f"/{name}", sensor)
                       for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
