@@ -2,8 +2,8 @@
 
 ``ir-robot launch sim [--duration S] [--record FILE.mcap] [--params FILE] [--procedures N] [--processes]``
 
-* in-process (default): every node of the graph in this process on one
-  ``MultiThreadedExecutor`` (:class:`GraphRunner`; also what tests and the benchmark use);
+* in-process (default): every node of the graph in this process on one executor
+  (:class:`GraphRunner`; also what the tests use);
 * ``--processes``: one ``python -m ir_robot.ros.run NODE`` process per node
   (:class:`ProcessRunner`), the way ``ros2 launch`` runs them.
 
@@ -45,7 +45,6 @@ def _select(graph_name: str, only: list[str] | None, record) -> list[NodeSpec]:
 
 def _check_params(params: list[str | Path], specs: list[NodeSpec]) -> list[str]:
     """Every params file must exist and hold valid values for the nodes it names (checked before any start)."""
-
     from ir_robot.config import read_yaml
     from ir_robot.ros.params import validate_section
     from ir_robot.ros.run import load_class

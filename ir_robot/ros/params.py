@@ -256,7 +256,11 @@ def validate_section(schemas, section: dict, source: str) -> list:
     fields = {f.name: f for schema, prefix in schemas for f in schema_fields(schema, prefix)}
     unknown = sorted(set(flat) - set(fields) - ROS_BUILTIN)
     if unknown:
-        raise ConfigError(f"{source}: unknown parameter '{unknown[0]}'; this node has {sorted(fields)}")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(fields), n=3)
+        hint = f"did you mean {close}?" if close else f"this node has {sorted(fields)}"
+        raise ConfigError(f"{source}: unknown parameter '{unknown[0]}'; {hint}")
     out = []
     for schema, prefix in schemas:
         values = {f.path: _from_ros(f, flat[f.name]) for f in schema_fields(schema, prefix) if f.name in flat}
