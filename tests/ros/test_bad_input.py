@@ -88,6 +88,13 @@ def test_bad_input_is_refused_and_no_node_crashes(domain_id, tmp_path, probe):
         probe.wait(lambda: sim.rig.counts["malformed"] >= 2, 10, "malformed commands dropped")
         res = probe.call(Trigger, "/procedure/start")
         assert not res.success and "already running" in res.message
+        # e-stop: the rig latches stopped, start is refused until an explicit reset, which clears the latch
+        assert probe.call(Trigger, "/rig/estop").success
+        probe.wait(lambda: sim.rig.rig.tripped, 10, "the rig's safety latch")
+        res = probe.call(Trigger, "/procedure/start")
+        assert not res.success and "e-stop is latched" in res.message
+        assert probe.call(Trigger, "/procedure/reset").success
+        probe.wait(lambda: not sim.rig.rig.tripped and probe.states[-1:] == ["idle"], 10, "the latch cleared")
         # everyone is still alive and publishing
         n = len(probe.joints)
         probe.wait(lambda: len(probe.joints) > n + 5, 10, "joint states after the bad input")
