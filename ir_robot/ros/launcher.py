@@ -307,6 +307,7 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
 
     runner = (ProcessRunner if processes else GraphRunner)(graph_name, params=params, record=record,
                                                            domain_id=domain_id)
+    _interrupt_on_sigterm()
     client_ctx = client_ex = client_thread = None
     client = None
     code = 0
@@ -357,6 +358,15 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
     if record:
         print(f"ir-robot launch: recording closed: {record}", file=sys.stderr)
     return code
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (``kill``, ``timeout``, systemd) stops the graph like Ctrl-C: cleanly, recording closed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _spin_quietly(executor) -> None:

@@ -71,3 +71,36 @@ def _spin(ex):
         ex.spin()
     except ExternalShutdownException:
         pass
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_ir_robot_launch_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, domain_id, gt_params, how):
+    import signal
+    import subprocess
+    import sys
+
+    from ir_robot.recording.mcap_io import summary
+
+    mcap = tmp_path / "cli.mcap"
+    cmd = [sys.executable, "-m", "ir_robot.cli", "launch", "sim", "--record", str(mcap), "--params", str(gt_params),
+           "--domain-id", str(domain_id)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        time.sleep(3.0)
+        proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=30)
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, "".join(lines) + rest
+    assert "recording closed" in rest
+    info = summary(mcap)
+    assert info["/us/image_raw"].count > 10 and info["/procedure/state"].count >= 1
