@@ -108,8 +108,9 @@ class EpisodeResult:
         return d
 
 
-class _Scorer:
-    """Ground truth recorded by the on_tick hook (the controller never sees it)."""
+class Scorer:
+    """Ground truth recorded by the on_tick hook (the controller never sees it): the tip-to-centre
+    error and whether the tip is in a vein lumen at every HOLD tick."""
 
     def __init__(self, world):
         self.world = world
@@ -173,7 +174,7 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
                                nir=world.nir() if "nir" in wanted else None)
 
         cam = camera_wrapper(camera, world) if camera_wrapper is not None else camera
-        scorer = _Scorer(world)
+        scorer = Scorer(world)
 
         def hook(state, obs, cmd, ctl):
             scorer(state, obs, cmd, ctl)
@@ -230,6 +231,9 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
     finally:
         if own:
             world.close()
+
+
+_Scorer = Scorer  # old name, used by ir_robot.ros.sim_node
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -68,8 +68,11 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
     for v in res.vessels:
         if getattr(v, "band", False):
             continue  # a longitudinal band is not a cross-section
-        p = us_to_world(v.centre_px, (h, w), frame.spacing_mm, probe)
         width = float(v.width_mm) if getattr(v, "width_mm", 0.0) else float(v.diameter_mm)
+        lat = (v.centre_px[1] - w / 2 + 0.5) * frame.spacing_mm[1]
+        if abs(lat) + 0.5 * width > half - 1.5 * frame.spacing_mm[1]:
+            continue  # cut by the image edge: a partial cross-section, centre and size are wrong
+        p = us_to_world(v.centre_px, (h, w), frame.spacing_mm, probe)
         height = float(v.height_mm) if getattr(v, "height_mm", 0.0) else float(v.diameter_mm)
         sections.append(CrossSection(v.kind, float(p[0]), float(p[1]), float(p[2]), width, height,
                                      float(getattr(v, "confidence", 1.0))))

@@ -26,7 +26,7 @@ class TargetCriteria:
                                           help="the vein must stay straight over this length")
     min_kind_confidence: float = param(0.6, range=(0.0, 1.0),
                                        help="fraction of ultrasound views that must call it a vein")
-    min_artery_clearance_mm: float = param(2.0, range=(0.0, 50.0), unit="mm",
+    min_artery_clearance_mm: float = param(1.0, range=(0.0, 50.0), unit="mm",
                                            help="lateral gap (lumen edge to lumen edge) to the nearest artery")
     weight_diameter: float = param(1.0, range=(0.0, 100.0), help="score per mm of diameter")
     weight_depth: float = param(0.15, range=(0.0, 100.0), help="score penalty per mm of depth")

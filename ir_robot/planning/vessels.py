@@ -59,7 +59,10 @@ class NirTrace:
 @dataclass(frozen=True)
 class FusionParams:
     link_gate_mm: float = param(2.0, range=(0.1, 20.0), unit="mm",
-                                help="cross-sections within this (y, z) distance across stations are one vessel")
+                                help="cross-sections this close sideways (same x) are one vessel")
+    link_slope: float = param(0.25, range=(0.0, 2.0),
+                              help="plus this much per mm of x between them (angled veins, arm motion)")
+    link_depth_mm: float = param(1.5, range=(0.1, 20.0), unit="mm", help="and this close in depth")
     nir_gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm",
                                help="an ultrasound vessel is linked to the NIR vein within this lateral distance")
     straight_tolerance_mm: float = param(0.3, range=(0.01, 5.0), unit="mm",
@@ -143,16 +146,58 @@ def straight_length(y_coef, x_range: tuple[float, float], tolerance_mm: float) -
     return min(extent, 2.0 * math.sqrt(tolerance_mm / abs(c)))
 
 
-def _cluster(points: np.ndarray, gate: float) -> np.ndarray:
-    """Single-linkage labels of (N, 2) points joined when closer than ``gate``."""
-    n = len(points)
-    if n == 0:
-        return np.zeros(0, int)
-    if n == 1:
-        return np.zeros(1, int)
-    from scipy.cluster.hierarchy import fcluster, linkage
+def _cluster(secs: list[CrossSection], params: "FusionParams") -> np.ndarray:
+    """Vessel labels for cross-sections: duplicates at one x (overlapping stations) are merged
+    when close; successive x positions are then matched one-to-one (Hungarian assignment),
+    with a sideways gate growing with the x distance (angled veins, arm motion) and a depth gate,
+    so an angled vein is followed without swallowing its neighbour."""
+    n = len(secs)
+    if n <= 1:
+        return np.zeros(n, int)
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse.csgraph import connected_components
 
-    return fcluster(linkage(points, method="single"), t=gate, criterion="distance") - 1
+    x = np.array([s.x_mm for s in secs])
+    y = np.array([s.y_mm for s in secs])
+    z = np.array([s.z_mm for s in secs])
+    levels = np.unique(np.round(x, 1))
+    label = np.full(n, -1)
+    next_label = 0
+    prev: list[tuple[int, float, float]] = []   # (label, y, z) of the groups at the previous x
+    prev_x = None
+    for lx in levels:
+        idx = np.flatnonzero(np.round(x, 1) == lx)
+        same = (np.abs(y[idx, None] - y[None, idx]) < params.link_gate_mm) & \
+               (np.abs(z[idx, None] - z[None, idx]) < params.link_depth_mm)
+        k, sub = connected_components(same, directed=False)
+        groups = [(idx[sub == g], float(y[idx[sub == g]].mean()), float(z[idx[sub == g]].mean())) for g in range(k)]
+        assigned = [-1] * k
+        if prev:
+            dx = lx - prev_x
+            gy = params.link_gate_mm + params.link_slope * dx
+            gz = params.link_depth_mm + 0.1 * dx
+            cost = np.full((len(prev), k), 1e6)
+            for a, (_, py, pz) in enumerate(prev):
+                for b, (_, gy_b, gz_b) in enumerate(groups):
+                    ey, ez = abs(gy_b - py), abs(gz_b - pz)
+                    if ey < gy and ez < gz:
+                        cost[a, b] = ey + ez
+            rows, cols = linear_sum_assignment(cost)
+            for a, b in zip(rows, cols):
+                if cost[a, b] < 1e6:
+                    assigned[b] = prev[a][0]
+        cur = []
+        for b, (members, gy_b, gz_b) in enumerate(groups):
+            lab = assigned[b]
+            if lab < 0:
+                lab, next_label = next_label, next_label + 1
+            label[members] = lab
+            cur.append((lab, gy_b, gz_b))
+        # vessels not seen at this x stay matchable at the next one
+        seen = {c[0] for c in cur}
+        prev = cur + [p for p in prev if p[0] not in seen]
+        prev_x = lx
+    return label
 
 
 def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list[NirTrace] | tuple = (),
@@ -167,8 +212,7 @@ def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list
     secs = list(sections)
     if not secs:
         return (), tuple(nir)
-    yz = np.array([[s.y_mm, s.z_mm] for s in secs])
-    labels = _cluster(yz, params.link_gate_mm)
+    labels = _cluster(secs, params)
     used_nir: set[int] = set()
     out: list[VesselEstimate] = []
     for lab in np.unique(labels):

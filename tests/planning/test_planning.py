@@ -1,5 +1,6 @@
 """Planner geometry on hand-made scenes: fusion, target selection, insertion plans, frames."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,7 +10,8 @@ from ir_robot.core.types import JointVector, NirView, ProbePose, needle_directio
 from ir_robot.planning.geometry import nir_to_world, tip_of, us_to_world, world_to_nir, world_to_us
 from ir_robot.planning.insertion import InsertionParams, UnreachableTarget, lumen_path, plan_insertion
 from ir_robot.planning.targets import TargetCriteria, rank_targets
-from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate, fuse_scan, straight_length
+from ir_robot.planning.vessels import (CrossSection, FusionParams, NirTrace, VesselEstimate, fuse_scan,
+                                      straight_length)
 
 # the rig of urdf/ir_rig.urdf
 LO = JointVector(-45.0, -22.0, 0.0, math.radians(15), 0.0, 0.0)
@@ -74,6 +76,22 @@ def test_fuse_scan_groups_cross_sections_fits_slopes_and_links_nir():
     assert a.diameter_mm == pytest.approx(2.1) and a.height_mm == pytest.approx(1.6)
     assert b.kind_confidence == pytest.approx(2 / 3)  # majority vote over the three views
     assert not b.nir_linked
+
+
+def test_fusion_links_an_angled_vein_across_stations_but_keeps_neighbours_apart():
+    # a vein at 8 deg plus 1 mm of arm motion between stations: 2.4 mm sideways over 10 mm of x
+    secs = [CrossSection("vein", 0.0, -3.0, -10.3, 4.2, 2.8), CrossSection("vein", 10.0, -0.6, -10.0, 4.2, 2.8),
+            # its neighbour 6 mm away, same depth, and a vessel right above it at another depth
+            CrossSection("vein", 0.0, 3.0, -10.2, 2.0, 2.0), CrossSection("vein", 10.0, 5.3, -10.1, 2.0, 2.0),
+            CrossSection("vein", 0.0, -3.0, -5.0, 2.0, 2.0), CrossSection("vein", 10.0, -2.5, -5.1, 2.0, 2.0),
+            # a one-off blob seen at one station only
+            CrossSection("vein", 0.0, 12.0, -4.0, 1.0, 1.0)]
+    vessels, _ = fuse_scan(secs)
+    assert sorted(v.n_views for v in vessels) == [2, 2, 2]
+    wide = max(vessels, key=lambda v: v.diameter_mm)
+    assert wide.slope_at(0.0)[0] == pytest.approx(0.24) and wide.depth_at(0.0) == pytest.approx(10.3)
+    vessels1, _ = fuse_scan(secs, params=dataclasses.replace(FusionParams(), min_stations=1))
+    assert len(vessels1) == 4
 
 
 def test_straight_length_of_a_curved_vein():

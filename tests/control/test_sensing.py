@@ -1,0 +1,71 @@
+"""Perception results -> world measurements: placement, edge-clipped cross-sections, blank frames."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ir_robot.control.sensing import in_ellipse, is_blank, measure_us, needle_at_x
+from ir_robot.core.types import LABEL_NEEDLE, LABEL_VEIN, ImageFrame
+from ir_robot.perception.inference import GroundTruthPerception
+from ir_robot.perception.postprocess import PostprocessParams
+
+SP = (30 / 256, 30 / 256)
+
+
+def frame(labels, probe=(5.0, 2.0, math.pi / 2), t=1.0):
+    rng = np.random.default_rng(0)
+    img = rng.integers(40, 200, labels.shape).astype(np.uint8)
+    return ImageFrame("us", img, SP, t, labels,
+                      meta={"probe": {"x_mm": probe[0], "y_mm": probe[1], "yaw_rad": probe[2]}})
+
+
+def disc(lab, rc, r_px, code=LABEL_VEIN):
+    rr, cc = np.mgrid[:lab.shape[0], :lab.shape[1]]
+    lab[(rr - rc[0]) ** 2 + (cc - rc[1]) ** 2 < r_px ** 2] = code
+
+
+def test_cross_sections_are_placed_in_the_world_and_edge_clipped_ones_dropped():
+    lab = np.zeros((256, 256), np.uint8)
+    disc(lab, (80, 160), 10)          # a whole vein
+    disc(lab, (120, 2), 10)           # one cut by the left image edge
+    m = measure_us(frame(lab), GroundTruthPerception(PostprocessParams(min_vessel_area_mm2=0.25)))
+    assert len(m.sections) == 1
+    s = m.sections[0]
+    # transverse: lateral = +y from the probe, rows go down from the skin plane
+    assert s.x_mm == pytest.approx(5.0)
+    assert s.y_mm == pytest.approx(2.0 + (160 - 128 + 0.5) * SP[1], abs=0.02)
+    assert s.z_mm == pytest.approx(-(80 + 0.5) * SP[0], abs=0.02)
+    assert s.width_mm == pytest.approx(19 * SP[1], abs=0.15) and s.kind == "vein"
+    assert not m.blank and m.needle_yz_mm is None
+
+
+def test_union_centroid_near_the_image_edge_or_outside_is_safe():
+    lab = np.zeros((256, 256), np.uint8)
+    disc(lab, (80, 128), 8)
+    disc(lab, (80, 128), 3, LABEL_NEEDLE)  # the needle dot inside the lumen
+    gt = GroundTruthPerception(PostprocessParams(min_vessel_area_mm2=0.25))
+    centre_y, centre_z = 2.0 + 0.5 * SP[1], -(80.5) * SP[0]
+    m = measure_us(frame(lab), gt, focus=((centre_y, centre_z), (1.2, 1.2)))
+    assert m.union_yz_mm == pytest.approx((centre_y, centre_z), abs=0.03)
+    assert m.needle_yz_mm == pytest.approx((centre_y, centre_z), abs=0.1)
+    far = measure_us(frame(lab), gt, focus=((60.0, -80.0), (1.0, 1.0)))   # window entirely off the image
+    assert far.union_yz_mm is None
+
+
+def test_blank_frames_are_flagged():
+    lab = np.zeros((64, 64), np.uint8)
+    f = ImageFrame("us", np.zeros((64, 64), np.uint8), SP, 0.0, lab,
+                   meta={"probe": {"x_mm": 0.0, "y_mm": 0.0, "yaw_rad": math.pi / 2}})
+    assert is_blank(f.image)
+    m = measure_us(f, GroundTruthPerception())
+    assert m.blank and not m.sections
+
+
+def test_needle_point_correction_and_ellipse():
+    # tip within the beam slab: seen itself, no correction
+    assert needle_at_x((1.0, -5.0), 10.0, 10.6, math.radians(40), slab_half_mm=0.95) == (1.0, -5.0)
+    # tip 2 mm beyond the plane: the deepest point seen is 0.95 mm beyond it; the tip is deeper still
+    y, z = needle_at_x((1.0, -5.0), 10.0, 12.0, math.radians(45), slab_half_mm=0.95)
+    assert z == pytest.approx(-5.0 - 1.05)
+    assert in_ellipse((0.4, 0.1), (0.0, 0.0), (0.5, 0.3)) and not in_ellipse((0.0, 0.35), (0.0, 0.0), (0.5, 0.3))
