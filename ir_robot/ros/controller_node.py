@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict, deque
@@ -43,8 +42,11 @@ from std_msgs.msg import Float64, String
 
 from ir_robot.config import param
 from ir_robot.control.config import VenipunctureConfig
+from ir_robot.control.sensing import Observation
+from ir_robot.control.venipuncture import VenipunctureController
 from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
-from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, needle_direction
+from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, RigState, needle_direction
+from ir_robot.perception.postprocess import PostprocessParams
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,
@@ -59,6 +61,7 @@ from ir_robot.ros.conversions import (
 )
 from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.perception_nodes import result_from_mask
+from ir_robot.ros.rig_interface import within_workspace
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,7 @@ def planning_limits(lower: JointVector, upper: JointVector, safety) -> tuple[Joi
     """The rig limits shrunk by the safety margins and intersected with the safety workspace."""
     linear = np.array([n.endswith("_mm") for n in JOINT_NAMES])
     margin = np.where(linear, safety.limit_margin_mm, safety.limit_margin_rad)
-    lo, hi = lower.as_array() + margin, upper.as_array() - margin
-    lo[:3] = np.maximum(lo[:3], safety.workspace_min_mm)
-    hi[:3] = np.minimum(hi[:3], safety.workspace_max_mm)
+    lo, hi = within_workspace(lower.as_array() + margin, upper.as_array() - margin, safety)
     return JointVector.from_array(lo), JointVector.from_array(hi)
 
 
@@ -151,7 +152,6 @@ class ControllerNode(Node):
         lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
         self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
         self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
-        self.lock = threading.RLock()
         self.controller = None
         self.procedure_state = "idle"
         self._running_since_ns = 0
@@ -160,7 +160,8 @@ class ControllerNode(Node):
         self._depth = 0.0
         self._plan = None
         self._joints: deque = deque(maxlen=400)   # (stamp_s, JointVector)
-        self._js: JointState | None = None
+        self._state: RigState | None = None         # the last joint state
+        self._state_stamp = None
         self._force_n = 0.0
         self._rig_status = "ok"
         self._streams = {"us": _Stream(), "nir": _Stream()}
@@ -207,7 +208,7 @@ class ControllerNode(Node):
         except IrRobotError as exc:
             self.get_logger().error(f"/rig/joint_states ignored: {exc}", throttle_duration_sec=2.0)
             return
-        self._js = msg
+        self._state, self._state_stamp = state, msg.header.stamp
         self._joints.append((state.stamp_s, state.joints))
 
     def _on_force(self, msg: WrenchStamped) -> None:
@@ -279,10 +280,6 @@ class ControllerNode(Node):
 
     # ------------------------------------------------------------------ control
     def _start(self) -> None:
-        from ir_robot.control.venipuncture import VenipunctureController
-
-        from ir_robot.perception.postprocess import PostprocessParams
-
         cfg = self.vp_params.config
         # the post-processing `ir-robot demo` gives its ultrasound perception (control.us_min_vessel_area_mm2)
         us = MaskPerception("us", PostprocessParams(min_vessel_area_mm2=cfg.control.us_min_vessel_area_mm2))
@@ -310,23 +307,18 @@ class ControllerNode(Node):
 
     def _step(self, us: ImageFrame | None, stamp) -> None:
         ctl = self.controller
-        if ctl is None or self._reported or self.procedure_state not in ("running", "aborting") or self._js is None:
-            return
-        try:
-            state = msgs_to_rig_state(self._js, self._force_n)
-        except IrRobotError:
+        state = self._state
+        if ctl is None or self._reported or self.procedure_state not in ("running", "aborting") or state is None:
             return
         # the joint state is a few ms old: extrapolate it to now, so commands near a limit stay inside it
         now_s = self.get_clock().now().nanoseconds * 1e-9
         age = min(max(now_s - state.stamp_s, 0.0), 0.1)
         joints = JointVector.from_array(state.joints.as_array() + state.velocity.as_array() * age)
-        state = dataclasses.replace(state, stamp_s=state.stamp_s + age, joints=joints)
+        state = dataclasses.replace(state, stamp_s=state.stamp_s + age, joints=joints, force_n=self._force_n)
         if self._rig_status != "ok":
             state = dataclasses.replace(state, status="estop", message=self._rig_status)
         if time.monotonic() - self._t_start > self.params.config.max_time_s:
             ctl.abort(f"time limit {self.params.config.max_time_s:.0f} s reached")
-        from ir_robot.control.sensing import Observation
-
         wanted = ctl.sensors(state)
         obs = Observation(us=us if "us" in wanted else None,
                           nir=self._pending_nir if "nir" in wanted else None)
@@ -339,7 +331,7 @@ class ControllerNode(Node):
             self._computing_since = None
         self._last_compute = time.monotonic()
         from_image = obs.us is not None
-        self._publish_command(cmd, stamp if from_image else self._js.header.stamp)
+        self._publish_command(cmd, stamp if from_image else self._state_stamp)
         self.counts["from_images"] += int(from_image)
         self._us_request_ns = self.get_clock().now().nanoseconds if "us" in ctl.sensors(state) else None
         self._publish_depth(getattr(ctl, "insertion_target_mm", None))

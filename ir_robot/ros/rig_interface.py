@@ -1,22 +1,24 @@
 """The ROS face of a rig, shared by the ``sim`` node and the ``rig_driver`` node.
 
 Every backend sits behind :class:`ir_robot.control.safety.SafeRig` (limits, force
-ceiling, watchdog, e-stop), once. In: ``/rig/command`` (``JointState`` velocities,
-SI units, each held for ``command_hold_s``), ``/procedure/state`` (e-stop and the
-states in which motion is allowed), ``/rig/insertion_target`` (``std_msgs/Float64``,
-metres along the needle, NaN = none: the controller's planned insertion, from which the
-safety layer allows ``max_depth_beyond_target_mm`` more). Out: ``/rig/joint_states``, ``/needle/force``, ``/rig/status``
-(``std_msgs/String``, latched: ``ok`` or the latched safety trip), ``/rig/stats``
-(``std_msgs/String`` JSON at 1 Hz: command counters, receipt latency percentiles).
+ceiling, watchdog, e-stop), once. In: ``/rig/command`` (``JointState`` velocities, SI
+units), ``/procedure/state`` (e-stop and the states in which motion is allowed),
+``/rig/insertion_target`` (``std_msgs/Float64``, metres along the needle, NaN = none:
+the controller's planned insertion, from which the safety layer allows
+``max_depth_beyond_target_mm`` more). Out: ``/rig/joint_states``, ``/needle/force``,
+``/rig/status`` (``std_msgs/String``, latched: ``ok`` or the latched safety trip),
+``/rig/stats`` (``std_msgs/String`` JSON at 1 Hz: command counters, command age percentiles).
 
-Latency: a command was computed from a joint state a few ms old; rates that would
-carry a joint past its limit within the hold by no more than ``rate x latency_slack_s``
-are clipped
-at the limit (the controller aimed at the limit, the rig has moved since); larger
-violations reach the safety layer and trip it. A malformed command (unknown joint,
-NaN, names without values) is logged and dropped; a command outside the procedure's motion states is dropped with a
-warning; a command the safety layer refuses trips it (the rig stops, the reason is
-published on ``/rig/status``). None of these raise into the executor.
+Joint limits: like ros2_control's joint-limit saturation, a command's rates are
+saturated so that, from where the rig is *now*, no joint (and not the pivot, with the
+safety workspace) crosses its limit within the hold - the controller computed it from a
+state a few ms old, aiming at the limit, and the rig has moved since. Everything else
+(velocity limits, depth past the target, force, watchdog, e-stop, a rig found outside
+its limits) is the safety layer's, which trips and stops the rig. A malformed command
+(unknown joint, NaN, names without values) is logged and dropped; a command outside the
+procedure's motion states is dropped with a warning; a command the safety layer
+refuses trips it (the rig stops, the reason is published on ``/rig/status``). None of
+these raise into the executor.
 """
 
 from __future__ import annotations
@@ -47,10 +49,15 @@ class RigDriverConfig:
     command_hold_s: float = param(0.1, range=(0.01, 2.0), unit="s",
                                   help="each /rig/command rate is held this long unless a new one replaces it")
     require_running: bool = param(True, help="accept /rig/command only while /procedure/state is running/aborting")
-    latency_slack_s: float = param(0.2, range=(0.0, 2.0), unit="s",
-                                   help="a command computed from a joint state this old may run past a joint limit "
-                                        "within its hold by rate x this: it is clipped at the limit; further: trip")
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
+
+
+def within_workspace(lower: np.ndarray, upper: np.ndarray, safety: SafetyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Joint limits (mm, rad) with the pivot's x, y, z also inside the safety layer's workspace box."""
+    lo, hi = np.array(lower, dtype=float), np.array(upper, dtype=float)
+    lo[:3] = np.maximum(lo[:3], safety.workspace_min_mm)
+    hi[:3] = np.minimum(hi[:3], safety.workspace_max_mm)
+    return lo, hi
 
 
 def rig_config_base(safety_file: str) -> RigDriverConfig:
@@ -72,7 +79,7 @@ class RigInterface:
         self.lock = lock if lock is not None else threading.RLock()
         self.rig = SafeRig(backend, config.safety)
         self.procedure_state = "idle"
-        self.counts = {"received": 0, "executed": 0, "malformed": 0, "not_running": 0, "refused": 0, "clipped": 0}
+        self.counts = {"received": 0, "executed": 0, "malformed": 0, "not_running": 0, "refused": 0, "saturated": 0}
         #: (receipt - header stamp) of executed commands, seconds (the benchmark reads it)
         self.command_latency_s: deque = deque(maxlen=100_000)
         self._last_status = ""
@@ -124,7 +131,7 @@ class RigInterface:
             return
         with self.lock:
             try:
-                self.rig.command(self._rebase(cmd))
+                self.rig.command(self._saturate(cmd))
             except SafetyTrip as exc:
                 self.counts["refused"] += 1
                 log.error(f"/rig/command refused, rig stopped: {exc}", throttle_duration_sec=1.0)
@@ -135,30 +142,22 @@ class RigInterface:
         if stamp_ns > 0:
             self.command_latency_s.append((now_ns - stamp_ns) * 1e-9)
 
-    def _rebase(self, cmd: RigCommand) -> RigCommand:
-        """Clip rates that would carry a joint (or the pivot) past its limit within the command's hold, from
-        where the rig is *now*, by no more than the rig moves in ``latency_slack_s`` (the controller saw it
-        a moment ago). Larger overshoots are left for the safety layer to refuse."""
+    def _saturate(self, cmd: RigCommand) -> RigCommand:
+        """Saturate rates so that no joint (nor the pivot, with the workspace) crosses its limit within the
+        command's hold, from where the rig is now (a rig past a limit is the safety layer's: it trips on the
+        state read; a hair past, as a position servo settles, counts as at the limit)."""
         st = self._last_state
         v = cmd.velocity.as_array()
-        if st is None or not np.any(v) or not np.all(np.isfinite(v)):
+        horizon = min(cmd.duration_s, self.config.safety.lookahead_s)
+        if st is None or horizon <= 0 or not np.any(v) or not np.all(np.isfinite(v)):
             return cmd
-        safety = self.config.safety
-        lo, hi = (j.as_array().copy() for j in self.rig.limits())
-        lo[:3] = np.maximum(lo[:3], safety.workspace_min_mm)
-        hi[:3] = np.minimum(hi[:3], safety.workspace_max_mm)
-        horizon = min(cmd.duration_s, safety.lookahead_s)
-        if horizon <= 0:
+        lo, hi = within_workspace(*(j.as_array() for j in self.rig.limits()), self.config.safety)
+        q = np.clip(st.joints.as_array(), lo, hi)
+        sat = np.clip(v, (lo - q) / horizon, (hi - q) / horizon)
+        if np.array_equal(sat, v):
             return cmd
-        end = st.joints.as_array() + v * horizon
-        over = np.maximum(end - hi, lo - end)
-        clip = (over > 0) & (over <= np.abs(v) * self.config.latency_slack_s)
-        if not clip.any():
-            return cmd
-        q = st.joints.as_array()
-        v = np.where(clip, np.clip(v, (lo - q) / horizon, (hi - q) / horizon), v)
-        self.counts["clipped"] += 1
-        return RigCommand(JointVector.from_array(v), cmd.duration_s)
+        self.counts["saturated"] += 1
+        return RigCommand(JointVector.from_array(sat), cmd.duration_s)
 
     def _on_procedure_state(self, msg: String) -> None:
         state = msg.data

@@ -53,9 +53,10 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
               "/plan/path": "geometry_msgs/msg/PoseArray", "/controller/phase": "std_msgs/msg/String"}
     for topic, type_name in expect.items():
         assert topic in info and info[topic].type_name == type_name, topic
-    assert 10 * wall_s <= info["/us/image_raw"].count <= 31 * (wall_s + 10)
-    assert 3 * wall_s <= info["/nir/image_raw"].count <= 11 * (wall_s + 10)
-    assert 20 * wall_s <= info["/rig/joint_states"].count <= 51 * (wall_s + 10)
+    # (lower bounds leave room for a busy machine: the simulator slows down rather than skipping time)
+    assert 5 * wall_s <= info["/us/image_raw"].count <= 31 * (wall_s + 10)
+    assert 1 * wall_s <= info["/nir/image_raw"].count <= 11 * (wall_s + 10)
+    assert 5 * wall_s <= info["/rig/joint_states"].count <= 51 * (wall_s + 10)
     assert info["/rig/command"].count >= 0.9 * ctl["commands"]
     assert info["/procedure/state"].count >= 3 and info["/sim/summary"].count == 1  # latched depth 1: may coalesce
     assert info["/procedure/state"].qos[0].durability == "transient_local"
