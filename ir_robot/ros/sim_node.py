@@ -32,6 +32,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -224,10 +225,10 @@ class SimNode(Node):
     # ------------------------------------------------------------------ the referee
     def _on_procedure_state(self, msg: String) -> None:
         if msg.data == "running" and self.procedure_state != "running":
-            from ir_robot.control.episode import _Scorer
+            from ir_robot.control.episode import Scorer
 
             with self._world_lock:
-                self._scorer = _Scorer(self.world)
+                self._scorer = Scorer(self.world)
                 self._tripped = ""
         self.procedure_state = msg.data
 
@@ -242,19 +243,12 @@ class SimNode(Node):
         self.perception = {"learned": "model"}.get(model, model)  # the names `ir-robot demo` prints
 
     def _score_tick(self, state) -> None:
-        """Ground truth while the controller holds the tip in the lumen (as ``run_episode`` scores it)."""
-        from ir_robot.core.types import Tissue
-
+        """Ground truth while the controller holds the tip in the lumen (``run_episode``'s Scorer, fed the
+        controller's phase from /controller/phase)."""
         if state.status == "estop" and not self._tripped:
             self._tripped = state.message or "e-stop"
-        sc = self._scorer
-        if sc is None or self.phase != "hold":
-            return
-        err, vessel = sc.tip_error()
-        ws = self.world.state()
-        sc.hold_err.append(err)
-        sc.hold_lumen.append(bool(ws.in_lumen and ws.tip_tissue == Tissue.VEIN_LUMEN))
-        sc.hold_vessels.add(vessel)
+        if self._scorer is not None:
+            self._scorer(state, None, None, SimpleNamespace(phase=self.phase))
 
     def _on_result(self, msg: String) -> None:
         """The controller's report + what only the simulator knows = one summary line on /sim/summary."""
