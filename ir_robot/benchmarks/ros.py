@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -58,6 +57,7 @@ class _Listener:
 
         from ir_robot.ros import qos
         from ir_robot.ros.conversions import stamp_to_ns
+        from ir_robot.ros.run import spin_in_background
 
         self._stamp_ns = stamp_to_ns
         self.ctx = rclpy.Context()
@@ -77,16 +77,7 @@ class _Listener:
                                       qos.command())
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        self.thread = spin_in_background(self.executor, "ir_robot-bench")
 
     def _on_image(self, msg) -> None:
         self.image_stamps.add(self._stamp_ns(msg.header.stamp))

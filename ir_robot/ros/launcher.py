@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ir_robot.core.errors import ConfigError, IrRobotError
 from ir_robot.ros.graph import RECORDER, NodeSpec, graph, params_path, ros_arguments
+from ir_robot.ros.run import spin_in_background
 
 
 def _node_args(spec: NodeSpec, graph_name: str, params: list[str | Path], record: str | Path | None) -> list[str]:
@@ -109,17 +110,8 @@ class GraphRunner:
                          MultiThreadedExecutor(num_threads=self.threads, context=self.context))
         for node in self.nodes.values():
             self.executor.add_node(node)
-        self._thread = threading.Thread(target=self._spin, name="ir_robot-graph", daemon=True)
-        self._thread.start()
+        self._thread = spin_in_background(self.executor, "ir_robot-graph")
         return self
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except (ExternalShutdownException, KeyboardInterrupt):
-            pass
 
     def add_node(self, node) -> None:
         """Spin another node (e.g. a test's client) on the same executor."""
@@ -320,8 +312,7 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
             client = ProcedureClient(client_ctx, "ir_robot_launcher")
             client_ex = SingleThreadedExecutor(context=client_ctx)
             client_ex.add_node(client.node)
-            client_thread = threading.Thread(target=_spin_quietly, args=(client_ex,), daemon=True)
-            client_thread.start()
+            client_thread = spin_in_background(client_ex, "ir_robot-launcher")
         else:
             client = ProcedureClient(runner.context, "ir_robot_launcher")
             runner.add_node(client.node)
@@ -368,11 +359,3 @@ def _interrupt_on_sigterm() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
 
-
-def _spin_quietly(executor) -> None:
-    from rclpy.executors import ExternalShutdownException
-
-    try:
-        executor.spin()
-    except (ExternalShutdownException, KeyboardInterrupt):
-        pass

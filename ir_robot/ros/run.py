@@ -11,11 +11,27 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import threading
 
 
 def load_class(path: str):
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def spin_in_background(executor, name: str = "ir_robot-executor") -> threading.Thread:
+    """Spin ``executor`` in a daemon thread until it (or its context) is shut down; returns the thread."""
+    def spin() -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    thread = threading.Thread(target=spin, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def run_node(node_cls, args: list[str] | None = None) -> int:

@@ -1,7 +1,6 @@
 import itertools
 import json
 import os
-import threading
 import time
 
 import pytest
@@ -47,6 +46,7 @@ class Probe:
         from std_msgs.msg import String
 
         from ir_robot.ros import qos
+        from ir_robot.ros.run import spin_in_background
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, domain_id=domain_id)
@@ -61,16 +61,7 @@ class Probe:
                                       qos.state())
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        self.thread = spin_in_background(self.executor, "test-probe")
 
     def call(self, srv_type, name: str, request=None, timeout: float = 20.0):
         client = self.node.create_client(srv_type, name)

@@ -1,6 +1,5 @@
 """One process per node (the way ros2 launch runs them) stops cleanly on Ctrl-C; replay republishes a recording."""
 
-import threading
 import time
 
 import pytest
@@ -34,6 +33,7 @@ def test_replay_republishes_with_recorded_qos(tmp_path, domain_id):
     from ir_robot.recording.mcap_io import McapRecorder, QosInfo
     from ir_robot.ros import qos
     from ir_robot.ros.replay import replay
+    from ir_robot.ros.run import spin_in_background
 
     path = tmp_path / "r.mcap"
     with McapRecorder(path) as rec:
@@ -49,8 +49,7 @@ def test_replay_republishes_with_recorded_qos(tmp_path, domain_id):
     node.create_subscription(String, "/chatter", lambda m: got.append(m.data), qos.command())
     ex = rclpy.executors.SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    th = threading.Thread(target=lambda: _spin(ex), daemon=True)
-    th.start()
+    spin_in_background(ex)
     try:
         counts = replay(path, rate=4.0, domain_id=domain_id, wait_s=1.0)
         assert counts == {"/procedure/state": 1, "/chatter": 20}
@@ -63,14 +62,6 @@ def test_replay_republishes_with_recorded_qos(tmp_path, domain_id):
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
 
-
-def _spin(ex):
-    from rclpy.executors import ExternalShutdownException
-
-    try:
-        ex.spin()
-    except ExternalShutdownException:
-        pass
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
