@@ -227,10 +227,12 @@ def run(quick: bool = False) -> dict:
     import tempfile
 
     processes = os.environ.get("IR_ROBOT_BENCH_ROS_INPROCESS", "") == ""
-    out: dict = {"mode": "one process per node" if processes else "in-process (single executor)"}
+    out: dict = {"mode": "one process per node" if processes else "in-process (single executor)",
+                 "load_avg_1m_before": round(os.getloadavg()[0], 2)}  # the box is shared: say how busy it was
     with tempfile.TemporaryDirectory() as tmp:
         out.update(measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp)))
         out.update(soak(2, 0.0, processes=processes, workdir=Path(tmp)) if quick else
                    soak(10, 10.0, processes=processes, workdir=Path(tmp)))
     out["cpu_count"] = os.cpu_count()
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return out
