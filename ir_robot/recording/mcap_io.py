@@ -112,9 +112,6 @@ class McapRecorder:
             self.counts[topic] = 0
             return cid
 
-    def has_channel(self, topic: str) -> bool:
-        return topic in self._channels
-
     # ------------------------------------------------------------------ messages
     def write_raw(self, topic: str, data: bytes, log_time_ns: int | None = None,
                   publish_time_ns: int | None = None) -> None:

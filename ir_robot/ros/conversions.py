@@ -186,12 +186,6 @@ def point_msg(xyz_mm, stamp, frame_id: str) -> PointStamped:
     return msg
 
 
-def point_mm(msg) -> np.ndarray:
-    """(x, y, z) in mm from a Point / PointStamped."""
-    p = msg.point if hasattr(msg, "point") else msg
-    return np.array([p.x, p.y, p.z]) / MM
-
-
 def quaternion_x_to(direction) -> Quaternion:
     """The rotation taking +x onto ``direction`` (shortest arc)."""
     d = np.asarray(direction, dtype=float)
