@@ -58,6 +58,13 @@ def stamp_to_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def next_due(due_s: float, now_s: float, rate_hz: float) -> float:
+    """When the next periodic event is due after one taken at ``now_s`` (it was due at ``due_s``): on the
+    ``rate_hz`` grid, or one period from now after falling behind (no burst to catch up)."""
+    period = 1.0 / rate_hz
+    return due_s + period if due_s + period > now_s else now_s + period
+
+
 # ---------------------------------------------------------------------------- joints
 def joints_to_si(values: JointVector) -> list[float]:
     return (values.as_array() * _SI).tolist()

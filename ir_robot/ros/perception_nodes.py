@@ -51,6 +51,7 @@ from ir_robot.ros.conversions import (
     MM,
     image_to_msg,
     msg_to_image,
+    next_due,
     point_msg,
     pose_msg,
     spacing_from_info,
@@ -73,6 +74,9 @@ class PerceptionNodeConfig:
     expected_size_px: tuple[int, int] = param((256, 256), range=(0, 8192),
                                               help="(rows, cols) accepted; other sizes are dropped ((0, 0) = any)")
     publish_markers: bool = param(True, help="publish visualization_msgs/MarkerArray for RViz/Foxglove")
+    max_rate_hz: float = param(0.0, range=(0.0, 1000.0), unit="Hz",
+                               help="process at most this many frames per second (0: every frame); saves CPU when "
+                                    "the controller wants fewer frames than the camera gives")
 
 
 def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
@@ -130,6 +134,7 @@ class _PerceptionNode(Node):
         self.predictor = make_predictor(m, dataclasses.replace(cfg, model=self.model))
         self._spacing: tuple[float, float] | None = None
         self._pending: OrderedDict[int, dict] = OrderedDict()
+        self._next_frame_s = 0.0
         self.process_ms: deque = deque(maxlen=100_000)
         self.counts = {"frames": 0, "dropped": 0}
         newest = qos.sensor()
@@ -172,6 +177,11 @@ class _PerceptionNode(Node):
         msg = parts["image"]
         cfg = self.params.config
         log = self.get_logger()
+        if cfg.max_rate_hz > 0:
+            t = stamp_to_s(msg.header.stamp)
+            if t < self._next_frame_s:
+                return
+            self._next_frame_s = next_due(self._next_frame_s, t, cfg.max_rate_hz)
         if self._spacing is None:
             self.counts["dropped"] += 1
             log.warning(f"/{self.MODALITY}/image_raw dropped: no camera_info yet (pixel spacing unknown)",

@@ -50,6 +50,7 @@ from ir_robot.ros.conversions import (
     WORLD_FRAME,
     camera_info,
     image_to_msg,
+    next_due,
 )
 from ir_robot.ros.params import declare_config
 from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
@@ -163,14 +164,14 @@ class SimNode(Node):
                 self._score_tick(state)
             if t + 1e-9 >= self._next_state:
                 self.rig.publish_state(stamp, state)
-                self._next_state = max(self._next_state + 1.0 / cfg.state_rate_hz, t)
+                self._next_state = next_due(self._next_state, t, cfg.state_rate_hz)
             us = nir = None
             if cfg.us_rate_hz > 0 and t + 1e-9 >= self._next_us:
                 us = self.world.ultrasound()
-                self._next_us = max(self._next_us + 1.0 / cfg.us_rate_hz, t)
+                self._next_us = next_due(self._next_us, t, cfg.us_rate_hz)
             if cfg.nir_rate_hz > 0 and t + 1e-9 >= self._next_nir:
                 nir = self.world.nir()
-                self._next_nir = max(self._next_nir + 1.0 / cfg.nir_rate_hz, t)
+                self._next_nir = next_due(self._next_nir, t, cfg.nir_rate_hz)
         for frame, frame_id in ((us, US_FRAME), (nir, NIR_FRAME)):
             if frame is not None:
                 self._publish_frame(frame, frame_id, self.get_clock().now().to_msg())
