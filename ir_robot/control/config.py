@@ -70,6 +70,9 @@ class ControlParams:
     require_us_confirmation: bool = param(True, help="confirm needs the ultrasound tip in the lumen")
     us_slab_half_mm: float = param(0.95, range=(0.0, 10.0), unit="mm",
                                    help="needle seen this far off the ultrasound plane (elevation/2 + needle radius)")
+    freeze_distance_mm: float = param(1.0, range=(0.0, 20.0), unit="mm",
+                                      help="tip this far (plus the slab) before the image plane: stop trusting the "
+                                           "target's own cross-section (needle dot, shadow)")
     lumen_margin: float = param(1.0, range=(0.1, 3.0), help="scales the lumen ellipse in the ultrasound check")
     hold_s: float = param(1.0, range=(0.0, 60.0), unit="s", help="time the tip is held in the lumen")
     max_attempts: int = param(2, range=(1, 10))

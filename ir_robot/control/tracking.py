@@ -108,6 +108,15 @@ class TrackerParams:
     occlusion_margin_mm: float = param(0.6, range=(0.0, 10.0), unit="mm",
                                        help="a needle this close to the lumen edge spoils its cross-section")
     max_speed_mm_s: float = param(8.0, range=(0.1, 100.0), unit="mm/s", help="clip of the velocity estimate")
+    frozen_alpha: float = param(0.4, range=(0.0, 1.0), help="position gain once the needle is at the image plane")
+    innovation_gate_mm: float = param(0.35, range=(0.01, 10.0), unit="mm",
+                                      help="near the needle, the target's own fix is trusted within this of the "
+                                           "prediction")
+    min_reference_frames: int = param(8, range=(1, 1000),
+                                      help="another vessel predicts the target only after this many joint sightings")
+    velocity_decay_s: float = param(1.0, range=(0.01, 100.0), unit="s",
+                                    help="without fixes the predicted velocity fades with this time constant")
+    smoothing: float = param(0.3, range=(0.01, 1.0), help="EMA weight of each vessel's own smoothed position")
 
 
 class TargetTracker:
@@ -123,17 +132,33 @@ class TargetTracker:
         self.last_update_s = -math.inf
         self.n_updates = 0
         self._rel: dict[int, list] = {}    # other vessel id -> [mean offset target-other (2,), count, kind, last pos]
+        self._ema: dict[int, np.ndarray] = {}  # other vessel id -> smoothed position
         self.last_source = ""
+        self.frozen = False
+        self._anchor = np.zeros(2)
+        self._anchor_others: dict[int, np.ndarray] = {}
+        self._delta = np.zeros(2)
+        self._lock_pos = np.zeros(2)
+        self._refs: list | None = None
 
     # ---------------------------------------------------------------- state
     def predict(self, t_s: float) -> np.ndarray:
-        return self.pos + self.vel * max(0.0, t_s - self.t_s)
+        """Position at ``t_s``; the velocity fades (``velocity_decay_s``) so a long gap cannot run away."""
+        dt = max(0.0, t_s - self.t_s)
+        tau = self.params.velocity_decay_s
+        return self.pos + self.vel * tau * (1.0 - math.exp(-dt / tau))
 
     def age(self, t_s: float) -> float:
         return t_s - self.last_update_s
 
-    def lock(self, sections: tuple[CrossSection, ...], predicted_yz, t_s: float, gate_mm: float | None = None) -> bool:
-        """Pick the target among ``sections`` (nearest vein to the prediction) and start tracking it."""
+    def lock(self, sections: tuple[CrossSection, ...], predicted_yz, t_s: float, gate_mm: float | None = None,
+             references=None) -> bool:
+        """Pick the target among ``sections`` (nearest vein to the prediction) and start tracking it.
+
+        ``references``: (y, z) where the *other* vessels the scan confirmed should be in this frame.
+        Only cross-sections near one of them ever stand in for the target: a blob that follows the
+        probe (an image artefact) would otherwise feed the probe's own motion back into the estimate.
+        None: any other cross-section may (tests, hand-made scenes)."""
         gate = gate_mm if gate_mm is not None else self.params.gate_mm
         best, best_d = None, math.inf
         for s in sections:
@@ -150,9 +175,32 @@ class TargetTracker:
         self.last_update_s = t_s
         self.n_updates = 1
         self._rel = {}
+        self._ema = {}
+        self.frozen = False
+        self._lock_pos = self.pos.copy()
+        self._refs = None if references is None else [np.asarray(r, dtype=float) for r in references]
         self._learn_others(sections, best, t_s)
         self.last_source = "target"
         return True
+
+    def freeze(self, t_s: float) -> None:
+        """The needle is about to reach the image plane: its dot, shadow and reverberations will spoil
+        the target's own cross-section. From now on the target is its current estimate moved by the
+        rigid displacement of the other vessels (each compared with its own smoothed position, so
+        per-vessel perception biases cancel); without other vessels, its lateral position only."""
+        if not self.locked or self.frozen:
+            return
+        self.frozen = True
+        self._anchor = self.predict(t_s)
+        self._anchor_others = {k: v.copy() for k, v in self._ema.items()
+                               if self._rel[k][1] >= self.params.min_reference_frames}
+        self._delta = np.zeros(2)
+
+    def _is_reference(self, p: np.ndarray) -> bool:
+        if self._refs is None:
+            return True
+        shift = self.pos - self._lock_pos   # rigid motion since the lock
+        return any(float(np.hypot(*(p - (r + shift)))) < self.params.gate_mm for r in self._refs)
 
     def _learn_others(self, sections, target: CrossSection, t_s: float) -> None:
         tgt = np.array([target.y_mm, target.z_mm])
@@ -161,6 +209,8 @@ class TargetTracker:
             if s is target:
                 continue
             p = np.array([s.y_mm, s.z_mm])
+            if not self._is_reference(p):
+                continue
             # which known vessel is it?
             key, best = None, self.params.gate_mm
             for k, (rel, n, kind, last) in self._rel.items():
@@ -172,16 +222,20 @@ class TargetTracker:
             if key is None:
                 key = max(self._rel, default=-1) + 1
                 self._rel[key] = [tgt - p, 1, s.kind, p]
+                self._ema[key] = p.copy()
             else:
                 rel, n, kind, _ = self._rel[key]
                 n2 = min(n + 1, 50)
                 self._rel[key] = [rel + (tgt - p - rel) / n2, n2, kind, p]
+                self._ema[key] = self._ema[key] + self.params.smoothing * (p - self._ema[key])
             used.add(key)
 
     def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None, union_yz=None) -> bool:
         """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement."""
         if not self.locked:
             return False
+        if self.frozen:
+            return self._update_frozen(sections, t_s, needle_yz, union_yz)
         p = self.params
         pred = self.predict(t_s)
         a, b = self.size_mm[0] / 2, self.size_mm[1] / 2
@@ -203,9 +257,11 @@ class TargetTracker:
             self._learn_others(sections, direct, t_s)
             self.last_source = "target"
         else:
-            # rigid motion: other vessels predict the target
+            # rigid motion: other vessels (seen with the target often enough) predict the target
             votes = []
             for rel, n, kind, last in self._rel.values():
+                if n < p.min_reference_frames:
+                    continue
                 best, best_d = None, p.gate_mm
                 for s in sections:
                     q = np.array([s.y_mm, s.z_mm])
@@ -225,11 +281,72 @@ class TargetTracker:
                 self.last_source = "lumen+needle"
         if meas is None:
             return False
+        return self._filter(meas, t_s, p.alpha)
+
+    def _update_frozen(self, sections, t_s: float, needle_yz, union_yz) -> bool:
+        """Near the needle: the target's own cross-section (or the lumen+needle centroid) is kept while
+        it agrees with the prediction (innovation gate); a jump (needle dot, shadow, reverberation in
+        the mask) or a loss falls back to the rigid motion of the reference vessels, then to the
+        target's lateral position with the depth held."""
+        p = self.params
+        pred = self.predict(t_s)
+        gate = min(p.gate_mm, 1.0)
+        direct = None
+        for s in sections:
+            q = np.array([s.y_mm, s.z_mm])
+            if np.hypot(*(q - pred)) < gate and (direct is None or np.hypot(*(q - pred)) < np.hypot(*(direct - pred))):
+                direct = q
+        for name, m in (("target", direct), ("lumen+needle", union_yz)):
+            if m is not None and float(np.hypot(*(np.asarray(m) - pred))) < p.innovation_gate_mm:
+                self.last_source = name + ", frozen"
+                self._note_references(sections, np.asarray(m, dtype=float), needle_yz)
+                return self._filter(np.asarray(m, dtype=float), t_s, p.alpha)
+        shifts = []
+        for k, a in self._anchor_others.items():
+            exp = a + self._delta
+            best, best_d = None, gate
+            for s in sections:
+                q = np.array([s.y_mm, s.z_mm])
+                if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
+                        0.5 * s.width_mm + p.occlusion_margin_mm):
+                    continue
+                d = float(np.hypot(*(q - exp)))
+                if d < best_d:
+                    best, best_d = q, d
+            if best is not None:
+                shifts.append(best - a)
+        if shifts:
+            self._delta = np.median(np.array(shifts), axis=0)
+            meas = self._anchor + self._delta
+            self.last_source = f"{len(shifts)} other vessel(s), frozen"
+        elif direct is not None and abs(direct[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.3:
+            # a centred needle hides the lumen symmetrically: keep its lateral position, hold the depth
+            meas = np.array([direct[0], pred[1]])
+            self.last_source = "target y, frozen depth"
+        else:
+            return False
+        return self._filter(meas, t_s, p.frozen_alpha)
+
+    def _note_references(self, sections, target_yz: np.ndarray, needle_yz) -> None:
+        """A good target fix while frozen: re-anchor the reference vessels to it."""
+        self._anchor = np.asarray(target_yz, dtype=float)
+        for k, a in list(self._anchor_others.items()):
+            exp = a + self._delta
+            for s in sections:
+                q = np.array([s.y_mm, s.z_mm])
+                if float(np.hypot(*(q - exp))) < min(self.params.gate_mm, 1.0):
+                    self._anchor_others[k] = q
+                    break
+        self._delta = np.zeros(2)
+
+    def _filter(self, meas: np.ndarray, t_s: float, alpha: float) -> bool:
+        p = self.params
+        pred = self.predict(t_s)
         dt = t_s - self.t_s
         self.pos = pred
         self.t_s = t_s
         r = meas - pred
-        self.pos = self.pos + p.alpha * r
+        self.pos = self.pos + alpha * r
         if dt > 1e-6:
             self.vel = np.clip(self.vel + p.beta * r / dt, -p.max_speed_mm_s, p.max_speed_mm_s)
         self.last_update_s = t_s

@@ -433,8 +433,12 @@ class VenipunctureController:
             if m is not None and self._settled_ticks >= 1 and not m.blank:
                 shift = self._constellation_shift(m)
                 pred = self._plane_prediction()
+                refs = None
+                if shift is not None:
+                    refs = [(float(v.y_at(m.probe_x_mm)) + shift[0], float(v.z_at(m.probe_x_mm)) + shift[1])
+                            for v in self.vessels if v is not self.target]
                 if shift is not None and self.tracker.lock(m.sections, (pred[0] + shift[0], pred[1] + shift[1]),
-                                                           m.stamp_s, gate_mm=1.0):
+                                                           m.stamp_s, gate_mm=1.0, references=refs):
                     self._lock_count = 1
                     self._event(f"locked on the target at y {self.tracker.pos[0]:.2f}, z {self.tracker.pos[1]:.2f} mm "
                                 f"({shift[0]:+.2f}, {shift[1]:+.2f} mm from the scan)")
@@ -586,6 +590,11 @@ class VenipunctureController:
 
     def _insert(self, t, q, obs, dt):
         p, plan = self.p, self.plan
+        tip_x = q[X] + q[INS] * math.cos(q[PITCH])
+        if not self.tracker.frozen and tip_x >= plan.probe_x_mm - p.us_slab_half_mm - p.freeze_distance_mm:
+            self.tracker.freeze(t)
+            self._event(f"needle {plan.probe_x_mm - tip_x:.1f} mm from the image plane: tracking the target "
+                        f"through the other vessels' motion")
         self._process_us(obs, q)
         self._want_us(t)
         goal_yz, ff, problem = self._tracking_goal(t, dt)
