@@ -14,7 +14,10 @@ Ultrasound scenes (per frame): probe over a vessel, longitudinal (yaw ~ 0) or tr
 (yaw ~ 90 deg); needle absent, in plane, slightly out of plane (dim, partial), steep
 (faint: specular falloff) or crossing the image plane (out-of-plane dot, tip shown only
 when the tip is in the beam slab); gauges 17-22 G; phantom motion and arterial pulsation
-through a random time; veins compressed by the probe (phantom ``compression``). NIR
+through a random time; veins compressed by the probe (phantom ``compression``). A needle
+the simulator places in the beam slab but that does not show in the image (visibility,
+the mean grey-level change it causes within 1 mm, below :data:`NEEDLE_VISIBILITY_MIN`,
+measured against the same frame rendered without it) is labelled absent. NIR
 scenes: a top-down view over the phantom with the renderer's randomised skin tone, hair,
 lighting, glare, noise and depth blur, sometimes a needle.
 
@@ -28,6 +31,7 @@ On disk (``ir-robot dataset us --n N --seed S --out DIR``)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -38,13 +42,13 @@ from typing import Iterator
 import numpy as np
 
 from ir_robot.core.errors import PerceptionError
-from ir_robot.core.types import ImageFrame, NeedlePose, NirView, ProbePose
+from ir_robot.core.types import LABEL_NEEDLE, ImageFrame, NeedlePose, NirView, ProbePose
 
 #: needle outer diameters (mm) by gauge
 GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MODALITIES = ("us", "nir")
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 
 #: randomisation bands used for train/val; the test split uses the full ranges
 TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
@@ -56,6 +60,8 @@ TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
     "nir": {},  # filled from the NIR renderer's ranges in _nir_bands()
 }
 TRAIN_GAUGES = (17, 18, 20, 21, 22)
+#: a labelled needle changing its surroundings by less than this (mean grey levels) is invisible
+NEEDLE_VISIBILITY_MIN = 5.0
 ALL_GAUGES = (17, 18, 19, 20, 21, 22)
 FULL_NEEDLE_PITCH_DEG = ((15.0, 60.0),)
 
@@ -185,11 +191,43 @@ def _us_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) 
     # the probe follows the phantom with a small tracking error
     probe = ProbePose(float(x_ph + off[0] + rng.normal(0.0, 0.3)), float(y_ph + off[1] + rng.normal(0.0, 0.1)), yaw)
     needle, scenario = _needle_us(rng, probe, phantom, t_s, p.width_mm, p.depth_mm, p.elevation_mm, ranges, di)
+    replay = np.random.Generator(type(rng.bit_generator)())
+    replay.bit_generator.state = rng.bit_generator.state
     frame = renderer.render(phantom, probe, needle, t_s, rng)
     frame.meta.update({"view": view, "scenario": scenario,
                        "needle": None if needle is None else {"tip_mm": needle.tip_mm, "direction": needle.direction,
                                                               "diameter_mm": needle.diameter_mm}})
+    if needle is not None and frame.labels is not None and (frame.labels == LABEL_NEEDLE).any():
+        # the same frame without the needle (same speckle draws) tells how visible the needle is
+        plain = renderer.render(phantom, probe, None, t_s, replay)
+        frame = _label_visible_needle(frame, plain)
     return frame
+
+
+def _label_visible_needle(frame: ImageFrame, plain: ImageFrame) -> ImageFrame:
+    """Drop the needle label of a frame whose needle is not visible.
+
+    Visibility = mean absolute grey-level change the needle causes (echo, reverberation,
+    shadow) within 1 mm of its labelled pixels. Below :data:`NEEDLE_VISIBILITY_MIN` the
+    needle is physically in the beam slab but not in the image (e.g. at the slab edge and
+    steep), so nobody can detect it: it is labelled absent and ``tip_px`` is cleared.
+    """
+    import cv2
+
+    needle = (frame.labels == LABEL_NEEDLE).astype(np.uint8)
+    r = max(1, int(round(1.0 / min(frame.spacing_mm))))
+    region = cv2.dilate(needle, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    diff = np.abs(frame.image.astype(np.int16) - plain.image.astype(np.int16))
+    score = float(diff[region].mean())
+    meta = dict(frame.meta)
+    meta["needle_visibility"] = round(score, 2)
+    if score >= NEEDLE_VISIBILITY_MIN:
+        return dataclasses.replace(frame, meta=meta)
+    labels = frame.labels.copy()
+    labels[needle.astype(bool)] = plain.labels[needle.astype(bool)]
+    meta.update({"needle_visible": False, "needle_hidden": f"invisible (visibility {score:.1f} < "
+                                                           f"{NEEDLE_VISIBILITY_MIN} grey levels)"})
+    return dataclasses.replace(frame, labels=labels, tip_px=None, meta=meta)
 
 
 def _nir_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:
@@ -232,7 +270,7 @@ def _make_renderer(modality: str, rng: np.random.Generator, ranges: SceneRanges,
 
 
 def iter_frames(modality: str, n: int, seed: int, split: str = "train", *, size_px: tuple[int, int] = (256, 256),
-                phantoms_per_group: int = 3, frames_per_phantom: int = 8) -> Iterator[ImageFrame]:
+                phantoms_per_group: int = 4, frames_per_phantom: int = 10) -> Iterator[ImageFrame]:
     """Yield ``n`` reproducible frames. Each group of ``phantoms_per_group * frames_per_phantom``
     frames shares one renderer (one set of imaging parameters) and has its own seed."""
     if modality not in MODALITIES:

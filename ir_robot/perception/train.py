@@ -201,6 +201,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
     from ir_robot.perception.models import build_model, count_parameters
 
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -298,14 +299,14 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
                     "generator": gen.get_state(), "history": history, "best": best, "epoch": epoch}, ckpt_path)
         log(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {rec['train_loss']:.4f}  val loss {val_loss:.4f}  "
             f"val dice {' '.join(f'{d:.3f}' for d in val_dice)}{'  *' if improved else ''}  ({rec['epoch_s']:.0f} s)")
-        _write_metrics(out, cfg, history, None, t_start, data_s)
+        _write_metrics(out, cfg, history, None, t_start, data_s, cpu_start)
     plot_learning_curve(history, out / "learning_curve.png", title=f"{cfg.modality} segmenter")
     final = None
     if evaluate:
         final = evaluate_weights(out / "model.pt", val_set)
         log("validation (full post-processing, original size): " +
             ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float)))
-    return _write_metrics(out, cfg, history, final, t_start, data_s)
+    return _write_metrics(out, cfg, history, final, t_start, data_s, cpu_start)
 
 
 def _validate(model, x_t, y_t, class_w, cfg: TrainConfig, torch) -> tuple[float, list[float]]:
@@ -346,10 +347,12 @@ def _field_of_view(frameset) -> tuple[float, float] | None:
     return float(np.median(sp[:, 0]) * h), float(np.median(sp[:, 1]) * w)
 
 
-def _write_metrics(out: Path, cfg: TrainConfig, history, final, t_start: float, data_s: float) -> dict:
+def _write_metrics(out: Path, cfg: TrainConfig, history, final, t_start: float, data_s: float,
+                   cpu_start: float = 0.0) -> dict:
     metrics = {"modality": cfg.modality, "epochs": len(history), "history": history,
                "best_val_score": max((h["val_score"] for h in history), default=None),
                "final_val": final, "data_s": round(data_s, 1), "wall_s": round(time.perf_counter() - t_start, 1),
+               "cpu_s": round(time.process_time() - cpu_start, 1),
                "git": git_hash(), "command": _command_line(), "torch_threads": cfg.threads}
     (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2))
     return metrics
