@@ -1,5 +1,6 @@
 # ir_robot: everything a fresh machine needs, from this file.
-#   make demo    create .venv, install, run the headless demo (writes out/demo/)
+#   make demo    create .venv, install, run one autonomous venipuncture through the ROS graph
+#                and once more without ROS, writing overlays and a force plot to out/demo/
 #   make test    create .venv, install, run the default test suite (< 15 min, 2 cores)
 #   make bench   benchmarks: prints tables, writes out/bench/*.json
 #   make test-all  the default suite plus tests marked slow
@@ -25,6 +26,9 @@ $(STAMP): requirements.txt requirements-ros.txt requirements-dev.txt torch-requi
 	touch $(STAMP)
 
 demo: install
+	# one autonomous venipuncture through the ROS 2 graph (plain rclpy), recorded to MCAP
+	$(VENV)/bin/ir-robot launch sim --procedures 1 --record out/demo/session.mcap
+	# the same procedure without ROS, with overlay frames and a force plot in out/demo/
 	$(VENV)/bin/ir-robot demo --out out/demo
 
 test: install

@@ -44,6 +44,14 @@ setup(
     entry_points={
         "console_scripts": [
             "ir-robot = ir_robot.cli:main",
+            # ROS 2 node executables (ros2 run ir_robot <name>); same list as ir_robot.ros.graph.console_scripts()
+            "ir_robot_sim = ir_robot.ros.sim_node:main",
+            "ir_robot_us_perception = ir_robot.ros.perception_nodes:main_us",
+            "ir_robot_nir_perception = ir_robot.ros.perception_nodes:main_nir",
+            "ir_robot_controller = ir_robot.ros.controller_node:main",
+            "ir_robot_supervisor = ir_robot.ros.supervisor:main",
+            "ir_robot_rig_driver = ir_robot.ros.rig_driver:main",
+            "ir_robot_recorder = ir_robot.ros.recorder:main",
         ],
     },
 )
