@@ -84,7 +84,9 @@ class ForceMonitor:
         else:
             self._since_decrease += 1
         self._prev_rate = rate
-        armed = rate >= p.min_rate_mm_s and self._since_decrease > max(p.arm_ticks, p.median_window)
+        # only medians made entirely of readings since the last slow-down enter the drop history
+        clean = self._since_decrease >= p.median_window
+        armed = clean and rate >= p.min_rate_mm_s and self._since_decrease > p.arm_ticks
         drop = 0.0
         self._refractory -= 1
         if armed and self._filt:
@@ -95,7 +97,8 @@ class ForceMonitor:
                 # the filter is still settling on the new level: one puncture, one report
                 self._refractory = p.median_window
                 self._filt.clear()
-        self._filt.append(med)
+        if clean:
+            self._filt.append(med)
         self.last = ForceReading(float(force_n), med, bool(spike), drop)
         return self.last
 

@@ -1,0 +1,114 @@
+"""Force puncture/spike detection and target tracking on synthetic signals."""
+
+import numpy as np
+import pytest
+
+from ir_robot.control.tracking import ForceMonitor, ForceParams, TargetTracker, TrackerParams
+from ir_robot.planning.vessels import CrossSection
+
+
+def feed(mon: ForceMonitor, forces, rates):
+    return [mon.update(f, r) for f, r in zip(forces, rates)]
+
+
+def test_a_tear_is_one_drop_a_spike_is_not():
+    rng = np.random.default_rng(0)
+    ramp = list(np.linspace(0.2, 0.9, 30) + 0.01 * rng.standard_normal(30))     # tenting membrane
+    after = list(0.25 + 0.01 * rng.standard_normal(10))                            # torn: friction only
+    out = feed(ForceMonitor(), ramp + after, [1.0] * 40)
+    drops = [i for i, r in enumerate(out) if r.drop_n > 0]
+    assert len(drops) == 1 and 30 <= drops[0] <= 32          # reported once, within two readings
+    assert out[drops[0]].drop_n == pytest.approx(0.65, abs=0.1)
+    # a single high reading: flagged as a spike, never a puncture (the median filter hides it)
+    sig = [0.3] * 10 + [2.5] + [0.3] * 10
+    out = feed(ForceMonitor(), sig, [1.0] * 21)
+    assert [i for i, r in enumerate(out) if r.spike] == [10]
+    assert not any(r.drop_n for r in out)
+    assert max(r.filtered_n for r in out) == pytest.approx(0.3)
+
+
+def test_slowing_down_is_not_a_puncture():
+    # friction and cutting fall when the insertion slows: the same fall while advancing steadily is a tear
+    forces = [0.6] * 10 + [0.35] * 10
+    slowing = feed(ForceMonitor(), forces, [2.0] * 10 + [0.3] * 10)
+    steady = feed(ForceMonitor(), forces, [2.0] * 20)
+    assert not any(r.drop_n for r in slowing)
+    assert any(r.drop_n for r in steady)
+    # nor is a stop or a retraction
+    assert not any(r.drop_n for r in feed(ForceMonitor(), forces, [2.0] * 10 + [0.0] * 10))
+    assert not any(r.drop_n for r in feed(ForceMonitor(), forces, [2.0] * 10 + [-2.0] * 10))
+
+
+def test_drop_threshold_is_a_parameter():
+    forces = [0.5] * 10 + [0.45] * 10
+    assert not any(r.drop_n for r in feed(ForceMonitor(), forces, [1.0] * 20))
+    assert any(r.drop_n for r in feed(ForceMonitor(ForceParams(drop_threshold_n=0.04)), forces, [1.0] * 20))
+
+
+def sec(y, z, kind="vein", w=2.0):
+    return CrossSection(kind, 0.0, y, z, w, w)
+
+
+def run_motion(tracker, t, target, others, **kw):
+    secs = tuple([sec(*target)] if target is not None else []) + tuple(sec(*o) for o in others)
+    return tracker.update(secs, t, **kw)
+
+
+def test_tracker_follows_a_moving_target_and_predicts_with_its_velocity():
+    tr = TargetTracker()
+    assert tr.lock((sec(0.0, -5.0), sec(8.0, -7.0, "artery")), (0.3, -5.2), 0.0)
+    for k in range(1, 31):
+        t = 0.1 * k
+        assert run_motion(tr, t, (1.5 * t, -5.0), [(8.0 + 1.5 * t, -7.0)])
+    assert tr.predict(3.0) == pytest.approx([4.5, -5.0], abs=0.05)
+    assert tr.vel == pytest.approx([1.5, 0.0], abs=0.1)
+    assert tr.predict(3.1) == pytest.approx([4.65, -5.0], abs=0.05)
+    # no fix for a long time: the prediction does not run away
+    assert abs(tr.predict(30.0)[0] - 4.5) < 2.0
+
+
+def test_lock_picks_the_vein_nearest_the_prediction_within_the_gate():
+    tr = TargetTracker()
+    assert not tr.lock((sec(5.0, -5.0),), (0.0, -5.0), 0.0)                 # too far
+    assert not tr.lock((sec(0.2, -5.0, "artery"),), (0.0, -5.0), 0.0)       # never an artery
+    assert tr.lock((sec(3.0, -5.0), sec(0.4, -5.1)), (0.0, -5.0), 0.0)
+    assert tr.pos == pytest.approx([0.4, -5.1])
+
+
+def test_hidden_target_is_carried_by_the_reference_vessels():
+    tr = TargetTracker()
+    tr.lock((sec(0.0, -5.0), sec(6.0, -6.0)), (0.0, -5.0), 0.0, references=[(6.0, -6.0)])
+    for k in range(1, 11):                       # seen together: the offset is learnt
+        run_motion(tr, 0.1 * k, (0.0, -5.0), [(6.0, -6.0)])
+    # the arm moves 0.8 mm sideways while the needle dot covers the target
+    for k in range(11, 31):
+        dy = 0.04 * (k - 10)
+        ok = run_motion(tr, 0.1 * k, None, [(6.0 + dy, -6.0)], needle_yz=(dy, -5.0))
+        assert ok and "other vessel" in tr.last_source
+    assert tr.predict(3.0)[0] == pytest.approx(0.8, abs=0.1)
+
+
+def test_frozen_tracker_rejects_a_needle_biased_fix_and_uses_the_references():
+    tr = TargetTracker(TrackerParams(innovation_gate_mm=0.35))
+    tr.lock((sec(0.0, -5.0), sec(6.0, -6.0)), (0.0, -5.0), 0.0, references=[(6.0, -6.0)])
+    for k in range(1, 11):
+        run_motion(tr, 0.1 * k, (0.0, -5.0), [(6.0, -6.0)])
+    tr.freeze(1.0)
+    # consistent own fixes are still used
+    assert run_motion(tr, 1.1, (0.02, -5.0), [(6.02, -6.0)]) and tr.last_source == "target, frozen"
+    # the needle's shadow pulls the target's mask 0.7 mm up: rejected, the reference says it did not move
+    for k in range(12, 20):
+        assert run_motion(tr, 0.1 * k, (0.02, -4.3), [(6.02, -6.0)])
+        assert "other vessel" in tr.last_source
+    assert tr.predict(2.0) == pytest.approx([0.02, -5.0], abs=0.05)
+
+
+def test_a_blob_that_follows_the_probe_is_never_a_reference():
+    tr = TargetTracker()
+    # the scan knows one other vessel at y = 6; an artefact sits at y = -4 in every frame
+    tr.lock((sec(0.0, -5.0), sec(6.0, -6.0), sec(-4.0, -3.0)), (0.0, -5.0), 0.0, references=[(6.0, -6.0)])
+    for k in range(1, 11):
+        run_motion(tr, 0.1 * k, (0.0, -5.0), [(6.0, -6.0), (-4.0, -3.0)])
+    assert len(tr._rel) == 1
+    # target hidden and the real vessel out of view: the artefact must not carry the estimate
+    assert not run_motion(tr, 1.1, None, [(-4.0, -3.0)], needle_yz=(0.0, -5.0))
