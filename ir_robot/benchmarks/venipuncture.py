@@ -1,8 +1,8 @@
 """Autonomous venipuncture in simulation: the issue-#4 figures.
 
-Two seeded runs with phantom motion on and perception in the loop (the trained models;
-ground-truth labels only if no weights are installed, and then the ``perception`` key says
-so): 200 random phantoms, and 100 phantoms whose veins are 1-2 mm wide (``small_veins.*``).
+Two seeded runs with phantom motion on and perception in the loop (the trained model of each
+modality whose weights are installed under models/; the frames' labels for a modality without
+weights, and the ``perception`` key says which): 200 random phantoms, and 100 phantoms whose veins are 1-2 mm wide (``small_veins.*``).
 ``--quick`` runs 10 + 5 episodes. Targets: first-attempt success >= 97 %, tip-to-lumen-centre
 RMS <= 0.5 mm, no back-wall puncture, <= 60 s simulated per procedure, small veins >= 90 %.
 """
@@ -18,20 +18,18 @@ def run(quick: bool = False) -> dict:
 
     from ir_robot.control.config import load_venipuncture_config
     from ir_robot.control.episode import evaluate
-    from ir_robot.perception.inference import default_weights_path
 
     cv2.setNumThreads(1)
     config = load_venipuncture_config()
-    have_models = all(default_weights_path(m).is_file() for m in ("us", "nir"))
-    perception = "model" if have_models else "ground_truth"
+    perception = "auto"   # the trained model of each modality whose weights are installed, else labels
     n_main, n_small = (10, 5) if quick else (200, 100)
     keys = ("success_rate", "first_attempt_success_rate", "tip_error_mm_rms", "tip_error_mm_max",
             "back_wall_punctures", "artery_punctures", "safety_trips", "mean_duration_s", "max_duration_s",
             "mean_attempts", "peak_force_n_mean", "peak_force_n_max", "wall_s_per_episode")
-    out: dict = {"perception": perception if have_models else "ground_truth (no trained weights installed)",
-                 "motion": True}
+    out: dict = {"motion": True}
     main, _ = evaluate(n_main, SEED, config, perception=perception, motion=True, progress=False,
                        out_dir="out/bench/venipuncture")
+    out["perception"] = main["perception"]
     out["episodes"] = main["episodes"]
     out.update({k: main[k] for k in keys})
     small, _ = evaluate(n_small, SMALL_SEED, config, perception=perception, motion=True,

@@ -28,7 +28,7 @@ def _evaluate(args) -> int:
     from ir_robot.benchmarks.commands import format_table
     from ir_robot.control.episode import evaluate
 
-    perception = "ground_truth" if args.ground_truth_perception else "model"
+    perception = "ground_truth" if args.ground_truth_perception else args.perception
     diam = tuple(args.vein_diameter_mm) if args.vein_diameter_mm else None
     out = Path(args.out) if args.out else Path("out") / "eval" / f"venipuncture-{args.controller}-{perception}-seed{args.seed}"
     summary, _ = evaluate(args.episodes, args.seed, _config(args.config), perception=perception,
@@ -63,6 +63,9 @@ def register(sub) -> None:
     e.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     e.add_argument("--ground-truth-perception", action="store_true",
                    help="perfect perception from the simulator's labels: what is left are control errors")
+    e.add_argument("--perception", choices=["model", "auto", "classical"], default="model",
+                   help="model: the trained weights (required); auto: the model of each modality whose weights "
+                        "exist, labels for the other; classical: the OpenCV baselines")
     e.add_argument("--vein-diameter-mm", type=float, nargs=2, metavar=("LO", "HI"),
                    help="draw the phantoms' veins from this diameter range (e.g. 1 2)")
     e.add_argument("--no-motion", action="store_true", help="keep the phantoms still")

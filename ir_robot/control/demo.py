@@ -30,20 +30,16 @@ PHASE_COLOURS = {"scan": "0.85", "align": "#cfe2f3", "insert": "#fce5cd", "confi
 
 
 def choose_perception(kind: str, config: VenipunctureConfig):
-    """(us, nir, name): ``auto`` uses the trained models when their weights exist."""
-    from ir_robot.control.episode import make_perception
-    from ir_robot.perception.inference import default_weights_path
+    """(us, nir, label): ``auto`` uses the trained model of each modality whose weights exist."""
+    from ir_robot.control.episode import make_perception, perception_label, resolve_perception
 
-    if kind == "auto":
-        missing = [m for m in ("us", "nir") if not default_weights_path(m).is_file()]
-        if missing:
-            print(f"ir-robot demo: no trained weights for {missing} under models/: using ground-truth perception "
-                  f"(train them with `ir-robot train-perception us|nir`)", file=sys.stderr)
-            kind = "ground_truth"
-        else:
-            kind = "model"
+    choice = resolve_perception(kind)
+    missing = [m for m, k in choice.items() if kind == "auto" and k != "model"]
+    if missing:
+        print(f"ir-robot demo: no trained weights for {missing} under models/: using ground-truth perception "
+              f"for them (train with `ir-robot train-perception us|nir`)", file=sys.stderr)
     us, nir = make_perception(kind, config)
-    return us, nir, kind
+    return us, nir, perception_label(choice)
 
 
 def _to_bgr(img: np.ndarray, scale: int) -> np.ndarray:

@@ -21,6 +21,7 @@ import csv
 import json
 import math
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,27 +40,49 @@ from ir_robot.core.types import JointVector, Tissue
 MAX_DURATION_S = 60.0
 
 
+def resolve_perception(kind: str, *, us_weights=None, nir_weights=None) -> dict[str, str]:
+    """Per modality, which predictor ``kind`` means: ``"auto"`` takes the trained model where its
+    weights exist and the frames' labels where they do not."""
+    from ir_robot.perception.inference import default_weights_path
+
+    if kind != "auto":
+        return {"us": kind, "nir": kind}
+    have = {"us": us_weights is not None or default_weights_path("us").is_file(),
+            "nir": nir_weights is not None or default_weights_path("nir").is_file()}
+    return {m: "model" if have[m] else "ground_truth" for m in ("us", "nir")}
+
+
+def perception_label(choice: dict[str, str]) -> str:
+    return choice["us"] if choice["us"] == choice["nir"] else f"us:{choice['us']}, nir:{choice['nir']}"
+
+
 def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, nir_weights=None, threads=1):
-    """(ultrasound, NIR) predictors: ``"model"`` (trained weights), ``"classical"`` (OpenCV baselines)
-    or ``"ground_truth"`` (from the frames' labels: perfect perception)."""
+    """(ultrasound, NIR) predictors: ``"model"`` (trained weights), ``"classical"`` (OpenCV baselines),
+    ``"ground_truth"`` (from the frames' labels: perfect perception) or ``"auto"`` (the model of each
+    modality whose weights are installed, labels for the other)."""
+    choice = resolve_perception(kind, us_weights=us_weights, nir_weights=nir_weights)
+    return (_predictor("us", choice["us"], config, us_weights, threads),
+            _predictor("nir", choice["nir"], config, nir_weights, threads))
+
+
+def _predictor(modality: str, kind: str, config: VenipunctureConfig, weights, threads):
     from ir_robot.perception.inference import (GroundTruthPerception, NirPerception, UltrasoundPerception,
                                                default_weights_path)
     from ir_robot.perception.postprocess import PostprocessParams
 
-    post = PostprocessParams(min_vessel_area_mm2=config.control.us_min_vessel_area_mm2)
+    # ultrasound post-processing keeps cross-sections of 1 mm veins (the default area floor drops them)
+    post = (PostprocessParams(min_vessel_area_mm2=config.control.us_min_vessel_area_mm2) if modality == "us"
+            else PostprocessParams())
     if kind == "ground_truth":
-        gt = GroundTruthPerception(post)
-        return gt, GroundTruthPerception()
+        return GroundTruthPerception(post)
     if kind == "classical":
         from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
 
-        return ClassicalUsPerception(postprocess=post), ClassicalNirPerception()
+        return ClassicalUsPerception(postprocess=post) if modality == "us" else ClassicalNirPerception()
     if kind == "model":
-        us = UltrasoundPerception.from_weights(us_weights or default_weights_path("us"), threads=threads,
-                                               postprocess=post)
-        nir = NirPerception.from_weights(nir_weights or default_weights_path("nir"), threads=threads)
-        return us, nir
-    raise ValueError(f"perception must be 'model', 'classical' or 'ground_truth', got {kind!r}")
+        cls = UltrasoundPerception if modality == "us" else NirPerception
+        return cls.from_weights(weights or default_weights_path(modality), threads=threads, postprocess=post)
+    raise ValueError(f"perception must be 'model', 'classical', 'ground_truth' or 'auto', got {kind!r}")
 
 
 def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None):
@@ -287,7 +310,7 @@ def evaluate(episodes: int, seed: int, config: VenipunctureConfig, *, perception
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=f"venipuncture ({perception})", unit="ep")
+            it = tqdm(it, desc=f"venipuncture ({perception})", unit="ep", file=sys.stderr)
         for s in it:
             r = run_episode(s, config, us, nir, world=world, motion=motion, vein_diameter_mm=vein_diameter_mm)
             r.extra = {}
@@ -298,7 +321,8 @@ def evaluate(episodes: int, seed: int, config: VenipunctureConfig, *, perception
     finally:
         world.close()
     summary = summarize(results)
-    summary.update({"controller": "classical", "perception": perception, "motion": motion, "seed": seed,
+    label = perception_label(resolve_perception(perception, us_weights=us_weights, nir_weights=nir_weights))
+    summary.update({"controller": "classical", "perception": label, "motion": motion, "seed": seed,
                     "vein_diameter_mm": list(vein_diameter_mm) if vein_diameter_mm else None})
     if out_dir is not None:
         write_outputs(Path(out_dir), summary, results)
