@@ -357,7 +357,8 @@ def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> 
     ax.set_ylabel("tip to lumen centre, RMS over hold (mm)")
     ax.legend(fontsize=8)
     ax = axes[1]
-    ax.hist(dur, bins=20, color="C0")
+    ax.hist(dur, bins=np.arange(0.0, max(MAX_DURATION_S, float(np.nanmax(dur)) if len(dur) else 0.0) + 2.0, 2.0),
+            color="C0")
     ax.axvline(MAX_DURATION_S, color="C3", ls="--", lw=0.8)
     ax.set_xlabel("procedure duration (simulated s)")
     ax.set_ylabel("episodes")
