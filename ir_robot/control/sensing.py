@@ -37,7 +37,6 @@ class UsMeasurement:
     needle_yz_mm: tuple[float, float] | None   # needle cross-section seen in the plane (y, z)
     blank: bool = False                        # the frame carried no usable image
     half_width_mm: float = 15.0
-    union_yz_mm: tuple[float, float] | None = None  # centroid of lumen + needle pixels around ``focus``
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # perception's label mask
 
 
@@ -48,12 +47,10 @@ def is_blank(image: np.ndarray) -> bool:
 
 
 def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None, *,
-               probe_offset_mm: float = 12.0, focus=None) -> UsMeasurement:
+               probe_offset_mm: float = 12.0) -> UsMeasurement:
     """Run ``perception`` on a transverse frame and place vessels and the needle in the world.
 
-    ``focus = ((y, z), (a, b))``: also return the centroid of the lumen-or-needle pixels
-    inside that ellipse (the target with a needle in it, whose own cross-section the
-    needle hides).
+    Cross-sections cut by the image's side edges are dropped (their centre and size are wrong).
     """
     probe = frame_probe(frame, joints, probe_offset_mm)
     h, w = frame.shape
@@ -81,34 +78,8 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
     if nd is not None:
         p = us_to_world(nd.tip_px, (h, w), frame.spacing_mm, probe)
         needle = (float(p[1]), float(p[2]))
-    union = None
-    mask = getattr(res, "mask", None)
-    if focus is not None and mask is not None and mask.shape == (h, w):
-        union = _union_centroid(mask, frame.spacing_mm, probe, focus)
-    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half, union,
-                         mask)
-
-
-def _union_centroid(mask: np.ndarray, spacing_mm, probe, focus) -> tuple[float, float] | None:
-    (fy, fz), (a, b) = focus
-    sy, sx = spacing_mm
-    h, w = mask.shape
-    cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
-    # transverse frame: lateral axis is world y (yaw = pi/2)
-    lat_c = ((fy - probe.y_mm) * su + 0.0 * cu)
-    c0, r0 = lat_c / sx + w / 2 - 0.5, -fz / sy - 0.5
-    ra, rb = a / sx, b / sy
-    rs = slice(max(0, int(r0 - rb - 1)), min(h, int(r0 + rb + 2)))
-    cs = slice(max(0, int(c0 - ra - 1)), min(w, int(c0 + ra + 2)))
-    if rs.start >= rs.stop or cs.start >= cs.stop:
-        return None  # the window lies outside the image
-    sub = mask[rs, cs]
-    rr, cc = np.mgrid[rs, cs]
-    inside = (((cc - c0) / max(ra, 1e-6)) ** 2 + ((rr - r0) / max(rb, 1e-6)) ** 2 < 1.0) & (sub > 0)
-    if inside.sum() < 3:
-        return None
-    p = us_to_world((float(rr[inside].mean()), float(cc[inside].mean())), (h, w), spacing_mm, probe)
-    return float(p[1]), float(p[2])
+    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half,
+                         getattr(res, "mask", None))
 
 
 def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> tuple[NirTrace, ...]:

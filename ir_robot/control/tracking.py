@@ -7,10 +7,11 @@ and cutting, so drops right after a deceleration are not punctures).
 
 :class:`TargetTracker` follows the target vessel's centre (y, z) in transverse ultrasound
 frames with an alpha-beta filter. Measurements come from the target's own cross-section
-when the needle does not cover it, and otherwise from the other vessels in the frame:
+when the needle does not cover it, and otherwise from the other vessels the scan confirmed:
 the phantom moves rigidly, so each of them predicts the target through the target-to-
-vessel offset learnt while both were visible. When the needle is inside the lumen and
-no other vessel is visible, the centroid of lumen-plus-needle pixels is used.
+vessel offset learnt while both were visible. Once the needle reaches the image plane
+(:meth:`TargetTracker.freeze`) the target's own fix is only trusted while it agrees with
+the prediction. Pixels of the needle are never used: the needle follows the estimate.
 """
 
 from __future__ import annotations
@@ -233,12 +234,12 @@ class TargetTracker:
                 self._ema[key] = self._ema[key] + self.params.smoothing * (p - self._ema[key])
             used.add(key)
 
-    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None, union_yz=None) -> bool:
+    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None) -> bool:
         """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement."""
         if not self.locked:
             return False
         if self.frozen:
-            return self._update_frozen(sections, t_s, needle_yz, union_yz)
+            return self._update_frozen(sections, t_s, needle_yz)
         p = self.params
         pred = self.predict(t_s)
         a, b = self.size_mm[0] / 2, self.size_mm[1] / 2
@@ -279,18 +280,16 @@ class TargetTracker:
             if votes:
                 meas = np.median(np.array(votes), axis=0)
                 self.last_source = f"{len(votes)} other vessel(s)"
-            elif union_yz is not None and math.hypot(union_yz[0] - pred[0], union_yz[1] - pred[1]) < p.gate_mm:
-                meas = np.asarray(union_yz, dtype=float)
-                self.last_source = "lumen+needle"
         if meas is None:
             return False
         return self._filter(meas, t_s, p.alpha)
 
-    def _update_frozen(self, sections, t_s: float, needle_yz, union_yz) -> bool:
-        """Near the needle: the target's own cross-section (or the lumen+needle centroid) is kept while
-        it agrees with the prediction (innovation gate); a jump (needle dot, shadow, reverberation in
-        the mask) or a loss falls back to the rigid motion of the reference vessels, then to the
-        target's lateral position with the depth held."""
+    def _update_frozen(self, sections, t_s: float, needle_yz) -> bool:
+        """Near the needle: the target's own cross-section is kept while it agrees with the prediction
+        (innovation gate); a jump (needle dot, shadow, reverberation in the mask) or a loss falls back
+        to the rigid motion of the reference vessels, then to the target's lateral position with the
+        depth held. Nothing containing needle pixels is ever used: the needle follows the estimate, so
+        it would measure the controller's own motion (a runaway on small veins)."""
         p = self.params
         pred = self.predict(t_s)
         gate = min(p.gate_mm, 1.0)
@@ -299,11 +298,10 @@ class TargetTracker:
             q = np.array([s.y_mm, s.z_mm])
             if np.hypot(*(q - pred)) < gate and (direct is None or np.hypot(*(q - pred)) < np.hypot(*(direct - pred))):
                 direct = q
-        for name, m in (("target", direct), ("lumen+needle", union_yz)):
-            if m is not None and float(np.hypot(*(np.asarray(m) - pred))) < p.innovation_gate_mm:
-                self.last_source = name + ", frozen"
-                self._note_references(sections, np.asarray(m, dtype=float), needle_yz)
-                return self._filter(np.asarray(m, dtype=float), t_s, p.alpha)
+        if direct is not None and float(np.hypot(*(direct - pred))) < p.innovation_gate_mm:
+            self.last_source = "target, frozen"
+            self._note_references(sections, direct, needle_yz)
+            return self._filter(direct, t_s, p.alpha)
         shifts = []
         for k, a in self._anchor_others.items():
             exp = a + self._delta
@@ -324,8 +322,12 @@ class TargetTracker:
             self.last_source = f"{len(shifts)} other vessel(s), frozen"
         elif direct is not None and abs(direct[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.3:
             # a centred needle hides the lumen symmetrically: keep its lateral position, hold the depth
-            meas = np.array([direct[0], pred[1]])
+            # where the last good fix put it (not the prediction: that would carry a stale velocity on)
+            meas = np.array([direct[0], self._anchor[1] + self._delta[1]])
             self.last_source = "target y, frozen depth"
+            ok = self._filter(meas, t_s, p.frozen_alpha)
+            self.vel[1] = 0.0
+            return ok
         else:
             return False
         return self._filter(meas, t_s, p.frozen_alpha)

@@ -391,16 +391,10 @@ class VenipunctureController:
     def _process_us(self, obs, q) -> UsMeasurement | None:
         if obs.us is None:
             return None
-        focus = None
-        if self.tracker.locked:
-            pred = self.tracker.predict(obs.us.stamp_s)
-            a, b = self.tracker.size_mm[0] / 2 + 0.3, self.tracker.size_mm[1] / 2 + 0.3
-            focus = ((float(pred[0]), float(pred[1])), (a, b))
-        m = measure_us(obs.us, self.us_perception, JointVector.from_array(q),
-                       probe_offset_mm=self.p.probe_offset_mm, focus=focus)
+        m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm)
         self.last_us, self.last_us_frame = m, obs.us
         if self.tracker.locked and not m.blank:
-            self.tracker.update(m.sections, m.stamp_s, needle_yz=m.needle_yz_mm, union_yz=m.union_yz_mm)
+            self.tracker.update(m.sections, m.stamp_s, needle_yz=m.needle_yz_mm)
         return m
 
     def _want_us(self, t: float) -> None:

@@ -112,3 +112,17 @@ def test_a_blob_that_follows_the_probe_is_never_a_reference():
     assert len(tr._rel) == 1
     # target hidden and the real vessel out of view: the artefact must not carry the estimate
     assert not run_motion(tr, 1.1, None, [(-4.0, -3.0)], needle_yz=(0.0, -5.0))
+
+
+def test_held_depth_does_not_drift_with_a_stale_velocity():
+    tr = TargetTracker()
+    tr.lock((sec(0.0, -5.0),), (0.0, -5.0), 0.0)
+    for k in range(1, 11):                      # the target was rising at 0.5 mm/s before the needle came
+        run_motion(tr, 0.1 * k, (0.0, -5.0 + 0.05 * k), [])
+    tr.freeze(1.0)
+    z0 = tr.predict(1.0)[1]
+    # its own fix is now pulled 0.6 mm down by the needle (rejected); no reference vessel in view
+    for k in range(11, 41):
+        assert run_motion(tr, 0.1 * k, (0.0, -5.0 + 0.5 - 0.6), [])
+        assert tr.last_source == "target y, frozen depth"
+    assert tr.predict(4.0)[1] == pytest.approx(z0, abs=0.1)
