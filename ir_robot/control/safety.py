@@ -238,15 +238,15 @@ class SafeRig(Rig):
         if not np.all(np.isfinite(v)):
             bad = [n for n, x in zip(JOINT_NAMES, v) if not math.isfinite(x)]
             raise self._trip("velocity_limit", f"non-finite rate on {bad}")
+        fixed = [n for n, x in zip(JOINT_NAMES, v) if x != 0.0 and n not in self.movable_joints]
+        if fixed:
+            raise self._trip("immovable_joint", f"rate on {fixed}, which this rig cannot move "
+                                                f"(movable: {list(self.movable_joints)})")
         over = np.abs(v) > self._vmax * (1 + 1e-9) + 1e-12
         if over.any():
             i = int(np.flatnonzero(over)[0])
             raise self._trip("velocity_limit", f"{JOINT_NAMES[i]} rate {v[i]:.4g} above the limit "
                                                f"{self._vmax[i]:.4g} (velocity_scale {self.config.velocity_scale})")
-        fixed = [n for n, x in zip(JOINT_NAMES, v) if x != 0.0 and n not in self.movable_joints]
-        if fixed:
-            raise self._trip("immovable_joint", f"rate on {fixed}, which this rig cannot move "
-                                                f"(movable: {list(self.movable_joints)})")
 
     # ------------------------------------------------------------ Rig API
     def read_state(self) -> RigState:
@@ -287,13 +287,19 @@ class SafeRig(Rig):
         prob = self._position_problem(q_t, "move_to target")
         if prob is not None:
             raise self._trip(*prob)
-        lin_max = float(np.min(self._vmax[_LINEAR]))
-        if speed_mm_s > lin_max * (1 + 1e-9):
-            raise self._trip("velocity_limit", f"move_to speed {speed_mm_s} mm/s above the limit {lin_max:.4g} mm/s")
         state = self._last_state or self.rig.read_state()
         dq = np.abs(q_t - state.joints.as_array())
+        movable = np.isin(np.array(JOINT_NAMES), np.array(self.movable_joints, dtype=object))
+        fixed = [n for n, d, m in zip(JOINT_NAMES, dq, movable) if not m and d > self.config.limit_tolerance]
+        if fixed:
+            raise self._trip("immovable_joint", f"move_to changes {fixed}, which this rig cannot move "
+                                                f"(movable: {list(self.movable_joints)})")
+        lin = _LINEAR & movable  # a fixed joint's velocity limit is 0 and must not cap the move speed
+        lin_max = float(np.min(self._vmax[lin])) if lin.any() else math.inf
+        if speed_mm_s > lin_max * (1 + 1e-9):
+            raise self._trip("velocity_limit", f"move_to speed {speed_mm_s} mm/s above the limit {lin_max:.4g} mm/s")
         vmax = np.where(_LINEAR, np.minimum(self._vmax, speed_mm_s), self._vmax)
-        eta = float(np.max(dq / np.maximum(vmax, 1e-9)))
+        eta = float(np.max(np.where(movable, dq / np.maximum(vmax, 1e-9), 0.0)))
         self.rig.move_to(target, speed_mm_s)
         self._deadline = self._now(state) + eta + self.config.command_timeout_s
 
