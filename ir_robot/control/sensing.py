@@ -38,6 +38,7 @@ class UsMeasurement:
     blank: bool = False                        # the frame carried no usable image
     half_width_mm: float = 15.0
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # perception's label mask
+    profile: np.ndarray | None = field(default=None, repr=False, compare=False)  # layer_profile of the image
 
 
 def is_blank(image: np.ndarray) -> bool:
@@ -78,8 +79,11 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
     if nd is not None:
         p = us_to_world(nd.tip_px, (h, w), frame.spacing_mm, probe)
         needle = (float(p[1]), float(p[2]))
+    # tissue layers for depth tracking, without the needle's column band (dot, shadow, reverberations)
+    lat_needle = (joints.y_mm - probe.y_mm) if joints is not None else 0.0
+    profile = layer_profile(frame.image, frame.spacing_mm, exclude_lateral_mm=(lat_needle, 1.5))
     return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half,
-                         getattr(res, "mask", None))
+                         getattr(res, "mask", None), profile)
 
 
 def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> tuple[NirTrace, ...]:
@@ -105,6 +109,58 @@ def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> t
             continue  # a vein running across x cannot be followed by this rig's needle plane
         out.append(NirTrace(xy, float(v.width_mm), float(getattr(v, "confidence", 1.0))))
     return tuple(out)
+
+
+def layer_profile(image: np.ndarray, spacing_mm, *, exclude_lateral_mm: tuple[float, float] | None = None,
+                  depth_mm: float = 16.0) -> np.ndarray:
+    """The ultrasound image's row profile (median over columns, band-passed) down to ``depth_mm``.
+
+    Skin, fat/muscle fascia and muscle fibres run horizontally, so this profile moves up and down
+    with the tissue; the median ignores the few columns crossed by vessels. ``exclude_lateral_mm =
+    (centre, half_width)`` drops columns (e.g. the needle, its shadow and reverberations).
+    """
+    import cv2
+
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape
+    sy, sx = spacing_mm
+    rows = min(h, max(8, int(round(depth_mm / sy))))
+    img = img[:rows]
+    if exclude_lateral_mm is not None:
+        lat = (np.arange(w) - w / 2 + 0.5) * sx
+        keep = np.abs(lat - exclude_lateral_mm[0]) > exclude_lateral_mm[1]
+        if keep.sum() >= 8:
+            img = img[:, keep]
+    prof = np.median(img, axis=1).astype(np.float32).reshape(-1, 1)
+    prof = cv2.GaussianBlur(prof, (0, 0), 1.0) - cv2.GaussianBlur(prof, (0, 0), 15.0)
+    return prof.ravel()
+
+
+def profile_shift_mm(reference: np.ndarray, current: np.ndarray, spacing_mm, max_mm: float = 1.5) -> float | None:
+    """How far (mm, + = up, world z) the tissue moved between two :func:`layer_profile` s.
+
+    Normalised cross-correlation over lags up to ``max_mm``, parabolic sub-pixel peak; None when
+    the profiles are flat or the peak is weak.
+    """
+    a, b = np.asarray(reference, float), np.asarray(current, float)
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    sy = spacing_mm[0]
+    m = max(1, int(math.ceil(max_mm / sy)))
+    if n < 4 * m or a.std() < 1e-6 or b.std() < 1e-6:
+        return None
+    lags = np.arange(-m, m + 1)
+    c = np.empty(len(lags))
+    for i, lag in enumerate(lags):
+        x, y = (a[:n - lag], b[lag:]) if lag >= 0 else (a[-lag:], b[:n + lag])
+        x, y = x - x.mean(), y - y.mean()
+        c[i] = float(x @ y) / (math.sqrt(float(x @ x) * float(y @ y)) + 1e-12)
+    i = int(np.argmax(c))
+    if c[i] < 0.5 or i in (0, len(c) - 1):
+        return None
+    d = c[i - 1] - 2 * c[i] + c[i + 1]
+    sub = 0.5 * (c[i - 1] - c[i + 1]) / d if d < 0 else 0.0
+    return -float(lags[i] + sub) * sy  # rows grow downwards: tissue moving down shifts the profile down
 
 
 def in_ellipse(point_yz, centre_yz, semi_axes, margin: float = 1.0) -> bool:

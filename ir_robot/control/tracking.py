@@ -144,6 +144,7 @@ class TargetTracker:
         self._delta = np.zeros(2)
         self._lock_pos = np.zeros(2)
         self._refs: list | None = None
+        self._anchor_layers_z = 0.0
 
     # ---------------------------------------------------------------- state
     def predict(self, t_s: float) -> np.ndarray:
@@ -196,6 +197,7 @@ class TargetTracker:
             return
         self.frozen = True
         self._anchor = self.predict(t_s)
+        self._anchor_layers_z = float(self._anchor[1])
         self._anchor_others = {k: v.copy() for k, v in self._ema.items()
                                if self._rel[k][1] >= self.params.min_reference_frames}
         self._delta = np.zeros(2)
@@ -234,12 +236,16 @@ class TargetTracker:
                 self._ema[key] = self._ema[key] + self.params.smoothing * (p - self._ema[key])
             used.add(key)
 
-    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None) -> bool:
-        """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement."""
+    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None,
+               layer_dz_mm: float | None = None) -> bool:
+        """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement.
+
+        ``layer_dz_mm``: vertical tissue motion since :meth:`freeze` measured from the image's layers
+        (:func:`~ir_robot.control.sensing.profile_shift_mm`); used for the depth once frozen."""
         if not self.locked:
             return False
         if self.frozen:
-            return self._update_frozen(sections, t_s, needle_yz)
+            return self._update_frozen(sections, t_s, needle_yz, layer_dz_mm)
         p = self.params
         pred = self.predict(t_s)
         a, b = self.size_mm[0] / 2, self.size_mm[1] / 2
@@ -284,7 +290,7 @@ class TargetTracker:
             return False
         return self._filter(meas, t_s, p.alpha)
 
-    def _update_frozen(self, sections, t_s: float, needle_yz) -> bool:
+    def _update_frozen(self, sections, t_s: float, needle_yz, layer_dz_mm=None) -> bool:
         """Near the needle: the target's own cross-section is kept while it agrees with the prediction
         (innovation gate); a jump (needle dot, shadow, reverberation in the mask) or a loss falls back
         to the rigid motion of the reference vessels, then to the target's lateral position with the
@@ -293,10 +299,13 @@ class TargetTracker:
         p = self.params
         pred = self.predict(t_s)
         gate = min(p.gate_mm, 1.0)
+        # the target's own cross-section: near the prediction sideways, plausibly deep (its depth may be
+        # spoilt by the needle; only its lateral position is relied on unless it agrees in both)
         direct = None
         for s in sections:
             q = np.array([s.y_mm, s.z_mm])
-            if np.hypot(*(q - pred)) < gate and (direct is None or np.hypot(*(q - pred)) < np.hypot(*(direct - pred))):
+            if abs(q[0] - pred[0]) < gate and abs(q[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.5 and (
+                    direct is None or abs(q[0] - pred[0]) < abs(direct[0] - pred[0])):
                 direct = q
         if direct is not None and float(np.hypot(*(direct - pred))) < p.innovation_gate_mm:
             self.last_source = "target, frozen"
@@ -318,19 +327,31 @@ class TargetTracker:
                 shifts.append(best - a)
         if shifts:
             self._delta = np.median(np.array(shifts), axis=0)
-            meas = self._anchor + self._delta
-            self.last_source = f"{len(shifts)} other vessel(s), frozen"
-        elif direct is not None and abs(direct[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.3:
-            # a centred needle hides the lumen symmetrically: keep its lateral position, hold the depth
-            # where the last good fix put it (not the prediction: that would carry a stale velocity on)
-            meas = np.array([direct[0], self._anchor[1] + self._delta[1]])
-            self.last_source = "target y, frozen depth"
-            ok = self._filter(meas, t_s, p.frozen_alpha)
-            self.vel[1] = 0.0
-            return ok
+        own = direct is not None
+        # depth: the tissue layers' vertical motion (image registration, needle columns excluded), else
+        # the reference vessels', else held where the last good fix put it
+        if layer_dz_mm is not None:
+            z, z_src = self._anchor_layers_z + layer_dz_mm, "layers"
+        elif shifts:
+            z, z_src = self._anchor[1] + self._delta[1], f"{len(shifts)} other vessel(s)"
+        else:
+            z, z_src = self._anchor[1] + self._delta[1], "held"
+        if own:
+            # the needle hides the lumen symmetrically sideways (an off-centre needle pushes the rest of
+            # the lumen the other way: self-correcting) but not in depth: lateral position from the target
+            meas = np.array([direct[0], z])
+            self.last_source = f"target y, depth from {z_src}"
+        elif shifts:
+            # the arm's motion along x moves vessels of different slopes differently in this plane:
+            # the least accurate lateral source, used only when the target itself is not seen
+            meas = np.array([self._anchor[0] + self._delta[0], z])
+            self.last_source = f"{len(shifts)} other vessel(s), depth from {z_src}"
         else:
             return False
-        return self._filter(meas, t_s, p.frozen_alpha)
+        ok = self._filter(meas, t_s, p.frozen_alpha)
+        if z_src == "held":
+            self.vel[1] = 0.0   # no stale vertical velocity
+        return ok
 
     def _note_references(self, sections, target_yz: np.ndarray, needle_yz) -> None:
         """A good target fix while frozen: re-anchor the reference vessels to it."""

@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.sensing import Observation, UsMeasurement, in_ellipse, measure_nir, measure_us, needle_at_x
+from ir_robot.control.sensing import (Observation, UsMeasurement, in_ellipse, measure_nir, measure_us, needle_at_x,
+                                     profile_shift_mm)
 from ir_robot.control.tracking import ForceMonitor, TargetTracker
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, plan_insertion
@@ -168,6 +169,7 @@ class VenipunctureController:
         self._abort_reason = ""
         self._success = False
         self.last_us: UsMeasurement | None = None
+        self._layers_ref = None
         self.last_us_frame = None
         self.last_nir_frame = None
         self.trace: dict[str, list] = {k: [] for k in ("t_s", "phase", "insert_mm", "force_n", "force_filtered_n",
@@ -394,7 +396,10 @@ class VenipunctureController:
         m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm)
         self.last_us, self.last_us_frame = m, obs.us
         if self.tracker.locked and not m.blank:
-            self.tracker.update(m.sections, m.stamp_s, needle_yz=m.needle_yz_mm)
+            dz = None
+            if self.tracker.frozen and self._layers_ref is not None and m.profile is not None:
+                dz = profile_shift_mm(self._layers_ref, m.profile, obs.us.spacing_mm)
+            self.tracker.update(m.sections, m.stamp_s, needle_yz=m.needle_yz_mm, layer_dz_mm=dz)
         return m
 
     def _want_us(self, t: float) -> None:
@@ -587,6 +592,7 @@ class VenipunctureController:
         tip_x = q[X] + q[INS] * math.cos(q[PITCH])
         if not self.tracker.frozen and tip_x >= plan.probe_x_mm - p.us_slab_half_mm - p.freeze_distance_mm:
             self.tracker.freeze(t)
+            self._layers_ref = self.last_us.profile if self.last_us is not None else None
             self._event(f"needle {plan.probe_x_mm - tip_x:.1f} mm from the image plane: tracking the target "
                         f"through the other vessels' motion")
         self._process_us(obs, q)

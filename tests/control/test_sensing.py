@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from ir_robot.control.sensing import in_ellipse, is_blank, measure_us, needle_at_x
+from ir_robot.control.sensing import (in_ellipse, is_blank, layer_profile, measure_us, needle_at_x,
+                                     profile_shift_mm)
 from ir_robot.core.types import LABEL_NEEDLE, LABEL_VEIN, ImageFrame
 from ir_robot.perception.inference import GroundTruthPerception
 from ir_robot.perception.postprocess import PostprocessParams
@@ -66,3 +67,27 @@ def test_needle_point_correction_and_ellipse():
     y, z = needle_at_x((1.0, -5.0), 10.0, 12.0, math.radians(45), slab_half_mm=0.95)
     assert z == pytest.approx(-5.0 - 1.05)
     assert in_ellipse((0.4, 0.1), (0.0, 0.0), (0.5, 0.3)) and not in_ellipse((0.0, 0.35), (0.0, 0.0), (0.5, 0.3))
+
+
+def layered(shift_px: float, rng, h=256, w=256):
+    """Horizontal bright layers (skin, fascia, fibres) moved down by ``shift_px``, speckle, a dark vessel."""
+    rows = np.arange(h, dtype=float)[:, None] - shift_px
+    img = 60 + 80 * np.exp(-0.5 * ((rows - 6) / 2.0) ** 2) + 90 * np.exp(-0.5 * ((rows - 60) / 1.5) ** 2) \
+        + 25 * np.sin(rows / 4.0) * (rows > 60)
+    img = img + rng.normal(0, 12, (h, w))
+    rr, cc = np.mgrid[:h, :w]
+    img[(rr - 90) ** 2 + (cc - 60) ** 2 < 15 ** 2] = 10
+    img[:, 120:136] = 5          # the needle's shadow column (excluded)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_tissue_layer_registration_measures_vertical_motion():
+    rng = np.random.default_rng(1)
+    ref = layer_profile(layered(0.0, rng), SP, exclude_lateral_mm=(0.0, 1.5))
+    for shift_px in (-6.0, -2.5, 0.0, 1.3, 4.0):
+        cur = layer_profile(layered(shift_px, rng), SP, exclude_lateral_mm=(0.0, 1.5))
+        dz = profile_shift_mm(ref, cur, SP)
+        # tissue moved down by shift_px rows: world z decreases
+        assert dz == pytest.approx(-shift_px * SP[0], abs=0.04)
+    flat = layer_profile(np.full((256, 256), 100, np.uint8), SP)
+    assert profile_shift_mm(flat, flat, SP) is None

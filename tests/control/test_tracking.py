@@ -96,11 +96,17 @@ def test_frozen_tracker_rejects_a_needle_biased_fix_and_uses_the_references():
     tr.freeze(1.0)
     # consistent own fixes are still used
     assert run_motion(tr, 1.1, (0.02, -5.0), [(6.02, -6.0)]) and tr.last_source == "target, frozen"
-    # the needle's shadow pulls the target's mask 0.7 mm up: rejected, the reference says it did not move
+    # the needle's shadow pulls the target's mask 0.7 mm up: its depth is rejected, the reference says
+    # the arm did not move vertically; its lateral position is still used
     for k in range(12, 20):
         assert run_motion(tr, 0.1 * k, (0.02, -4.3), [(6.02, -6.0)])
-        assert "other vessel" in tr.last_source
+        assert tr.last_source == "target y, depth from 1 other vessel(s)"
     assert tr.predict(2.0) == pytest.approx([0.02, -5.0], abs=0.05)
+    # the target disappears under the needle: the reference carries both coordinates
+    for k in range(20, 25):
+        assert run_motion(tr, 0.1 * k, None, [(6.32, -6.1)], needle_yz=(0.0, -5.0))
+        assert "other vessel" in tr.last_source
+    assert tr.predict(2.4) == pytest.approx([0.32, -5.1], abs=0.1)
 
 
 def test_a_blob_that_follows_the_probe_is_never_a_reference():
@@ -124,5 +130,18 @@ def test_held_depth_does_not_drift_with_a_stale_velocity():
     # its own fix is now pulled 0.6 mm down by the needle (rejected); no reference vessel in view
     for k in range(11, 41):
         assert run_motion(tr, 0.1 * k, (0.0, -5.0 + 0.5 - 0.6), [])
-        assert tr.last_source == "target y, frozen depth"
+        assert tr.last_source == "target y, depth from held"
     assert tr.predict(4.0)[1] == pytest.approx(z0, abs=0.1)
+
+
+def test_frozen_depth_follows_the_tissue_layers_when_measured():
+    tr = TargetTracker()
+    tr.lock((sec(0.0, -5.0),), (0.0, -5.0), 0.0)
+    for k in range(1, 6):
+        run_motion(tr, 0.1 * k, (0.0, -5.0), [])
+    tr.freeze(0.5)
+    # the arm sinks 0.3 mm; the needle-biased fix says the opposite; the layers are right
+    for k in range(6, 30):
+        assert run_motion(tr, 0.1 * k, (0.0, -4.4), [], layer_dz_mm=-0.3)
+        assert tr.last_source == "target y, depth from layers"
+    assert tr.predict(2.9)[1] == pytest.approx(-5.3, abs=0.05)
