@@ -18,7 +18,8 @@ SELECT     fuse cross-sections and NIR traces into vessels (:func:`~ir_robot.pla
            insertion into the best reachable vein (:func:`~ir_robot.planning.insertion.plan_insertion`)
 ALIGN      move pivot, pitch and probe over the target (target in the ultrasound plane); lock the
            tracker on the target's cross-section; re-plan if it moved more than ``replan_threshold_mm``
-INSERT     visual servoing keeps the needle plane on the tracked target (pivot y, z follow it);
+INSERT     visual servoing keeps the needle plane on the tracked target (pivot y, z follow it; near the
+           image plane the tracker stops trusting needle-spoilt fixes: depth from the tissue layers);
            speed profile air -> skin -> tissue -> slow near the vein; a puncture (filtered force drop)
            near or past the front wall starts the *lumen test*: back to ``s* - d``, advance ``d`` at
            ``v_probe``: a flat force means the tip is in the lumen (no membrane ahead), a rising one
