@@ -16,7 +16,11 @@ Weights file format (``torch.save`` of a plain dict, loaded with ``weights_only=
 
     {"format": "ir_robot.perception.segmenter/1", "modality": "us" | "nir",
      "arch": {"name": "unet", ...}, "input_size": 128, "classes": [...],
-     "field_of_view_mm": [depth, width], "state_dict": {...}, "info": {...}}
+     "field_of_view_mm": [depth, width], "class_bias": [...] (optional), "state_dict": {...},
+     "info": {...}}
+
+``class_bias`` is added to the log-probabilities before the argmax; training calibrates it
+on the validation split (a decision threshold), zeros mean a plain argmax.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def default_weights_path(modality: str) -> Path:
 
 
 def save_weights(path: str | Path, model, *, modality: str, arch: dict, input_size: int,
-                 field_of_view_mm: tuple[float, float], info: dict | None = None) -> Path:
+                 field_of_view_mm: tuple[float, float], info: dict | None = None,
+                 class_bias=None) -> Path:
     """Write a weights file (see the module docstring) atomically."""
     import torch
 
@@ -56,6 +61,7 @@ def save_weights(path: str | Path, model, *, modality: str, arch: dict, input_si
     p.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": WEIGHTS_FORMAT, "modality": modality, "arch": dict(arch), "input_size": int(input_size),
             "classes": list(CLASSES[modality]), "field_of_view_mm": [float(v) for v in field_of_view_mm],
+            "class_bias": [float(v) for v in (class_bias if class_bias is not None else [0.0] * len(CLASSES[modality]))],
             "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "info": dict(info or {})}
     tmp = p.with_suffix(p.suffix + ".tmp")
@@ -127,6 +133,12 @@ class Segmenter:
         self.input_size: int = int(meta["input_size"])
         self.num_classes = len(CLASSES[self.modality])
         self.field_of_view_mm = tuple(meta.get("field_of_view_mm") or DEFAULT_FOV_MM[self.modality])
+        bias = meta.get("class_bias") or [0.0] * self.num_classes
+        if len(bias) != self.num_classes:
+            raise PerceptionError(f"weights file {meta.get('path')}: class_bias has {len(bias)} values for "
+                                  f"{self.num_classes} classes")
+        #: added to the log-probabilities before the argmax (decision thresholds calibrated on validation data)
+        self.class_bias = np.asarray(bias, np.float32)
         if threads is not None:
             torch.set_num_threads(int(threads))
         self._torch = torch
@@ -152,7 +164,14 @@ class Segmenter:
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(mask uint8 (H, W), probs (C, H, W))`` for one grey image."""
         probs = self.probabilities(image)
-        return probs.argmax(axis=0).astype(np.uint8), probs
+        return self.decide(probs), probs
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Label mask from probabilities ``(C, H, W)``: argmax of log-probabilities plus ``class_bias``."""
+        if not self.class_bias.any():
+            return probs.argmax(axis=0).astype(np.uint8)
+        scores = np.log(np.maximum(probs, 1e-6)) + self.class_bias[:, None, None]
+        return scores.argmax(axis=0).astype(np.uint8)
 
 
 def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str):

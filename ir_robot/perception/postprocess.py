@@ -166,6 +166,8 @@ class PostprocessParams:
                                    help="major/minor axis ratio above which a vessel is a longitudinal band")
     min_needle_area_mm2: float = param(0.12, range=(0.0, 20.0), unit="mm^2",
                                        help="frame-level needle detection: needle pixels needed (after RANSAC)")
+    min_needle_confidence: float = param(0.0, range=(0.0, 1.0),
+                                         help="learned models: mean needle probability a detection needs")
     min_needle_fragment_px: int = param(3, range=(1, 1000), help="needle components smaller than this are noise")
     needle_inlier_mm: float = param(0.4, range=(0.05, 5.0), unit="mm", help="RANSAC inlier distance to the axis")
     needle_band_mm: float = param(1.0, range=(0.1, 5.0), unit="mm",
@@ -236,12 +238,14 @@ def find_vessels(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.nd
                                                      cv2.CC_STAT_HEIGHT))
         comp = lab[y0:y0 + bh, x0:x0 + bw] == k
         sub = mask[y0:y0 + bh, x0:x0 + bw]
-        n_art = int(np.count_nonzero(comp & (sub == LABEL_ARTERY)))
-        kind = "artery" if n_art * 2 > area else "vein"
-        label = LABEL_ARTERY if kind == "artery" else LABEL_VEIN
-        if probs is not None:
-            conf = float(probs[label, y0:y0 + bh, x0:x0 + bw][comp].mean())
-        else:
+        if probs is not None:  # soft vote: summed probabilities over the component
+            p_art = float(probs[LABEL_ARTERY, y0:y0 + bh, x0:x0 + bw][comp].sum())
+            p_vein = float(probs[LABEL_VEIN, y0:y0 + bh, x0:x0 + bw][comp].sum())
+            kind = "artery" if p_art > p_vein else "vein"
+            conf = max(p_art, p_vein) / area
+        else:  # majority of the labels
+            n_art = int(np.count_nonzero(comp & (sub == LABEL_ARTERY)))
+            kind = "artery" if n_art * 2 > area else "vein"
             conf = max(n_art, area - n_art) / area
         # second moments in mm decide band (longitudinal) vs cross-section (transverse)
         rr, cc = np.nonzero(comp)
@@ -342,6 +346,8 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
     rows_sel = np.rint(p_sel[:, 1] / sy).astype(int)
     cols_sel = np.rint(p_sel[:, 0] / sx).astype(int)
     conf = float(prob[rows_sel, cols_sel].mean()) if prob is not None else float(sel.size / rr.size)
+    if prob is not None and conf < params.min_needle_confidence:
+        return None
     # refit on the core of the shaft: the ends are cut (skin line, image border, beam slab) at
     # angles that would tilt a fit of the whole blob
     u, origin, t_sel, radius = _axis_fit(p_sel, sx, sy)

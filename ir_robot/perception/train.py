@@ -14,7 +14,8 @@ Data: train/val frames are generated once from the simulator and cached as npz
 input once; targets are the per-class *area fractions* of each low-resolution pixel
 (``cv2.INTER_AREA`` of the one-hot labels), so the net learns sub-pixel boundaries and
 its bilinearly up-sampled probabilities give full-resolution masks. Loss: soft-target
-cross-entropy (class weights) + ``dice_weight`` x soft Dice of the foreground classes.
+cross-entropy (class weights) + ``dice_weight`` x soft Dice per image and foreground class
+(averaged over the classes present in each image, so small structures count fully).
 Augmentation (on the batch, in torch): horizontal flips (NIR also vertical flips and
 transposes), gamma, contrast, Gaussian noise, then per-image standardisation exactly as
 at inference.
@@ -66,6 +67,9 @@ class TrainConfig:
     dice_weight: float = param(1.0, range=(0.0, 100.0))
     class_weights: tuple[float, ...] = param((), range=(0.0, 1000.0),
                                              help="per-class CE weights (empty: all 1)")
+    calibrate_classes: tuple[int, ...] = param((), range=(1, 3),
+                                               help="classes whose decision bias is tuned on the validation "
+                                                    "split for the best Dice (empty: plain argmax)")
     augment: bool = True
     threads: int = param(2, range=(1, 256), help="torch CPU threads")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -155,12 +159,18 @@ def _loss(logits, target, class_w, dice_weight: float, torch):
     ce = -(target * logp * class_w[None, :, None, None]).sum(dim=1).mean()
     if dice_weight <= 0:
         return ce
+    # soft Dice per image and foreground class, averaged over the (image, class) pairs present in
+    # the target: a 20-pixel out-of-plane needle dot weighs as much as a long shaft (false
+    # positives are left to the cross-entropy)
     p = logp.exp()[:, 1:]
     t = target[:, 1:]
-    inter = (p * t).sum(dim=(0, 2, 3))
-    denom = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
+    inter = (p * t).sum(dim=(2, 3))
+    denom = p.sum(dim=(2, 3)) + t.sum(dim=(2, 3))
     dsc = (2 * inter + 1.0) / (denom + 1.0)
-    return ce + dice_weight * (1.0 - dsc.mean())
+    present = (t.sum(dim=(2, 3)) >= 1.0).float()
+    if float(present.sum()) == 0:
+        return ce
+    return ce + dice_weight * ((1.0 - dsc) * present).sum() / present.sum()
 
 
 def _hard_dice(pred, target_idx, num_classes: int) -> list[float]:
@@ -301,12 +311,56 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
             f"val dice {' '.join(f'{d:.3f}' for d in val_dice)}{'  *' if improved else ''}  ({rec['epoch_s']:.0f} s)")
         _write_metrics(out, cfg, history, None, t_start, data_s, cpu_start)
     plot_learning_curve(history, out / "learning_curve.png", title=f"{cfg.modality} segmenter")
+    if cfg.calibrate_classes:
+        bias, table = calibrate_class_bias(out / "model.pt", val_set, cfg.calibrate_classes)
+        log(f"decision bias calibrated on the validation split: {[round(b, 2) for b in bias]} "
+            f"(Dice {', '.join(f'{k}: {v[0]:.4f} -> {v[1]:.4f}' for k, v in table.items())})")
     final = None
     if evaluate:
         final = evaluate_weights(out / "model.pt", val_set)
         log("validation (full post-processing, original size): " +
             ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float)))
     return _write_metrics(out, cfg, history, final, t_start, data_s, cpu_start)
+
+
+def calibrate_class_bias(weights: str | Path, frameset, classes, grid=None) -> tuple[list[float], dict]:
+    """Tune the log-probability bias of ``classes`` (one after the other) for the best set-level
+    Dice of that class on ``frameset`` (full resolution); store it in the weights file.
+
+    Returns the bias vector and ``{class: (dice before, dice after)}``.
+    """
+    import torch
+
+    from ir_robot.perception.inference import Segmenter
+
+    grid = np.linspace(-2.0, 2.0, 21) if grid is None else np.asarray(grid, float)
+    seg = Segmenter.from_weights(weights)
+    logp = np.stack([np.log(np.maximum(seg.probabilities(img), 1e-6)) for img in frameset.images])
+    labels = frameset.labels
+    bias = np.zeros(seg.num_classes, np.float32)
+    table = {}
+
+    def dice_for(c, b):
+        trial = bias.copy()
+        trial[c] = b
+        pred = (logp + trial[None, :, None, None]).argmax(axis=1) == c
+        gt = labels == c
+        denom = int(pred.sum()) + int(gt.sum())
+        return 2.0 * int((pred & gt).sum()) / denom if denom else 1.0
+
+    for c in classes:
+        scores = [dice_for(c, b) for b in grid]
+        before = dice_for(c, 0.0)
+        bias[c] = float(grid[int(np.argmax(scores))])
+        table[int(c)] = (before, max(scores))
+    blob = torch.load(weights, map_location="cpu", weights_only=True)
+    blob["class_bias"] = [float(v) for v in bias]
+    blob.setdefault("info", {})["class_bias_calibration"] = {str(k): [round(a, 5), round(b, 5)]
+                                                              for k, (a, b) in table.items()}
+    tmp = Path(weights).with_suffix(".pt.tmp")
+    torch.save(blob, tmp)
+    tmp.replace(weights)
+    return [float(v) for v in bias], table
 
 
 def _validate(model, x_t, y_t, class_w, cfg: TrainConfig, torch) -> tuple[float, list[float]]:
@@ -414,4 +468,4 @@ def plot_learning_curve(history: list[dict], path: str | Path, title: str = "") 
 
 
 __all__ = ["TrainConfig", "ModelConfig", "DataConfig", "load_config", "train", "evaluate_weights",
-           "prepare_arrays", "plot_learning_curve"]
+           "prepare_arrays", "plot_learning_curve", "calibrate_class_bias"]

@@ -60,3 +60,24 @@ def test_shipped_configs_load_with_overrides():
     cfg = load_config(None, "us", epochs=3, train_frames=50)
     assert cfg.modality == "us" and cfg.epochs == 3 and cfg.data.train_frames == 50
     assert load_config(None, "nir").num_classes == 2
+
+
+def test_class_bias_calibration_is_stored_and_used(tmp_path, tiny_weights):
+    import shutil
+
+    from ir_robot.perception.inference import Segmenter
+    from ir_robot.perception.train import calibrate_class_bias
+
+    w = tmp_path / "us.pt"
+    shutil.copy(tiny_weights["us"], w)
+    val = _fake_set(4, 3)
+    bias, table = calibrate_class_bias(w, val, (1,), grid=[-2.0, 0.0, 2.0])
+    assert bias[0] == 0.0 and bias[1] in (-2.0, 0.0, 2.0) and set(table) == {1}
+    assert table[1][1] >= table[1][0]  # never worse than the plain argmax on the calibration set
+    seg = Segmenter.from_weights(w)
+    assert np.allclose(seg.class_bias, bias)
+    # a huge bias makes the class win everywhere: the bias really reaches the decision
+    probs = np.full((4, 8, 8), 0.25, np.float32)
+    probs[0] = 0.4
+    seg.class_bias = np.array([0.0, 0.0, 0.0, 5.0], np.float32)
+    assert (seg.decide(probs) == 3).all()
