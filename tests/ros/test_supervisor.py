@@ -76,6 +76,12 @@ def test_services_answer_in_wrong_state(ros_context):
         return fut.result()
 
     try:
+        # The state topic is latched (keep-last 1): wait until the client has heard "idle",
+        # otherwise a late discovery would deliver only the newest state.
+        deadline = time.monotonic() + 10
+        while not states and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.1)
+        assert states == ["idle"]
         res = call("/procedure/abort")
         assert res.success is False and "nothing to abort" in res.message
         assert call("/procedure/start").success
