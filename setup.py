@@ -51,6 +51,7 @@ setup(
             "ir_robot_controller = ir_robot.ros.controller_node:main",
             "ir_robot_supervisor = ir_robot.ros.supervisor:main",
             "ir_robot_rig_driver = ir_robot.ros.rig_driver:main",
+            "ir_robot_camera = ir_robot.ros.camera_node:main",
             "ir_robot_recorder = ir_robot.ros.recorder:main",
         ],
     },

@@ -176,6 +176,23 @@ def camera_info(shape: tuple[int, int], spacing_mm: tuple[float, float], stamp, 
     return info
 
 
+def image_origin_px(modality: str, shape: tuple[int, int]) -> tuple[float, float] | None:
+    """Pixel (row, col) of an image frame's origin: the probe face centre (above the first row) for
+    ultrasound, the image centre (None: the default) for NIR and cameras."""
+    if modality in ("us", "ultrasound"):
+        return (-0.5, shape[1] / 2 - 0.5)
+    return None
+
+
+def frame_to_msgs(frame, stamp, modality: str | None = None) -> tuple[Image, CameraInfo]:
+    """An :class:`~ir_robot.core.types.ImageFrame` as (``Image`` mono8, orthographic ``CameraInfo``) in its
+    image frame (``us_image`` / ``nir_image``); ``modality`` ("us" | "nir") defaults to the frame's own."""
+    m = modality or frame.modality
+    frame_id = US_FRAME if m in ("us", "ultrasound") else NIR_FRAME
+    return (image_to_msg(frame.image, stamp, frame_id),
+            camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, image_origin_px(m, frame.image.shape)))
+
+
 def spacing_from_info(info: CameraInfo) -> tuple[float, float]:
     """(row, col) pixel spacing in mm from an orthographic CameraInfo."""
     fx, fy = float(info.k[0]), float(info.k[4])

@@ -52,15 +52,20 @@ _SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.superv
                        description="operating state (latched) and the /procedure/* and /rig/estop services")
 _RIG = NodeSpec("rig_driver", "ir_robot_rig_driver", "ir_robot.ros.rig_driver:RigDriverNode",
                 description="a rig backend (parameter 'backend': sim | serial) behind the safety layer")
+_US_CAMERA = NodeSpec("us_camera", "ir_robot_camera", "ir_robot.ros.camera_node:UsCameraNode",
+                      description="ultrasound frame grabber (cv2.VideoCapture: device or video file) -> /us/image_raw, "
+                                  "/us/camera_info")
+_NIR_CAMERA = NodeSpec("nir_camera", "ir_robot_camera", "ir_robot.ros.camera_node:NirCameraNode",
+                       description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info")
 RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:RecorderNode",
                     description="records every topic to MCAP (parameter 'path')")
 
 #: graph name -> nodes, in start order
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (_SIM, _US, _NIR, _CONTROLLER, _SUPERVISOR),
-    # the benchtop rig: same graph with the rig driver in place of the simulator
-    # (camera nodes for the frame grabber / NIR camera are not written yet)
-    "rig": (_RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+    # the benchtop rig: same graph with the rig driver and the two video sources in place of the simulator
+    # (one executable, ir_robot_camera, run twice with parameter modality us | nir)
+    "rig": (_RIG, _US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR),
 }
 
 #: every node class the launcher can start by name
