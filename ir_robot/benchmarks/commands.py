@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import platform
 import time
@@ -39,10 +40,13 @@ def format_table(area: str, results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_area(area: str, quick: bool = False) -> dict:
+def run_area(area: str, quick: bool = False, **options) -> dict:
+    """Run one area; ``options`` (e.g. ``us_weights``) go to the areas whose ``run`` takes them."""
     mod = importlib.import_module(AREAS[area])
+    accepted = inspect.signature(mod.run).parameters
+    kwargs = {k: v for k, v in options.items() if v is not None and k in accepted}
     t0 = time.perf_counter()
-    results = dict(mod.run(quick=quick))
+    results = dict(mod.run(quick=quick, **kwargs))
     results.setdefault("bench_wall_s", round(time.perf_counter() - t0, 2))
     return results
 
@@ -51,7 +55,7 @@ def _cmd(args) -> int:
     areas = _available() if args.area == "all" else [args.area]
     merged: dict = {}
     for area in areas:
-        res = run_area(area, quick=args.quick)
+        res = run_area(area, quick=args.quick, us_weights=args.us_weights, nir_weights=args.nir_weights)
         print(format_table(area, res), flush=True)
         if len(areas) == 1:
             merged = res
@@ -71,4 +75,7 @@ def register(sub) -> None:
     p.add_argument("area", choices=[*AREAS, "all"], help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the results as a flat JSON object")
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    p.add_argument("--us-weights", metavar="PT", help="ultrasound weights instead of the shipped model "
+                   "(perception, venipuncture)")
+    p.add_argument("--nir-weights", metavar="PT", help="NIR weights instead of the shipped model")
     p.set_defaults(func=_cmd)

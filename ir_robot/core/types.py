@@ -26,6 +26,11 @@ LABEL_BACKGROUND = 0
 LABEL_VEIN = 1
 LABEL_ARTERY = 2
 LABEL_NEEDLE = 3
+#: "don't care" pixels (Cityscapes-style void): excluded from training losses and from Dice.
+#: NIR uses it for arteries (one NIR wavelength cannot tell arterial from venous blood; the
+#: artery/vein decision is the ultrasound's) and for veins whose apparent contrast is in the
+#: ambiguous band just below the labelling threshold.
+LABEL_IGNORE = 255
 LABEL_NAMES: tuple[str, ...] = ("background", "vein", "artery", "needle")
 
 

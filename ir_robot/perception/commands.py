@@ -33,6 +33,14 @@ def _train(args) -> int:
     return 0
 
 
+def _ship(args) -> int:
+    from ir_robot.perception.model_card import ship
+
+    dest = ship(args.modality, args.run, bench_json=args.bench, models_dir=args.models_dir)
+    print(f"shipped {args.run}/model.pt -> {dest}/model.pt with {dest}/MODEL_CARD.md")
+    return 0
+
+
 def _segment(args) -> int:
     import cv2
 
@@ -111,6 +119,13 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("ship-model", help="copy a training run into models/ and write its MODEL_CARD.md")
+    p.add_argument("modality", choices=("us", "nir"))
+    p.add_argument("--run", required=True, help="training run folder (from train-perception --out)")
+    p.add_argument("--bench", help="`ir-robot bench perception --json` results of these weights for the card")
+    p.add_argument("--models-dir", help="destination models folder (default: the package's models/)")
+    p.set_defaults(func=_ship)
 
     p = sub.add_parser("segment", help="segment an ultrasound or NIR image (PNG or a video frame)")
     p.add_argument("--modality", choices=("us", "nir"), required=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
+from ir_robot.core.types import LABEL_ARTERY, LABEL_IGNORE, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
 
 
 def dice(pred, gt) -> float:
@@ -112,7 +112,9 @@ class UsEvaluator:
     ``result`` is a :class:`~ir_robot.perception.postprocess.UsResult` of the same frame
     (same image size). Ground truth comes from ``frame.labels``, ``frame.tip_px``,
     ``frame.vessel_*`` and ``frame.meta['needle_angle_deg']`` (falling back to a line fit of
-    the true needle mask when the meta has no angle).
+    the true needle mask when the meta has no angle). Pixels labelled ``LABEL_IGNORE`` count
+    neither way; a frame whose only needle is labelled don't care (barely visible) counts as
+    ambiguous, outside precision and recall.
     """
 
     def __init__(self, min_needle_area_mm2: float = 0.12, match_gate_mm: float = 2.5):
@@ -122,7 +124,7 @@ class UsEvaluator:
         self.vein = _Dice()
         self.artery = _Dice()
         self.needle = _Dice()
-        self.tp = self.fp = self.fn = self.tn = self.grazing = 0
+        self.tp = self.fp = self.fn = self.tn = self.grazing = self.ambiguous = 0
         self.tip_err: list[float] = []
         self.angle_err: list[float] = []
         self.depth_err: list[float] = []
@@ -138,7 +140,8 @@ class UsEvaluator:
         gt = frame.labels
         if gt is None:
             raise ValueError("UsEvaluator needs frames with ground-truth labels")
-        pred = result.mask
+        care = gt != LABEL_IGNORE  # don't-care pixels count neither way
+        pred = np.where(care, result.mask, 0)
         sy, sx = frame.spacing_mm
         gv = (gt == LABEL_VEIN) | (gt == LABEL_ARTERY)
         pv = (pred == LABEL_VEIN) | (pred == LABEL_ARTERY)
@@ -150,7 +153,9 @@ class UsEvaluator:
         # frame-level needle detection
         gt_area = np.count_nonzero(gn) * sy * sx
         det = result.needle
-        if 0 < gt_area < self.min_needle_area_mm2:
+        if gt_area == 0 and not care.all():
+            self.ambiguous += 1  # a barely visible needle labelled don't care: any answer is fine
+        elif 0 < gt_area < self.min_needle_area_mm2:
             self.grazing += 1
         elif gt_area >= self.min_needle_area_mm2:
             if det is not None:
@@ -207,6 +212,7 @@ class UsEvaluator:
             "needle_f1": f1,
             "needle_tp": self.tp, "needle_fp": self.fp, "needle_fn": self.fn, "needle_tn": self.tn,
             "needle_grazing_frames": self.grazing,
+            "needle_ambiguous_frames": self.ambiguous,
             "needle_tip_frames": len(self.tip_err),
             "needle_angle_frames": len(self.angle_err),
         }
@@ -229,7 +235,8 @@ class NirEvaluator:
     def add(self, frame: ImageFrame, result, index: int | None = None) -> None:
         if frame.labels is None:
             raise ValueError("NirEvaluator needs frames with ground-truth labels")
-        self.vein.add(result.mask == LABEL_VEIN, frame.labels == LABEL_VEIN)
+        care = frame.labels != LABEL_IGNORE  # don't-care pixels count neither way
+        self.vein.add((result.mask == LABEL_VEIN) & care, frame.labels == LABEL_VEIN)
 
     def summary(self, prefix: str = "") -> dict:
         out = {"nir_vein_dice": self.vein.micro, "nir_vein_dice_frame_mean": self.vein.frame_mean}

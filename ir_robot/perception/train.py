@@ -36,6 +36,7 @@ import numpy as np
 
 from ir_robot.config import from_dict, load, param, to_dict
 from ir_robot.core.errors import ConfigError
+from ir_robot.core.types import LABEL_IGNORE
 from ir_robot.perception.transforms import STD_FLOOR, resize
 
 
@@ -154,15 +155,29 @@ def _standardise_t(x, torch):
     return (x - mean) / std
 
 
-def _loss(logits, target, class_w, dice_weight: float, torch):
+def _targets(y, torch):
+    """Area-fraction targets ``(B, C, S, S)`` in [0, 1] -> (normalised targets, valid mask (B, 1, S, S)).
+
+    The class fractions of a pixel sum to less than 1 where it covers "don't care" label
+    pixels (``LABEL_IGNORE``); a pixel that is mostly don't-care is left out of the loss.
+    """
+    w = y.sum(dim=1, keepdim=True)
+    valid = (w >= 0.5).float()
+    return y / w.clamp_min(1e-6) * valid, valid
+
+
+def _loss(logits, target, class_w, dice_weight: float, torch, valid=None):
     logp = torch.log_softmax(logits, dim=1)
+    # don't-care pixels have all-zero targets: no cross-entropy there
     ce = -(target * logp * class_w[None, :, None, None]).sum(dim=1).mean()
     if dice_weight <= 0:
         return ce
     # soft Dice per image and foreground class, averaged over the (image, class) pairs present in
     # the target: a 20-pixel out-of-plane needle dot weighs as much as a long shaft (false
-    # positives are left to the cross-entropy)
+    # positives are left to the cross-entropy); predictions on don't-care pixels do not count
     p = logp.exp()[:, 1:]
+    if valid is not None:
+        p = p * valid
     t = target[:, 1:]
     inter = (p * t).sum(dim=(2, 3))
     denom = p.sum(dim=(2, 3)) + t.sum(dim=(2, 3))
@@ -280,11 +295,11 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
             idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = xtr_t[idx].float().div_(255.0).unsqueeze(1)
             y = ytr_t[idx].float().div_(255.0)
-            y = y / y.sum(dim=1, keepdim=True).clamp_min(1e-6)
             if cfg.augment:
                 x, y = _augment(x, y, gen, cfg.modality, torch)
+            y, valid = _targets(y, torch)
             x = _standardise_t(x, torch)
-            loss = _loss(model(x), y, class_w, cfg.dice_weight, torch)
+            loss = _loss(model(x), y, class_w, cfg.dice_weight, torch, valid)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -337,13 +352,14 @@ def calibrate_class_bias(weights: str | Path, frameset, classes, grid=None) -> t
     seg = Segmenter.from_weights(weights)
     logp = np.stack([np.log(np.maximum(seg.probabilities(img), 1e-6)) for img in frameset.images])
     labels = frameset.labels
+    care = labels != LABEL_IGNORE
     bias = np.zeros(seg.num_classes, np.float32)
     table = {}
 
     def dice_for(c, b):
         trial = bias.copy()
         trial[c] = b
-        pred = (logp + trial[None, :, None, None]).argmax(axis=1) == c
+        pred = ((logp + trial[None, :, None, None]).argmax(axis=1) == c) & care
         gt = labels == c
         denom = int(pred.sum()) + int(gt.sum())
         return 2.0 * int((pred & gt).sum()) / denom if denom else 1.0
@@ -369,13 +385,14 @@ def _validate(model, x_t, y_t, class_w, cfg: TrainConfig, torch) -> tuple[float,
     with torch.inference_mode():
         for s in range(0, len(x_t), 64):
             x = _standardise_t(x_t[s:s + 64].float().div_(255.0).unsqueeze(1), torch)
-            y = y_t[s:s + 64].float().div_(255.0)
-            y = y / y.sum(dim=1, keepdim=True).clamp_min(1e-6)
+            y, valid = _targets(y_t[s:s + 64].float().div_(255.0), torch)
             logits = model(x)
-            losses.append(float(_loss(logits, y, class_w, cfg.dice_weight, torch)) * len(x))
+            losses.append(float(_loss(logits, y, class_w, cfg.dice_weight, torch, valid)) * len(x))
             preds.append(logits.argmax(dim=1).numpy())
     pred = np.concatenate(preds)
-    target = y_t.numpy().argmax(axis=1)
+    yv = y_t.numpy()
+    target = np.where(yv.sum(axis=1) >= 128, yv.argmax(axis=1), -1)  # -1: don't care
+    pred = np.where(target >= 0, pred, -1)
     return sum(losses) / len(x_t), _hard_dice(pred, target, cfg.num_classes)
 
 

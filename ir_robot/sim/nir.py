@@ -27,10 +27,14 @@ glare spots, a needle shaft above the skin (the part under the skin is not seen)
 exposure jitter and sensor noise. Skin texture and hair are anchored to the phantom so
 they move with the arm; lighting and glare are fixed to the camera.
 
-Labels (rule): only veins are labelled (arteries never). A vein's lumen footprint
-``|dy| < 1`` is labelled at the columns where its *apparent* contrast, i.e. the peak
-``A`` above times the loss from the blur ``erf(a / (sqrt(2) sigma))`` (``a``: lateral
-semi-axis), is at least ``vein_label_min_contrast``. ``vessel_centres_px`` /
+Labels (rule): a vein's lumen footprint ``|dy| < 1`` is labelled vein (1) at the
+columns where its *apparent* contrast, i.e. the peak ``A`` above times the loss from the
+blur ``erf(a / (sqrt(2) sigma))`` (``a``: lateral semi-axis), is at least
+``vein_label_min_contrast``; where it lies in the ambiguous band between
+``vein_ignore_fraction`` x that threshold and the threshold it is "don't care"
+(``LABEL_IGNORE``). Arteries are never labelled vein: where visible by the same rule they
+are "don't care" too, since at one NIR wavelength arterial and venous blood absorb
+alike (the artery/vein decision is the ultrasound's). ``vessel_centres_px`` /
 ``vessel_depths_mm`` list the labelled veins at the image centre column (where visible
 there). ``tip_px`` is the top-down projection of the needle tip when it lies in the
 field of view (under the skin or not: it is ground truth, not a detection).
@@ -46,7 +50,7 @@ import numpy as np
 
 from ir_robot.config import param, to_dict
 from ir_robot.core.errors import ConfigError
-from ir_robot.core.types import LABEL_VEIN, ImageFrame, NeedlePose, NirView
+from ir_robot.core.types import LABEL_IGNORE, LABEL_VEIN, ImageFrame, NeedlePose, NirView
 from ir_robot.sim.imaging_common import PeriodicBank, check_rng, check_size, periodic_noise, ridge_lines, sample_params
 from ir_robot.sim.phantom import Phantom
 
@@ -72,6 +76,9 @@ class NirParams:
     blur_mm_per_mm_depth: float = param(0.35, range=(0.0, 3.0), unit="mm/mm", help="diffuse blur sigma per mm depth")
     optics_blur_px: float = param(0.6, range=(0.0, 5.0), unit="px", help="lens/focus blur sigma")
     vein_label_min_contrast: float = param(0.08, range=(0.0, 1.0), help="apparent contrast needed to label a vein")
+    vein_ignore_fraction: float = param(0.5, range=(0.0, 1.0),
+                                        help="veins between this x the label threshold and the threshold, "
+                                             "and visible arteries, are labelled don't-care (255)")
     name: str = param("default", help="label echoed in frame meta")
 
     def __post_init__(self) -> None:
@@ -239,12 +246,17 @@ class NirRenderer:
             rel = ys[rs, None] - yc[None, :, i]
             idx = np.clip(np.rint((rel + half) * (4.0 / s)), 0, u.size - 1).astype(np.intp)
             img[rs] *= 1.0 - prof[idx] * gain_c.astype(np.float32)[None, :]
-            if artery:
-                continue
             peak = float(prof[u.size // 2])
             visible = peak * gain_c >= p.vein_label_min_contrast  # (W,)
+            faint = peak * gain_c >= p.vein_ignore_fraction * p.vein_label_min_contrast  # (W,)
             inside = np.abs(rel / a[i]) < 1.0
-            labels[rs][inside & visible[None, :]] = LABEL_VEIN
+            lab = labels[rs]
+            unset = lab == 0
+            if artery:
+                lab[inside & visible[None, :] & unset] = LABEL_IGNORE
+                continue
+            lab[inside & faint[None, :] & ~visible[None, :] & unset] = LABEL_IGNORE
+            lab[inside & visible[None, :]] = LABEL_VEIN
             d_mid = -float(zc_mid[0, i])
             g_mid = math.exp(-max(d_mid - b[i], 0.0) / p.depth_contrast_mm) * self._tone_factor
             row_mid = (float(yc_mid[0, i]) + off[1] - view.y_mm) / s + H / 2 - 0.5
@@ -285,7 +297,9 @@ class NirRenderer:
             "noise_crop": noise_key,
             "phantom": phantom.spec.name,
             "phantom_offset_mm": tuple(float(v) for v in off),
-            "label_rule": f"vein lumen footprint where apparent contrast >= {p.vein_label_min_contrast}",
+            "label_rule": (f"vein lumen footprint where apparent contrast >= {p.vein_label_min_contrast}; "
+                           f"don't care ({LABEL_IGNORE}) for veins >= "
+                           f"{p.vein_ignore_fraction * p.vein_label_min_contrast:.3g} and visible arteries"),
             **needle_meta,
         }
         return ImageFrame("nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths),

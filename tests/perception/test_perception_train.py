@@ -81,3 +81,35 @@ def test_class_bias_calibration_is_stored_and_used(tmp_path, tiny_weights):
     probs[0] = 0.4
     seg.class_bias = np.array([0.0, 0.0, 0.0, 5.0], np.float32)
     assert (seg.decide(probs) == 3).all()
+
+
+def test_ship_model_copies_weights_and_writes_the_card_from_the_records(tmp_path):
+    import pytest
+
+    from ir_robot.core.errors import PerceptionError
+    from ir_robot.perception.inference import UltrasoundPerception
+    from ir_robot.perception.model_card import ship
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(modality="us", seed=0, epochs=1, batch_size=8, input_size=64, threads=1,
+                      model=ModelConfig(base_channels=4, depth=3), data=DataConfig(train_frames=8, val_frames=4))
+    train(cfg, run, progress=False, train_set=_fake_set(8, 1), val_set=_fake_set(4, 2), evaluate=True,
+          log=lambda *_: None)
+    bench = {"us_weights": str(run / "model.pt"), "test_seed": 90210, "us_test_frames": 600,
+             "us_vessel_dice": 0.95, "classical_us_vessel_dice": 0.7, "needle_recall": 0.9}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    dest = ship("us", run, bench_json=tmp_path / "bench.json", models_dir=tmp_path / "models")
+    assert (dest / "model.pt").read_bytes() == (run / "model.pt").read_bytes()
+    UltrasoundPerception.from_weights(dest / "model.pt")
+    card = (dest / "MODEL_CARD.md").read_text()
+    assert "on our synthetic benchmark" in card
+    assert json.loads((run / "metrics.json").read_text())["command"] in card
+    assert "| vessel Dice (vein + artery) (`us_vessel_dice`) | 0.95 | 0.7 | >= 0.92 | yes |" in card
+    assert "| needle recall (`needle_recall`) | 0.9 | n/a | >= 0.998 | **no** |" in card
+    # a bench of other weights, or a run of the other modality, is refused
+    (tmp_path / "other.pt").write_bytes(b"not these weights")
+    (tmp_path / "bench2.json").write_text(json.dumps({**bench, "us_weights": str(tmp_path / "other.pt")}))
+    with pytest.raises(PerceptionError, match="measured us weights"):
+        ship("us", run, bench_json=tmp_path / "bench2.json", models_dir=tmp_path / "models2")
+    with pytest.raises(PerceptionError):
+        ship("nir", run, models_dir=tmp_path / "models3")
