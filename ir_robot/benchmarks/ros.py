@@ -1,11 +1,16 @@
 """The ROS graph under load: image-to-command latency, ultrasound rate, dropped commands, soak memory.
 
 * latency: the simulation graph runs procedures with the controller asking for every
-  ultrasound frame (``control.us_period_s: 0``, 30 Hz frames); a separate listener node
-  takes, for every ``/rig/command`` whose header stamp is the stamp of an
-  ``/us/image_raw`` frame (a command computed from that image), receipt time minus
-  stamp. ``dropped_commands``: commands the controller published that the rig never
-  received (``/controller/stats`` vs ``/rig/stats``).
+  ultrasound frame (``control.us_period_s: 0``, 30 Hz frames). An ``/us/image_raw`` frame
+  is stamped with the time of the world state it shows (before rendering); a command
+  computed from a frame carries that frame's stamp (other commands the time they were
+  computed). ``latency_ms_*``: frame stamp -> the command computed from it published by the
+  controller (its ``ctl_pub`` trace event), over the image-triggered commands a separate
+  listener node received while a procedure ran; ``received_latency_ms_*``: the listener's
+  receipt time - stamp; ``rig_latency_ms_*``: the rig's receipt - stamp; ``stage_*``: where
+  the time goes (:data:`STAGES`, from the nodes' traces, :mod:`ir_robot.ros.trace`).
+  ``dropped_commands``: commands the controller published that the rig never received
+  (``/controller/stats`` vs ``/rig/stats``).
 * soak: procedures back to back (at least 10 and at least 10 minutes) on the episode
   phantoms of seeds 3000, 3001 ... (motion on); memory = resident set of the graph's
   processes, growth from the end of the first procedure to the end of the last; every
@@ -66,6 +71,7 @@ class _Listener:
         self.image_stamps: set[int] = set()
         self.frames: list[float] = []
         self.latency_ms: list[float] = []
+        self.recorded_stamps: list[int] = []
         self.commands = 0
         self.stats = {"rig": {}, "controller": {}}
         self.recording = False
@@ -90,6 +96,7 @@ class _Listener:
         key = self._stamp_ns(msg.header.stamp)
         if self.recording and key in self.image_stamps:
             self.latency_ms.append((now - key) * 1e-6)
+            self.recorded_stamps.append(key)
 
     def _on_stats(self, who: str, msg) -> None:
         try:
@@ -106,10 +113,61 @@ class _Listener:
         rclpy.try_shutdown(context=self.ctx)
 
 
-def _start(processes: bool, params: list[Path], domain_id: int):
+def _start(processes: bool, params: list[Path], domain_id: int, trace_dir: Path | None = None):
     from ir_robot.ros.launcher import GraphRunner, ProcessRunner
+    from ir_robot.ros.trace import ENV
 
-    return (ProcessRunner if processes else GraphRunner)("sim", params=params, domain_id=domain_id).start()
+    if processes:
+        env = dict(os.environ)
+        env.pop(ENV, None)
+        if trace_dir is not None:
+            env[ENV] = str(trace_dir)
+        return ProcessRunner("sim", params=params, domain_id=domain_id, env=env).start()
+    old = os.environ.pop(ENV, None)
+    try:
+        if trace_dir is not None:
+            os.environ[ENV] = str(trace_dir)  # read by the nodes while they are built
+        return GraphRunner("sim", params=params, domain_id=domain_id).start()
+    finally:
+        os.environ.pop(ENV, None)
+        if old is not None:
+            os.environ[ENV] = old
+
+
+#: (key, from event, to event): the stages of the image-to-command path (see ir_robot.ros.trace)
+STAGES = (
+    ("render_publish", "sim_tick", "sim_pub"),
+    ("to_perception", "sim_pub", "perc_in"),
+    ("perception", "perc_in", "perc_pub"),
+    ("to_controller", "perc_pub", "ctl_mask"),
+    ("controller", "ctl_mask", "ctl_pub"),
+    ("to_rig", "ctl_pub", "rig_in"),
+)
+
+
+def breakdown(trace_dir: Path, stamps_ns=None) -> dict:
+    """Per-stage p50/p99 (ms) over the frames that produced a command (``ctl_pub``), from the nodes' traces:
+    ``latency`` = image stamp -> command published, ``rig_latency`` = image stamp -> command received by the rig."""
+    from ir_robot.ros.trace import read_traces
+
+    frames = {k: ev for k, ev in read_traces(trace_dir).items()
+              if "ctl_pub" in ev and (stamps_ns is None or k in stamps_ns)}
+    out: dict = {}
+
+    def put(name, values):
+        v = np.asarray(values, dtype=float)
+        if v.size:
+            out[f"{name}_ms_p50"] = round(float(np.percentile(v, 50)), 2)
+            out[f"{name}_ms_p99"] = round(float(np.percentile(v, 99)), 2)
+
+    publish = [(ev["ctl_pub"] - k) * 1e-6 for k, ev in frames.items()]
+    put("latency", publish)
+    out["latency_ms_max"] = round(float(np.max(publish)), 2) if publish else None
+    out["latency_samples"] = len(publish)
+    for name, a, b in STAGES:
+        put(f"stage_{name}", [(ev[b] - ev[a]) * 1e-6 for ev in frames.values() if a in ev and b in ev])
+    put("rig_latency", [(ev["rig_in"] - k) * 1e-6 for k, ev in frames.items() if "rig_in" in ev])
+    return out
 
 
 def _client(runner, processes: bool, listener: _Listener):
@@ -139,7 +197,8 @@ def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | 
     params = workdir / "latency.yaml"
     params.write_text(LATENCY_PARAMS)
     listener = _Listener(domain_id)
-    runner = _start(processes, [params], domain_id)
+    trace_dir = workdir / "trace"
+    runner = _start(processes, [params], domain_id, trace_dir)
     client = _client(runner, processes, listener)
     summaries = []
     try:
@@ -166,12 +225,13 @@ def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | 
         runner.stop()
         listener.close()
     lat = np.asarray(listener.latency_ms)
+    recorded = set(listener.recorded_stamps)
     frames = np.diff(np.asarray(listener.frames)) if len(listener.frames) > 1 else np.array([np.nan])
     return {
-        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-        "latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
-        "latency_ms_max": round(float(lat.max()), 2) if lat.size else None,
-        "latency_samples": int(lat.size),
+        **breakdown(trace_dir, recorded),
+        "received_latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "received_latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "received_latency_ms_max": round(float(lat.max()), 2) if lat.size else None,
         "us_rate_hz": round(float(1.0 / np.median(frames)), 2) if frames.size else None,
         "us_rate_hz_mean": round(float(len(frames) / max(np.sum(frames), 1e-9)), 2),
         "commands_published": int(ctl.get("commands", 0)),

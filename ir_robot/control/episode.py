@@ -160,6 +160,57 @@ class Scorer:
             self.hold_lumen.append(bool(s.in_lumen and s.tip_tissue == Tissue.VEIN_LUMEN))
             self.hold_vessels.add(vessel)
 
+    @property
+    def hold_in_lumen(self) -> bool:
+        """The true tip was in a vein lumen at every HOLD tick (and there was a hold)."""
+        return bool(self.hold_lumen) and all(self.hold_lumen)
+
+    @property
+    def rms_error_mm(self) -> float:
+        """RMS tip-to-centre error over the hold (NaN without a hold)."""
+        return float(np.sqrt(np.mean(np.square(self.hold_err)))) if self.hold_err else float("nan")
+
+
+def artery_punctured(world) -> bool:
+    """Ground truth: the needle crossed the wall of an artery."""
+    ph = world.phantom
+    return any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
+               for e in world.state().events)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    success: bool
+    reason: str                 # "ok" on success, else why (the controller's reason, or the ground truth's)
+    hold_in_lumen: bool
+    back_wall_punctured: bool
+    artery_punctured: bool
+
+
+def judge(world, scorer: Scorer | None, *, controller_success: bool, controller_reason: str, duration_s: float,
+          safety_trip: str | None) -> Verdict:
+    """The success rule of a simulated procedure, shared by :func:`run_episode` and the ROS ``sim`` node's
+    referee: the controller reported success, the true tip was in a vein lumen at every tick of the hold, no
+    back wall and no artery was punctured, no safety trip, and at most :data:`MAX_DURATION_S` of simulated time."""
+    ws = world.state()
+    hold_ok = scorer is not None and scorer.hold_in_lumen
+    artery = artery_punctured(world)
+    back_wall = bool(ws.back_wall_punctured)
+    success = bool(controller_success and hold_ok and not back_wall and not artery and not safety_trip
+                   and duration_s <= MAX_DURATION_S)
+    if success:
+        reason = "ok"
+    elif not controller_success:
+        reason = controller_reason
+    else:
+        why = (["tip not in a vein lumen during the hold (ground truth)"] if not hold_ok else []) + \
+              (["back wall punctured"] if back_wall else []) + \
+              (["artery punctured"] if artery else []) + \
+              ([f"safety trip: {safety_trip}"] if safety_trip else []) + \
+              ([f"took {duration_s:.1f} s > {MAX_DURATION_S:.0f} s"] if duration_s > MAX_DURATION_S else [])
+        reason = "; ".join(why)
+    return Verdict(success, reason, bool(hold_ok), back_wall, artery)
+
 
 def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_perception, *, world=None,
                 motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None, phantom=None,
@@ -211,8 +262,6 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
         out = controller.outcome
         ws = world.state()
         ph = world.phantom
-        artery_hit = any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
-                         for e in ws.events)
         plan = out.plan
         tgt = plan.vessel_index if plan is not None else -1
         # which true vessel the plan aimed at: the one whose lumen holds the planned target point
@@ -222,32 +271,19 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
             true_idx = int(np.argmin(q))
             true_kind = ph.spec.vessels[true_idx].kind
             true_d = ph.spec.vessels[true_idx].diameter_mm
-        hold_ok = bool(scorer.hold_lumen) and all(scorer.hold_lumen)
-        err = float(np.sqrt(np.mean(np.square(scorer.hold_err)))) if scorer.hold_err else float("nan")
         duration = float(out.duration_s)
-        success = bool(out.success and hold_ok and not ws.back_wall_punctured and not artery_hit
-                       and res.safety_trip is None and duration <= MAX_DURATION_S)
+        verdict = judge(world, scorer, controller_success=out.success, controller_reason=out.reason,
+                        duration_s=duration, safety_trip=res.safety_trip)
+        success = verdict.success
         veins = [v.diameter_mm for v in ph.spec.vessels if v.kind == "vein"]
         depth = float(-plan.target_mm[2]) if plan is not None else float("nan")
-        reason = out.reason if not success else "ok"
-        if out.success and not success:
-            why = []
-            if not hold_ok:
-                why.append("tip not in a vein lumen during the hold (ground truth)")
-            if ws.back_wall_punctured:
-                why.append("back wall punctured")
-            if artery_hit:
-                why.append("artery punctured")
-            if duration > MAX_DURATION_S:
-                why.append(f"took {duration:.1f} s > {MAX_DURATION_S:.0f} s")
-            reason = "; ".join(why)
         return EpisodeResult(
             seed=seed, success=success, first_attempt_success=success and out.attempts == 1,
-            attempts=out.attempts, tip_error_mm=err, hold_in_lumen=hold_ok, confirmed=out.confirmed,
-            reason=reason, target_vessel=true_idx, target_kind=true_kind, target_diameter_mm=true_d,
-            target_depth_mm=depth, smallest_vein_mm=float(min(veins)) if veins else float("nan"),
-            back_wall_punctured=bool(ws.back_wall_punctured), artery_punctured=artery_hit, duration_s=duration,
-            peak_force_n=float(out.peak_force_n), safety_trip=res.safety_trip or "", wall_s=wall,
+            attempts=out.attempts, tip_error_mm=scorer.rms_error_mm, hold_in_lumen=verdict.hold_in_lumen,
+            confirmed=out.confirmed, reason=verdict.reason, target_vessel=true_idx, target_kind=true_kind,
+            target_diameter_mm=true_d, target_depth_mm=depth, smallest_vein_mm=float(min(veins)) if veins else float("nan"),
+            back_wall_punctured=verdict.back_wall_punctured, artery_punctured=verdict.artery_punctured,
+            duration_s=duration, peak_force_n=float(out.peak_force_n), safety_trip=res.safety_trip or "", wall_s=wall,
             n_vessels=ph.n_vessels,
             extra={"outcome": out, "trace": controller.trace, "controller": controller, "events": ws.events,
                    "target_vessel_planned": tgt})
@@ -255,8 +291,6 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
         if own:
             world.close()
 
-
-_Scorer = Scorer  # old name, used by ir_robot.ros.sim_node
 
 
 # ----------------------------------------------------------------------------- evaluation

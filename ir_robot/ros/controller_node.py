@@ -14,7 +14,7 @@ after ``node.frame_wait_s`` without one it runs without, i.e. a drop-out). Each 
 a computation that takes longer (planning) first sends a stop, so the rig waits
 stopped instead of tripping its command watchdog. Outputs: ``/rig/command`` (``JointState``
 velocities; ``header.stamp`` = the stamp of the image the command was computed from,
-else of the rig state), ``/rig/insertion_target`` (``Float64``, m, latched: the
+else the time it was computed), ``/rig/insertion_target`` (``Float64``, m, latched: the
 safety layer's depth reference), ``/plan/target`` (``PointStamped``, world, latched),
 ``/plan/path`` (``PoseArray``: pivot and target with the needle along +x, latched),
 ``/controller/phase`` (``String``, latched, last 20) and, at the end, ``/procedure/result``
@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict, deque
@@ -42,6 +43,7 @@ from std_msgs.msg import Float64, String
 
 from ir_robot.config import param
 from ir_robot.control.config import VenipunctureConfig
+from ir_robot.control.limits import planning_limits
 from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import VenipunctureController
 from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
@@ -61,7 +63,7 @@ from ir_robot.ros.conversions import (
 )
 from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.perception_nodes import result_from_mask
-from ir_robot.ros.rig_interface import within_workspace
+from ir_robot.ros.trace import LatencyTrace
 
 
 @dataclass(frozen=True)
@@ -101,14 +103,6 @@ def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
     return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
 
 
-def planning_limits(lower: JointVector, upper: JointVector, safety) -> tuple[JointVector, JointVector]:
-    """The rig limits shrunk by the safety margins and intersected with the safety workspace."""
-    linear = np.array([n.endswith("_mm") for n in JOINT_NAMES])
-    margin = np.where(linear, safety.limit_margin_mm, safety.limit_margin_rad)
-    lo, hi = within_workspace(lower.as_array() + margin, upper.as_array() - margin, safety)
-    return JointVector.from_array(lo), JointVector.from_array(hi)
-
-
 class MaskPerception:
     """The perception the controller is given: the segmentation was done by a perception node; the frame
     carries its mask in ``meta['mask']`` and this rebuilds the result with the shared post-processing."""
@@ -137,9 +131,53 @@ class _Stream:
             self.images.popitem(last=False)
 
 
+class _KeepAlive:
+    """Calls ``on_late`` once when a compute runs longer than ``after_s`` (a thread, not an executor timer: the
+    node spins on a single-threaded executor, which a long compute blocks; an idle thread costs no wake-ups)."""
+
+    def __init__(self, after_s: float, on_late):
+        self.after_s = after_s
+        self.on_late = on_late
+        self._cond = threading.Condition()
+        self._running = 0       # id of the compute in progress (0: none)
+        self._count = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="ir_robot-keepalive", daemon=True)
+        self._thread.start()
+
+    def begin(self) -> None:
+        with self._cond:
+            self._count += 1
+            self._running = self._count
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        with self._cond:
+            self._running = 0
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._running or self._closed)
+                if self._closed:
+                    return
+                which = self._running
+                late = not self._cond.wait_for(lambda: self._running != which or self._closed, timeout=self.after_s)
+            if late:
+                self.on_late()
+                with self._cond:
+                    self._cond.wait_for(lambda: self._running != which or self._closed)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+
 class ControllerNode(Node):
     NODE_NAME = "controller"
-    EXECUTOR_THREADS = 2   # in its own process: the keep-alive runs while a long compute (planning) blocks
     PARAMS = ((VenipunctureConfig, ""), (ControllerNodeConfig, "node."))
 
     def __init__(self, **kwargs):
@@ -170,6 +208,7 @@ class ControllerNode(Node):
         self._last_compute = 0.0
         self.counts = {"commands": 0, "from_images": 0, "procedures": 0}
         self.step_ms: deque = deque(maxlen=10_000)   # wall time of image-triggered steps (mask in -> command out)
+        self.trace = LatencyTrace(self.NODE_NAME)
         group = MutuallyExclusiveCallbackGroup()   # the controller is not thread-safe: one callback at a time
         sensor, newest = qos.sensor(), qos.sensor()
         newest.depth = 1
@@ -194,10 +233,11 @@ class ControllerNode(Node):
         self._stats_pub = self.create_publisher(String, "/controller/stats", qos.command())
         self._dt = self.vp_params.config.control.dt_s
         self.create_timer(self._dt, self._on_timer, callback_group=group)
-        self._computing_since: float | None = None
-        self._kept_alive = False
-        hold = self.params.config.command_hold_s
-        self.create_timer(hold / 4, self._keep_alive, callback_group=MutuallyExclusiveCallbackGroup())
+        self._pub_lock = threading.Lock()
+        self._keep_alive = _KeepAlive(0.75 * self.params.config.command_hold_s, self._send_stop)
+        # the planner imports scipy on first use (1-2 s here): import it now, not inside the first procedure
+        import scipy.optimize  # noqa: F401
+        import scipy.sparse.csgraph  # noqa: F401
         self.create_timer(1.0, self._publish_stats, callback_group=group)
         self._publish_phase("idle")
 
@@ -224,6 +264,8 @@ class ControllerNode(Node):
             self.get_logger().error(f"/{m}/camera_info ignored: {exc}", throttle_duration_sec=2.0)
 
     def _on_image(self, m: str, msg: Image) -> None:
+        if m == "us" and self.trace.enabled:
+            self.trace(stamp_to_ns(msg.header.stamp), "ctl_image")
         try:
             self._streams[m].add_image(stamp_to_ns(msg.header.stamp), msg_to_image(msg))
         except PerceptionError as exc:
@@ -231,6 +273,8 @@ class ControllerNode(Node):
 
     def _on_mask(self, m: str, msg: Image) -> None:
         t0 = time.perf_counter()
+        if m == "us" and self.trace.enabled:
+            self.trace(stamp_to_ns(msg.header.stamp), "ctl_mask")
         if self.controller is None or self.controller.done:
             return
         key = stamp_to_ns(msg.header.stamp)
@@ -324,14 +368,18 @@ class ControllerNode(Node):
                           nir=self._pending_nir if "nir" in wanted else None)
         if obs.nir is not None:
             self._pending_nir = None
-        self._computing_since, self._kept_alive = time.monotonic(), False
+        self._keep_alive.begin()
         try:
             cmd = ctl.compute(state, obs, self.params.config.command_hold_s)
         finally:
-            self._computing_since = None
+            self._keep_alive.end()
         self._last_compute = time.monotonic()
         from_image = obs.us is not None
-        self._publish_command(cmd, stamp if from_image else self._state_stamp)
+        # image-triggered: the image's stamp (latency accounting); else when it was computed (a joint state's stamp
+        # can equal a frame's: the sim stamps both with the tick's time, and this command was not computed from it)
+        self._publish_command(cmd, stamp if from_image else self.get_clock().now().to_msg())
+        if from_image and self.trace.enabled:
+            self.trace(stamp_to_ns(stamp), "ctl_pub")
         self.counts["from_images"] += int(from_image)
         self._us_request_ns = self.get_clock().now().nanoseconds if "us" in ctl.sensors(state) else None
         self._publish_depth(getattr(ctl, "insertion_target_mm", None))
@@ -342,14 +390,14 @@ class ControllerNode(Node):
         if ctl.done:
             self._finish()
 
-    def _keep_alive(self) -> None:
+    def _send_stop(self) -> None:
         """A compute (e.g. planning) running longer than a command's hold: tell the rig to stop and wait,
-        instead of going silent (which would trip the safety watchdog)."""
-        since = self._computing_since
-        if since is not None and not self._kept_alive and \
-                time.monotonic() - since > 0.75 * self.params.config.command_hold_s:
-            self._kept_alive = True
-            self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+        instead of going silent (which would trip the safety watchdog). Runs on the keep-alive thread."""
+        self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+
+    def close(self) -> None:
+        self._keep_alive.close()
+        self.trace.close()
 
     def stats(self) -> dict:
         out = dict(self.counts)
@@ -363,8 +411,9 @@ class ControllerNode(Node):
         self._stats_pub.publish(String(data=json.dumps(self.stats())))
 
     def _publish_command(self, cmd: RigCommand, stamp) -> None:
-        self._cmd_pub.publish(command_to_msg(cmd, stamp))
-        self.counts["commands"] += 1
+        with self._pub_lock:  # the keep-alive thread publishes too
+            self._cmd_pub.publish(command_to_msg(cmd, stamp))
+            self.counts["commands"] += 1
 
     def _publish_depth(self, target_mm: float | None) -> None:
         value = float(target_mm) * MM if target_mm is not None else math.nan

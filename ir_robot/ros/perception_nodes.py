@@ -59,6 +59,7 @@ from ir_robot.ros.conversions import (
     stamp_to_s,
 )
 from ir_robot.ros.params import declare_config
+from ir_robot.ros.trace import LatencyTrace
 
 _COLOURS = {"vein": (0.1, 0.4, 1.0), "artery": (1.0, 0.15, 0.15), "needle": (1.0, 0.9, 0.0)}
 
@@ -137,6 +138,7 @@ class _PerceptionNode(Node):
         self._next_frame_s = 0.0
         self.process_ms: deque = deque(maxlen=100_000)
         self.counts = {"frames": 0, "dropped": 0}
+        self.trace = LatencyTrace(self.NODE_NAME, directory=None if m == "us" else "")  # the us path only
         newest = qos.sensor()
         newest.depth = 1
         group = MutuallyExclusiveCallbackGroup()
@@ -163,6 +165,8 @@ class _PerceptionNode(Node):
 
     def _on_part(self, msg: Image, part: str) -> None:
         key = stamp_to_ns(msg.header.stamp)
+        if part == "image" and self.trace.enabled:
+            self.trace(key, "perc_in")
         entry = self._pending.setdefault(key, {})
         entry[part] = msg
         while len(self._pending) > 8:
@@ -200,6 +204,8 @@ class _PerceptionNode(Node):
             return
         stamp, frame_id = msg.header.stamp, msg.header.frame_id
         self._mask_pub.publish(image_to_msg(result.mask, stamp, frame_id))
+        if self.trace.enabled:
+            self.trace(stamp_to_ns(stamp), "perc_pub")
         self._publish_results(result, stamp, frame_id)
         self.counts["frames"] += 1
         self.process_ms.append((time.perf_counter() - t0) * 1e3)

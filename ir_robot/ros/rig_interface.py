@@ -36,12 +36,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, String
 
 from ir_robot.config import param
+from ir_robot.control.limits import within_workspace
 from ir_robot.control.safety import SafeRig, SafetyConfig
 from ir_robot.core.errors import IrRobotError, SafetyTrip
 from ir_robot.core.types import JointVector, RigCommand
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import MM, msg_to_command, rig_state_to_msgs, stamp_to_ns
 from ir_robot.ros.supervisor import MOTION_STATES
+from ir_robot.ros.trace import LatencyTrace
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,6 @@ class RigDriverConfig:
                                   help="each /rig/command rate is held this long unless a new one replaces it")
     require_running: bool = param(True, help="accept /rig/command only while /procedure/state is running/aborting")
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
-
-
-def within_workspace(lower: np.ndarray, upper: np.ndarray, safety: SafetyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Joint limits (mm, rad) with the pivot's x, y, z also inside the safety layer's workspace box."""
-    lo, hi = np.array(lower, dtype=float), np.array(upper, dtype=float)
-    lo[:3] = np.maximum(lo[:3], safety.workspace_min_mm)
-    hi[:3] = np.minimum(hi[:3], safety.workspace_max_mm)
-    return lo, hi
 
 
 def rig_config_base(safety_file: str) -> RigDriverConfig:
@@ -84,6 +78,7 @@ class RigInterface:
         self.command_latency_s: deque = deque(maxlen=100_000)
         self._last_status = ""
         self._last_state = None
+        self.trace = LatencyTrace("rig", directory="")  # the node sets its own (see ir_robot.ros.trace)
         self._js_pub = node.create_publisher(JointState, "/rig/joint_states", qos.state())
         self._force_pub = node.create_publisher(WrenchStamped, "/needle/force", qos.state())
         self._status_pub = node.create_publisher(String, "/rig/status", qos.latched())
@@ -118,6 +113,8 @@ class RigInterface:
         now_ns = self.node.get_clock().now().nanoseconds
         log = self.node.get_logger()
         self.counts["received"] += 1
+        if self.trace.enabled:
+            self.trace(stamp_to_ns(msg.header.stamp), "rig_in", now_ns)
         if self.config.require_running and self.procedure_state not in MOTION_STATES:
             self.counts["not_running"] += 1
             log.warning(f"/rig/command dropped: procedure state is '{self.procedure_state}', motion is allowed only "

@@ -51,10 +51,12 @@ from ir_robot.ros.conversions import (
     camera_info,
     image_to_msg,
     next_due,
+    stamp_to_ns,
 )
 from ir_robot.ros.params import declare_config
 from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
 from ir_robot.ros.tf import TfPublisher, us_image_quaternion
+from ir_robot.ros.trace import LatencyTrace
 from ir_robot.sim.world import WorldConfig
 
 
@@ -121,6 +123,8 @@ class SimNode(Node):
         self.tf = TfPublisher(self)
         self.tf.send(self.get_clock().now().to_msg(), [(WORLD_FRAME, "base_link", (0, 0, 0), 0.0, None)], static=True)
         self.frames = {"us": 0, "nir": 0}
+        self.trace = LatencyTrace(self.NODE_NAME)
+        self.rig.trace = self.trace
         self._timer = None
         self._start_timer()
 
@@ -160,31 +164,37 @@ class SimNode(Node):
             t = ws.t_s
             now = self.get_clock().now()
             stamp = now.to_msg()
-            if self.procedure_state in ("running", "aborting"):
-                self._score_tick(state)
             if t + 1e-9 >= self._next_state:
                 self.rig.publish_state(stamp, state)
                 self._next_state = next_due(self._next_state, t, cfg.state_rate_hz)
-            us = nir = None
+            # frames are stamped with the time of the world state they show (rendering counts as latency);
+            # the ultrasound frame goes out first, before the scoring and the NIR frame: it is on the
+            # image-to-command path
+            us = None
             if cfg.us_rate_hz > 0 and t + 1e-9 >= self._next_us:
                 us = self.world.ultrasound()
                 self._next_us = next_due(self._next_us, t, cfg.us_rate_hz)
+                self._publish_frame(us, US_FRAME, stamp)
+                if self.trace.enabled:
+                    key = stamp_to_ns(stamp)
+                    self.trace(key, "sim_tick", now.nanoseconds)
+                    self.trace(key, "sim_pub")
+            if self.procedure_state in ("running", "aborting"):
+                self._score_tick(state)
             if cfg.nir_rate_hz > 0 and t + 1e-9 >= self._next_nir:
-                nir = self.world.nir()
+                self._publish_frame(self.world.nir(), NIR_FRAME, stamp)
                 self._next_nir = next_due(self._next_nir, t, cfg.nir_rate_hz)
-        for frame, frame_id in ((us, US_FRAME), (nir, NIR_FRAME)):
-            if frame is not None:
-                self._publish_frame(frame, frame_id, self.get_clock().now().to_msg())
-        if self.tf.available and us is not None:
-            self._send_tf(stamp)
+            if self.tf.available and us is not None:
+                self._send_tf(stamp)
 
     def _publish_frame(self, frame, frame_id: str, stamp) -> None:
         m = frame.modality
         origin = (-0.5, frame.image.shape[1] / 2 - 0.5) if m == "us" else None
-        self._pubs[f"{m}/image_raw"].publish(image_to_msg(frame.image, stamp, frame_id))
-        self._info_pubs[m].publish(camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, origin))
+        # labels before the image: a ground-truth perception node has both when the image arrives
         if self.params.config.publish_labels and frame.labels is not None:
             self._pubs[f"{m}/labels"].publish(image_to_msg(frame.labels, stamp, frame_id))
+        self._pubs[f"{m}/image_raw"].publish(image_to_msg(frame.image, stamp, frame_id))
+        self._info_pubs[m].publish(camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, origin))
         self.frames[m] += 1
 
     def _send_tf(self, stamp) -> None:
@@ -267,38 +277,25 @@ class SimNode(Node):
         self.get_logger().info(f"summary: {json.dumps(summary)}")
 
     def referee(self, result: dict) -> dict:
-        """Score a finished procedure like ``ir_robot.control.episode.run_episode`` (the line ``ir-robot demo``
-        prints): success needs the controller's success, the true tip in a vein lumen at every tick of the
-        hold, no back-wall or artery puncture, no safety trip and at most MAX_DURATION_S."""
-        from ir_robot.control.episode import MAX_DURATION_S
+        """Score a finished procedure with the rule of ``ir_robot.control.episode.run_episode`` (the line
+        ``ir-robot demo`` prints): :func:`ir_robot.control.episode.judge`."""
+        from ir_robot.control.episode import judge
 
         sc = self._scorer
-        ws = self.world.state()
-        ph = self.world.phantom
-        hold_err = list(sc.hold_err) if sc is not None else []
-        hold_ok = bool(sc is not None and sc.hold_lumen and all(sc.hold_lumen))
-        artery_hit = any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
-                         for e in ws.events)
         duration = float(result.get("duration_s") or 0.0)
-        ctl_ok = result.get("outcome") == "success"
-        success = bool(ctl_ok and hold_ok and not ws.back_wall_punctured and not artery_hit and not self._tripped
-                       and duration <= MAX_DURATION_S)
-        why = [] if success else ([result.get("reason", "")] if not ctl_ok else [])
-        if ctl_ok and not success:
-            why += (["tip not in a vein lumen during the hold (ground truth)"] if not hold_ok else []) + \
-                   (["back wall punctured"] if ws.back_wall_punctured else []) + \
-                   (["artery punctured"] if artery_hit else []) + \
-                   ([f"safety trip: {self._tripped}"] if self._tripped else []) + \
-                   ([f"took {duration:.1f} s > {MAX_DURATION_S:.0f} s"] if duration > MAX_DURATION_S else [])
-        err = float(np.sqrt(np.mean(np.square(hold_err)))) if hold_err else None
-        return {"success": success, "tip_error_mm": round(err, 3) if err is not None else None,
+        v = judge(self.world, sc, controller_success=result.get("outcome") == "success",
+                  controller_reason=str(result.get("reason", "")), duration_s=duration,
+                  safety_trip=self._tripped or None)
+        err = sc.rms_error_mm if sc is not None else float("nan")
+        return {"success": v.success, "tip_error_mm": round(err, 3) if np.isfinite(err) else None,
                 "attempts": int(result.get("attempts", 0)), "duration_s": round(duration, 2),
                 "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3), "seed": self.seed,
-                "perception": self.perception, "reason": "ok" if success else "; ".join(w for w in why if w),
-                "procedure": int(result.get("procedure", 0)), "back_wall_punctured": bool(ws.back_wall_punctured),
-                "artery_punctured": artery_hit, "hold_in_lumen": hold_ok}
+                "perception": self.perception, "reason": v.reason,
+                "procedure": int(result.get("procedure", 0)), "back_wall_punctured": v.back_wall_punctured,
+                "artery_punctured": v.artery_punctured, "hold_in_lumen": v.hold_in_lumen}
 
     def close(self) -> None:
+        self.trace.close()
         self.world.close()
 
 
