@@ -31,11 +31,12 @@ from typing import Callable
 import numpy as np
 
 from ir_robot.control.config import VenipunctureConfig
+from ir_robot.control.limits import planning_limits
 from ir_robot.control.runner import run_procedure
 from ir_robot.control.safety import SafeRig
 from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import Phase, VenipunctureController
-from ir_robot.core.types import JointVector, Tissue
+from ir_robot.core.types import Tissue
 
 MAX_DURATION_S = 60.0
 
@@ -235,11 +236,7 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
         if rig_wrapper is not None:
             backend = rig_wrapper(backend)
         safe = SafeRig(backend, config.safety)
-        lo, hi = safe.limits()
-        ws_lo = np.asarray(config.safety.workspace_min_mm)
-        ws_hi = np.asarray(config.safety.workspace_max_mm)
-        lo = JointVector.from_array(np.r_[np.maximum(lo.as_array()[:3], ws_lo), lo.as_array()[3:]])
-        hi = JointVector.from_array(np.r_[np.minimum(hi.as_array()[:3], ws_hi), hi.as_array()[3:]])
+        lo, hi = planning_limits(*backend.limits(), config.safety)
         controller = controller_cls(config, us_perception, nir_perception, lower=lo, upper=hi,
                                     velocity_limits=safe.velocity_limits())
 
