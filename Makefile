@@ -4,6 +4,7 @@
 #   make test    create .venv, install, run the default test suite (< 15 min, 2 cores)
 #   make bench   benchmarks: prints tables, writes out/bench/*.json
 #   make test-all  the default suite plus tests marked slow
+#   make models  retrain both perception models, benchmark them, ship them to models/ with cards
 
 PYTHON ?= python3
 VENV   := .venv
@@ -39,6 +40,15 @@ test-all: install
 
 bench: install
 	$(VENV)/bin/ir-robot bench all --json out/bench/all.json
+
+# the shipped weights: train both segmenters, benchmark them, copy them to models/ with their cards
+models: install
+	$(VENV)/bin/ir-robot train-perception us --out out/train/us_seg
+	$(VENV)/bin/ir-robot train-perception nir --out out/train/nir_seg
+	$(VENV)/bin/ir-robot bench perception --us-weights out/train/us_seg/model.pt \
+		--nir-weights out/train/nir_seg/model.pt --json out/bench/perception.json
+	$(VENV)/bin/ir-robot ship-model us --run out/train/us_seg --bench out/bench/perception.json
+	$(VENV)/bin/ir-robot ship-model nir --run out/train/nir_seg --bench out/bench/perception.json
 
 clean:
 	rm -rf out .pytest_cache
