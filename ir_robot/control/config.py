@@ -48,6 +48,9 @@ class ControlParams:
                                           help="drops this far before the expected front wall may be the vein's")
     probe_depth_mm: tuple[float, float] = param((0.15, 0.4), range=(0.01, 5.0), unit="mm",
                                                 help="lumen test travel: half the lumen half-path, clipped to this")
+    lumen_test_tau_s: float = param(0.0, range=(0.0, 5.0), unit="s",
+                                    help="time constant of the move back to the lumen-test start (0: one tick; a rig "
+                                         "that executes commands late, like GRBL jogging, needs about servo_tau_s)")
     lumen_slope_n_per_mm: float = param(0.2, range=(0.0, 10.0), unit="N/mm",
                                         help="force rise per mm above which the tip still pushes a membrane")
     force_pause_n: float = param(2.6, range=(0.05, 50.0), unit="N", help="pause insertion above this force")

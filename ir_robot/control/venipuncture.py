@@ -37,6 +37,15 @@ retract). A force above ``force_pause_n`` pauses, and retracts if it persists. A
 cannot follow (out of reach) or that leaves the image pauses and then retracts. The needle never
 advances without a fresh target fix.
 
+**Stages with fixed joints.** Joints whose lower and upper limits are equal or whose speed limit is
+zero (the 3-axis GRBL rig: pivot height, needle pitch and probe yaw are set by the build) are held
+where the rig has them: no yaw turn (the fixed probe must already be transverse, else the controller
+refuses to start), the scan runs at the rig's height and pitch, the entry is planned at the fixed
+pitch and height (:func:`~ir_robot.planning.insertion.plan_insertion`), and tracking follows the
+target sideways only (a fixed height cannot follow it up and down). Nothing to configure: the mode
+follows from the limits the rig reports (``config/venipuncture_rig.yaml`` tunes speeds and the
+probe mount for the benchtop rig).
+
 The controller is computed from state, observation and dt only (``compute``) and drives the
 :class:`~ir_robot.devices.base.Rig` interface through joint-rate commands, so the same code runs the
 simulator and the serial rig; it never sees ground truth.
@@ -55,8 +64,9 @@ from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.sensing import (Observation, UsMeasurement, in_ellipse, measure_nir, measure_us, needle_at_x,
                                      profile_shift_mm)
 from ir_robot.control.tracking import ForceMonitor, TargetTracker
+from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
-from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, plan_insertion
+from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, fixed_joints, plan_insertion
 from ir_robot.planning.targets import Candidate, rank_targets
 from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate, fuse_scan
 
@@ -128,6 +138,13 @@ class VenipunctureController:
         self.lo = lower.as_array()
         self.hi = upper.as_array()
         self.vmax = velocity_limits.as_array() * self.p.speed_fraction
+        #: joints the rig cannot move (equal limits or zero speed limit): held at the rig's value
+        self.fixed_joints = fixed_joints(lower, upper, velocity_limits)
+        self._fixed = np.array([n in self.fixed_joints for n in JOINT_NAMES])
+        if self._fixed[YAW] and abs(math.sin(self.lo[YAW])) < 0.999:
+            raise ConfigError(f"the rig's probe yaw is fixed at {self.lo[YAW]:.4g} rad: the venipuncture controller "
+                              "needs a transverse ultrasound view (yaw pi/2 = 1.5708 rad; mount the probe across the "
+                              "arm and set fixed.probe_yaw_rad in the rig config)")
         self.phase = Phase.SCAN
         self.outcome = Outcome()
         self.t0: float | None = None
@@ -173,6 +190,9 @@ class VenipunctureController:
         self._layers_ref = None
         self.last_us_frame = None
         self.last_nir_frame = None
+        if self.fixed_joints:
+            self._event("fixed " + ", ".join(f"{n} = {self.lo[JOINT_NAMES.index(n)]:.4g}" for n in self.fixed_joints)
+                        + ": held where the rig has them (entry planned at this pitch and height)")
         self.trace: dict[str, list] = {k: [] for k in ("t_s", "phase", "insert_mm", "force_n", "force_filtered_n",
                                                        "target_y_mm", "target_z_mm", "pivot_y_mm", "pivot_z_mm")}
 
@@ -320,7 +340,9 @@ class VenipunctureController:
             self._settled_ticks = 0
         if self._settled_ticks >= 2 and obs.us is not None:
             self.last_us_frame = obs.us
-            m = measure_us(obs.us, self.us_perception, probe_offset_mm=self.p.probe_offset_mm)
+            # placed by the rig's joints unless the frame says where the probe was (a camera frame does not)
+            m = measure_us(obs.us, self.us_perception, JointVector.from_array(q),
+                           probe_offset_mm=self.p.probe_offset_mm)
             if m.blank:
                 self._blank_frames += 1
                 self._tries += 1
@@ -416,7 +438,8 @@ class VenipunctureController:
         ff = {Y: float(self.tracker.vel[0]), Z: float(self.tracker.vel[1])}
         problem = ""
         m = 0.2
-        if not (self.lo[Y] + m <= goal[Y] <= self.hi[Y] - m) or not (self.lo[Z] + m <= goal[Z] <= self.hi[Z] - m):
+        z_ok = self._fixed[Z] or self.lo[Z] + m <= goal[Z] <= self.hi[Z] - m  # a fixed height is not servoed
+        if not (self.lo[Y] + m <= goal[Y] <= self.hi[Y] - m) or not z_ok:
             problem = f"target moved out of the rig's reach (pivot y {goal[Y]:.1f}, z {goal[Z]:.1f} mm)"
         elif self.last_us is not None and abs(ty - self.last_us.probe_y_mm) > self.last_us.half_width_mm - \
                 self.p.view_margin_mm:
@@ -506,7 +529,7 @@ class VenipunctureController:
         self.vessels = tuple(v.shifted(0.0, dy, dz) for v in self.vessels)
         idx = next((i for i, v in enumerate(self.vessels) if v.sections is self.target.sections), None)
         self.target = self.vessels[idx] if idx is not None else self.target.shifted(0.0, dy, dz)
-        self.plan = self.plan.moved(dy, dz)
+        self.plan = self.plan.moved(dy, dz, fixed_height=bool(self._fixed[Z]))
 
     def _start_insertion(self, t: float) -> bool:
         ty, tz = self._target_at(t)
@@ -638,7 +661,7 @@ class VenipunctureController:
                     self._probe_ticks = 0
             else:
                 self._probe_ticks = 0
-                v_ins = float(np.clip((start - s) / dt, -p.v_slow_mm_s * 2, p.v_slow_mm_s))
+                v_ins = float(np.clip((start - s) / max(p.lumen_test_tau_s, dt), -p.v_slow_mm_s * 2, p.v_slow_mm_s))
         elif self._sub == "probe":
             self._probe_ticks += 1
             if self._probe_ticks > 3:

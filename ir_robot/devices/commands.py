@@ -1,4 +1,4 @@
-"""``ir-robot rig {status,home,move,jog,estop}`` and ``ir-robot rig-emulator``.
+"""``ir-robot rig {status,home,move,jog,estop,venipuncture}`` and ``ir-robot rig-emulator``.
 
 Opening the port resets most Arduino boards (DTR), which loses the homed
 position: each ``ir-robot rig`` call is a fresh session (docs/rig.md explains the
@@ -146,6 +146,111 @@ def _cmd_estop(args) -> int:
         ser.close()
 
 
+def _venipuncture_summary(res, controller, rig, bench=None) -> dict:
+    out = res.outcome
+    st = rig.read_state()
+    plan = out.plan
+    d = {
+        "success": bool(out.success), "reason": out.reason, "attempts": out.attempts, "confirmed": out.confirmed,
+        "duration_s": round(out.duration_s, 2), "wall_s": round(res.wall_s, 2), "ticks": res.ticks,
+        "safety_trip": res.safety_trip, "timed_out": res.timed_out, "peak_force_n": round(out.peak_force_n, 3),
+        "fixed_joints": list(controller.fixed_joints),
+        "plan": None if plan is None else {
+            "target_mm": [round(v, 3) for v in plan.target_mm], "pitch_deg": round(plan.pitch_rad * 57.29578, 2),
+            "pivot_mm": [round(v, 3) for v in plan.pivot_mm], "insert_mm": round(plan.insert_mm, 3),
+            "plane_offset_mm": round(plan.plane_offset_mm, 3)},
+        "final": {"status": st.status, "moving": st.moving, "insert_mm": round(st.joints.insert_mm, 3),
+                  "x_mm": round(st.joints.x_mm, 3), "y_mm": round(st.joints.y_mm, 3)},
+        "jogs_skipped": getattr(rig, "jogs_skipped", None),
+        "events": [[t, m] for t, m in out.events],
+    }
+    if bench is not None:  # ground truth of the simulated phantom (the controller never saw it)
+        d["bench_truth"] = {"flashback": bench.flashback, "back_wall_punctured": bench.back_wall_punctured,
+                            "artery_punctured": bench.artery_punctured,
+                            "punctures": [[e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)]
+                                          for e in bench.events()]}
+    return d
+
+
+def _cmd_venipuncture(args) -> int:
+    """One autonomous venipuncture on the rig (or on the emulated bench with a simulated phantom)."""
+    import dataclasses
+
+    from ir_robot.control.config import load_venipuncture_config
+    from ir_robot.control.episode import make_perception
+    from ir_robot.control.rig_procedure import default_rig_config_path, run_venipuncture
+    from ir_robot.control.sensing import Observation
+
+    config = _config(args)
+    config = dataclasses.replace(config, grbl=dataclasses.replace(config.grbl, status_poll_hz=args.status_hz))
+    vcfg = load_venipuncture_config(args.venipuncture_config or default_rig_config_path())
+    perception = args.perception or ("ground_truth" if args.emulator else "auto")
+    us, nir = make_perception(perception, vcfg)
+    bench = cams = None
+    if args.emulator:
+        from ir_robot.devices.sim_bench import EmulatedBench
+
+        lo, _ = config.joint_limits()
+        start = lo.replace(x_mm=vcfg.control.scan_x_mm[0] - vcfg.control.probe_offset_mm,
+                           y_mm=vcfg.control.scan_y_mm[0], insert_mm=lo.insert_mm)
+        bench = EmulatedBench(config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=start)
+        rig, camera_fn = bench.rig, bench.camera
+        print(f"emulated bench: GRBL on {bench.emulator.port}, load cell on {bench.emulator.loadcell_port}, "
+              f"images rendered from the simulator phantom; perception {perception}", file=sys.stderr, flush=True)
+    else:
+        from ir_robot.core.errors import RigError
+        from ir_robot.devices.camera import Camera
+
+        if config.ultrasound is None:
+            raise RigError("rig venipuncture: the rig config has no `ultrasound` camera; add it (docs/rig.md)")
+        cams = {}
+        try:
+            cams["us"] = Camera(config.ultrasound, args.us_source).open()
+            if config.nir is not None and not args.no_nir:
+                cams["nir"] = Camera(config.nir, args.nir_source).open()
+            rig = _connect(args)
+        except BaseException:
+            for cam in cams.values():
+                cam.close()
+            raise
+        if "nir" not in cams:
+            nir = None
+
+        def camera_fn(wanted: frozenset) -> Observation:
+            frames = {m: dataclasses.replace(cams[m].read(), modality=m) for m in wanted if m in cams}
+            return Observation(us=frames.get("us"), nir=frames.get("nir"))
+    try:
+        if bench is None and args.home:
+            print(f"homing GRBL on {rig.port} ($H) ...", file=sys.stderr, flush=True)
+            rig.home()
+        elif bench is None and args.unlock:
+            rig.unlock()
+        res, controller, _ = run_venipuncture(rig, camera_fn, vcfg, us, nir, max_time_s=args.max_time_s)
+        summary = _venipuncture_summary(res, controller, rig, bench.bench if bench is not None else None)
+    finally:
+        if bench is not None:
+            bench.close()
+        else:
+            rig.close()
+            for cam in (cams or {}).values():
+                cam.close()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for t, msg in summary["events"]:
+            print(f"{t:8.2f} s  {msg}")
+        verdict = "SUCCESS" if summary["success"] else f"FAILED: {summary['reason']}"
+        print(f"{verdict} ({summary['attempts']} attempt(s), {summary['duration_s']:.1f} s, "
+              f"peak force {summary['peak_force_n']:.2f} N); rig {summary['final']['status']}, "
+              f"needle at {summary['final']['insert_mm']:.2f} mm")
+        if "bench_truth" in summary:
+            print(f"bench ground truth: {summary['bench_truth']}")
+        if summary["safety_trip"]:
+            print(f"safety trip: {summary['safety_trip']} -- retract the needle first (docs/rig.md safety checklist)",
+                  file=sys.stderr)
+    return 0 if summary["success"] else 1
+
+
 def _cmd_emulator(args) -> int:
     import os
 
@@ -246,6 +351,23 @@ def register(sub) -> None:
     p.add_argument("--distance-mm", type=float, required=True)
     p.add_argument("--speed-mm-s", type=float, default=2.0)
     p.set_defaults(func=_cmd_jog)
+    p = rsub.add_parser("venipuncture", parents=[conn, motion],
+                        help="one autonomous venipuncture (ultrasound + NIR cameras, load cell); --emulator: on "
+                             "the GRBL emulator with images rendered from a simulated phantom")
+    p.add_argument("--emulator", action="store_true",
+                   help="no hardware: GRBL + load-cell emulator on ptys, force and images from the simulator phantom")
+    p.add_argument("--venipuncture-config", default=None, metavar="FILE",
+                   help="controller config (default: config/venipuncture_rig.yaml)")
+    p.add_argument("--perception", choices=("auto", "model", "classical", "ground_truth"), default=None,
+                   help="default: ground_truth with --emulator (the rendered frames carry labels), else auto")
+    p.add_argument("--status-hz", type=float, default=20.0,
+                   help="GRBL status polling during the procedure (the position feedback), 1..20 Hz")
+    p.add_argument("--us-source", default=None, help="ultrasound video source (default: ultrasound.source)")
+    p.add_argument("--nir-source", default=None, help="NIR video source (default: nir.source)")
+    p.add_argument("--no-nir", action="store_true", help="run without the NIR camera")
+    p.add_argument("--max-time-s", type=float, default=120.0, help="abort (retract) after this long")
+    p.add_argument("--seed", type=int, default=0, help="--emulator: force noise and image speckle")
+    p.set_defaults(func=_cmd_venipuncture)
     p = rsub.add_parser("estop", parents=[common], help="send feed hold + soft reset at once")
     p.add_argument("--port", default=None, help="GRBL serial port (default: grbl.port from the config)")
     p.set_defaults(func=_cmd_estop)

@@ -85,6 +85,9 @@ class GrblConfig:
     rx_buffer_bytes: int = param(127, range=(16, 1024), unit="bytes",
                                  help="character-counting budget; the smaller of this and the board's [OPT:] size - 1")
     status_poll_hz: float = param(5.0, range=(1.0, 20.0), unit="Hz", help="'?' status query rate")
+    jog_queue_blocks: int = param(4, range=(1, 15),
+                                  help="rate commands are skipped while this many jog blocks wait in GRBL's planner "
+                                       "(from the status report's Bf): bounds how far the stage lags the commands")
     status_timeout_s: float = param(0.5, range=(0.05, 10.0), unit="s", help="halt when no status reply for this long")
     wake_timeout_s: float = param(2.5, range=(0.05, 20.0), unit="s", help="wait for the banner after opening, and again after a reset")
     ack_timeout_s: float = param(5.0, range=(0.05, 120.0), unit="s", help="wait for ok/error of a line")

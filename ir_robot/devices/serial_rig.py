@@ -168,6 +168,8 @@ class GrblRig(Rig):
         self._rx_bytes = 0
         self._fault_callbacks: list[Callable[[RigError], None]] = []
         self.last_command_scale = 1.0
+        self._jogs_after_status = 0   # jog blocks GRBL accepted after the last status report
+        self.jogs_skipped = 0         # rate commands not sent because the planner held enough jog motion
         if connect:
             self.connect()
 
@@ -441,6 +443,7 @@ class GrblRig(Rig):
             if report.state in ("Idle", "Alarm", "Sleep") or (report.state == "Hold" and report.substate == 0):
                 self._axis_vel = np.zeros(3)
             self._status, self._mpos, self._wco, self._status_t = report, mpos, wco, t
+            self._jogs_after_status = 0
             self._last_status_rx = t
             self._status_seq += 1
             if report.state != "Alarm" and self._alarm is not None and t > self._alarm_t:
@@ -697,9 +700,28 @@ class GrblRig(Rig):
         deltas = rates * cmd.duration_s
         if not np.any(np.abs(deltas) >= 0.0005):
             return  # less than GRBL's 0.001 mm resolution: nothing to do
+        if self.jog_backlog() >= self.config.grbl.jog_queue_blocks:
+            # GRBL runs jogs one after another at their own feed: the stage never catches up with motion
+            # queued while it accelerated or reversed, so a steady command stream would lag ever more.
+            # The queue already holds the motion of the last few commands: skip this one.
+            self.jogs_skipped += 1
+            return
         feed = float(np.linalg.norm(rates)) * 60.0
         line = P.format_jog({a: float(d) for a, d in zip(AXES, deltas)}, feed)
         self.send(line)
+        with self._cond:
+            self._jogs_after_status += 1
+
+    def jog_backlog(self) -> int:
+        """Jog blocks waiting in GRBL's planner: the last status report's ``Bf`` plus the jogs accepted since
+        (0 when the reports carry no buffer state: set ``$10`` to include it)."""
+        with self._cond:
+            report, after = self._status, self._jogs_after_status
+        if report is None or report.planner_blocks_free is None:
+            return 0
+        size = self.options.planner_blocks if self.options is not None else 15
+        queued = 0 if report.state in ("Idle", "Alarm", "Sleep") else max(0, size - report.planner_blocks_free)
+        return queued + after
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
         """Absolute coordinated move (``G90 G53 G1``); returns once GRBL has planned it."""

@@ -14,6 +14,14 @@ When that standoff is outside ``standoff_range_mm`` (deep veins need more pitch 
 rig has) the standoff is clipped and the target lies ``plane_offset`` mm beyond the plane
 (allowed up to ``max_plane_offset_mm``; the controller extrapolates along the vessel).
 
+**Fixed joints.** A rig whose pitch or pivot height cannot move (a 3-axis GRBL stage: the
+insertion stage sits on a fixed tilt at a fixed height) reports it as equal lower and upper
+limits. The plan then uses that one angle (``pitch_range_deg`` and ``preferred_pitch_deg`` do
+not apply) and that pivot height (the standoff is what the stage gives, ``standoff_range_mm``
+does not apply): ``s* = (pivot_z - T_z) / sin p`` and the target lies ``s* cos p -
+probe_offset`` beyond the plane, so only targets at the depths the probe mount suits pass the
+view check; the search over target x along the vein and the other checks are unchanged.
+
 :func:`plan_insertion` searches target positions along the vein and pitches within the
 rig's limits and keeps the cheapest plan that passes every check:
 
@@ -41,7 +49,7 @@ import numpy as np
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError
-from ir_robot.core.types import JointVector, needle_direction
+from ir_robot.core.types import JOINT_NAMES, JointVector, needle_direction
 from ir_robot.planning.geometry import PROBE_OFFSET_MM, segment_points
 from ir_robot.planning.vessels import VesselEstimate
 
@@ -127,11 +135,21 @@ class InsertionPlan:
     def tip_at(self, insert_mm: float) -> np.ndarray:
         return np.asarray(self.pivot_mm) + insert_mm * needle_direction(self.pitch_rad)
 
-    def moved(self, dy: float = 0.0, dz: float = 0.0) -> "InsertionPlan":
-        """The same insertion with the target (and so the pivot) moved sideways/up by (dy, dz)."""
+    def moved(self, dy: float = 0.0, dz: float = 0.0, *, fixed_height: bool = False) -> "InsertionPlan":
+        """The same insertion with the target (and so the pivot) moved sideways/up by (dy, dz).
+
+        ``fixed_height``: the pivot cannot move up or down (a fixed stage): it follows sideways only,
+        and the target slides along the needle line to the new depth (insertion changes by -dz / sin p).
+        """
         t, p = self.target_mm, self.pivot_mm
-        return dataclasses.replace(self, target_mm=(t[0], t[1] + dy, t[2] + dz),
-                                   pivot_mm=(p[0], p[1] + dy, p[2] + dz))
+        if not fixed_height:
+            return dataclasses.replace(self, target_mm=(t[0], t[1] + dy, t[2] + dz),
+                                       pivot_mm=(p[0], p[1] + dy, p[2] + dz))
+        ds = -dz / math.sin(self.pitch_rad)
+        step = ds * needle_direction(self.pitch_rad)
+        return dataclasses.replace(self, target_mm=(t[0] + float(step[0]), t[1] + dy, t[2] + float(step[2])),
+                                   pivot_mm=(p[0], p[1] + dy, p[2]), insert_mm=self.insert_mm + ds,
+                                   max_insert_mm=self.max_insert_mm + ds)
 
 
 def lumen_path(vessel: VesselEstimate, x_mm: float, pitch_rad: float, wall_mm: float = 0.3) -> tuple[float, float]:
@@ -166,24 +184,54 @@ def _clearance(points: np.ndarray, obstacles: list[VesselEstimate], wall_mm: flo
     return best, which
 
 
+#: joint range (mm or rad) below which a joint counts as fixed
+FIXED_TOLERANCE = 1e-6
+
+
+def fixed_joints(lower: JointVector, upper: JointVector, velocity_limits: JointVector | None = None
+                 ) -> tuple[str, ...]:
+    """Joints the rig cannot move: equal lower and upper limits, or a zero speed limit."""
+    lo, hi = lower.as_array(), upper.as_array()
+    still = hi - lo < FIXED_TOLERANCE
+    if velocity_limits is not None:
+        still |= velocity_limits.as_array() <= 0.0
+    return tuple(n for n, f in zip(JOINT_NAMES, still) if f)
+
+
 def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tuple = (), *,
                    lower: JointVector, upper: JointVector, params: InsertionParams = InsertionParams(),
                    skin_z_mm: float = 0.0, vessel_index: int = -1,
                    target_x_mm: tuple[float, ...] | None = None) -> InsertionPlan:
     """The cheapest feasible insertion into ``vessel`` (see the module docstring).
 
-    ``lower``/``upper``: the rig's joint limits (after safety margins). ``skin_z_mm``: the
+    ``lower``/``upper``: the rig's joint limits (after safety margins); equal limits mark a fixed
+    pitch or pivot height (see "Fixed joints" above). ``skin_z_mm``: the
     skin plane's height now. ``target_x_mm``: candidate target x positions (default: the
     observed stretch, stepped by ``target_x_step_mm``). Raises :class:`UnreachableTarget`.
     """
     pr = params
     lo, hi = lower.as_array(), upper.as_array()
-    p_lo = max(math.radians(pr.pitch_range_deg[0]), lo[3])
-    p_hi = min(math.radians(pr.pitch_range_deg[1]), hi[3])
-    if p_lo > p_hi:
-        raise UnreachableTarget(f"no pitch in {pr.pitch_range_deg} deg is inside the rig's pitch limits "
-                                f"[{math.degrees(lo[3]):.1f}, {math.degrees(hi[3]):.1f}] deg")
-    pitches = np.arange(p_lo, p_hi + 1e-9, math.radians(pr.pitch_step_deg))
+    fixed = fixed_joints(lower, upper)
+    fixed_pitch, fixed_z = "pitch_rad" in fixed, "z_mm" in fixed
+    if fixed_pitch:
+        p_lo = p_hi = float(lo[3])
+        if not 0.0 < p_lo < math.pi / 2:
+            raise UnreachableTarget(f"the rig's fixed needle pitch {math.degrees(p_lo):.1f} deg does not point the "
+                                    "needle down into the tissue (needs 0..90 deg)")
+        pitches = np.array([p_lo])
+    else:
+        p_lo = max(math.radians(pr.pitch_range_deg[0]), lo[3])
+        p_hi = min(math.radians(pr.pitch_range_deg[1]), hi[3])
+        if p_lo > p_hi:
+            raise UnreachableTarget(f"no pitch in {pr.pitch_range_deg} deg is inside the rig's pitch limits "
+                                    f"[{math.degrees(lo[3]):.1f}, {math.degrees(hi[3]):.1f}] deg")
+        pitches = np.arange(p_lo, p_hi + 1e-9, math.radians(pr.pitch_step_deg))
+    if fixed_z and lo[2] <= skin_z_mm:
+        raise UnreachableTarget(f"the rig's fixed pivot height {lo[2]:.1f} mm is not above the skin "
+                                f"({skin_z_mm:.1f} mm)")
+    # joint margin on the pivot axes the rig moves; a fixed axis is exactly where the plan puts it
+    margin = np.where(hi[:3] - lo[:3] < FIXED_TOLERANCE, 0.0, pr.joint_margin_mm)
+    tol = np.where(hi[:3] - lo[:3] < FIXED_TOLERANCE, FIXED_TOLERANCE, 0.0)
     if target_x_mm is None:
         x0 = max(vessel.x_range_mm[0], pr.target_x_range_mm[0])
         x1 = min(vessel.x_range_mm[1], pr.target_x_range_mm[1])
@@ -202,11 +250,14 @@ def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tup
         target = vessel.centre_at(float(x_t))
         # the pitch that puts the target exactly in the plane at the lowest standoff, plus the grid
         exact = math.atan2(pr.standoff_range_mm[0] + skin_z_mm - target[2], pr.probe_offset_mm)
-        cands = np.append(pitches, exact) if p_lo <= exact <= p_hi else pitches
+        cands = np.append(pitches, exact) if p_lo <= exact <= p_hi and not fixed_pitch else pitches
         for p in cands:
             d = needle_direction(float(p))
-            standoff = pr.probe_offset_mm * math.tan(p) + target[2] - skin_z_mm
-            standoff = float(np.clip(standoff, pr.standoff_range_mm[0], pr.standoff_range_mm[1]))
+            if fixed_z:
+                standoff = float(lo[2]) - skin_z_mm
+            else:
+                standoff = pr.probe_offset_mm * math.tan(p) + target[2] - skin_z_mm
+                standoff = float(np.clip(standoff, pr.standoff_range_mm[0], pr.standoff_range_mm[1]))
             s_star = (skin_z_mm + standoff - target[2]) / math.sin(p)
             pivot = target - s_star * d
             plane_off = float(target[0] - (pivot[0] + pr.probe_offset_mm))
@@ -217,8 +268,7 @@ def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tup
             if room < pr.min_reserve_mm:
                 reasons[f"target + {pr.min_reserve_mm} mm reserve beyond the {insert_max:.0f} mm insertion axis"] += 1
                 continue
-            margin = np.array([pr.joint_margin_mm] * 3)
-            out = (pivot < lo[:3] + margin) | (pivot > hi[:3] - margin)
+            out = (pivot < lo[:3] + margin - tol) | (pivot > hi[:3] - margin + tol)
             if out.any():
                 reasons[f"pivot {'xyz'[int(np.flatnonzero(out)[0])]} outside the rig's travel"] += 1
                 continue

@@ -285,7 +285,7 @@ def test_default_force_comes_from_the_tissue_model(rig_config):
     f = emu.force_now(time.monotonic())
     assert 0.2 < f < 5.0
     assert emu.joints() == JointVector(x_mm=-10.0, y_mm=5.0, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad,
-                                       insert_mm=pytest.approx(depth_insert), probe_yaw_rad=0.0)
+                                       insert_mm=pytest.approx(depth_insert), probe_yaw_rad=cfg.fixed.probe_yaw_rad)
 
 
 def test_garbage_and_determinism(rig_config):
