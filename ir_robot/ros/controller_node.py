@@ -72,6 +72,8 @@ class ControllerNodeConfig:
                              help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
                                   "parameters below override; '' = the dataclass defaults")
     urdf: str = param("ir_rig.urdf", help="robot description under urdf/ giving joint and velocity limits")
+    rig_config: str = param("", help="'' = limits from `urdf`; a rig YAML ('default' = config/rig.yaml): the GRBL "
+                                     "rig's joint and speed limits, its fixed joints held (the benchtop rig graph)")
     use_nir: bool = param(True, help="use the NIR camera in the scan")
     command_hold_s: float = param(0.1, range=(0.01, 2.0), unit="s",
                                   help="how long the rig holds each command: must equal the rig's rig.command_hold_s "
@@ -187,7 +189,13 @@ class ControllerNode(Node):
         self.params = declare_config(self, ControllerNodeConfig, prefix="node", read_only=True)
         self.vp_params = declare_config(self, VenipunctureConfig, read_only=True,
                                         base=venipuncture_config(self.params.config.config_file))
-        lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
+        if self.params.config.rig_config:
+            from ir_robot.devices.config import load_rig_config
+
+            rig = load_rig_config(None if self.params.config.rig_config == "default" else self.params.config.rig_config)
+            (lo, hi), vmax = rig.joint_limits(), rig.joint_speed_limits()
+        else:
+            lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
         self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
         self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
         self.controller = None
