@@ -48,7 +48,7 @@ from ir_robot.ros.conversions import (
     PHANTOM_FRAME,
     US_FRAME,
     WORLD_FRAME,
-    camera_info,
+    frame_to_msgs,
     image_to_msg,
     next_due,
     stamp_to_ns,
@@ -189,12 +189,12 @@ class SimNode(Node):
 
     def _publish_frame(self, frame, frame_id: str, stamp) -> None:
         m = frame.modality
-        origin = (-0.5, frame.image.shape[1] / 2 - 0.5) if m == "us" else None
         # labels before the image: a ground-truth perception node has both when the image arrives
         if self.params.config.publish_labels and frame.labels is not None:
             self._pubs[f"{m}/labels"].publish(image_to_msg(frame.labels, stamp, frame_id))
-        self._pubs[f"{m}/image_raw"].publish(image_to_msg(frame.image, stamp, frame_id))
-        self._info_pubs[m].publish(camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, origin))
+        image_msg, info_msg = frame_to_msgs(frame, stamp, m)  # the rig's camera nodes publish the same way
+        self._pubs[f"{m}/image_raw"].publish(image_msg)
+        self._info_pubs[m].publish(info_msg)
         self.frames[m] += 1
 
     def _send_tf(self, stamp) -> None:
