@@ -3,7 +3,7 @@
 GrblEmulator over real ptys plays the GRBL board and the HX711 board; its load-cell force comes from
 the tissue model of the simulator phantom, and the ultrasound / NIR frames are rendered from the same
 phantom at the emulated stage's pose (:class:`~ir_robot.devices.sim_bench.PhantomBench`), with
-ground-truth perception as `ir-robot evaluate --perception ground_truth`. The host side is the real
+ground-truth perception as `ir-robot evaluate --ground-truth-perception`. The host side is the real
 stack: GrblRig (G-code jogs, status polling, load-cell port) behind SafeRig, driven by the
 VenipunctureController in its fixed-joint mode (z, pitch and probe yaw fixed on the 3-axis stage).
 """
