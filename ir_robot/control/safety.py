@@ -49,6 +49,7 @@ from typing import Callable
 import numpy as np
 
 from ir_robot.config import param
+from ir_robot.control.limits import with_margins
 from ir_robot.core.errors import ConfigError, SafetyTrip
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
@@ -103,9 +104,8 @@ class SafeRig(Rig):
         self.movable_joints = tuple(rig.movable_joints)
         lo, hi = rig.limits()
         self._lo_raw, self._hi_raw = lo.as_array(), hi.as_array()
-        margin = np.where(_LINEAR, self.config.limit_margin_mm, self.config.limit_margin_rad)
-        self._lo = self._lo_raw + margin
-        self._hi = self._hi_raw - margin
+        # the margins keep movable joints inside; a fixed joint (equal limits, a 3-axis stage) keeps its value
+        self._lo, self._hi = with_margins(self._lo_raw, self._hi_raw, self.config)
         if np.any(self._lo > self._hi):
             raise ConfigError(f"SafetyConfig limit margins ({self.config.limit_margin_mm} mm, "
                               f"{self.config.limit_margin_rad} rad) leave no room inside the rig's joint limits")

@@ -124,3 +124,39 @@ def test_cli_emulator_run_reports_success_and_the_bench_truth(capsys):
     assert truth["flashback"] and not truth["back_wall_punctured"] and not truth["artery_punctured"]
     assert [p[0] for p in truth["punctures"]].count("vessel_wall") == 1
     assert out["final"]["status"] == "idle" and out["final"]["insert_mm"] < 0.1
+
+
+def test_safety_margins_leave_the_fixed_joints_of_the_stage_alone():
+    """SafeRig with limit margins on the GRBL rig: movable joints kept inside, fixed ones (equal limits) kept."""
+    from ir_robot.control.safety import SafeRig, SafetyConfig
+    from ir_robot.core.types import JointVector, RigState
+    from ir_robot.devices.base import Rig
+
+    cfg = load_rig_config()
+
+    class Stage(Rig):
+        movable_joints = cfg.axis_joints
+
+        def read_state(self):
+            return RigState(0.0, cfg.joints_from_mpos(np.array([-45.0, -22.0, -5.0])), JointVector(), 0.0)
+
+        def command(self, cmd):
+            pass
+
+        def move_to(self, target, speed_mm_s=5.0):
+            pass
+
+        def stop(self, reason=""):
+            pass
+
+        def limits(self):
+            return cfg.joint_limits()
+
+        def velocity_limits(self):
+            return cfg.joint_speed_limits()
+
+    safe = SafeRig(Stage(), SafetyConfig(limit_margin_mm=1.0, limit_margin_rad=0.05))
+    lo, hi = safe.limits()
+    assert (lo.x_mm, hi.x_mm, lo.insert_mm, hi.insert_mm) == (-44.0, 44.0, 1.0, 39.0)
+    assert lo.pitch_rad == hi.pitch_rad == cfg.fixed.pitch_rad and lo.z_mm == hi.z_mm == cfg.fixed.z_mm
+    assert safe.read_state().status != "estop"    # the stage's fixed pitch and height are not "outside" its limits
