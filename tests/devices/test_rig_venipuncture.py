@@ -54,9 +54,11 @@ def test_venipuncture_completes_through_the_emulator():
         lc_samples = loadcell.sample_count
         jogs = sum(1 for line in eb.emulator.received_lines if line.startswith("$J="))
         errors = list(eb.emulator.errors_sent)
+        skipped = eb.rig.jogs_skipped
     out = res.outcome
     events = [msg for _, msg in out.events]
-    why = f"{out.reason}\n" + "\n".join(events)
+    why = (f"{out.reason} (safety trip: {res.safety_trip}; rig: {final.status} {final.message}; "
+           f"jogs skipped {skipped})\n" + "\n".join(f"{t:7.2f} {m}" for t, m in out.events))
 
     # the controller reports success after one attempt, with no safety trip, in time
     assert out.success and res.safety_trip is None and not res.timed_out, why
