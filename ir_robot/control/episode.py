@@ -179,6 +179,12 @@ def artery_punctured(world) -> bool:
                for e in world.state().events)
 
 
+def back_wall_punctured(world) -> bool:
+    """Ground truth: the needle tore a vessel's back wall at any time since the reset (the world's
+    ``back_wall_punctured`` flag is the tissue's current state and clears once the needle is out)."""
+    return bool(world.state().back_wall_punctured) or any(e.membrane == "back_wall" for e in world.state().events)
+
+
 @dataclass(frozen=True)
 class Verdict:
     success: bool
@@ -193,10 +199,9 @@ def judge(world, scorer: Scorer | None, *, controller_success: bool, controller_
     """The success rule of a simulated procedure, shared by :func:`run_episode` and the ROS ``sim`` node's
     referee: the controller reported success, the true tip was in a vein lumen at every tick of the hold, no
     back wall and no artery was punctured, no safety trip, and at most :data:`MAX_DURATION_S` of simulated time."""
-    ws = world.state()
     hold_ok = scorer is not None and scorer.hold_in_lumen
     artery = artery_punctured(world)
-    back_wall = bool(ws.back_wall_punctured)
+    back_wall = back_wall_punctured(world)
     success = bool(controller_success and hold_ok and not back_wall and not artery and not safety_trip
                    and duration_s <= MAX_DURATION_S)
     if success:

@@ -72,6 +72,7 @@ class PhantomBench:
         self._lock = threading.Lock()
         self.contact = None
         self._events: list = []
+        self._back_wall = False
         self.t_s = 0.0
         #: ground truth, for scoring only: the tip has been in a vein lumen (blood would flash back)
         self.flashback = False
@@ -86,6 +87,8 @@ class PhantomBench:
                                    t_s, self._rng_force)
             self.contact, self.t_s = c, float(t_s)
             self._events.extend(c.events)
+            # latched: the tissue model clears its back-wall flag once the needle has left the skin
+            self._back_wall = self._back_wall or bool(c.back_wall_punctured)
             if self._in_vein(c):
                 self.flashback = True
         return float(c.measured_force_n)
@@ -100,8 +103,9 @@ class PhantomBench:
 
     @property
     def back_wall_punctured(self) -> bool:
+        """Ground truth: a vessel's back wall was torn at any time (not only while the needle is in)."""
         with self._lock:
-            return bool(self.contact is not None and self.contact.back_wall_punctured)
+            return self._back_wall or any(e.membrane == "back_wall" for e in self._events)
 
     @property
     def artery_punctured(self) -> bool:
