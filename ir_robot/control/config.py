@@ -15,6 +15,7 @@ from ir_robot.config import from_dict, param, read_yaml
 from ir_robot.control.safety import SafetyConfig
 from ir_robot.control.tracking import ForceParams, TrackerParams
 from ir_robot.planning.insertion import InsertionParams
+from ir_robot.planning.pulsatility import PulsatilityParams
 from ir_robot.planning.targets import TargetCriteria
 from ir_robot.planning.vessels import FusionParams
 
@@ -87,6 +88,7 @@ class ControlParams:
 class VenipunctureConfig:
     control: ControlParams = dataclasses.field(default_factory=ControlParams)
     criteria: TargetCriteria = dataclasses.field(default_factory=TargetCriteria)
+    pulsatility: PulsatilityParams = dataclasses.field(default_factory=PulsatilityParams)
     fusion: FusionParams = dataclasses.field(default_factory=FusionParams)
     insertion: InsertionParams = dataclasses.field(default_factory=InsertionParams)
     tracker: TrackerParams = dataclasses.field(default_factory=TrackerParams)

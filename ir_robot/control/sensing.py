@@ -72,8 +72,9 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
             continue  # cut by the image edge: a partial cross-section, centre and size are wrong
         p = us_to_world(v.centre_px, (h, w), frame.spacing_mm, probe)
         height = float(v.height_mm) if getattr(v, "height_mm", 0.0) else float(v.diameter_mm)
+        area = float(getattr(v, "area_px", 0) or 0) * frame.spacing_mm[0] * frame.spacing_mm[1]
         sections.append(CrossSection(v.kind, float(p[0]), float(p[1]), float(p[2]), width, height,
-                                     float(getattr(v, "confidence", 1.0))))
+                                     float(getattr(v, "confidence", 1.0)), area))
     needle = None
     nd = getattr(res, "needle", None)
     if nd is not None:

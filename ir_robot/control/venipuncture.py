@@ -17,7 +17,10 @@ SELECT     fuse cross-sections and NIR traces into vessels (:func:`~ir_robot.pla
            reject arteries and veins failing the diameter/depth/straightness criteria, plan the
            insertion into the best reachable vein (:func:`~ir_robot.planning.insertion.plan_insertion`)
 ALIGN      move pivot, pitch and probe over the target (target in the ultrasound plane); lock the
-           tracker on the target's cross-section; re-plan if it moved more than ``replan_threshold_mm``
+           tracker on the target's cross-section; re-plan if it moved more than ``replan_threshold_mm``.
+           Artery check (``pulsatility``): before the first insertion into a vessel, dwell ``dwell_s``
+           transverse over it and measure its cross-section; a pulsating one is an artery whatever the
+           classifier said: back to SELECT, which rejects it and takes the next candidate
 INSERT     visual servoing keeps the needle plane on the tracked target (pivot y, z follow it; near the
            image plane the tracker stops trusting needle-spoilt fixes: depth from the tissue layers);
            speed profile air -> skin -> tissue -> slow near the vein; a puncture (filtered force drop)
@@ -53,6 +56,7 @@ simulator and the serial rig; it never sees ground truth.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections import deque
@@ -67,6 +71,7 @@ from ir_robot.control.tracking import ForceMonitor, TargetTracker
 from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, fixed_joints, plan_insertion
+from ir_robot.planning.pulsatility import ARTERY, CrossSectionSeries, PulsatilityError, assess_pulsatility
 from ir_robot.planning.targets import Candidate, rank_targets
 from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate, fuse_scan
 
@@ -91,7 +96,7 @@ class Phase(str, enum.Enum):
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.SCAN: frozenset({Phase.SELECT, Phase.ABORT}),
     Phase.SELECT: frozenset({Phase.ALIGN, Phase.ABORT}),
-    Phase.ALIGN: frozenset({Phase.INSERT, Phase.ABORT}),
+    Phase.ALIGN: frozenset({Phase.INSERT, Phase.SELECT, Phase.ABORT}),  # SELECT: the artery check rejected it
     Phase.INSERT: frozenset({Phase.CONFIRM, Phase.RETRACT, Phase.ABORT}),
     Phase.CONFIRM: frozenset({Phase.HOLD, Phase.RETRACT, Phase.ABORT}),
     Phase.HOLD: frozenset({Phase.RETRACT, Phase.ABORT}),
@@ -165,6 +170,10 @@ class VenipunctureController:
         self.candidates: list[Candidate] = []
         self.target: VesselEstimate | None = None
         self.plan: InsertionPlan | None = None
+        # artery check (pulsatility): vessel index -> (t, area, width) samples / verdict
+        self._pulse_samples: dict[int, list[tuple[float, float, float]]] = {}
+        self._pulse_since: dict[int, float] = {}
+        self.pulse_verdicts: dict[int, str] = {}
         # tracking / insertion
         self.tracker = TargetTracker(config.tracker)
         self.force = ForceMonitor(config.force)
@@ -371,6 +380,9 @@ class VenipunctureController:
     # ================================================================ SELECT
     def _select(self, t, q, obs, dt):
         self.vessels, unmatched = fuse_scan(self.sections, self.nir_traces, self.cfg.fusion)
+        # vessels the artery check found pulsating are arteries, whatever the classifier said
+        self.vessels = tuple(dataclasses.replace(v, kind="artery") if self.pulse_verdicts.get(i) == ARTERY else v
+                             for i, v in enumerate(self.vessels))
         self.candidates = rank_targets(self.vessels, self.cfg.criteria)
         self.outcome.candidates = [c.describe() for c in self.candidates]
         for c in self.candidates:
@@ -470,14 +482,18 @@ class VenipunctureController:
             goal = {X: self.plan.pivot_mm[0], PITCH: self.plan.pitch_rad, INS: 0.0, YAW: math.pi / 2, **goal_yz}
             if m is not None and not m.blank and self.tracker.last_update_s == m.stamp_s:
                 self._lock_count += 1
-            if self._lock_count >= self.p.lock_frames and self._settled(q, goal):
+                self._pulse_sample(m)
+            if self._lock_count >= self.p.lock_frames and self._settled(q, goal) and self._artery_check(t):
                 if not self._start_insertion(t):
                     return np.zeros(6)
+            if self.phase != Phase.ALIGN:  # the artery check rejected the target
+                return np.zeros(6)
         gy = float(np.clip(goal[Y], self.lo[Y], self.hi[Y]))
         gz = float(np.clip(goal[Z], self.lo[Z], self.hi[Z]))
-        if t - self._phase_t > self.p.align_timeout_s:
+        timeout = self.p.align_timeout_s + (self.cfg.pulsatility.max_dwell_s if self.cfg.pulsatility.enabled else 0.0)
+        if t - self._phase_t > timeout:
             self._go(Phase.ABORT, f"could not reach the insertion pose and lock on the target within "
-                                  f"{self.p.align_timeout_s:.0f} s")
+                                  f"{timeout:.0f} s")
             return np.zeros(6)
         if self._settled(q, {k: v for k, v in goal.items() if k in (X, PITCH, YAW)}) and \
                 abs(q[Y] - gy) < 0.5 and abs(q[Z] - gz) < 0.5:
@@ -497,6 +513,55 @@ class VenipunctureController:
                                   f"{self.tracker.age(t):.1f} s)")
             return np.zeros(6)
         return self._servo(q, goal, dt, ff=ff, speed=self._travel_speeds())
+
+    # ---------------------------------------------------------------- artery check (pulsatility)
+    def _pulse_sample(self, m: UsMeasurement) -> None:
+        """Record the size of the target's own cross-section in this frame (the one the tracker used)."""
+        if self.plan is None or self.tracker.last_source != "target" or self.tracker.frozen:
+            return
+        s = min(m.sections, key=lambda c: math.hypot(c.y_mm - self.tracker.pos[0], c.z_mm - self.tracker.pos[1]),
+                default=None)
+        if s is not None and s.area_mm2 > 0 and math.hypot(s.y_mm - self.tracker.pos[0],
+                                                            s.z_mm - self.tracker.pos[1]) < self.tracker.params.gate_mm:
+            self._pulse_samples.setdefault(self.plan.vessel_index, []).append((m.stamp_s, s.area_mm2, s.width_mm))
+
+    def _artery_check(self, t: float) -> bool:
+        """True when the target may be punctured. Before the first insertion into a vessel, dwell until
+        ``pulsatility.dwell_s`` of its cross-section is recorded and judge it
+        (:func:`~ir_robot.planning.pulsatility.assess_pulsatility`): a pulsating vessel is an artery
+        whatever the classifier said: go back to SELECT, which rejects it and takes the next candidate.
+        No verdict within ``max_dwell_s`` (target rarely seen whole, unstable segmentation): the
+        classifier's call stands (logged)."""
+        pp = self.cfg.pulsatility
+        idx = self.plan.vessel_index
+        if not pp.enabled or idx in self.pulse_verdicts:
+            return True
+        samples = self._pulse_samples.get(idx, [])
+        since = min(self._pulse_since.setdefault(idx, t), samples[0][0] if samples else t)
+        span = samples[-1][0] - samples[0][0] if samples else 0.0
+        waited = t - since
+        if span < pp.dwell_s - 1e-6 and waited < pp.max_dwell_s:
+            return False
+        try:
+            res = assess_pulsatility(CrossSectionSeries.from_samples(*zip(*samples)) if samples else
+                                     CrossSectionSeries.from_samples([], []), pp)
+        except PulsatilityError as exc:
+            if waited < pp.max_dwell_s:
+                return False
+            self.pulse_verdicts[idx] = "none"
+            self._event(f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc}); "
+                        f"the classifier's vein call stands")
+            return True
+        self.pulse_verdicts[idx] = res.verdict
+        self._event(f"artery check of vessel {idx}: {res.describe()}")
+        if res.verdict != ARTERY:
+            return True
+        self.tracker.locked = False
+        self._lock_count = 0
+        self._align_settled_since = None
+        self._go(Phase.SELECT, f"vessel {idx} pulsates: an artery, not punctured")
+        self._select(t, None, None, 0.0)
+        return False
 
     def _constellation_shift(self, m: UsMeasurement) -> tuple[float, float] | None:
         """Rigid (dy, dz) of the phantom since the scan: the shift that best lays every scanned

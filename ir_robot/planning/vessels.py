@@ -34,6 +34,7 @@ class CrossSection:
     width_mm: float          # lateral lumen extent
     height_mm: float         # vertical lumen extent
     confidence: float = 1.0
+    area_mm2: float = 0.0    # lumen area in the image (0: not measured)
 
 
 @dataclass(frozen=True)
