@@ -7,7 +7,7 @@ two cannot drift apart. Plain data, no ROS import.
 Each node is a small class in ``ir_robot.ros`` with a ``main(args=None)``; on ROS
 installs it is the console script ``executable`` (setup.py ``entry_points``, see
 :func:`console_scripts`), with the pip launcher it runs in-process (one
-multi-threaded executor) or as ``python -m ir_robot.ros.run NAME`` (one process per node).
+single-threaded executor) or as ``python -m ir_robot.ros.run NAME`` (one process per node).
 Parameters come from the graph's ``config/ros/<graph>.yaml`` (ROS format: ``node_name:
 ros__parameters:``), then from any user file given with ``--params`` (later files win, as in ROS).
 """

@@ -2,8 +2,8 @@
 
 Every node module's ``main(args=None)`` calls :func:`run_node`: ``rclpy.init``, build the
 node (a bad parameter file gives one clear error and exit code 2), spin a
-multi-threaded executor, and on Ctrl-C / SIGTERM / ``rclpy.shutdown`` destroy the node
-and shut down cleanly.
+single-threaded executor (a multi-threaded one if the node class sets ``EXECUTOR_THREADS`` > 1),
+and on Ctrl-C / SIGTERM / ``rclpy.shutdown`` destroy the node and shut down cleanly.
 """
 
 from __future__ import annotations
