@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from ir_robot.core.errors import IrRobotError
 
@@ -45,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Ctrl-C must stop long-running commands (launch, rig-emulator, training) even when the
+    # shell started us with SIGINT ignored (a background job inherits SIG_IGN, and Python then
+    # installs no KeyboardInterrupt handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = args.func(args)
     except IrRobotError as exc:

@@ -44,6 +44,9 @@ def run_node(node_cls, args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     # SIGTERM (the launcher's stop) behaves like Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started as a background job (SIGINT inherited as ignored): Ctrl-C / the launcher's stop must still work
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     node = None
     code = 0
     try:
