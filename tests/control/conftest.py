@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 
+from ir_robot.control.config import VenipunctureConfig
+from ir_robot.control.episode import make_perception, make_world
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
 
@@ -58,3 +60,21 @@ class KinematicRig(Rig):
 @pytest.fixture
 def kin_rig():
     return KinematicRig()
+
+
+# the venipuncture config, ground-truth perception and one simulated world, shared within a test module
+@pytest.fixture(scope="module")
+def cfg():
+    return VenipunctureConfig()
+
+
+@pytest.fixture(scope="module")
+def gt(cfg):
+    return make_perception("ground_truth", cfg)
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = make_world(motion=True)
+    yield w
+    w.close()

@@ -7,10 +7,7 @@ vein, or abort when no vein is left. Ground truth is read only for scoring.
 
 import dataclasses
 
-import pytest
-
-from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import make_perception, make_world, run_episode
+from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import Phase
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
 
@@ -34,23 +31,6 @@ class Relabel:
         mask[vein] = LABEL_ARTERY if self.kinds["vein"] == "artery" else LABEL_VEIN
         return dataclasses.replace(r, mask=mask, vessels=tuple(dataclasses.replace(v, kind=self.kinds[v.kind])
                                                                for v in r.vessels))
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return VenipunctureConfig()
-
-
-@pytest.fixture(scope="module")
-def gt(cfg):
-    return make_perception("ground_truth", cfg)
-
-
-@pytest.fixture(scope="module")
-def world():
-    w = make_world(motion=True)
-    yield w
-    w.close()
 
 
 def _artery_events(r):

@@ -11,30 +11,13 @@ import math
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import make_perception, make_world, run_episode
+from ir_robot.control.episode import run_episode
 from ir_robot.control.faults import DropoutPerception, SpikyForceRig, blank_camera
 from ir_robot.control.venipuncture import Phase
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import MotionSpec, VesselSpec, load_phantom
 
 SEED = 2   # a phantom the default suite also runs to success
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return VenipunctureConfig()
-
-
-@pytest.fixture(scope="module")
-def gt(cfg):
-    return make_perception("ground_truth", cfg)
-
-
-@pytest.fixture(scope="module")
-def world():
-    w = make_world(motion=True)
-    yield w
-    w.close()
 
 
 class Watch:

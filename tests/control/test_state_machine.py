@@ -4,31 +4,13 @@ import math
 
 import pytest
 
-from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import make_perception, make_world, run_episode
+from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import TRANSITIONS, Phase, VenipunctureController
 from ir_robot.core.types import JointVector
 
 LO = JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0)
 HI = JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, math.pi / 2)
 VMAX = JointVector(20.0, 20.0, 10.0, 0.5, 10.0, 1.0)
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return VenipunctureConfig()
-
-
-@pytest.fixture(scope="module")
-def gt(cfg):
-    return make_perception("ground_truth", cfg)
-
-
-@pytest.fixture(scope="module")
-def world():
-    w = make_world(motion=True)
-    yield w
-    w.close()
 
 
 def test_transition_table():
