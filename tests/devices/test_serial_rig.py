@@ -250,6 +250,8 @@ def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig,
     t_unplug = emulator.unplug()
     assert wait_for(lambda: ready_rig.fault is not None, timeout=1.0)
     assert ready_rig.fault_time - t_unplug < 0.100
+    # the reader thread records the fault, then sends the halt bytes and logs the halt
+    assert wait_for(lambda: any(h[1] == "fault" for h in ready_rig.halts), timeout=1.0)
     t_halt, reason, delivered = ready_rig.halts[-1]
     assert reason == "fault" and t_halt - t_unplug < 0.100 and delivered is False  # attempted; the port is gone
     st = ready_rig.read_state()
