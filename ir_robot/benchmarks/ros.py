@@ -75,8 +75,8 @@ STAGES = (
     ("render_publish", "sim_tick", "sim_pub"),
     ("to_perception", "sim_pub", "perc_in"),
     ("perception", "perc_in", "perc_pub"),
-    ("to_controller", "perc_pub", "ctl_mask"),
-    ("controller", "ctl_mask", "ctl_pub"),
+    ("to_controller", "perc_pub", "ctl_result"),
+    ("controller", "ctl_result", "ctl_pub"),
     ("to_rig", "ctl_pub", "rig_in"),
 )
 

@@ -270,12 +270,15 @@ class GroundTruthPerception:
         raise PerceptionError(f"GroundTruthPerception: unknown frame modality {frame.modality!r} (use 'us' or 'nir')")
 
 
-def make_perception(modality: str, weights: str | Path | None = None, *, threads: int | None = None):
+def make_perception(modality: str, weights: str | Path | None = None, *, threads: int | None = None,
+                    postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
     """The learned predictor of a modality, from ``weights`` or the shipped default."""
     if modality == "us":
-        return UltrasoundPerception.from_weights(weights or default_weights_path("us"), threads=threads)
+        return UltrasoundPerception.from_weights(weights or default_weights_path("us"), threads=threads,
+                                                 postprocess=postprocess)
     if modality == "nir":
-        return NirPerception.from_weights(weights or default_weights_path("nir"), threads=threads)
+        return NirPerception.from_weights(weights or default_weights_path("nir"), threads=threads,
+                                          postprocess=postprocess)
     raise PerceptionError(f"unknown modality {modality!r}; use 'us' or 'nir'")
 
 

@@ -82,9 +82,12 @@ class NeedleDetection:
 
 @dataclass(frozen=True, eq=False)
 class UsResult:
-    """Ultrasound perception output: the label mask (H, W uint8), vessels and the needle."""
+    """Ultrasound perception output: the label mask (H, W uint8), vessels and the needle.
 
-    mask: np.ndarray
+    ``mask`` is None for a result rebuilt from a ``/us/result`` message (:func:`result_from_json`).
+    """
+
+    mask: np.ndarray | None
     spacing_mm: tuple[float, float]
     vessels: tuple[VesselDetection, ...] = ()
     needle: NeedleDetection | None = None
@@ -97,7 +100,8 @@ class UsResult:
         return tuple(v for v in self.vessels if v.kind == "artery")
 
     def to_dict(self) -> dict:
-        return {"modality": "us", "source": self.source, "shape": list(self.mask.shape),
+        return {"modality": "us", "source": self.source,
+                "shape": list(self.mask.shape) if self.mask is not None else None,
                 "spacing_mm": list(self.spacing_mm), "vessels": [_asdict(v) for v in self.vessels],
                 "needle": _asdict(self.needle) if self.needle is not None else None}
 
@@ -126,16 +130,85 @@ class NirVein:
 
 @dataclass(frozen=True, eq=False)
 class NirResult:
-    """NIR perception output: the label mask (H, W uint8, 0/1) and the veins, widest first."""
+    """NIR perception output: the label mask (H, W uint8, 0/1) and the veins, widest first.
 
-    mask: np.ndarray
+    ``mask`` is None for a result rebuilt from a ``/nir/result`` message (:func:`result_from_json`).
+    """
+
+    mask: np.ndarray | None
     spacing_mm: tuple[float, float]
     veins: tuple[NirVein, ...] = ()
     source: str = "model"
 
     def to_dict(self) -> dict:
-        return {"modality": "nir", "source": self.source, "shape": list(self.mask.shape),
+        return {"modality": "nir", "source": self.source,
+                "shape": list(self.mask.shape) if self.mask is not None else None,
                 "spacing_mm": list(self.spacing_mm), "veins": [_asdict(v) for v in self.veins]}
+
+
+def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) -> str:
+    """The detections of a result as one JSON text, at full float precision, without the mask.
+
+    This is what a perception node sends on ``/<m>/result`` so that consumers (the controller)
+    use its analysis instead of repeating it on the mask. ``stamp_ns`` is the image's stamp.
+    """
+    import json
+
+    def plain(v):
+        if isinstance(v, np.ndarray):
+            return v.tolist()
+        if isinstance(v, (tuple, list)):
+            return [plain(x) for x in v]
+        if isinstance(v, np.floating):
+            return float(v)
+        if isinstance(v, (np.integer, np.bool_)):
+            return v.item()
+        return v
+
+    def fields(obj) -> dict:
+        return {name: plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
+
+    d = {"modality": "us" if isinstance(result, UsResult) else "nir", "stamp_ns": stamp_ns,
+         "source": result.source, "spacing_mm": plain(result.spacing_mm),
+         "shape": list(result.mask.shape) if result.mask is not None else None}
+    if isinstance(result, UsResult):
+        d["vessels"] = [fields(v) for v in result.vessels]
+        d["needle"] = fields(result.needle) if result.needle is not None else None
+    else:
+        d["veins"] = [fields(v) for v in result.veins]
+    return json.dumps(d, allow_nan=False)
+
+
+def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
+    """Inverse of :func:`result_to_json`: ``(result with mask None, stamp_ns)``.
+
+    Raises ValueError (naming the problem) on text that is not such a result.
+    """
+    import json
+
+    try:
+        d = json.loads(text)
+        modality = d["modality"]
+        spacing = tuple(float(x) for x in d["spacing_mm"])
+
+        def tup(v):
+            return tuple(tup(x) for x in v) if isinstance(v, list) else v
+
+        if modality == "us":
+            vessels = tuple(VesselDetection(**{k: tup(v) for k, v in x.items()}) for x in d["vessels"])
+            nd = d["needle"]
+            needle = NeedleDetection(**{k: tup(v) for k, v in nd.items()}) if nd is not None else None
+            result = UsResult(None, spacing, vessels, needle, d["source"])
+        elif modality == "nir":
+            veins = tuple(NirVein(**{k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
+                                     for k, v in x.items()}) for x in d["veins"])
+            result = NirResult(None, spacing, veins, d["source"])
+        else:
+            raise ValueError(f"unknown modality {modality!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a perception result message: {type(exc).__name__}: {exc}") from None
+    stamp = d.get("stamp_ns")
+    return result, (int(stamp) if stamp is not None else None)
 
 
 def _asdict(obj) -> dict:

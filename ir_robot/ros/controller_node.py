@@ -2,13 +2,14 @@
 as a ROS node.
 
 Inputs: ``/rig/joint_states`` + ``/needle/force`` + ``/rig/status`` (the rig state),
-``/us/image_raw`` + ``/us/mask`` + ``/us/camera_info`` and the same for NIR (the
-perception nodes' masks are turned back into results by the shared post-processing,
-so the controller runs exactly the code of ``ir-robot demo``), ``/procedure/state``.
+``/us/image_raw`` + ``/us/result`` + ``/us/camera_info`` and the same for NIR (the
+perception nodes' results, JSON: the controller uses their analysis as it is, so it runs
+exactly the code of ``ir-robot demo`` with the same predictor; the image is still needed for
+blank-frame detection and the tissue-layer profile), ``/procedure/state``.
 
 A fresh controller starts when the procedure state becomes ``running``; it is
 computed every ``control.dt_s`` and, when it asks for an ultrasound frame, at once
-when the mask of a frame taken after the request arrives (image-to-command latency;
+when the result of a frame taken after the request arrives (image-to-command latency;
 after ``node.frame_wait_s`` without one it runs without, i.e. a drop-out). Each command is computed to be safe for
 ``node.command_hold_s``, the time the rig holds it (the rig's ``rig.command_hold_s``);
 a computation that takes longer (planning) first sends a stop, so the rig waits
@@ -48,7 +49,7 @@ from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import VenipunctureController
 from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
 from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, RigState, needle_direction
-from ir_robot.perception.postprocess import PostprocessParams
+from ir_robot.perception.postprocess import UsResult, result_from_json
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,
@@ -56,13 +57,13 @@ from ir_robot.ros.conversions import (
     command_to_msg,
     msg_to_image,
     msgs_to_rig_state,
+    ns_to_stamp,
     point_msg,
     pose_msg,
     spacing_from_info,
     stamp_to_ns,
 )
 from ir_robot.ros.params import declare_config, venipuncture_config
-from ir_robot.ros.perception_nodes import result_from_mask
 from ir_robot.ros.trace import LatencyTrace
 
 
@@ -105,23 +106,23 @@ def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
     return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
 
 
-class MaskPerception:
-    """The perception the controller is given: the segmentation was done by a perception node; the frame
-    carries its mask in ``meta['mask']`` and this rebuilds the result with the shared post-processing."""
+class ResultPerception:
+    """The perception the controller is given: a perception node did the work; the frame carries its
+    result (from ``/<m>/result``) in ``meta['result']``."""
 
-    def __init__(self, modality: str, postprocess=None):
+    def __init__(self, modality: str):
         self.modality = modality
-        self.postprocess = postprocess
 
     def predict(self, frame: ImageFrame, spacing_mm=None):
-        mask = frame.meta.get("mask") if isinstance(frame.meta, dict) else None
-        if mask is None:
-            raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no mask from the perception node")
-        return result_from_mask(self.modality, mask, spacing_mm or frame.spacing_mm, frame.image, self.postprocess)
+        result = frame.meta.get("result") if isinstance(frame.meta, dict) else None
+        if result is None:
+            raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no result from the "
+                                  f"perception node")
+        return result
 
 
 class _Stream:
-    """Pairs one modality's images with their masks (by stamp) and keeps the camera's pixel spacing."""
+    """Keeps one modality's recent images (by stamp, to pair with results) and the camera's pixel spacing."""
 
     def __init__(self):
         self.images: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -215,7 +216,7 @@ class ControllerNode(Node):
         self._us_request_ns: int | None = None
         self._last_compute = 0.0
         self.counts = {"commands": 0, "from_images": 0, "procedures": 0}
-        self.step_ms: deque = deque(maxlen=10_000)   # wall time of image-triggered steps (mask in -> command out)
+        self.step_ms: deque = deque(maxlen=10_000)   # wall time of image-triggered steps (result in -> command out)
         self.trace = LatencyTrace(self.NODE_NAME)
         group = MutuallyExclusiveCallbackGroup()   # the controller is not thread-safe: one callback at a time
         sensor, newest = qos.sensor(), qos.sensor()
@@ -230,7 +231,7 @@ class ControllerNode(Node):
                                      callback_group=group)
             self.create_subscription(Image, f"/{m}/image_raw", lambda msg, m=m: self._on_image(m, msg), sensor,
                                      callback_group=group)
-            self.create_subscription(Image, f"/{m}/mask", lambda msg, m=m: self._on_mask(m, msg), newest,
+            self.create_subscription(String, f"/{m}/result", lambda msg, m=m: self._on_result(m, msg), newest,
                                      callback_group=group)
         self._cmd_pub = self.create_publisher(JointState, "/rig/command", qos.rig_command())
         self._depth_pub = self.create_publisher(Float64, "/rig/insertion_target", qos.latched())
@@ -279,23 +280,25 @@ class ControllerNode(Node):
         except PerceptionError as exc:
             self.get_logger().error(f"/{m}/image_raw dropped: {exc}", throttle_duration_sec=2.0)
 
-    def _on_mask(self, m: str, msg: Image) -> None:
+    def _on_result(self, m: str, msg: String) -> None:
         t0 = time.perf_counter()
-        if m == "us" and self.trace.enabled:
-            self.trace(stamp_to_ns(msg.header.stamp), "ctl_mask")
         if self.controller is None or self.controller.done:
             return
-        key = stamp_to_ns(msg.header.stamp)
+        try:
+            result, key = result_from_json(msg.data)
+            kind = "us" if isinstance(result, UsResult) else "nir"
+            if key is None or kind != m:
+                raise ValueError("a result without stamp_ns" if key is None else f"a {kind} result on /{m}/result")
+        except ValueError as exc:
+            self.get_logger().error(f"/{m}/result dropped: {exc}", throttle_duration_sec=2.0)
+            return
+        if m == "us" and self.trace.enabled:
+            self.trace(key, "ctl_result")
         stream = self._streams[m]
         image = stream.images.get(key)
         if image is None or stream.spacing is None or key < self._running_since_ns:
             return  # its image was dropped, no camera_info yet, or taken before this procedure began
-        try:
-            mask = msg_to_image(msg, shape=image.shape)
-        except PerceptionError as exc:
-            self.get_logger().error(f"/{m}/mask dropped: {exc}", throttle_duration_sec=2.0)
-            return
-        meta = {"mask": mask}
+        meta = {"result": result}
         if m == "us":
             joints = self._joints_at(key * 1e-9)
             if joints is None:
@@ -307,7 +310,7 @@ class ControllerNode(Node):
             self._pending_nir = frame
             return
         if self._us_request_ns is not None and key >= self._us_request_ns:
-            self._step(us=frame, stamp=msg.header.stamp)
+            self._step(us=frame, stamp=ns_to_stamp(key))
             self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _joints_at(self, t_s: float) -> JointVector | None:
@@ -334,8 +337,8 @@ class ControllerNode(Node):
     def _start(self) -> None:
         cfg = self.vp_params.config
         # the post-processing `ir-robot demo` gives its ultrasound perception (control.us_min_vessel_area_mm2)
-        us = MaskPerception("us", PostprocessParams(min_vessel_area_mm2=cfg.control.us_min_vessel_area_mm2))
-        nir = MaskPerception("nir") if self.params.config.use_nir else None
+        us = ResultPerception("us")
+        nir = ResultPerception("nir") if self.params.config.use_nir else None
         self.controller = VenipunctureController(cfg, us, nir, lower=self.lower, upper=self.upper,
                                                  velocity_limits=self.vmax)
         self._running_since_ns = self.get_clock().now().nanoseconds

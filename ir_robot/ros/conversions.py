@@ -58,6 +58,12 @@ def stamp_to_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def ns_to_stamp(ns: int) -> Time:
+    """Exact inverse of :func:`stamp_to_ns`."""
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
 def next_due(due_s: float, now_s: float, rate_hz: float) -> float:
     """When the next periodic event is due after one taken at ``now_s`` (it was due at ``due_s``): on the
     ``rate_hz`` grid, or one period from now after falling behind (no burst to catch up)."""

@@ -16,11 +16,15 @@ image's stamp and in the image's frame (``us_image`` / ``nir_image``):
 ``/nir/mask``              sensor_msgs/Image mono8            0 background, 1 vein
 ``/nir/vein``              geometry_msgs/PointStamped         widest vein centre (x, y from the view centre)
 ``/nir/markers``           visualization_msgs/MarkerArray     vein centrelines
+``/<m>/result``            std_msgs/String JSON               every detection of the frame at full precision,
+                                                              with ``stamp_ns`` (the image's stamp); no mask
 ``/<m>/perception_info``   std_msgs/String JSON, latched      the model in use: {"model", "requested", "weights"}
 =========================  =================================  =================================================
 
-The mask is the complete result: :func:`result_from_mask` rebuilds the same
-``UsResult`` / ``NirResult`` downstream with the shared post-processing. An image
+``/<m>/result`` (:func:`ir_robot.perception.postprocess.result_to_json`) is what the
+controller consumes: it uses this node's analysis (soft-vote artery/vein from the
+class probabilities, needle confidence) instead of repeating it on the mask.
+:func:`result_from_mask` still rebuilds a result from a recorded mask. An image
 with an unexpected encoding or size is logged and dropped; the node never crashes
 on input.
 """
@@ -46,6 +50,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError, PerceptionError
 from ir_robot.core.types import ImageFrame
+from ir_robot.perception.postprocess import result_to_json
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,
@@ -78,6 +83,9 @@ class PerceptionNodeConfig:
     max_rate_hz: float = param(0.0, range=(0.0, 1000.0), unit="Hz",
                                help="process at most this many frames per second (0: every frame); saves CPU when "
                                     "the controller wants fewer frames than the camera gives")
+    min_vessel_area_mm2: float = param(0.8, range=(0.0, 100.0), unit="mm^2",
+                                       help="ultrasound: smaller vessel components are ignored (the graphs set "
+                                            "the controller's control.us_min_vessel_area_mm2)")
 
 
 def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
@@ -94,17 +102,21 @@ def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
 
 def make_predictor(modality: str, config: PerceptionNodeConfig):
     """The perception object named by the node's parameters (raises PerceptionError if unusable)."""
+    from ir_robot.perception.postprocess import PostprocessParams
+
+    post = (PostprocessParams(min_vessel_area_mm2=config.min_vessel_area_mm2) if modality == "us"
+            else PostprocessParams())
     if config.model == "ground_truth":
         from ir_robot.perception.inference import GroundTruthPerception
 
-        return GroundTruthPerception()
+        return GroundTruthPerception(post)
     if config.model == "classical":
         from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
 
-        return ClassicalUsPerception() if modality == "us" else ClassicalNirPerception()
+        return ClassicalUsPerception(postprocess=post) if modality == "us" else ClassicalNirPerception()
     from ir_robot.perception.inference import make_perception
 
-    return make_perception(modality, config.weights or None, threads=config.threads)
+    return make_perception(modality, config.weights or None, threads=config.threads, postprocess=post)
 
 
 def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None,
@@ -149,6 +161,7 @@ class _PerceptionNode(Node):
         self.create_subscription(Image, f"/{m}/image_raw", lambda msg: self._on_part(msg, "image"), newest,
                                  callback_group=group)
         self._mask_pub = self.create_publisher(Image, f"/{m}/mask", qos.sensor())
+        self._result_pub = self.create_publisher(String, f"/{m}/result", qos.sensor())
         self._marker_pub = self.create_publisher(MarkerArray, f"/{m}/markers", qos.sensor())
         self._make_publishers()
         info = self.create_publisher(String, f"/{m}/perception_info", qos.latched())
@@ -203,9 +216,10 @@ class _PerceptionNode(Node):
             log.error(f"/{self.MODALITY}/image_raw frame dropped: {exc}", throttle_duration_sec=1.0)
             return
         stamp, frame_id = msg.header.stamp, msg.header.frame_id
-        self._mask_pub.publish(image_to_msg(result.mask, stamp, frame_id))
+        self._result_pub.publish(String(data=result_to_json(result, stamp_to_ns(stamp))))
         if self.trace.enabled:
             self.trace(stamp_to_ns(stamp), "perc_pub")
+        self._mask_pub.publish(image_to_msg(result.mask, stamp, frame_id))
         self._publish_results(result, stamp, frame_id)
         self.counts["frames"] += 1
         self.process_ms.append((time.perf_counter() - t0) * 1e3)

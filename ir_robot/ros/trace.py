@@ -10,9 +10,9 @@ of every node on this machine) when it happened. Events (in path order):
 ``sim_tick``           sim: the world state the frame shows (tick start, before rendering)
 ``sim_pub``            sim: ``/us/image_raw`` (and camera_info, labels) published
 ``perc_in``            us_perception: ``/us/image_raw`` callback entered
-``perc_pub``           us_perception: ``/us/mask`` published
+``perc_pub``           us_perception: ``/us/result`` published
 ``ctl_image``          controller: ``/us/image_raw`` callback entered
-``ctl_mask``           controller: ``/us/mask`` callback entered
+``ctl_result``         controller: ``/us/result`` callback entered
 ``ctl_pub``            controller: ``/rig/command`` computed from this frame published
 ``rig_in``             sim / rig_driver: that command received by the rig
 =====================  ==========================================================

@@ -29,8 +29,12 @@ they move with the arm; lighting and glare are fixed to the camera.
 
 Labels (rule): a vein's lumen footprint ``|dy| < 1`` is labelled vein (1) at the
 columns where its *apparent* contrast, i.e. the peak ``A`` above times the loss from the
-blur ``erf(a / (sqrt(2) sigma))`` (``a``: lateral semi-axis), is at least
-``vein_label_min_contrast``; where it lies in the ambiguous band between
+blur ``erf(a / (sqrt(2) sigma))`` (``a``: lateral semi-axis), is at least the label
+threshold ``max(vein_label_min_contrast, vein_label_clutter_factor * (skin_texture +
+noise_sigma))``: a vein is visible when it darkens the skin more than the skin's own
+mottling and the sensor noise do (without the clutter term, 13 % of the labelled vein
+pixels of the test set darkened their surroundings by less than 2 %: labels of veins
+nobody can see); where it lies in the ambiguous band between
 ``vein_ignore_fraction`` x that threshold and the threshold it is "don't care"
 (``LABEL_IGNORE``). Arteries are never labelled vein: where visible by the same rule they
 are "don't care" too, since at one NIR wavelength arterial and venous blood absorb
@@ -76,6 +80,9 @@ class NirParams:
     blur_mm_per_mm_depth: float = param(0.35, range=(0.0, 3.0), unit="mm/mm", help="diffuse blur sigma per mm depth")
     optics_blur_px: float = param(0.6, range=(0.0, 5.0), unit="px", help="lens/focus blur sigma")
     vein_label_min_contrast: float = param(0.08, range=(0.0, 1.0), help="apparent contrast needed to label a vein")
+    vein_label_clutter_factor: float = param(1.0, range=(0.0, 10.0),
+                                             help="... and at least this x (skin_texture + noise_sigma): a vein "
+                                                  "fainter than the skin's own mottling is not visible")
     vein_ignore_fraction: float = param(0.5, range=(0.0, 1.0),
                                         help="veins between this x the label threshold and the threshold, "
                                              "and visible arteries, are labelled don't-care (255)")
@@ -134,6 +141,9 @@ class NirRenderer:
         self._camera, self._glare = self._make_camera(rng)
         self._camera *= np.float32(self.reflectance)
         self._tone_factor = 1.0 - 0.35 * p.skin_tone
+        #: apparent contrast a vein needs to be labelled (see the module docstring)
+        self.label_threshold = max(p.vein_label_min_contrast,
+                                   p.vein_label_clutter_factor * (p.skin_texture + p.noise_sigma))
 
     # ------------------------------------------------------------------ construction
     def _make_skin(self, rng: np.random.Generator, shape: tuple[int, int], s_mm: float) -> np.ndarray:
@@ -247,8 +257,8 @@ class NirRenderer:
             idx = np.clip(np.rint((rel + half) * (4.0 / s)), 0, u.size - 1).astype(np.intp)
             img[rs] *= 1.0 - prof[idx] * gain_c.astype(np.float32)[None, :]
             peak = float(prof[u.size // 2])
-            visible = peak * gain_c >= p.vein_label_min_contrast  # (W,)
-            faint = peak * gain_c >= p.vein_ignore_fraction * p.vein_label_min_contrast  # (W,)
+            visible = peak * gain_c >= self.label_threshold  # (W,)
+            faint = peak * gain_c >= p.vein_ignore_fraction * self.label_threshold  # (W,)
             inside = np.abs(rel / a[i]) < 1.0
             lab = labels[rs]
             unset = lab == 0
@@ -260,7 +270,7 @@ class NirRenderer:
             d_mid = -float(zc_mid[0, i])
             g_mid = math.exp(-max(d_mid - b[i], 0.0) / p.depth_contrast_mm) * self._tone_factor
             row_mid = (float(yc_mid[0, i]) + off[1] - view.y_mm) / s + H / 2 - 0.5
-            if peak * g_mid >= p.vein_label_min_contrast and -0.5 <= row_mid <= H - 0.5:
+            if peak * g_mid >= self.label_threshold and -0.5 <= row_mid <= H - 0.5:
                 centres.append((float(row_mid), float(W / 2 - 0.5)))
                 depths.append(d_mid)
                 kinds.append("vein")
@@ -297,9 +307,9 @@ class NirRenderer:
             "noise_crop": noise_key,
             "phantom": phantom.spec.name,
             "phantom_offset_mm": tuple(float(v) for v in off),
-            "label_rule": (f"vein lumen footprint where apparent contrast >= {p.vein_label_min_contrast}; "
+            "label_rule": (f"vein lumen footprint where apparent contrast >= {self.label_threshold:.3g}; "
                            f"don't care ({LABEL_IGNORE}) for veins >= "
-                           f"{p.vein_ignore_fraction * p.vein_label_min_contrast:.3g} and visible arteries"),
+                           f"{p.vein_ignore_fraction * self.label_threshold:.3g} and visible arteries"),
             **needle_meta,
         }
         return ImageFrame("nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths),

@@ -48,6 +48,19 @@ def test_nir_faint_vein_is_dont_care_clear_vein_is_vein():
     assert not gone.labels.any()
 
 
+def test_nir_vein_fainter_than_the_skin_mottling_is_not_labelled_vein():
+    ph = _phantom(VesselSpec("vein", 3.0, 4.0, 0.0))
+    clear = _render(ph, skin_texture=0.06)
+    col = clear.labels[:, 128] == LABEL_VEIN
+    assert col.sum() > 0
+    # the same vein under skin mottling stronger than its contrast (about 0.4 here): don't care, not vein
+    mottled = _render(ph, skin_texture=0.5)
+    assert not (mottled.labels == LABEL_VEIN).any() and mottled.vessel_kinds == ()
+    assert (mottled.labels[col, 128] == LABEL_IGNORE).all()
+    # without the clutter term the threshold is the fixed contrast again
+    assert (_render(ph, skin_texture=0.5, vein_label_clutter_factor=0.0).labels[col, 128] == LABEL_VEIN).all()
+
+
 def test_nir_dice_ignores_dont_care_pixels():
     labels = np.zeros((64, 64), np.uint8)
     labels[10:20] = LABEL_VEIN

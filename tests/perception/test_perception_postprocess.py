@@ -115,3 +115,34 @@ def test_result_dicts_are_json_ready():
     text = json.dumps(analyse_us(mask, SPACING).to_dict())
     assert '"needle"' in text and '"vein"' in text
     json.dumps(analyse_nir((mask == LABEL_VEIN).astype(np.uint8), SPACING).to_dict())
+
+
+def test_results_survive_the_json_message_exactly():
+    """/<m>/result carries every detection at full precision: the controller sees what the node computed."""
+    from ir_robot.perception.postprocess import result_from_json, result_to_json
+
+    m = needle_mask((256, 256), (150.3, 160.7), 30.0, 120, 8.0).astype(np.uint8) * LABEL_NEEDLE
+    cv2.circle(m, (60, 90), 14, LABEL_VEIN, -1)
+    cv2.circle(m, (200, 60), 12, LABEL_ARTERY, -1)
+    us = analyse_us(m, SPACING)
+    assert len(us.vessels) == 2 and us.needle is not None
+    back, stamp = result_from_json(result_to_json(us, 1_234_567_890_123))
+    assert stamp == 1_234_567_890_123 and back.mask is None
+    assert back.vessels == us.vessels and back.needle == us.needle and back.spacing_mm == us.spacing_mm
+    nir_mask = np.zeros((256, 256), np.uint8)
+    cv2.line(nir_mask, (10, 100), (240, 130), 1, 9)
+    nir = analyse_nir(nir_mask, (0.2, 0.2))
+    back, stamp = result_from_json(result_to_json(nir))
+    assert stamp is None and len(back.veins) == len(nir.veins) == 1
+    assert np.array_equal(back.veins[0].centreline_px, nir.veins[0].centreline_px)
+    assert back.veins[0].width_mm == nir.veins[0].width_mm and back.veins[0].centre_mm == nir.veins[0].centre_mm
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"modality": "us"}', '{"modality": "ct", "spacing_mm": [1, 1]}',
+                                  '{"modality": "us", "spacing_mm": [1, 1], "source": "x", "vessels": [{"k": 1}], '
+                                  '"needle": null}'])
+def test_a_malformed_result_message_is_a_clear_error(text):
+    from ir_robot.perception.postprocess import result_from_json
+
+    with pytest.raises(ValueError, match="not a perception result message"):
+        result_from_json(text)

@@ -45,6 +45,7 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     # the recording: every topic of the graph, plausible counts for the time the procedure ran
     info = summary(mcap)
     expect = {"/us/image_raw": "sensor_msgs/msg/Image", "/us/mask": "sensor_msgs/msg/Image",
+              "/us/result": "std_msgs/msg/String", "/nir/result": "std_msgs/msg/String",
               "/nir/image_raw": "sensor_msgs/msg/Image", "/us/camera_info": "sensor_msgs/msg/CameraInfo",
               "/rig/joint_states": "sensor_msgs/msg/JointState", "/rig/command": "sensor_msgs/msg/JointState",
               "/needle/force": "geometry_msgs/msg/WrenchStamped", "/procedure/state": "std_msgs/msg/String",

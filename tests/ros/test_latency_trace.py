@@ -19,14 +19,14 @@ def test_trace_is_off_without_a_directory(tmp_path, monkeypatch):
 def test_breakdown_joins_the_nodes_traces_per_frame(tmp_path):
     stamp = 10_000 * MS
     events = {"sim": [("sim_tick", 0), ("sim_pub", 2)], "us_perception": [("perc_in", 3), ("perc_pub", 5)],
-              "controller": [("ctl_mask", 6), ("ctl_pub", 10)], "sim2": [("rig_in", 11)]}
+              "controller": [("ctl_result", 6), ("ctl_pub", 10)], "sim2": [("rig_in", 11)]}
     for node, evs in events.items():
         t = LatencyTrace(node, directory=str(tmp_path))
         for ev, ms in evs:
             t(stamp, ev, stamp + ms * MS)
         t(stamp + 33 * MS, "sim_pub", stamp + 35 * MS)   # a frame that caused no command: not counted
         t.close()
-    assert set(read_traces(tmp_path)[stamp]) == {"sim_tick", "sim_pub", "perc_in", "perc_pub", "ctl_mask",
+    assert set(read_traces(tmp_path)[stamp]) == {"sim_tick", "sim_pub", "perc_in", "perc_pub", "ctl_result",
                                                  "ctl_pub", "rig_in"}
     out = breakdown(tmp_path)
     assert out["latency_samples"] == 1

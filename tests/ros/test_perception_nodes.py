@@ -59,3 +59,34 @@ def test_the_mask_rebuilds_the_ground_truth_result():
     assert len(rebuilt.vessels) == len(direct.vessels) == 1
     assert rebuilt.vessels[0].centre_mm == pytest.approx(direct.vessels[0].centre_mm)
     assert rebuilt.vessels[0].diameter_mm == pytest.approx(direct.vessels[0].diameter_mm)
+
+
+def test_the_node_publishes_its_result_for_the_controller(us_node):
+    """The controller consumes /us/result: it must be the node's own analysis of that frame, with its stamp."""
+    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.ros.conversions import stamp_to_ns
+
+    sent = []
+    us_node._result_pub.publish = lambda msg: sent.append(msg.data)
+    img, _ = _us_frame()
+    stamp = to_stamp(5.0)
+    us_node._on_part(image_to_msg(img, stamp, "us_image"), "image")
+    assert len(sent) == 1
+    result, key = result_from_json(sent[0])
+    assert key == stamp_to_ns(stamp)
+    direct = us_node.predictor.predict(ImageFrame("us", img, us_node._spacing))
+    assert result.vessels == direct.vessels and len(result.vessels) >= 1
+
+
+def test_graph_perception_keeps_the_vessels_the_controller_keeps():
+    """The controller uses the perception node's result: both graphs give the node the controller's area floor."""
+    import yaml
+
+    from ir_robot.ros.graph import params_path
+    from ir_robot.ros.params import venipuncture_config
+
+    for g in ("sim", "rig"):
+        params = yaml.safe_load(params_path(g).read_text())
+        file = params["controller"]["ros__parameters"]["node"]["config_file"]
+        floor = venipuncture_config(file).control.us_min_vessel_area_mm2
+        assert params["us_perception"]["ros__parameters"]["min_vessel_area_mm2"] == floor, g
