@@ -55,7 +55,8 @@ def _cmd(args) -> int:
     areas = _available() if args.area == "all" else [args.area]
     merged: dict = {}
     for area in areas:
-        res = run_area(area, quick=args.quick, us_weights=args.us_weights, nir_weights=args.nir_weights)
+        res = run_area(area, quick=args.quick, us_weights=args.us_weights, nir_weights=args.nir_weights,
+                       perception=args.perception)
         print(format_table(area, res), flush=True)
         if len(areas) == 1:
             merged = res
@@ -78,4 +79,6 @@ def register(sub) -> None:
     p.add_argument("--us-weights", metavar="PT", help="ultrasound weights instead of the shipped model "
                    "(perception, venipuncture)")
     p.add_argument("--nir-weights", metavar="PT", help="NIR weights instead of the shipped model")
+    p.add_argument("--perception", choices=("auto", "learned", "ground_truth", "classical"),
+                   help="ros: the perception nodes' model (default auto: the shipped models when installed)")
     p.set_defaults(func=_cmd)

@@ -18,7 +18,8 @@
 
 Default: one process per node (``--processes``, both cores in use), perception ``auto``
 (the trained models when installed, else ground truth: the ``perception`` key says
-which). ``--quick``: 20 s of latency, 2 procedures.
+which; ``--perception ground_truth`` measures the graph without the networks' compute).
+``--quick``: 20 s of latency, 2 procedures.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: ``--perception`` choices: the perception nodes' ``model`` parameter (auto: learned when installed)
+PERCEPTION_CHOICES = ("auto", "learned", "ground_truth", "classical")
 LATENCY_PARAMS = """
 controller:
   ros__parameters:
@@ -127,11 +130,21 @@ def _pids(runner, processes: bool) -> list[int]:
     return [p.pid for p in runner.procs.values()] if processes else [os.getpid()]
 
 
-def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | None = None, workdir: Path) -> dict:
+def _perception_params(perception: str) -> str:
+    """Params giving both perception nodes ``model: perception`` ('' for auto: the nodes' default)."""
+    if perception == "auto":
+        return ""
+    if perception not in PERCEPTION_CHOICES:
+        raise ValueError(f"perception must be one of {PERCEPTION_CHOICES}, got {perception!r}")
+    return "".join(f"{m}_perception:\n  ros__parameters:\n    model: {perception}\n" for m in ("us", "nir"))
+
+
+def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | None = None, workdir: Path,
+                    perception: str = "auto") -> dict:
     """Procedures with every 30 Hz frame used; latency over ``seconds`` of them (more procedures if needed)."""
     domain_id = _domain() if domain_id is None else domain_id
     params = workdir / "latency.yaml"
-    params.write_text(LATENCY_PARAMS)
+    params.write_text(LATENCY_PARAMS + _perception_params(perception))
     from ir_robot.ros.bench_listener import BenchListener
 
     listener = BenchListener(domain_id)
@@ -181,12 +194,12 @@ def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | 
 
 
 def soak(procedures: int, minutes: float = 0.0, *, processes: bool = True, domain_id: int | None = None,
-         workdir: Path) -> dict:
+         workdir: Path, perception: str = "auto") -> dict:
     """At least ``procedures`` back to back, for at least ``minutes``, on the episode phantoms of seeds 3000, 3001 ...
     with motion; memory growth from the end of the first procedure to the end of the last."""
     domain_id = _domain() if domain_id is None else domain_id
     params = workdir / "soak.yaml"
-    params.write_text("sim:\n  ros__parameters:\n    seed: 3000\n")
+    params.write_text("sim:\n  ros__parameters:\n    seed: 3000\n" + _perception_params(perception))
     from ir_robot.ros.bench_listener import BenchListener
 
     listener = BenchListener(domain_id)
@@ -223,16 +236,18 @@ def soak(procedures: int, minutes: float = 0.0, *, processes: bool = True, domai
     }
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, perception: str = "auto") -> dict:
     import tempfile
 
     processes = os.environ.get("IR_ROBOT_BENCH_ROS_INPROCESS", "") == ""
+    _perception_params(perception)  # a bad choice fails before anything starts
     out: dict = {"mode": "one process per node" if processes else "in-process (single executor)",
                  "load_avg_1m_before": round(os.getloadavg()[0], 2)}  # the box is shared: say how busy it was
     with tempfile.TemporaryDirectory() as tmp:
-        out.update(measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp)))
-        out.update(soak(2, 0.0, processes=processes, workdir=Path(tmp)) if quick else
-                   soak(10, 10.0, processes=processes, workdir=Path(tmp)))
+        out.update(measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp),
+                                   perception=perception))
+        out.update(soak(2, 0.0, processes=processes, workdir=Path(tmp), perception=perception) if quick else
+                   soak(10, 10.0, processes=processes, workdir=Path(tmp), perception=perception))
     out["cpu_count"] = os.cpu_count()
     out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return out

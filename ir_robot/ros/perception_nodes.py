@@ -141,7 +141,7 @@ class _PerceptionNode(Node):
         self.params = declare_config(self, PerceptionNodeConfig, read_only=("model", "weights", "threads"))
         cfg = self.params.config
         self.model = resolve_model(m, cfg)
-        if self.model != cfg.model:
+        if cfg.model == "auto" and self.model == "ground_truth":
             self.get_logger().warning(f"model 'auto': no trained {m} weights, using ground-truth perception "
                                       f"(train them with `ir-robot train-perception {m}`)")
         self.predictor = make_predictor(m, dataclasses.replace(cfg, model=self.model))

@@ -57,3 +57,19 @@ def test_classical_baselines_find_a_dark_vessel_and_a_bright_needle():
     cv2.line(nir_img, (0, 128), (255, 140), 120, 14)
     nres = ClassicalNirPerception().predict(nir_img, (50 / 256, 50 / 256))
     assert len(nres.veins) == 1 and abs(nres.veins[0].angle_deg) < 8
+
+
+def test_frozen_single_frame_network_matches_the_eager_model(tiny_weights):
+    """Single frames go through a TorchScript-frozen copy (BatchNorm folded): same probabilities as eager."""
+    import numpy as np
+
+    from ir_robot.perception.inference import Segmenter
+
+    seg = Segmenter.from_weights(tiny_weights["us"])
+    assert seg._single is not None
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (2, 200, 180)).astype(np.uint8)
+    batch = seg.probabilities_batch(imgs)                  # N = 2: the eager model
+    one = seg.probabilities(imgs[0])                       # N = 1: the frozen copy
+    assert np.abs(one - batch[0]).max() < 1e-4
+    assert np.allclose(one.sum(axis=0), 1.0, atol=1e-5)    # bilinear resizing keeps them summing to one
