@@ -29,8 +29,9 @@ def _nodes(context):
             params.append(params_file)
         if spec is RECORDER:
             params.append({"path": record})
+        extra = {"prefix": f"nice -n {spec.nice}"} if spec.nice > 0 else {}
         actions.append(Node(package="ir_robot", executable=spec.executable, name=spec.name, parameters=params,
-                            remappings=list(spec.remappings), output="screen", emulate_tty=True))
+                            remappings=list(spec.remappings), output="screen", emulate_tty=True, **extra))
     return actions
 
 

@@ -28,6 +28,9 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     description: str = ""
     main: str = "main"                         # the module's main(args=None) for this node
+    #: niceness added when the node runs as its own process (``nice -n``): nodes off the
+    #: image-to-command path (sim/camera -> us_perception -> controller -> rig) yield the CPU to it
+    nice: int = 0
 
     @property
     def module(self) -> str:
@@ -44,11 +47,12 @@ _SIM = NodeSpec("sim", "ir_robot_sim", "ir_robot.ros.sim_node:SimNode",
 _US = NodeSpec("us_perception", "ir_robot_us_perception", "ir_robot.ros.perception_nodes:UsPerceptionNode", main="main_us",
                description="ultrasound segmentation: vessel / needle detections, mask, markers")
 _NIR = NodeSpec("nir_perception", "ir_robot_nir_perception", "ir_robot.ros.perception_nodes:NirPerceptionNode", main="main_nir",
+                nice=5,
                 description="NIR vein segmentation: mask, vein centres, markers")
 _CONTROLLER = NodeSpec("controller", "ir_robot_controller", "ir_robot.ros.controller_node:ControllerNode",
                        description="venipuncture state machine (scan, select + plan, align, insert, confirm, hold, "
                                    "retract): perception + rig state -> /rig/command, /plan/target, /plan/path")
-_SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.supervisor:SupervisorNode",
+_SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.supervisor:SupervisorNode", nice=5,
                        description="operating state (latched) and the /procedure/* and /rig/estop services")
 _RIG = NodeSpec("rig_driver", "ir_robot_rig_driver", "ir_robot.ros.rig_driver:RigDriverNode",
                 description="a rig backend (parameter 'backend': sim | serial) behind the safety layer")

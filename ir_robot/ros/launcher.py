@@ -181,6 +181,8 @@ class ProcessRunner:
         for spec in self.specs:
             cmd = [sys.executable, "-m", "ir_robot.ros.run", spec.name,
                    *_node_args(spec, self.graph, self.params, self.record)]
+            if spec.nice > 0:
+                cmd = ["nice", "-n", str(spec.nice), *cmd]
             self.procs[spec.name] = subprocess.Popen(cmd, env=self.env)
         return self
 

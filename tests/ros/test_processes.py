@@ -17,6 +17,12 @@ def test_one_process_per_node_stops_cleanly_on_ctrl_c(tmp_path, domain_id, fast_
     try:
         probe.wait(lambda: probe.states[-1:] == ["idle"] and len(probe.joints) > 10, 60, "the graph's processes")
         assert runner.ok
+        # nodes off the image-to-command path run niced (NodeSpec.nice): the supervisor yields to the sim
+        import os
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, runner.procs["supervisor"].pid) == min(base + 5, 19)
+        assert os.getpriority(os.PRIO_PROCESS, runner.procs["sim"].pid) == base
         time.sleep(1.0)
     finally:
         codes = runner.stop()   # SIGINT to every process, as Ctrl-C does
