@@ -48,3 +48,17 @@ def test_shipped_nir_model_on_fresh_frames():
     for i, frame in enumerate(iter_frames("nir", 30, TEST_SEED, "test")):
         ev.add(frame, nir.predict(frame), i)
     assert ev.summary()["nir_vein_dice"] >= 0.75, ev.summary()
+
+
+def test_shipped_models_drive_a_venipuncture(tmp_path, capsys):
+    """The shipped weights in the loop (`ir-robot demo` without labels): the demo's procedure succeeds."""
+    _require("us")
+    _require("nir")
+    import json
+
+    from ir_robot.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--seed", "0"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["perception"] == "model", res
+    assert res["success"] is True and res["attempts"] == 1 and res["tip_error_mm"] < 0.5, res
