@@ -79,6 +79,8 @@ def register(sub) -> None:
     p.add_argument("--us-weights", metavar="PT", help="ultrasound weights instead of the shipped model "
                    "(perception, venipuncture)")
     p.add_argument("--nir-weights", metavar="PT", help="NIR weights instead of the shipped model")
-    p.add_argument("--perception", choices=("auto", "learned", "ground_truth", "classical"),
+    from ir_robot.benchmarks.ros import PERCEPTION_CHOICES
+
+    p.add_argument("--perception", choices=PERCEPTION_CHOICES,
                    help="ros: the perception nodes' model (default auto: the shipped models when installed)")
     p.set_defaults(func=_cmd)

@@ -67,23 +67,11 @@ def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, n
 
 
 def _predictor(modality: str, kind: str, config: VenipunctureConfig, weights, threads):
-    from ir_robot.perception.inference import (GroundTruthPerception, NirPerception, UltrasoundPerception,
-                                               default_weights_path)
-    from ir_robot.perception.postprocess import PostprocessParams
+    from ir_robot.perception.inference import make_predictor
 
     # ultrasound post-processing keeps cross-sections of 1 mm veins (the default area floor drops them)
-    post = (PostprocessParams(min_vessel_area_mm2=config.control.us_min_vessel_area_mm2) if modality == "us"
-            else PostprocessParams())
-    if kind == "ground_truth":
-        return GroundTruthPerception(post)
-    if kind == "classical":
-        from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
-
-        return ClassicalUsPerception(postprocess=post) if modality == "us" else ClassicalNirPerception()
-    if kind == "model":
-        cls = UltrasoundPerception if modality == "us" else NirPerception
-        return cls.from_weights(weights or default_weights_path(modality), threads=threads, postprocess=post)
-    raise ValueError(f"perception must be 'model', 'classical', 'ground_truth' or 'auto', got {kind!r}")
+    return make_predictor(modality, kind, weights=weights, threads=threads,
+                          us_min_vessel_area_mm2=config.control.us_min_vessel_area_mm2)
 
 
 def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None):

@@ -301,6 +301,24 @@ def make_perception(modality: str, weights: str | Path | None = None, *, threads
     raise PerceptionError(f"unknown modality {modality!r}; use 'us' or 'nir'")
 
 
+def make_predictor(modality: str, kind: str, *, weights: str | Path | None = None, threads: int | None = None,
+                   us_min_vessel_area_mm2: float | None = None):
+    """The predictor of one modality by kind: ``"model"`` (trained weights: ``weights`` or the shipped
+    default), ``"classical"`` (OpenCV baseline) or ``"ground_truth"`` (the frames' labels).
+    ``us_min_vessel_area_mm2`` lowers the ultrasound area floor (the controller keeps 1 mm veins)."""
+    post = (PostprocessParams(min_vessel_area_mm2=us_min_vessel_area_mm2)
+            if modality == "us" and us_min_vessel_area_mm2 is not None else DEFAULT_POSTPROCESS)
+    if kind == "ground_truth":
+        return GroundTruthPerception(post)
+    if kind == "classical":
+        from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
+
+        return ClassicalUsPerception(postprocess=post) if modality == "us" else ClassicalNirPerception()
+    if kind == "model":
+        return make_perception(modality, weights, threads=threads, postprocess=post)
+    raise ValueError(f"perception must be 'model', 'classical' or 'ground_truth', got {kind!r}")
+
+
 #: BGR colours of the overlay: vein blue, artery red, needle yellow
 OVERLAY_COLOURS = {1: (255, 120, 0), 2: (40, 40, 230), 3: (0, 230, 255)}
 

@@ -154,22 +154,11 @@ def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) 
     """
     import json
 
-    def plain(v):
-        if isinstance(v, np.ndarray):
-            return v.tolist()
-        if isinstance(v, (tuple, list)):
-            return [plain(x) for x in v]
-        if isinstance(v, np.floating):
-            return float(v)
-        if isinstance(v, (np.integer, np.bool_)):
-            return v.item()
-        return v
-
     def fields(obj) -> dict:
-        return {name: plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
+        return {name: _plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
 
     d = {"modality": "us" if isinstance(result, UsResult) else "nir", "stamp_ns": stamp_ns,
-         "source": result.source, "spacing_mm": plain(result.spacing_mm),
+         "source": result.source, "spacing_mm": _plain(result.spacing_mm),
          "shape": list(result.mask.shape) if result.mask is not None else None}
     if isinstance(result, UsResult):
         d["vessels"] = [fields(v) for v in result.vessels]
@@ -211,20 +200,23 @@ def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
     return result, (int(stamp) if stamp is not None else None)
 
 
+def _plain(v, digits: int | None = None, array_digits: int | None = None):
+    """JSON-ready plain Python of a result field (tuples -> lists, numpy -> Python); floats rounded
+    to ``digits`` (arrays to ``array_digits``) when given, else at full precision."""
+    if isinstance(v, np.ndarray):
+        return (np.round(v, array_digits) if array_digits is not None else v).tolist()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x, digits, array_digits) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), digits) if digits is not None else float(v)
+    if isinstance(v, (np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
 def _asdict(obj) -> dict:
-    out = {}
-    for name in obj.__dataclass_fields__:
-        v = getattr(obj, name)
-        if isinstance(v, np.ndarray):
-            v = np.round(v, 3).tolist()
-        elif isinstance(v, tuple):
-            v = [round(float(x), 4) if isinstance(x, (float, np.floating)) else x for x in v]
-        elif isinstance(v, (float, np.floating)):
-            v = round(float(v), 4)
-        elif isinstance(v, np.integer):
-            v = int(v)
-        out[name] = v
-    return out
+    """A detection rounded for display (``to_dict``, the CLI's JSON)."""
+    return {name: _plain(getattr(obj, name), 4, 3) for name in obj.__dataclass_fields__}
 
 
 # --------------------------------------------------------------------------- parameters

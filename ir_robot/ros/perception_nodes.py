@@ -102,21 +102,11 @@ def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
 
 def make_predictor(modality: str, config: PerceptionNodeConfig):
     """The perception object named by the node's parameters (raises PerceptionError if unusable)."""
-    from ir_robot.perception.postprocess import PostprocessParams
+    from ir_robot.perception import inference
 
-    post = (PostprocessParams(min_vessel_area_mm2=config.min_vessel_area_mm2) if modality == "us"
-            else PostprocessParams())
-    if config.model == "ground_truth":
-        from ir_robot.perception.inference import GroundTruthPerception
-
-        return GroundTruthPerception(post)
-    if config.model == "classical":
-        from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
-
-        return ClassicalUsPerception(postprocess=post) if modality == "us" else ClassicalNirPerception()
-    from ir_robot.perception.inference import make_perception
-
-    return make_perception(modality, config.weights or None, threads=config.threads, postprocess=post)
+    kind = "model" if config.model == "learned" else config.model
+    return inference.make_predictor(modality, kind, weights=config.weights or None, threads=config.threads,
+                                    us_min_vessel_area_mm2=config.min_vessel_area_mm2)
 
 
 def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None,
