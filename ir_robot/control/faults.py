@@ -70,8 +70,8 @@ class DropoutPerception:
         self.windows = list(windows)
         self.dropped = 0
 
-    def predict(self, frame, spacing_mm=None):
-        res = self.inner.predict(frame, spacing_mm)
+    def predict(self, frame, spacing_mm=None, *, roi=None):
+        res = self.inner.predict(frame, spacing_mm) if roi is None else self.inner.predict(frame, spacing_mm, roi=roi)
         if _inside(frame.stamp_s, self.windows):
             self.dropped += 1
             empty = np.zeros_like(res.mask)

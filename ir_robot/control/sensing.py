@@ -14,7 +14,7 @@ import numpy as np
 
 from ir_robot.core.errors import PerceptionError
 from ir_robot.core.types import ImageFrame, JointVector, NirView
-from ir_robot.planning.geometry import frame_probe, nir_to_world, us_to_world
+from ir_robot.planning.geometry import frame_probe, nir_to_world, us_to_world, world_to_us
 from ir_robot.planning.vessels import CrossSection, NirTrace
 
 
@@ -48,18 +48,25 @@ def is_blank(image: np.ndarray) -> bool:
 
 
 def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None, *,
-               probe_offset_mm: float = 12.0) -> UsMeasurement:
+               probe_offset_mm: float = 12.0, roi_yz_mm: tuple[float, float] | None = None,
+               roi_side_mm: float = 0.0) -> UsMeasurement:
     """Run ``perception`` on a transverse frame and place vessels and the needle in the world.
 
     Cross-sections cut by the image's side edges are dropped (their centre and size are wrong).
+    ``roi_yz_mm`` (world y, z at the probe plane) with ``roi_side_mm > 0``: the network sees only a
+    square of that side around that point (a zoom: a 1-2 mm target covers more of its input).
     """
     probe = frame_probe(frame, joints, probe_offset_mm)
     h, w = frame.shape
     half = 0.5 * w * frame.spacing_mm[1]
     if is_blank(frame.image):
         return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, (), None, True, half)
+    roi = None
+    if roi_yz_mm is not None and roi_side_mm > 0:
+        rc, _ = world_to_us(np.array([probe.x_mm, roi_yz_mm[0], roi_yz_mm[1]]), (h, w), frame.spacing_mm, probe)
+        roi = (float(rc[0]), float(rc[1]), roi_side_mm / min(frame.spacing_mm))
     try:
-        res = perception.predict(frame)
+        res = perception.predict(frame) if roi is None else perception.predict(frame, roi=roi)
     except PerceptionError:
         return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, (), None, True, half)
     sections = []

@@ -428,7 +428,11 @@ class VenipunctureController:
     def _process_us(self, obs, q) -> UsMeasurement | None:
         if obs.us is None:
             return None
-        m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm)
+        roi = None
+        if self.tracker.locked and self.p.us_roi_mm > 0:
+            roi = tuple(self.tracker.predict(obs.us.stamp_s))
+        m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm,
+                       roi_yz_mm=roi, roi_side_mm=self.p.us_roi_mm)
         self.last_us, self.last_us_frame = m, obs.us
         if self.tracker.locked and not m.blank:
             dz = None

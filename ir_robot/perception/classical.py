@@ -285,7 +285,8 @@ class ClassicalUsPerception:
         self.segmenter = ClassicalUsSegmenter(params)
         self.postprocess = postprocess
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> UsResult:
+    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None, *, roi=None) -> UsResult:
+        """``roi`` is accepted for the predictor protocol and ignored (the baseline has no input size)."""
         image, spacing = _image_and_spacing(frame, spacing_mm)
         spacing = check_spacing(spacing)
         mask = self.segmenter.segment(image, spacing)

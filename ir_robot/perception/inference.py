@@ -25,6 +25,7 @@ on the validation split (a decision threshold), zeros mean a plain argmax.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from pathlib import Path
@@ -35,7 +36,8 @@ from ir_robot.core.errors import PerceptionError
 from ir_robot.core.types import LABEL_NAMES, ImageFrame
 from ir_robot.perception.postprocess import (DEFAULT_POSTPROCESS, NirResult, PostprocessParams, UsResult,
                                              analyse_nir, analyse_us)
-from ir_robot.perception.transforms import (check_spacing, probs_to_size, to_model_input, validate_image)
+from ir_robot.perception.transforms import (check_spacing, probs_to_size, roi_box, to_model_input,
+                                             validate_image)
 
 WEIGHTS_FORMAT = "ir_robot.perception.segmenter/1"
 CLASSES = {"us": LABEL_NAMES, "nir": LABEL_NAMES[:2]}
@@ -185,6 +187,16 @@ class Segmenter:
         probs = self.probabilities(image)
         return self.decide(probs), probs
 
+    def segment_region(self, image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`segment` of the whole image with the network run on ``box`` = ``(r0, c0, r1, c1)`` only
+        (resized to the model input: a zoom); background outside the box."""
+        img = validate_image(image)
+        r0, c0, r1, c1 = box
+        probs = np.zeros((self.num_classes, *img.shape), np.float32)
+        probs[0] = 1.0
+        probs[:, r0:r1, c0:c1] = self.probabilities_batch(np.ascontiguousarray(img[r0:r1, c0:c1])[None])[0]
+        return self.decide(probs), probs
+
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Label mask from probabilities ``(C, H, W)``: argmax of log-probabilities plus ``class_bias``."""
         if not self.class_bias.any():
@@ -211,6 +223,23 @@ def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str)
     return img, check_spacing(spacing)
 
 
+#: the smallest region of interest :meth:`UltrasoundPerception.predict` accepts (pixels)
+MIN_ROI_PX = 32
+
+
+def _cut_by_box(v, box: tuple[int, int, int, int], shape_hw: tuple[int, int], spacing_mm) -> bool:
+    """True when a cross-section reaches a side of ``box`` that is inside the image (it is cut there)."""
+    if v.band:
+        return False
+    r0, c0, r1, c1 = box
+    sy, sx = spacing_mm
+    hw = 0.5 * (v.width_mm or v.diameter_mm) / sx + 1.0
+    hh = 0.5 * (v.height_mm or v.diameter_mm) / sy + 1.0
+    r, c = v.centre_px
+    return ((r0 > 0 and r - hh < r0) or (r1 < shape_hw[0] and r + hh > r1)
+            or (c0 > 0 and c - hw < c0) or (c1 < shape_hw[1] and c + hw > c1))
+
+
 class UltrasoundPerception:
     """Learned ultrasound perception: mask {background, vein, artery, needle}, vessels, needle."""
 
@@ -231,10 +260,22 @@ class UltrasoundPerception:
                      postprocess: PostprocessParams = DEFAULT_POSTPROCESS) -> "UltrasoundPerception":
         return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> UsResult:
+    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None, *, roi=None) -> UsResult:
+        """Segment and analyse one frame. ``roi`` = ``(centre row, centre col, side)`` in pixels: run the
+        network on that square only (kept inside the image), so a small target gets more of the
+        network's input pixels (the controller tracks its target this way). Vessels cut by the
+        region's border are left out (their centre and size would be wrong)."""
         img, spacing = _frame_inputs(frame, spacing_mm, self.segmenter.field_of_view_mm, self.modality)
-        mask, probs = self.segmenter.segment(img)
-        return analyse_us(mask, spacing, probs, self.postprocess, source="model")
+        if roi is None:
+            mask, probs = self.segmenter.segment(img)
+            return analyse_us(mask, spacing, probs, self.postprocess, source="model")
+        if len(roi) != 3 or not all(np.isfinite(float(v)) for v in roi) or float(roi[2]) < MIN_ROI_PX:
+            raise PerceptionError(f"roi must be (centre row, centre col, side >= {MIN_ROI_PX} px), got {roi}")
+        box = roi_box(roi[:2], roi[2], img.shape)
+        mask, probs = self.segmenter.segment_region(img, box)
+        res = analyse_us(mask, spacing, probs, self.postprocess, source="model")
+        vessels = tuple(v for v in res.vessels if not _cut_by_box(v, box, img.shape, spacing))
+        return dataclasses.replace(res, vessels=vessels, roi_px=box)
 
 
 class NirPerception:
@@ -273,7 +314,8 @@ class GroundTruthPerception:
     def __init__(self, postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
         self.postprocess = postprocess
 
-    def predict(self, frame: ImageFrame, spacing_mm=None) -> UsResult | NirResult:
+    def predict(self, frame: ImageFrame, spacing_mm=None, *, roi=None) -> UsResult | NirResult:
+        """``roi`` is accepted for the predictor protocol and ignored: the labels are exact everywhere."""
         if not isinstance(frame, ImageFrame) or frame.labels is None:
             raise PerceptionError("GroundTruthPerception needs an ImageFrame with labels (a simulated frame)")
         labels = np.asarray(frame.labels)

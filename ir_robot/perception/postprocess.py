@@ -85,6 +85,8 @@ class UsResult:
     """Ultrasound perception output: the label mask (H, W uint8), vessels and the needle.
 
     ``mask`` is None for a result rebuilt from a ``/us/result`` message (:func:`result_from_json`).
+    ``roi_px``: ``(r0, c0, r1, c1)`` when only that region of interest was segmented (the mask is
+    background outside it), else None.
     """
 
     mask: np.ndarray | None
@@ -92,6 +94,7 @@ class UsResult:
     vessels: tuple[VesselDetection, ...] = ()
     needle: NeedleDetection | None = None
     source: str = "model"
+    roi_px: tuple[int, int, int, int] | None = None
 
     def veins(self) -> tuple[VesselDetection, ...]:
         return tuple(v for v in self.vessels if v.kind == "vein")
@@ -103,7 +106,8 @@ class UsResult:
         return {"modality": "us", "source": self.source,
                 "shape": list(self.mask.shape) if self.mask is not None else None,
                 "spacing_mm": list(self.spacing_mm), "vessels": [_asdict(v) for v in self.vessels],
-                "needle": _asdict(self.needle) if self.needle is not None else None}
+                "needle": _asdict(self.needle) if self.needle is not None else None,
+                "roi_px": list(self.roi_px) if self.roi_px is not None else None}
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +167,7 @@ def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) 
     if isinstance(result, UsResult):
         d["vessels"] = [fields(v) for v in result.vessels]
         d["needle"] = fields(result.needle) if result.needle is not None else None
+        d["roi_px"] = list(result.roi_px) if result.roi_px is not None else None
     else:
         d["veins"] = [fields(v) for v in result.veins]
     return json.dumps(d, allow_nan=False)
@@ -187,7 +192,9 @@ def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
             vessels = tuple(VesselDetection(**{k: tup(v) for k, v in x.items()}) for x in d["vessels"])
             nd = d["needle"]
             needle = NeedleDetection(**{k: tup(v) for k, v in nd.items()}) if nd is not None else None
-            result = UsResult(None, spacing, vessels, needle, d["source"])
+            roi = d.get("roi_px")
+            result = UsResult(None, spacing, vessels, needle, d["source"],
+                              tuple(int(v) for v in roi) if roi is not None else None)
         elif modality == "nir":
             veins = tuple(NirVein(**{k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
                                      for k, v in x.items()}) for x in d["veins"])

@@ -37,7 +37,7 @@ import numpy as np
 from ir_robot.config import from_dict, load, param, to_dict
 from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import LABEL_IGNORE
-from ir_robot.perception.transforms import STD_FLOOR, resize
+from ir_robot.perception.transforms import STD_FLOOR, resize, roi_box
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,12 @@ class TrainConfig:
                                                help="classes whose decision bias is tuned on the validation "
                                                     "split for the best Dice (empty: plain argmax)")
     augment: bool = True
+    roi_crops: float = param(0.0, range=(0.0, 4.0),
+                             help="extra training samples per frame: a region of interest (1/zoom of the frame "
+                                  "around a vessel) resized to the input, as the controller's tracking ROI "
+                                  "feeds the network (ultrasound; 0: whole frames only)")
+    roi_zoom: tuple[float, float] = param((1.25, 2.0), range=(1.0, 8.0),
+                                          help="zoom range of those crops (frame side / crop side)")
     threads: int = param(2, range=(1, 256), help="torch CPU threads")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -125,6 +131,33 @@ def prepare_arrays(images: np.ndarray, labels: np.ndarray, input_size: int, num_
             onehot = (labels[i] == c).astype(np.float32)
             y[i, c] = np.clip(np.rint(resize(onehot, size) * 255.0), 0, 255).astype(np.uint8)
     return x, y
+
+
+def roi_crops(images: np.ndarray, labels: np.ndarray, n: int, zoom_range: tuple[float, float],
+              rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n`` square crops (images, labels) of 1/zoom of the frame side, each around a random vessel
+    pixel of a random frame (jittered by up to a sixth of the crop; anywhere when the frame has no
+    vessel): what the network sees when the controller tracks a target through a region of interest
+    (:meth:`ir_robot.perception.inference.UltrasoundPerception.predict` with ``roi``)."""
+    from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
+
+    lo, hi = sorted(float(z) for z in zoom_range)
+    xs, ys = [], []
+    for _ in range(n):
+        i = int(rng.integers(len(images)))
+        lab = labels[i]
+        h, w = lab.shape
+        side = int(round(min(h, w) / rng.uniform(lo, hi)))
+        vessel = np.flatnonzero((lab == LABEL_VEIN) | (lab == LABEL_ARTERY))
+        if vessel.size:
+            r, c = divmod(int(vessel[rng.integers(vessel.size)]), w)
+            r, c = r + rng.uniform(-side / 6, side / 6), c + rng.uniform(-side / 6, side / 6)
+        else:
+            r, c = rng.uniform(0, h), rng.uniform(0, w)
+        r0, c0, r1, c1 = roi_box((r, c), side, (h, w))
+        xs.append(images[i][r0:r1, c0:c1])
+        ys.append(lab[r0:r1, c0:c1])
+    return xs, ys
 
 
 def _augment(x, y, gen, modality: str, torch):
@@ -249,8 +282,14 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
                                  size_px=cfg.data.size_px, progress=progress)
     data_s = time.perf_counter() - t0
     xtr, ytr = prepare_arrays(train_set.images, train_set.labels, cfg.input_size, nc)
+    n_roi = int(round(cfg.roi_crops * len(xtr)))
+    if n_roi:
+        crops = roi_crops(train_set.images, train_set.labels, n_roi, cfg.roi_zoom, np.random.default_rng(cfg.seed))
+        xr, yr = prepare_arrays(*crops, cfg.input_size, nc)
+        xtr, ytr = np.concatenate([xtr, xr]), np.concatenate([ytr, yr])
     xva, yva = prepare_arrays(val_set.images, val_set.labels, cfg.input_size, nc)
-    log(f"train-perception {cfg.modality}: {len(xtr)} train / {len(xva)} val frames ({data_s:.0f} s data), "
+    log(f"train-perception {cfg.modality}: {len(xtr)} train ({n_roi} of them ROI crops) / {len(xva)} val frames "
+        f"({data_s:.0f} s data), "
         f"U-Net {count_parameters(model) / 1e3:.0f} k params, input {cfg.input_size} px, {cfg.epochs} epochs")
 
     class_w = torch.tensor(cfg.class_weights or (1.0,) * nc, dtype=torch.float32)

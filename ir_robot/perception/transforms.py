@@ -142,6 +142,18 @@ def resize_labels(labels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+def roi_box(centre_rc, side_px: float, shape_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(r0, c0, r1, c1)``: a square of ``side_px`` (at most the image's shorter side) around
+    ``centre_rc`` (row, col), shifted to lie inside an image of ``shape_hw``."""
+    h, w = int(shape_hw[0]), int(shape_hw[1])
+    side = int(round(min(max(float(side_px), 1.0), h, w)))
+    r0 = int(round(float(centre_rc[0]) - side / 2))
+    c0 = int(round(float(centre_rc[1]) - side / 2))
+    r0 = min(max(r0, 0), h - side)
+    c0 = min(max(c0, 0), w - side)
+    return r0, c0, r0 + side, c0 + side
+
+
 def standardise(images: np.ndarray) -> np.ndarray:
     """uint8 ``(..., H, W)`` -> float32 with zero mean and unit std per image (std floored)."""
     x = images.astype(np.float32) * (1.0 / 255.0)

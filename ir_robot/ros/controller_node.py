@@ -39,7 +39,7 @@ import numpy as np
 from geometry_msgs.msg import PointStamped, PoseArray, WrenchStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState, RegionOfInterest
 from std_msgs.msg import Float64, String
 
 from ir_robot.config import param
@@ -50,6 +50,7 @@ from ir_robot.control.venipuncture import VenipunctureController
 from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
 from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, RigState, needle_direction
 from ir_robot.perception.postprocess import UsResult, result_from_json
+from ir_robot.perception.transforms import roi_box
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,
@@ -108,12 +109,17 @@ def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
 
 class ResultPerception:
     """The perception the controller is given: a perception node did the work; the frame carries its
-    result (from ``/<m>/result``) in ``meta['result']``."""
+    result (from ``/<m>/result``) in ``meta['result']``.
+
+    The region of interest the controller asks for with a frame is kept in :attr:`roi_box`
+    (``(r0, c0, r1, c1)`` or None); the node sends it on ``/us/roi`` for the next frames."""
 
     def __init__(self, modality: str):
         self.modality = modality
+        self.roi_box: tuple[int, int, int, int] | None = None
 
-    def predict(self, frame: ImageFrame, spacing_mm=None):
+    def predict(self, frame: ImageFrame, spacing_mm=None, *, roi=None):
+        self.roi_box = roi_box(roi[:2], roi[2], frame.shape) if roi is not None else None
         result = frame.meta.get("result") if isinstance(frame.meta, dict) else None
         if result is None:
             raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no result from the "
@@ -240,6 +246,7 @@ class ControllerNode(Node):
         self._phase_pub = self.create_publisher(String, "/controller/phase", qos.events())
         self._result_pub = self.create_publisher(String, "/procedure/result", qos.latched())
         self._stats_pub = self.create_publisher(String, "/controller/stats", qos.command())
+        self._roi_pub = self.create_publisher(RegionOfInterest, "/us/roi", qos.command())
         self._dt = self.vp_params.config.control.dt_s
         self.create_timer(self._dt, self._on_timer, callback_group=group)
         self._pub_lock = threading.Lock()
@@ -391,6 +398,8 @@ class ControllerNode(Node):
         self._publish_command(cmd, stamp if from_image else self.get_clock().now().to_msg())
         if from_image and self.trace.enabled:
             self.trace(stamp_to_ns(stamp), "ctl_pub")
+        if from_image:
+            self._publish_roi(ctl.us_perception.roi_box)
         self.counts["from_images"] += int(from_image)
         self._us_request_ns = self.get_clock().now().nanoseconds if "us" in ctl.sensors(state) else None
         self._publish_depth(getattr(ctl, "insertion_target_mm", None))
@@ -400,6 +409,16 @@ class ControllerNode(Node):
             self._publish_plan(ctl.plan)
         if ctl.done:
             self._finish()
+
+    def _publish_roi(self, box: tuple[int, int, int, int] | None) -> None:
+        """``/us/roi`` (sensor_msgs/RegionOfInterest): the square around the tracked target the us_perception
+        node should segment in the next frames; all zeros = the whole frame. Sent with every image-triggered
+        command (the node drops a region older than its ``roi_timeout_s``)."""
+        msg = RegionOfInterest()
+        if box is not None:
+            r0, c0, r1, c1 = box
+            msg.y_offset, msg.x_offset, msg.height, msg.width = int(r0), int(c0), int(r1 - r0), int(c1 - c0)
+        self._roi_pub.publish(msg)
 
     def _send_stop(self) -> None:
         """A compute (e.g. planning) running longer than a command's hold: tell the rig to stop and wait,
@@ -454,6 +473,7 @@ class ControllerNode(Node):
         self._reported = True
         ctl = self.controller
         self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
+        self._publish_roi(None)
         self._publish_phase(ctl.phase.value)
         o = ctl.outcome
         result = {"outcome": "success" if o.success else "failed", "reason": o.reason, "attempts": int(o.attempts),

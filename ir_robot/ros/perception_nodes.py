@@ -43,7 +43,7 @@ from geometry_msgs.msg import Point
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from geometry_msgs.msg import PointStamped, PoseStamped
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -86,6 +86,10 @@ class PerceptionNodeConfig:
     min_vessel_area_mm2: float = param(0.8, range=(0.0, 100.0), unit="mm^2",
                                        help="ultrasound: smaller vessel components are ignored (the graphs set "
                                             "the controller's control.us_min_vessel_area_mm2)")
+    use_roi: bool = param(True, help="ultrasound, learned model: segment only the controller's /us/roi (the "
+                                     "square around its tracked target, a zoom for small veins) while it is fresh")
+    roi_timeout_s: float = param(1.0, range=(0.0, 60.0), unit="s",
+                                 help="a /us/roi older than this is ignored (whole frames again)")
 
 
 def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
@@ -150,6 +154,10 @@ class _PerceptionNode(Node):
                                      callback_group=group)
         self.create_subscription(Image, f"/{m}/image_raw", lambda msg: self._on_part(msg, "image"), newest,
                                  callback_group=group)
+        self._roi: tuple[float, float, float] | None = None   # (centre row, centre col, side) px
+        self._roi_t = -math.inf
+        if m == "us":
+            self.create_subscription(RegionOfInterest, "/us/roi", self._on_roi, qos.command(), callback_group=group)
         self._mask_pub = self.create_publisher(Image, f"/{m}/mask", qos.sensor())
         self._result_pub = self.create_publisher(String, f"/{m}/result", qos.sensor())
         self._marker_pub = self.create_publisher(MarkerArray, f"/{m}/markers", qos.sensor())
@@ -165,6 +173,21 @@ class _PerceptionNode(Node):
             self._spacing = spacing_from_info(msg)
         except PerceptionError as exc:
             self.get_logger().error(f"/{self.MODALITY}/camera_info ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_roi(self, msg: RegionOfInterest) -> None:
+        if msg.width == 0 or msg.height == 0:
+            self._roi = None   # all zeros: the whole frame
+        else:
+            side = float(max(msg.width, msg.height))
+            self._roi = (msg.y_offset + 0.5 * msg.height, msg.x_offset + 0.5 * msg.width, side)
+        self._roi_t = time.monotonic()
+
+    def _current_roi(self):
+        cfg = self.params.config
+        if (self._roi is None or not cfg.use_roi or self.model != "learned"
+                or time.monotonic() - self._roi_t > cfg.roi_timeout_s):
+            return None
+        return self._roi
 
     def _on_part(self, msg: Image, part: str) -> None:
         key = stamp_to_ns(msg.header.stamp)
@@ -200,7 +223,8 @@ class _PerceptionNode(Node):
             labels = msg_to_image(parts["labels"], shape=image.shape) if "labels" in parts else None
             frame = ImageFrame(self.MODALITY, image, self._spacing, stamp_s=stamp_to_s(msg.header.stamp),
                                labels=labels)
-            result = self.predictor.predict(frame)
+            roi = self._current_roi()
+            result = self.predictor.predict(frame) if roi is None else self.predictor.predict(frame, roi=roi)
         except (PerceptionError, IrRobotError, ValueError) as exc:
             self.counts["dropped"] += 1
             log.error(f"/{self.MODALITY}/image_raw frame dropped: {exc}", throttle_duration_sec=1.0)

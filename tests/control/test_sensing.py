@@ -91,3 +91,27 @@ def test_tissue_layer_registration_measures_vertical_motion():
         assert dz == pytest.approx(-shift_px * SP[0], abs=0.04)
     flat = layer_profile(np.full((256, 256), 100, np.uint8), SP)
     assert profile_shift_mm(flat, flat, SP) is None
+
+
+class _RecordingPerception(GroundTruthPerception):
+    def __init__(self):
+        super().__init__(PostprocessParams(min_vessel_area_mm2=0.25))
+        self.rois = []
+
+    def predict(self, frame, spacing_mm=None, *, roi=None):
+        self.rois.append(roi)
+        return super().predict(frame, spacing_mm)
+
+
+def test_measure_us_asks_for_a_region_of_interest_around_a_world_point():
+    lab = np.zeros((256, 256), np.uint8)
+    disc(lab, (80, 160), 10)
+    per = _RecordingPerception()
+    f = frame(lab)                                    # probe at y 2.0 mm, transverse
+    y, z = 2.0 + (160 - 128 + 0.5) * SP[1], -(80 + 0.5) * SP[0]   # the vein's centre in the world
+    m = measure_us(f, per, roi_yz_mm=(y, z), roi_side_mm=20.0)
+    assert per.rois[-1] == pytest.approx((80.0, 160.0, 20.0 / SP[0]), abs=1e-6)
+    assert len(m.sections) == 1
+    measure_us(f, per)                                # no region: the predictor is called without one
+    measure_us(f, per, roi_yz_mm=(y, z), roi_side_mm=0.0)
+    assert per.rois[-2:] == [None, None]

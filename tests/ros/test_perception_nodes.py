@@ -90,3 +90,36 @@ def test_graph_perception_keeps_the_vessels_the_controller_keeps():
         file = params["controller"]["ros__parameters"]["node"]["config_file"]
         floor = venipuncture_config(file).control.us_min_vessel_area_mm2
         assert params["us_perception"]["ros__parameters"]["min_vessel_area_mm2"] == floor, g
+
+
+def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
+    """/us/roi (from the controller's tracker) makes the learned model zoom in; all zeros or a stale region:
+    whole frames again. The result says which region was segmented."""
+    from sensor_msgs.msg import RegionOfInterest
+
+    from ir_robot.perception.postprocess import result_from_json
+
+    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
+                            cli_args=["--ros-args", "-p", "model:=learned", "-p", "roi_timeout_s:=30.0"])
+    try:
+        node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
+        sent = []
+        node._result_pub.publish = lambda msg: sent.append(result_from_json(msg.data)[0])
+        img, _ = _us_frame()
+
+        def frame(t):
+            node._on_part(image_to_msg(img, to_stamp(t), "us_image"), "image")
+            return sent[-1]
+
+        assert frame(1.0).roi_px is None
+        node._on_roi(RegionOfInterest(x_offset=40, y_offset=60, width=160, height=160))
+        res = frame(2.0)
+        assert res.roi_px == (60, 40, 220, 200)
+        assert all(60 <= v.centre_px[0] < 220 and 40 <= v.centre_px[1] < 200 for v in res.vessels)
+        node._on_roi(RegionOfInterest())                  # all zeros: the whole frame
+        assert frame(3.0).roi_px is None
+        node._on_roi(RegionOfInterest(x_offset=40, y_offset=60, width=160, height=160))
+        node._roi_t -= 31.0                               # older than roi_timeout_s
+        assert frame(4.0).roi_px is None
+    finally:
+        node.destroy_node()
