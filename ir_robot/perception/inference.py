@@ -379,6 +379,9 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
     out = cv2.addWeighted(tint, alpha, bgr, 1 - alpha, 0)
     scale = max(1, round(max(img.shape) / 256))
     if isinstance(result, UsResult):
+        if result.roi_px is not None:   # the region the network saw (a zoom on the tracked target)
+            r0, c0, r1, c1 = result.roi_px
+            cv2.rectangle(out, (c0, r0), (c1 - 1, r1 - 1), (200, 200, 200), scale, cv2.LINE_8)
         for v in result.vessels:
             c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
             cv2.drawMarker(out, c, OVERLAY_COLOURS[2 if v.kind == "artery" else 1], cv2.MARKER_CROSS, 8 * scale,

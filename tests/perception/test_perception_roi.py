@@ -38,6 +38,10 @@ def test_roi_prediction_runs_the_network_on_the_region_only(tiny_weights):
     crop_mask, _ = us.segmenter.segment(img[r0:r1, c0:c1])  # inside: the network on the crop, placed back
     assert np.array_equal(res.mask[r0:r1, c0:c1], crop_mask)
     assert us.predict(img, SP).roi_px is None
+    from ir_robot.perception.inference import draw_overlay
+
+    drawn = draw_overlay(img, res)                          # the region is outlined
+    assert (drawn[r0, c0 + 10:c1 - 10] == (200, 200, 200)).all()
 
 
 @pytest.mark.parametrize("roi", [(10.0, 10.0), (10.0, 10.0, 8.0), (np.nan, 10.0, 64.0)])
