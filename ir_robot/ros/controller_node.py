@@ -107,6 +107,10 @@ def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
     return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
 
 
+#: a standing /us/roi is re-sent this often (us_perception's roi_timeout_s is 1 s by default)
+ROI_REFRESH_S = 0.25
+
+
 class ResultPerception:
     """The perception the controller is given: a perception node did the work; the frame carries its
     result (from ``/<m>/result``) in ``meta['result']``.
@@ -247,6 +251,8 @@ class ControllerNode(Node):
         self._result_pub = self.create_publisher(String, "/procedure/result", qos.latched())
         self._stats_pub = self.create_publisher(String, "/controller/stats", qos.command())
         self._roi_pub = self.create_publisher(RegionOfInterest, "/us/roi", qos.command())
+        self._roi_sent: tuple | None = None      # the last /us/roi box sent (None: whole frames) and when
+        self._roi_sent_t = -math.inf
         self._dt = self.vp_params.config.control.dt_s
         self.create_timer(self._dt, self._on_timer, callback_group=group)
         self._pub_lock = threading.Lock()
@@ -412,8 +418,13 @@ class ControllerNode(Node):
 
     def _publish_roi(self, box: tuple[int, int, int, int] | None) -> None:
         """``/us/roi`` (sensor_msgs/RegionOfInterest): the square around the tracked target the us_perception
-        node should segment in the next frames; all zeros = the whole frame. Sent with every image-triggered
-        command (the node drops a region older than its ``roi_timeout_s``)."""
+        node should segment in the next frames; all zeros = the whole frame. Sent when it changes, and a
+        region every :data:`ROI_REFRESH_S` while it stands (the node drops one older than its
+        ``roi_timeout_s``)."""
+        now = time.monotonic()
+        if box == self._roi_sent and (box is None or now - self._roi_sent_t < ROI_REFRESH_S):
+            return
+        self._roi_sent, self._roi_sent_t = box, now
         msg = RegionOfInterest()
         if box is not None:
             r0, c0, r1, c1 = box

@@ -38,3 +38,24 @@ def test_rig_graph_controller_takes_the_rig_limits_and_fixed_joints(ros_context)
         assert sim.lower.pitch_rad < sim.upper.pitch_rad and sim.lower.z_mm < sim.upper.z_mm   # URDF limits
     finally:
         sim.destroy_node()
+
+
+def test_controller_sends_its_region_of_interest_only_when_it_changes_or_stands(ros_context):
+    """/us/roi: a new box is sent at once, a standing one refreshed, 'whole frames' (all zeros) sent once."""
+    from ir_robot.ros import controller_node
+
+    node = _controller(ros_context)
+    try:
+        sent = []
+        node._roi_pub.publish = lambda msg: sent.append((msg.y_offset, msg.x_offset, msg.height, msg.width))
+        node._publish_roi(None)                       # the default: whole frames, nothing new to say
+        node._publish_roi((10, 20, 138, 148))
+        node._publish_roi((10, 20, 138, 148))         # unchanged, just sent
+        node._publish_roi((12, 20, 140, 148))
+        node._roi_sent_t -= controller_node.ROI_REFRESH_S + 0.01
+        node._publish_roi((12, 20, 140, 148))         # standing: refreshed
+        node._publish_roi(None)
+        node._publish_roi(None)
+        assert sent == [(10, 20, 128, 128), (12, 20, 128, 128), (12, 20, 128, 128), (0, 0, 0, 0)]
+    finally:
+        node.destroy_node()
