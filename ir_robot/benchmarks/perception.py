@@ -7,6 +7,12 @@ of the training data (ultrasound 8.5-9.5 MHz, 53-57 dB dynamic range, 27-33 deg 
 pitch, 19 G needles; NIR skin tone / hair / noise / glare / lighting middle bands).
 ``heldout_*`` keys report the frames that fall in those bands.
 
+Artery/vein over time: :data:`US_CLIPS` clips (``datasets.iter_us_clips``: 20 transverse
+frames at 10 Hz, probe still, no needle, test split) through the model and
+:class:`~ir_robot.perception.temporal.VesselKindTracker`; ``us_artery_vein_accuracy_clip``
+is the accuracy at each clip's last frame with the pulse, ``us_artery_vein_accuracy_clip_last_frame``
+the single-frame vote on the same frames (``classical_*``: the baseline through the same tracker).
+
 Keys (learned model; ``classical_*`` the OpenCV baseline on the same frames): see
 :mod:`ir_robot.perception.metrics` for the definitions. ``*_ms_per_frame`` is the mean
 wall time of ``predict()`` (resize, network, post-processing) on 256x256 frames with
@@ -26,9 +32,11 @@ US_FRAMES = 600
 NIR_FRAMES = 300
 QUICK_US_FRAMES = 60
 QUICK_NIR_FRAMES = 30
+US_CLIPS = 80
+QUICK_US_CLIPS = 8
 KEYS_ORDER = (
     "us_vessel_dice", "us_vessel_dice_frame_mean", "us_vein_dice", "us_artery_dice", "us_artery_vein_accuracy",
-    "us_vessel_detection_recall", "needle_precision", "needle_recall", "needle_f1", "needle_tip_error_mm_mean",
+    "us_artery_vein_accuracy_clip", "us_artery_vein_accuracy_clip_last_frame", "us_vessel_detection_recall", "needle_precision", "needle_recall", "needle_f1", "needle_tip_error_mm_mean",
     "needle_tip_error_mm_median", "needle_tip_error_mm_p95", "needle_angle_error_deg", "needle_angle_error_deg_p95",
     "vessel_depth_error_mm", "vessel_depth_error_mm_p95", "us_needle_dice", "nir_vein_dice",
     "nir_vein_dice_frame_mean", "us_ms_per_frame", "nir_ms_per_frame",
@@ -102,6 +110,31 @@ def evaluate_us(frames, perception, classical=None) -> dict:
     return out
 
 
+def evaluate_us_clips(clips, perception, classical=None) -> dict:
+    """Artery/vein at the last frame of each clip: the single-frame vote and the pulse over the clip."""
+    from ir_robot.perception.metrics import UsEvaluator
+    from ir_robot.perception.temporal import VesselKindTracker
+
+    out = {}
+    for prefix, pred in (("", perception), ("classical_", classical)):
+        if pred is None:
+            continue
+        single, timed = UsEvaluator(), UsEvaluator()
+        for i, clip in enumerate(clips):
+            kinds = VesselKindTracker()
+            for f in clip:
+                res = pred.predict(f)
+                res_t = kinds.update(res, f.stamp_s)
+            single.add(clip[-1], res, i)
+            timed.add(clip[-1], res_t, i)
+        out[f"{prefix}us_artery_vein_accuracy_clip"] = timed.av_correct / timed.av_total if timed.av_total else math.nan
+        out[f"{prefix}us_artery_vein_accuracy_clip_last_frame"] = (single.av_correct / single.av_total
+                                                                    if single.av_total else math.nan)
+        out[f"{prefix}us_clip_vessels"] = timed.av_total
+    out["us_clips"] = len(clips)
+    return out
+
+
 def evaluate_nir(frames, perception, classical=None) -> dict:
     from ir_robot.perception.metrics import NirEvaluator
 
@@ -147,7 +180,7 @@ def run(quick: bool = False, *, us_weights=None, nir_weights=None, threads: int 
     import torch
 
     from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
-    from ir_robot.perception.datasets import generate
+    from ir_robot.perception.datasets import generate, iter_us_clips
     from ir_robot.perception.inference import make_perception
 
     torch.set_num_threads(threads)
@@ -162,6 +195,10 @@ def run(quick: bool = False, *, us_weights=None, nir_weights=None, threads: int 
     results = {}
     results.update(evaluate_us(list(us_set.frames()), us, ClassicalUsPerception()))
     results.update(evaluate_nir(list(nir_set.frames()), nir, ClassicalNirPerception()))
+    t1 = time.perf_counter()
+    clips = list(iter_us_clips(QUICK_US_CLIPS if quick else US_CLIPS, TEST_SEED, "test"))
+    gen_s += time.perf_counter() - t1
+    results.update(evaluate_us_clips(clips, us, ClassicalUsPerception()))
     results.pop("us_worst_cases", None)
     results.update({"test_seed": TEST_SEED, "us_test_frames": n_us, "nir_test_frames": n_nir,
                     "test_generation_s": round(gen_s, 1), "torch_threads": threads,

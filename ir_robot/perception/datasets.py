@@ -337,6 +337,43 @@ def iter_frames(modality: str, n: int, seed: int, split: str = "train", *, size_
         group += 1
 
 
+def iter_us_clips(n: int, seed: int, split: str = "test", *, frames: int = 20, rate_hz: float = 10.0,
+                  size_px: tuple[int, int] = (256, 256), clips_per_renderer: int = 5) -> Iterator[list[ImageFrame]]:
+    """Yield ``n`` reproducible ultrasound clips: ``frames`` transverse frames at ``rate_hz`` from one
+    probe pose held still over a fresh phantom (its arteries pulsate; 60 % of the phantoms drift),
+    no needle: the view in which a sonographer tells an artery from a vein by its pulse. Every
+    ``clips_per_renderer`` clips bring new imaging parameters. Used by ``ir-robot bench perception``
+    for :class:`~ir_robot.perception.temporal.VesselKindTracker`."""
+    if n < 0 or frames < 1 or not rate_hz > 0:
+        raise PerceptionError(f"clips need n >= 0, frames >= 1 and rate_hz > 0; got {n}, {frames}, {rate_hz}")
+    ranges = split_ranges("us", split)
+    made = group = 0
+    while made < n:
+        ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(SPLITS[split], len(MODALITIES), group))
+        rng = np.random.default_rng(ss)
+        renderer = _make_renderer("us", rng, ranges, size_px)
+        p = renderer.params
+        for _ in range(min(clips_per_renderer, n - made)):
+            phantom = _sample_phantom(rng)
+            t0 = float(rng.uniform(0.0, 20.0))
+            off = phantom.offset_mm(t0)
+            half_l = phantom.spec.block.length_mm / 2
+            x_ph = float(rng.uniform(-(half_l - p.width_mm / 2 - 3.0), half_l - p.width_mm / 2 - 3.0))
+            yc, _ = phantom.centreline(x_ph)
+            y_ph = float(yc[int(rng.integers(phantom.n_vessels))]) + float(rng.uniform(-8.0, 8.0))
+            probe = ProbePose(x_ph + float(off[0]), y_ph + float(off[1]),
+                              math.pi / 2 + math.radians(float(rng.uniform(-10.0, 10.0))))
+            clip = []
+            for k in range(frames):
+                f = renderer.render(phantom, probe, None, t0 + k / rate_hz, rng)
+                f.meta.update({"view": "transverse", "scenario": "clip", "group": group, "split": split,
+                               "dataset_seed": int(seed), "clip": made, "clip_frame": k})
+                clip.append(f)
+            yield clip
+            made += 1
+        group += 1
+
+
 # --------------------------------------------------------------------------- storage
 
 def _jsonable(v):

@@ -62,3 +62,17 @@ def test_shipped_models_drive_a_venipuncture(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["perception"] == "model", res
     assert res["success"] is True and res["attempts"] == 1 and res["tip_error_mm"] < 0.5, res
+
+
+def test_the_pulse_corrects_the_shipped_models_artery_vein_calls_on_fresh_clips():
+    """Clips (probe still, 2 s at 10 Hz) through the shipped model and VesselKindTracker: the kinds at the last
+    frame are at least as right as the single-frame vote on the same frames, and nearly all right."""
+    _require("us")
+    from ir_robot.benchmarks.perception import evaluate_us_clips
+    from ir_robot.perception.datasets import iter_us_clips
+
+    us = UltrasoundPerception.default(threads=2)
+    out = evaluate_us_clips(list(iter_us_clips(12, TEST_SEED, "test")), us)
+    assert out["us_clip_vessels"] >= 12, out
+    assert out["us_artery_vein_accuracy_clip"] >= out["us_artery_vein_accuracy_clip_last_frame"], out
+    assert out["us_artery_vein_accuracy_clip"] >= 0.9, out
