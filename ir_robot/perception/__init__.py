@@ -13,4 +13,5 @@ Layout (MONAI-style separation, nothing heavy imported here):
 * :mod:`~ir_robot.perception.datasets` synthetic datasets from the simulator, with held-out splits
 * :mod:`~ir_robot.perception.train` training loop, checkpoints, metrics JSON, learning curve
 * :mod:`~ir_robot.perception.metrics` Dice, detection precision/recall, tip and angle errors
+* :mod:`~ir_robot.perception.temporal` artery or vein from the pulse over a clip (``VesselKindTracker``)
 """

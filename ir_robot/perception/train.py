@@ -36,7 +36,7 @@ import numpy as np
 
 from ir_robot.config import from_dict, load, param, to_dict
 from ir_robot.core.errors import ConfigError
-from ir_robot.core.types import LABEL_IGNORE
+from ir_robot.core.types import LABEL_ARTERY, LABEL_IGNORE, LABEL_VEIN
 from ir_robot.perception.transforms import STD_FLOOR, resize, roi_box
 
 
@@ -139,8 +139,6 @@ def roi_crops(images: np.ndarray, labels: np.ndarray, n: int, zoom_range: tuple[
     pixel of a random frame (jittered by up to a sixth of the crop; anywhere when the frame has no
     vessel): what the network sees when the controller tracks a target through a region of interest
     (:meth:`ir_robot.perception.inference.UltrasoundPerception.predict` with ``roi``)."""
-    from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
-
     lo, hi = sorted(float(z) for z in zoom_range)
     xs, ys = [], []
     for _ in range(n):
