@@ -202,5 +202,6 @@ def run(quick: bool = False, *, us_weights=None, nir_weights=None, threads: int 
     results.pop("us_worst_cases", None)
     results.update({"test_seed": TEST_SEED, "us_test_frames": n_us, "nir_test_frames": n_nir,
                     "test_generation_s": round(gen_s, 1), "torch_threads": threads,
-                    "us_weights": us.segmenter.meta.get("path"), "nir_weights": nir.segmenter.meta.get("path")})
+                    "us_weights": us.segmenter.meta.get("path"), "nir_weights": nir.segmenter.meta.get("path"),
+                    "us_backend": us.segmenter.backend, "nir_backend": nir.segmenter.backend})
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in _ordered(results).items()}

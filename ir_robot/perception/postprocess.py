@@ -421,12 +421,13 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
     if prob is not None and conf < params.min_needle_confidence:
         return None
     # refit on the core of the shaft: the ends are cut (skin line, image border, beam slab) at
-    # angles that would tilt a fit of the whole blob
-    u, origin, t_sel, radius = _axis_fit(p_sel, sx, sy)
+    # angles that would tilt a fit of the whole blob; weighted by the needle probability
+    w_sel = prob[rows_sel, cols_sel] if prob is not None else None
+    u, origin, t_sel, radius = _axis_fit(p_sel, sx, sy, w_sel)
     extent = float(t_sel.max() - t_sel.min())
     core = (t_sel > t_sel.min() + 2 * radius) & (t_sel < t_sel.max() - 2 * radius)
     if extent - 4 * radius > params.tip_only_extent_mm and core.sum() >= 10:
-        u, _, _, _ = _axis_fit(p_sel[core], sx, sy)
+        u, _, _, _ = _axis_fit(p_sel[core], sx, sy, None if w_sel is None else w_sel[core])
         t_sel = (p_sel - origin) @ u
         extent = float(t_sel.max() - t_sel.min())
     # the mask is a capsule: it reaches one radius past the tip; pixel centres stop about half a
@@ -466,15 +467,26 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
                            int(sel.size))
 
 
-def _axis_fit(pts: np.ndarray, sx: float, sy: float):
+def _axis_fit(pts: np.ndarray, sx: float, sy: float, weights: np.ndarray | None = None):
     """Least-squares axis of points (N, 2) in mm: (unit direction, origin, positions along it, radius).
 
-    The radius comes from the spread across the axis (a uniformly filled band of width 2r
-    has std 2r / sqrt(12)), floored at half a pixel.
+    ``weights`` (N,), e.g. the network's needle probability at each pixel, weight the fit
+    (a weighted principal axis): pixels the network is unsure of, at the blurred edges of the
+    shaft, pull the axis less. The radius comes from the spread across the axis (a uniformly
+    filled band of width 2r has std 2r / sqrt(12)), floored at half a pixel.
     """
-    vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).reshape(-1).astype(float)
-    u = np.array([vx, vy]) / math.hypot(vx, vy)
-    origin = np.array([x0, y0])
+    if weights is None or len(pts) < 3 or not np.all(np.isfinite(weights)) or weights.sum() <= 0:
+        vx, vy, x0, y0 = cv2.fitLine(pts.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).reshape(-1).astype(float)
+        u = np.array([vx, vy]) / math.hypot(vx, vy)
+        origin = np.array([x0, y0])
+    else:
+        w = np.asarray(weights, float) / float(np.sum(weights))
+        origin = w @ pts
+        rel = pts - origin
+        evals, evecs = np.linalg.eigh((rel * w[:, None]).T @ rel)
+        u = evecs[:, int(np.argmax(evals))]
+        if u[0] < 0 or (u[0] == 0 and u[1] < 0):  # cv2.fitLine's convention: towards +lateral
+            u = -u
     rel = pts - origin
     t = rel @ u
     s = rel @ np.array([-u[1], u[0]])

@@ -39,6 +39,35 @@ def test_needle_ignores_stray_blobs_and_small_masks():
     assert find_needle(np.zeros((256, 256), bool), SPACING) is None
 
 
+def test_needle_axis_is_weighted_by_the_probability():
+    """A shaft with a thick, unsure bulge along one side near the tail (blurred edge pixels
+    the network barely called needle): weighted by the probability, it tilts the axis less."""
+    angle = 30.0
+    m = needle_mask((256, 256), (140.0, 150.0), angle, 120, 6)
+    prob = np.where(m, 0.95, 0.0).astype(np.float32)
+    bulge = np.zeros((256, 256), np.uint8)
+    # a 5 px band along the upper side of the tail half (rows above the shaft)
+    a = math.radians(angle)
+    d = np.array([math.sin(a), math.cos(a)])          # (row, col) direction tail -> tip
+    n = np.array([-math.cos(a), math.sin(a)])         # towards shallower rows
+    tail_mid = np.array([140.0, 150.0]) - d * 90
+    p0 = tail_mid - d * 25 + n * 5
+    p1 = tail_mid + d * 25 + n * 5
+    cv2.line(bulge, (int(p0[1]), int(p0[0])), (int(p1[1]), int(p1[0])), 1, 5)
+    extra = (bulge > 0) & ~m
+    m2 = m | extra
+    prob[extra] = 0.35  # argmax of 4 classes: a needle pixel can be this unsure
+    plain = find_needle(m2, SPACING)                   # no probabilities: every pixel counts fully
+    weighted = find_needle(m2, SPACING, prob)
+    assert plain is not None and weighted is not None
+    # the bulge weighs 0.35 / 0.95 of the shaft per pixel: well under the unweighted tilt
+    assert abs(plain.angle_deg - angle) > 2.0
+    assert abs(weighted.angle_deg - angle) < 0.6 * abs(plain.angle_deg - angle)
+    # uniform probabilities give exactly the unweighted answer
+    same = find_needle(m2, SPACING, np.where(m2, 0.9, 0.0).astype(np.float32))
+    assert same.angle_deg == pytest.approx(plain.angle_deg, abs=1e-3)
+
+
 def test_out_of_plane_dot_has_a_tip_but_no_angle():
     m = np.zeros((256, 256), np.uint8)
     cv2.circle(m, (100, 80), 5, 1, -1)

@@ -59,17 +59,26 @@ def test_classical_baselines_find_a_dark_vessel_and_a_bright_needle():
     assert len(nres.veins) == 1 and abs(nres.veins[0].angle_deg) < 8
 
 
-def test_frozen_single_frame_network_matches_the_eager_model(tiny_weights):
-    """Single frames go through a TorchScript-frozen copy (BatchNorm folded): same probabilities as eager."""
-    import numpy as np
-
+@pytest.mark.parametrize("backend", ["onnxruntime", "torchscript", "eager"])
+def test_single_frame_backends_match_the_eager_model(tiny_weights, backend):
+    """Single frames run on onnxruntime or a TorchScript-frozen copy (BatchNorm folded): the same
+    probabilities as the eager network that runs batches."""
     from ir_robot.perception.inference import Segmenter
 
-    seg = Segmenter.from_weights(tiny_weights["us"])
-    assert seg._single is not None
+    seg = Segmenter.from_weights(tiny_weights["us"], backend=backend)
+    assert seg.backend == backend and seg._single is not None
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (2, 200, 180)).astype(np.uint8)
     batch = seg.probabilities_batch(imgs)                  # N = 2: the eager model
-    one = seg.probabilities(imgs[0])                       # N = 1: the frozen copy
+    one = seg.probabilities(imgs[0])                       # N = 1: the backend
     assert np.abs(one - batch[0]).max() < 1e-4
     assert np.allclose(one.sum(axis=0), 1.0, atol=1e-5)    # bilinear resizing keeps them summing to one
+
+
+def test_auto_backend_prefers_onnxruntime_and_bad_names_are_refused(tiny_weights):
+    from ir_robot.core.errors import PerceptionError
+    from ir_robot.perception.inference import Segmenter
+
+    assert Segmenter.from_weights(tiny_weights["us"]).backend == "onnxruntime"   # a pinned requirement
+    with pytest.raises(PerceptionError, match="unknown inference backend 'tensorrt'"):
+        Segmenter.from_weights(tiny_weights["us"], backend="tensorrt")
