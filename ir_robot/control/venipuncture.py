@@ -429,7 +429,9 @@ class VenipunctureController:
         if obs.us is None:
             return None
         roi = None
-        if self.tracker.locked and self.p.us_roi_mm > 0:
+        # the zoom serves the tracking (align, insert); the confirmation and the hold see the
+        # whole frame, and with the zoom on the confirmation needs that frame to agree
+        if self.tracker.locked and self.p.us_roi_mm > 0 and self.phase not in (Phase.CONFIRM, Phase.HOLD):
             roi = tuple(self.tracker.predict(obs.us.stamp_s))
         m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm,
                        roi_yz_mm=roi, roi_side_mm=self.p.us_roi_mm)
@@ -778,9 +780,18 @@ class VenipunctureController:
             tip = needle_at_x(m.needle_yz_mm, m.probe_x_mm, plan.target_mm[0], plan.pitch_rad, p.us_slab_half_mm)
             centre = self._target_at(m.stamp_s)
             semi = (self.tracker.size_mm[0] / 2, self.tracker.size_mm[1] / 2)
-            if in_ellipse(tip, centre, semi, p.lumen_margin):
+            agrees = p.us_roi_mm <= 0 or any(in_ellipse((c.y_mm, c.z_mm), centre, semi, 1.5) for c in m.sections)
+            if in_ellipse(tip, centre, semi, p.lumen_margin) and agrees:
                 self._confirmed(t, f"ultrasound tip {abs(tip[0] - centre[0]):.2f} mm / {abs(tip[1] - centre[1]):.2f} mm "
                                    f"from the lumen centre")
+            elif in_ellipse(tip, centre, semi, p.lumen_margin):
+                # tracked with the zoom, but the whole frame shows no vessel there: the zoomed view
+                # may have followed something else; do not confirm on it
+                self._outside_frames += 1
+                if self._outside_frames >= 3:
+                    self._fail_attempt("the whole ultrasound frame shows no vessel at the tracked target "
+                                       "(the zoomed tracking is not confirmed)")
+                    return self._retract(t, q, obs, dt)
             else:
                 self._outside_frames += 1
                 if self._outside_frames >= 3:

@@ -52,7 +52,7 @@ from ir_robot.core.types import LABEL_IGNORE, LABEL_NEEDLE, ImageFrame, NeedlePo
 GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MODALITIES = ("us", "nir")
-DATASET_VERSION = {"us": 6, "nir": 5}  # bumped when a modality's frames change
+DATASET_VERSION = {"us": 8, "nir": 5}  # bumped when a modality's frames change (us 7: an experiment's cache)
 
 #: randomisation bands used for train/val; the test split uses the full ranges
 TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
@@ -64,6 +64,11 @@ TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {
     "nir": {},  # filled from the NIR renderer's ranges in _nir_bands()
 }
 TRAIN_GAUGES = (17, 18, 20, 21, 22)
+#: train/val only: the fraction of transverse frames whose needle is drawn next to, inside or
+#: through the target vessel (:func:`_needle_near_target`) - the views of the insertion and
+#: confirmation, which the generic scenarios rarely produce. The test split keeps the generic
+#: mix (0: no extra random draw, so its frames are unchanged).
+TRAIN_NEAR_TARGET = 0.2
 #: a labelled needle changing its surroundings by less than this (mean grey levels) is invisible
 NEEDLE_VISIBILITY_MIN = 5.0
 #: a needle between NEEDLE_VISIBILITY_MIN and this is barely visible: its pixels are labelled
@@ -106,6 +111,7 @@ class SceneRanges:
     param_bands: dict
     needle_pitch_deg: tuple[tuple[float, float], ...]
     gauges: tuple[int, ...]
+    near_target: float = 0.0  # see TRAIN_NEAR_TARGET
 
 
 def split_ranges(modality: str, split: str) -> SceneRanges:
@@ -115,7 +121,7 @@ def split_ranges(modality: str, split: str) -> SceneRanges:
         return SceneRanges({}, FULL_NEEDLE_PITCH_DEG, ALL_GAUGES)
     bands = dict(TRAIN_BANDS[modality]) if modality == "us" else _nir_bands()
     pitch = bands.pop("needle_pitch_deg", FULL_NEEDLE_PITCH_DEG)
-    return SceneRanges(bands, pitch, TRAIN_GAUGES)
+    return SceneRanges(bands, pitch, TRAIN_GAUGES, TRAIN_NEAR_TARGET if modality == "us" else 0.0)
 
 
 # --------------------------------------------------------------------------- scene sampling
@@ -137,6 +143,10 @@ def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, 
     u = np.array([math.cos(probe.yaw_rad), math.sin(probe.yaw_rad), 0.0])
     nrm = np.array([-math.sin(probe.yaw_rad), math.cos(probe.yaw_rad), 0.0])
     origin = np.array([probe.x_mm, probe.y_mm, 0.0])
+    if (ranges.near_target > 0 and target_lateral_mm is not None and target_depth_mm is not None
+            and rng.random() < ranges.near_target):
+        return _needle_near_target(rng, u, nrm, origin, depth_mm, elevation_mm, ranges, target_depth_mm,
+                                   target_lateral_mm, target_radius_mm)
     roll = rng.random()
     if roll < 0.22:
         return None, "none"
@@ -191,6 +201,51 @@ def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, 
         tip = origin + lateral * u + e0 * nrm + np.array([0.0, 0.0, -tip_depth])
     pose = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in direction), dia, 40.0)
     return pose, f"{scenario}/{gauge}G/{math.degrees(pitch):.1f}deg"
+
+
+def _needle_near_target(rng: np.random.Generator, u: np.ndarray, nrm: np.ndarray, origin: np.ndarray,
+                        depth_mm: float, elevation_mm: float, ranges: SceneRanges, target_depth_mm: float,
+                        target_lateral_mm: float, target_radius_mm: float):
+    """A needle crossing a transverse image at the target vessel, as during a venipuncture.
+
+    The needle travels along the vessel (across the image plane) and down at the insertion
+    pitch; its cross-section is drawn where the insertion sees it: the tip just above the
+    vessel's top wall (``approach``), the tip inside the lumen, anywhere across it including
+    near the walls (``in_lumen``), or the tip past the plane with the shaft crossing it inside
+    the lumen (``through``). Returns ``(pose, scenario name)``.
+    """
+    gauge = int(rng.choice(ranges.gauges))
+    dia = GAUGE_DIAMETER_MM[gauge]
+    half_slab = elevation_mm / 2
+    pitch = math.radians(_uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg
+                                                   if lo < 45.0)))
+    psi = math.radians(rng.uniform(-15.0, 15.0))
+    horiz = math.cos(psi) * nrm + math.sin(psi) * u
+    direction = math.cos(pitch) * horiz + np.array([0.0, 0.0, -math.sin(pitch)])
+    r = max(float(target_radius_mm), 0.3)
+    d_max = depth_mm - 1.0
+    mode = rng.random()
+    if mode < 0.4:  # about to pierce the top wall
+        name = "approach"
+        lateral = target_lateral_mm + rng.uniform(-0.7, 0.7) * r
+        depth = target_depth_mm - r - rng.uniform(0.0, 1.5)
+        ahead = float(rng.uniform(-0.6, 0.6) * half_slab)
+    elif mode < 0.75:
+        name = "in_lumen"
+        lateral = target_lateral_mm + rng.uniform(-0.75, 0.75) * r
+        depth = target_depth_mm + rng.uniform(-0.75, 0.75) * r
+        ahead = float(rng.uniform(-0.6, 0.6) * half_slab)
+    else:  # the shaft crosses the plane inside the lumen, the tip up to 3 mm beyond it
+        name = "through"
+        lateral = target_lateral_mm + rng.uniform(-0.6, 0.6) * r
+        depth = target_depth_mm + rng.uniform(-0.6, 0.6) * r
+        ahead = float(rng.uniform(0.6 * half_slab, 3.0))
+    crossing = origin + lateral * u + np.array([0.0, 0.0, -float(np.clip(depth, 1.0, d_max))])
+    along = float(direction @ nrm)  # > 0: cos(pitch) cos(psi)
+    tip = crossing + direction * (ahead / along)
+    tip[2] = min(tip[2], -0.5)
+    pose = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in direction), dia, 40.0)
+    return pose, f"near_{name}/{gauge}G/{math.degrees(pitch):.1f}deg"
 
 
 def _us_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:

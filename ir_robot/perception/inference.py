@@ -235,6 +235,9 @@ class Segmenter:
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
+            # no busy-waiting between calls: spinning worker threads starve the other processes on the
+            # cores (the simulator, the controller, a training run) for a network this small
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
         except Exception:  # noqa: BLE001 - onnx missing, an exporter or runtime failure: use TorchScript
             return None

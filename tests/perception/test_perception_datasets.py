@@ -43,6 +43,28 @@ def test_us_frames_cover_the_scenarios_and_label_sets():
         assert f.image.dtype == np.uint8 and f.labels.shape == f.image.shape
 
 
+def test_training_views_of_the_needle_at_the_target_vessel():
+    """Train/val draw extra transverse views with the needle's cross-section at the target
+    vessel (the insertion and confirmation views); the test split keeps the generic mix."""
+    import math
+
+    from ir_robot.perception.datasets import split_ranges
+
+    assert split_ranges("us", "train").near_target > 0 and split_ranges("us", "test").near_target == 0
+    frames = list(iter_frames("us", 80, seed=4, split="train"))
+    near = [f for f in frames if f.meta["scenario"].startswith("near_")]
+    assert len(near) >= 3
+    assert not any(f.meta["scenario"].startswith("near_") for f in iter_frames("us", 40, seed=4, split="test"))
+    for f in near:
+        assert f.meta["view"] == "transverse"
+        if f.tip_px is None:      # barely visible: labelled don't care or absent
+            continue
+        sy, sx = f.spacing_mm
+        # the tip (or, past the plane, the shaft's section) sits in or just above a vessel
+        dist = [math.hypot((f.tip_px[0] - r) * sy, (f.tip_px[1] - c) * sx) for r, c in f.vessel_centres_px]
+        assert dist and min(dist) < 5.0, f.meta["scenario"]
+
+
 def test_save_and_load_round_trip(tmp_path):
     fs = generate("nir", 4, seed=2, split="val")
     save_dataset(fs, tmp_path / "ds", png=True)
