@@ -230,7 +230,9 @@ class Segmenter:
                 torch.onnx.export(self.model, x, buf, dynamo=False, opset_version=17, input_names=["image"],
                                   output_names=["logits"])
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = max(1, torch.get_num_threads())
+            # one thread: a 128 px frame of this network is too small to share (measured: 2 threads
+            # without spinning are no faster and cost 60 % more CPU; docs/perception.md)
+            opts.intra_op_num_threads = 1
             opts.inter_op_num_threads = 1
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -39,7 +39,8 @@ TARGETS: dict[str, dict[str, tuple[float, str, str]]] = {
 DATA_NOTES = {
     "us": "Ultrasound B-mode frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, "
           "longitudinal and transverse views, needles absent / in plane / off plane / steep / crossing / tip in "
-          "the target lumen, gauges 17-22 G, speckle, gain/TGC, dynamic range, frequency, motion and pulsation "
+          "the target lumen, plus (train/val only, ~10 % of frames) the needle at the target vessel as during an "
+          "insertion (approaching its top wall, in its lumen, through it), gauges 17-22 G, speckle, gain/TGC, dynamic range, frequency, motion and pulsation "
           "randomised. Classes: background, vein, artery, needle; barely visible needles are labelled "
           "don't care (255).",
     "nir": "Top-down NIR frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, skin "
