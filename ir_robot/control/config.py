@@ -28,10 +28,10 @@ class ControlParams:
     us_period_s: float = param(0.1, range=(0.0, 5.0), unit="s", help="ultrasound frame period while tracking")
     probe_offset_mm: float = param(12.0, range=(-100.0, 100.0), unit="mm", help="probe ahead of the needle pivot")
     us_roi_mm: float = param(0.0, range=(0.0, 200.0), unit="mm",
-                             help="once locked on the target, the learned ultrasound model sees only a square "
-                                  "of this side around it (a zoom for 1-2 mm veins; measured, not adopted: "
-                                  "docs/autonomy.md); the confirmation and the hold see whole frames, and the "
-                                  "confirmation needs a vessel seen there; 0: whole frames")
+                             help="experimental, worse with the shipped model (docs/autonomy.md): once locked on "
+                                  "the target, the learned ultrasound model sees only a square of this side around "
+                                  "it (a zoom for 1-2 mm veins); the confirmation and the hold see whole frames, and "
+                                  "the confirmation needs a vessel seen there; 0: whole frames")
     scan_x_mm: tuple[float, ...] = param((0.0, 10.0), range=(-200.0, 200.0), unit="mm",
                                          help="probe x of the transverse scan stations")
     scan_y_mm: tuple[float, ...] = param((-7.0, 7.0), range=(-200.0, 200.0), unit="mm",
