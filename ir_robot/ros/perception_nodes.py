@@ -90,6 +90,9 @@ class PerceptionNodeConfig:
                                      "square around its tracked target, a zoom for small veins) while it is fresh")
     roi_timeout_s: float = param(1.0, range=(0.0, 60.0), unit="s",
                                  help="a /us/roi older than this is ignored (whole frames again)")
+    skip_phases: tuple[str, ...] = param((), help="controller phases (/controller/phase) in which frames are not "
+                                                  "processed, e.g. NIR after the scan: the controller uses NIR only "
+                                                  "in its scan, and the cores go to the ultrasound path; () = none")
 
 
 def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
@@ -143,7 +146,7 @@ class _PerceptionNode(Node):
         self._pending: OrderedDict[int, dict] = OrderedDict()
         self._next_frame_s = 0.0
         self.process_ms: deque = deque(maxlen=100_000)
-        self.counts = {"frames": 0, "dropped": 0}
+        self.counts = {"frames": 0, "dropped": 0, "skipped": 0}
         self.trace = LatencyTrace(self.NODE_NAME, directory=None if m == "us" else "")  # the us path only
         newest = qos.sensor()
         newest.depth = 1
@@ -158,6 +161,8 @@ class _PerceptionNode(Node):
         self._roi_t = -math.inf
         if m == "us":
             self.create_subscription(RegionOfInterest, "/us/roi", self._on_roi, qos.command(), callback_group=group)
+        self._phase = ""          # the controller's phase, from /controller/phase ('' until heard)
+        self.create_subscription(String, "/controller/phase", self._on_phase, qos.events(), callback_group=group)
         self._mask_pub = self.create_publisher(Image, f"/{m}/mask", qos.sensor())
         self._result_pub = self.create_publisher(String, f"/{m}/result", qos.sensor())
         self._marker_pub = self.create_publisher(MarkerArray, f"/{m}/markers", qos.sensor())
@@ -181,6 +186,9 @@ class _PerceptionNode(Node):
             side = float(max(msg.width, msg.height))
             self._roi = (msg.y_offset + 0.5 * msg.height, msg.x_offset + 0.5 * msg.width, side)
         self._roi_t = time.monotonic()
+
+    def _on_phase(self, msg: String) -> None:
+        self._phase = msg.data
 
     def _current_roi(self):
         cfg = self.params.config
@@ -207,6 +215,9 @@ class _PerceptionNode(Node):
         msg = parts["image"]
         cfg = self.params.config
         log = self.get_logger()
+        if self._phase and self._phase in cfg.skip_phases:
+            self.counts["skipped"] += 1
+            return
         if cfg.max_rate_hz > 0:
             t = stamp_to_s(msg.header.stamp)
             if t < self._next_frame_s:

@@ -123,3 +123,34 @@ def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
         assert frame(4.0).roi_px is None
     finally:
         node.destroy_node()
+
+
+def test_frames_are_skipped_in_the_configured_controller_phases(ros_context):
+    """NIR after the scan: the controller no longer uses it, so the node leaves the cores to ultrasound."""
+    from std_msgs.msg import String
+
+    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
+                            cli_args=["--ros-args", "-p", "model:=classical",
+                                      "-p", "skip_phases:=['align', 'insert']"])
+    try:
+        node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
+        img, _ = _us_frame()
+        t = [100.0]
+
+        def frame():
+            t[0] += 0.1
+            node._on_part(image_to_msg(img, to_stamp(t[0]), "us_image"), "image")
+
+        frame()                                   # no phase heard yet: processed
+        node._on_phase(String(data="scan"))
+        frame()
+        assert node.counts["frames"] == 2
+        node._on_phase(String(data="insert"))
+        frame()
+        frame()
+        assert node.counts["frames"] == 2 and node.counts["skipped"] == 2 and node.counts["dropped"] == 0
+        node._on_phase(String(data="done"))
+        frame()
+        assert node.counts["frames"] == 3
+    finally:
+        node.destroy_node()
