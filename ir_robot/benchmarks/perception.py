@@ -36,7 +36,8 @@ US_CLIPS = 80
 QUICK_US_CLIPS = 8
 KEYS_ORDER = (
     "us_vessel_dice", "us_vessel_dice_frame_mean", "us_vein_dice", "us_artery_dice", "us_artery_vein_accuracy",
-    "us_artery_vein_accuracy_clip", "us_artery_vein_accuracy_clip_last_frame", "us_vessel_detection_recall", "needle_precision", "needle_recall", "needle_f1", "needle_tip_error_mm_mean",
+    "us_artery_vein_accuracy_clip", "us_artery_vein_accuracy_clip_last_frame", "us_vessel_detection_recall",
+    "needle_precision", "needle_recall", "needle_f1", "needle_tip_error_mm_mean",
     "needle_tip_error_mm_median", "needle_tip_error_mm_p95", "needle_angle_error_deg", "needle_angle_error_deg_p95",
     "vessel_depth_error_mm", "vessel_depth_error_mm_p95", "us_needle_dice", "nir_vein_dice",
     "nir_vein_dice_frame_mean", "us_ms_per_frame", "nir_ms_per_frame",

@@ -780,23 +780,21 @@ class VenipunctureController:
             tip = needle_at_x(m.needle_yz_mm, m.probe_x_mm, plan.target_mm[0], plan.pitch_rad, p.us_slab_half_mm)
             centre = self._target_at(m.stamp_s)
             semi = (self.tracker.size_mm[0] / 2, self.tracker.size_mm[1] / 2)
+            inside = in_ellipse(tip, centre, semi, p.lumen_margin)
+            # tracked with the zoom, the whole frame must also show a vessel there: the zoomed view
+            # may have followed something else
             agrees = p.us_roi_mm <= 0 or any(in_ellipse((c.y_mm, c.z_mm), centre, semi, 1.5) for c in m.sections)
-            if in_ellipse(tip, centre, semi, p.lumen_margin) and agrees:
-                self._confirmed(t, f"ultrasound tip {abs(tip[0] - centre[0]):.2f} mm / {abs(tip[1] - centre[1]):.2f} mm "
-                                   f"from the lumen centre")
-            elif in_ellipse(tip, centre, semi, p.lumen_margin):
-                # tracked with the zoom, but the whole frame shows no vessel there: the zoomed view
-                # may have followed something else; do not confirm on it
-                self._outside_frames += 1
-                if self._outside_frames >= 3:
-                    self._fail_attempt("the whole ultrasound frame shows no vessel at the tracked target "
-                                       "(the zoomed tracking is not confirmed)")
-                    return self._retract(t, q, obs, dt)
+            if inside and agrees:
+                self._confirmed(t, f"ultrasound tip {abs(tip[0] - centre[0]):.2f} mm / "
+                                   f"{abs(tip[1] - centre[1]):.2f} mm from the lumen centre")
             else:
                 self._outside_frames += 1
                 if self._outside_frames >= 3:
-                    self._fail_attempt(f"ultrasound shows the tip outside the lumen ({tip[0] - centre[0]:+.2f}, "
-                                       f"{tip[1] - centre[1]:+.2f}) mm from its centre")
+                    self._fail_attempt(
+                        f"ultrasound shows the tip outside the lumen ({tip[0] - centre[0]:+.2f}, "
+                        f"{tip[1] - centre[1]:+.2f}) mm from its centre" if not inside else
+                        "the whole ultrasound frame shows no vessel at the tracked target "
+                        "(the zoomed tracking is not confirmed)")
                     return self._retract(t, q, obs, dt)
         elif t - self._phase_t > p.confirm_timeout_s:
             self._fail_attempt(f"ultrasound does not show the needle tip after {p.confirm_timeout_s} s")

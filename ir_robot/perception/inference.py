@@ -240,13 +240,9 @@ class Segmenter:
             # no busy-waiting between calls: spinning worker threads starve the other processes on the
             # cores (the simulator, the controller, a training run) for a network this small
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - onnx missing, an exporter or runtime failure: use TorchScript
-            return None
-        runner = _OrtRunner(session, torch)
-        try:
+            runner = _OrtRunner(ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"]), torch)
             return runner if self._agrees(runner) else None
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - onnx missing, an exporter or runtime failure: use TorchScript
             return None
 
     def probabilities_batch(self, images: np.ndarray) -> np.ndarray:
