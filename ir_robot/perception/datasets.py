@@ -22,7 +22,7 @@ measured against the same frame rendered without it) is labelled absent; one bel
 scenes: a top-down view over the phantom with the renderer's randomised skin tone, hair,
 lighting, glare, noise and depth blur, sometimes a needle; veins are labelled by the
 renderer's rule (apparent contrast >= ``NirParams.vein_label_min_contrast``), with faint
-veins just below it and visible arteries labelled "don't care" (255, ``LABEL_IGNORE``):
+veins just below it and arteries as dark as those labelled "don't care" (255, ``LABEL_IGNORE``):
 excluded from the loss and from Dice.
 
 On disk (``ir-robot dataset us --n N --seed S --out DIR``)::
@@ -52,7 +52,7 @@ from ir_robot.core.types import LABEL_IGNORE, LABEL_NEEDLE, ImageFrame, NeedlePo
 GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MODALITIES = ("us", "nir")
-DATASET_VERSION = {"us": 8, "nir": 5}  # bumped when a modality's frames change (us 7: an experiment's cache)
+DATASET_VERSION = {"us": 8, "nir": 6}  # bumped when a modality's frames change (us 7: an experiment's cache)
 
 #: randomisation bands used for train/val; the test split uses the full ranges
 TRAIN_BANDS: dict[str, dict[str, tuple[tuple[float, float], ...]]] = {

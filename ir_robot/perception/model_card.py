@@ -44,8 +44,8 @@ DATA_NOTES = {
           "dynamic range, frequency, motion and pulsation randomised. Classes: background, vein, artery, needle; barely visible needles are labelled "
           "don't care (255).",
     "nir": "Top-down NIR frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, skin "
-           "tone, hair, lighting, glare, noise and depth blur randomised. Classes: background, vein; visible "
-           "arteries and veins just below the visibility threshold are labelled don't care (255).",
+           "tone, hair, lighting, glare, noise and depth blur randomised. Classes: background, vein; veins just "
+           "below the visibility threshold, and arteries from that contrast up, are labelled don't care (255).",
 }
 
 

@@ -36,9 +36,13 @@ mottling and the sensor noise do (without the clutter term, 13 % of the labelled
 pixels of the test set darkened their surroundings by less than 2 %: labels of veins
 nobody can see); where it lies in the ambiguous band between
 ``vein_ignore_fraction`` x that threshold and the threshold it is "don't care"
-(``LABEL_IGNORE``). Arteries are never labelled vein: where visible by the same rule they
-are "don't care" too, since at one NIR wavelength arterial and venous blood absorb
-alike (the artery/vein decision is the ultrasound's). ``vessel_centres_px`` /
+(``LABEL_IGNORE``). Arteries are never labelled vein: wherever a vein of the same
+apparent contrast would be labelled vein or don't care (i.e. down to ``vein_ignore_fraction``
+x the threshold) they are "don't care" too, since at one NIR wavelength arterial and venous
+blood absorb alike (the artery/vein decision is the ultrasound's). Until nir dataset v6 only
+arteries above the threshold were; faint ones were background, so a model that saw them as
+the veins they look like was scored wrong (about half of the NIR model's false-vein pixels
+far from any labelled vein). ``vessel_centres_px`` /
 ``vessel_depths_mm`` list the labelled veins at the image centre column (where visible
 there). ``tip_px`` is the top-down projection of the needle tip when it lies in the
 field of view (under the skin or not: it is ground truth, not a detection).
@@ -85,7 +89,7 @@ class NirParams:
                                                   "fainter than the skin's own mottling is not visible")
     vein_ignore_fraction: float = param(0.5, range=(0.0, 1.0),
                                         help="veins between this x the label threshold and the threshold, "
-                                             "and visible arteries, are labelled don't-care (255)")
+                                             "and arteries down to this x the threshold, are labelled don't-care (255)")
     name: str = param("default", help="label echoed in frame meta")
 
     def __post_init__(self) -> None:
@@ -262,8 +266,8 @@ class NirRenderer:
             inside = np.abs(rel / a[i]) < 1.0
             lab = labels[rs]
             unset = lab == 0
-            if artery:
-                lab[inside & visible[None, :] & unset] = LABEL_IGNORE
+            if artery:  # NIR cannot tell it from a vein: don't care wherever a vein would count or be forgiven
+                lab[inside & faint[None, :] & unset] = LABEL_IGNORE
                 continue
             lab[inside & faint[None, :] & ~visible[None, :] & unset] = LABEL_IGNORE
             lab[inside & visible[None, :]] = LABEL_VEIN
@@ -309,7 +313,7 @@ class NirRenderer:
             "phantom_offset_mm": tuple(float(v) for v in off),
             "label_rule": (f"vein lumen footprint where apparent contrast >= {self.label_threshold:.3g}; "
                            f"don't care ({LABEL_IGNORE}) for veins >= "
-                           f"{p.vein_ignore_fraction * self.label_threshold:.3g} and visible arteries"),
+                           f"{p.vein_ignore_fraction * self.label_threshold:.3g} and arteries of that contrast"),
             **needle_meta,
         }
         return ImageFrame("nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths),

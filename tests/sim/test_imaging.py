@@ -13,6 +13,7 @@ from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import (
     LABEL_ARTERY,
     LABEL_BACKGROUND,
+    LABEL_IGNORE,
     LABEL_NEEDLE,
     LABEL_VEIN,
     NeedlePose,
@@ -302,16 +303,16 @@ def _one_vein(depth_mm: float, diameter_mm: float = 3.0) -> Phantom:
 def test_nir_frame_shapes_labels_and_ground_truth(forearm, nir):
     fr = nir.render(forearm, NirView(0.0, 0.0, 50.0), 0.0, rng())
     assert fr.modality == "nir" and fr.image.shape == (256, 256) and fr.image.dtype == np.uint8
-    assert fr.labels.dtype == np.uint8 and set(np.unique(fr.labels)) <= {LABEL_BACKGROUND, LABEL_VEIN}
+    assert fr.labels.dtype == np.uint8 and set(np.unique(fr.labels)) <= {LABEL_BACKGROUND, LABEL_VEIN, LABEL_IGNORE}
     assert fr.spacing_mm == pytest.approx((50.0 / 256, 50.0 / 256))
-    # the two shallow veins are labelled, the deep artery is not
+    # the two shallow veins are labelled, the deep artery is not (faint: don't care, never vein)
     assert fr.vessel_kinds == ("vein", "vein")
     s = 50.0 / 256
     for (row, col), i in zip(fr.vessel_centres_px, (0, 1)):
         assert row == pytest.approx(vein_y(forearm, i, 0.0) / s + 127.5, abs=1e-6)
         assert col == 127.5
     artery_row = int(round(vein_y(forearm, 2, 0.0) / s + 127.5))
-    assert not fr.labels[artery_row - 3:artery_row + 4].any()
+    assert not (fr.labels[artery_row - 3:artery_row + 4] == LABEL_VEIN).any()
     # footprint width = lumen diameter
     width_px = (fr.labels[:, 128] == LABEL_VEIN).sum()
     assert width_px * s == pytest.approx(3.2 + 2.2, abs=2 * s)
@@ -397,3 +398,23 @@ def test_nir_dark_skin_lowers_vein_contrast():
         rows = np.abs(np.arange(256) - 127.5) * (50.0 / 256) > 12
         out[tone] = 1 - np.median(fr.image[lumen]) / np.median(fr.image[rows])
     assert out[0.0] > out[1.0] > 0
+
+
+def test_nir_artery_is_dont_care_wherever_a_vein_like_it_would_count():
+    """At one NIR wavelength an artery looks like a vein: it is "don't care" down to the faint
+    band of the vein rule (not background there, or a model seeing it would be scored wrong)."""
+    spec = load_phantom(data_path("sim", "phantoms", "forearm.yaml"))
+    params = dataclasses.replace(NirParams(), artery_absorption_factor=1.0)
+    seen = set()
+    for depth in np.linspace(4.0, 14.0, 21):
+        frames = {}
+        for kind in ("vein", "artery"):
+            ph = Phantom(dataclasses.replace(spec, vessels=(VesselSpec(kind, 3.0, float(depth), 0.0),)))
+            frames[kind] = NirRenderer(params, seed=0).render(ph, NirView(0.0, 0.0, 50.0), 0.0, rng(3)).labels
+        vein, artery = frames["vein"], frames["artery"]
+        assert not (artery == LABEL_VEIN).any()
+        # the artery is don't care exactly where the same vein is labelled vein or don't care
+        np.testing.assert_array_equal(artery == LABEL_IGNORE, vein != LABEL_BACKGROUND)
+        seen |= {int(v) for v in np.unique(vein[:, 128])}
+    # the depths span a visible vein, the faint band and an invisible one
+    assert {LABEL_BACKGROUND, LABEL_VEIN, LABEL_IGNORE} <= seen
