@@ -453,7 +453,8 @@ class VenipunctureController:
         ty, tz = self._target_at(t + dt)
         rise = self.plan.pivot_mm[2] - self.plan.target_mm[2]
         goal = {Y: ty, Z: tz + rise}
-        ff = {Y: float(self.tracker.vel[0]), Z: float(self.tracker.vel[1])}
+        vel = self.tracker.velocity(t)
+        ff = {Y: float(vel[0]), Z: float(vel[1])}
         problem = ""
         m = 0.2
         z_ok = self._fixed[Z] or self.lo[Z] + m <= goal[Z] <= self.hi[Z] - m  # a fixed height is not servoed
@@ -659,9 +660,10 @@ class VenipunctureController:
                 return False, f"force stayed above {p.force_pause_n} N for {p.force_pause_timeout_s} s"
         else:
             self._force_high_since = None
-        age = self.tracker.age(t)
+        raw_age = self.tracker.age(t)
+        age = raw_age - self.tracker.grace_s   # the fitted motion predicts a target the needle hides
         if age > p.dropout_timeout_s:
-            return False, f"perception lost the target: no ultrasound fix for {age:.1f} s"
+            return False, f"perception lost the target: no ultrasound fix for {raw_age:.1f} s"
         if problem:
             if self._blocked_since is None:
                 self._blocked_since = t
@@ -834,7 +836,7 @@ class VenipunctureController:
             self._process_us(obs, q)
             self._want_us(t)
             goal_yz, ff, _ = self._tracking_goal(t, dt)
-            if self.tracker.age(t) < self.p.dropout_timeout_s:
+            if self.tracker.age(t) - self.tracker.grace_s < self.p.dropout_timeout_s:
                 goal.update(goal_yz)
         v = self._servo(q, goal, dt, ff=ff, speed={INS: self.p.v_retract_mm_s})
         v[INS] = min(v[INS], 0.0)

@@ -14,7 +14,8 @@ Image geometry (the simulator's convention, see ``ir_robot/sim/ultrasound.py``):
 
 Needle: the needle pixels are fitted with a RANSAC line (in mm, so anisotropic pixels
 are handled) refined by ``cv2.fitLine`` on the inliers; the tip is the deeper end of the
-longest gap-free run of inliers. A needle whose visible extent is below
+longest gap-free run of inliers, whose axis is then re-fitted weighted by the needle
+probability (:func:`_axis_fit`). A needle whose visible extent is below
 ``tip_only_extent_mm`` is a cross-section dot (out-of-plane view): its tip is the dot
 centre and it has no angle.
 """

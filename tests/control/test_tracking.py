@@ -145,3 +145,60 @@ def test_frozen_depth_follows_the_tissue_layers_when_measured():
         assert run_motion(tr, 0.1 * k, (0.0, -4.4), [], layer_dz_mm=-0.3)
         assert tr.last_source == "target y, depth from layers"
     assert tr.predict(2.9)[1] == pytest.approx(-5.3, abs=0.05)
+
+
+# ----------------------------------------------------------------------------- periodic motion
+
+def sway(t, amp=1.2, f=0.25, drift=0.05, phase=0.7):
+    """An oblique vein in a fixed probe plane while the arm sways along it: a sinusoid plus a drift."""
+    return (amp * np.sin(2 * np.pi * f * t + phase) + drift * t, -5.0 + 0.3 * np.sin(2 * np.pi * f * t + phase))
+
+
+def test_periodic_motion_fits_a_sway_and_refuses_what_is_not_one():
+    from ir_robot.control.tracking import PeriodicMotion
+
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 10.0, 0.1)
+    yz = np.stack(sway(t), axis=1) + rng.normal(0.0, 0.08, (len(t), 2))
+    m = PeriodicMotion()
+    assert m.fit(t, yz)
+    assert m.freq_hz == pytest.approx(0.25, abs=0.01)
+    ahead = np.arange(10.0, 11.6, 0.1)
+    assert np.abs(np.array([m(x) for x in ahead]) - np.stack(sway(ahead), axis=1)).max() < 0.12
+    v = (np.asarray(sway(10.05)) - np.asarray(sway(9.95))) / 0.1
+    assert m.velocity(10.0) == pytest.approx(v, abs=0.15)
+    # a random walk has no period: the fit is refused, so is a too-short track
+    walk = np.cumsum(rng.normal(0.0, 0.15, (len(t), 2)), axis=0)
+    assert not m.fit(t, walk) and not m.valid
+    assert not PeriodicMotion().fit(t[:30], yz[:30])
+
+
+def test_tracker_predicts_a_hidden_target_with_the_fitted_sway():
+    """The needle hides the lumen for 1.2 s at the fastest part of the sway: the fitted motion keeps
+    the prediction on the target; the fading velocity (the fallback) falls ~1 mm behind."""
+    errors = {}
+    for model in (True, False):
+        tr = TargetTracker(TrackerParams(motion_model=model))
+        rng = np.random.default_rng(1)
+        assert tr.lock((sec(*sway(0.0)),), sway(0.0), 0.0)
+        k = 1
+        while 0.1 * k < 10.0:
+            t = 0.1 * k
+            y, z = sway(t)
+            assert run_motion(tr, t, (y + rng.normal(0, 0.05), z + rng.normal(0, 0.05)), [])
+            k += 1
+        tr.freeze(9.95)
+        assert tr.grace_s == (tr.params.motion_grace_s if model else 0.0)
+        errors[model] = max(float(np.hypot(*(tr.predict(t) - np.asarray(sway(t))))) for t in np.arange(10.0, 11.2, 0.1))
+    assert errors[True] < 0.2
+    assert errors[False] > 0.6
+
+
+def test_the_fitted_motion_does_not_run_away_after_its_horizon():
+    tr = TargetTracker()
+    assert tr.lock((sec(*sway(0.0, drift=0.5)),), sway(0.0, drift=0.5), 0.0)
+    for k in range(1, 100):
+        run_motion(tr, 0.1 * k, sway(0.1 * k, drift=0.5), [])
+    assert tr.motion.valid
+    h = tr.params.motion_horizon_s
+    np.testing.assert_allclose(tr.predict(9.9 + h), tr.predict(9.9 + 60.0))
