@@ -136,9 +136,10 @@ class TrackerParams:
     motion_horizon_s: float = param(3.0, range=(0.0, 60.0), unit="s",
                                     help="the motion model extrapolates at most this far past the last fix")
     motion_grace_s: float = param(1.5, range=(0.0, 10.0), unit="s",
-                                  help="with the needle at the image plane and a valid motion model, target fixes "
-                                       "may be missing this much longer before the controller pauses or gives up "
-                                       "(the needle hides a small lumen; the model predicts it)")
+                                  help="with the needle at the image plane and a valid motion model, the controller "
+                                       "waits this much longer for a target fix in the lumen test, confirmation and "
+                                       "hold before giving up (the needle hides a small lumen; the model predicts "
+                                       "it); it never advances without a fresh fix")
 
 
 class PeriodicMotion:
@@ -248,8 +249,8 @@ class TargetTracker:
 
     @property
     def grace_s(self) -> float:
-        """Extra seconds without fixes the controller may allow: ``motion_grace_s`` once frozen with a
-        valid motion model, else 0."""
+        """Extra seconds the controller may wait for a fix (paused, following the prediction) before it
+        gives up: ``motion_grace_s`` once frozen with a valid motion model, else 0."""
         return self.params.motion_grace_s if (self.frozen and self.motion.valid) else 0.0
 
     def lock(self, sections: tuple[CrossSection, ...], predicted_yz, t_s: float, gate_mm: float | None = None,

@@ -77,6 +77,9 @@ from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate, fu
 
 X, Y, Z, PITCH, INS, YAW = range(6)
 _ANGULAR = np.array([not n.endswith("_mm") for n in JOINT_NAMES])
+#: after the force monitor went blind near the vein wall (a pause, the end of a lumen test), the
+#: force is compared with the one at that moment for this long once the needle advances again
+PAUSE_WATCH_S = 0.5
 
 
 class Phase(str, enum.Enum):
@@ -185,6 +188,11 @@ class VenipunctureController:
         self._candidate_s: float | None = None
         self._probe: list[tuple[float, float]] = []
         self._probe_ticks = 0
+        # force when the monitor last went blind near the vein wall (a pause, the end of a lumen test),
+        # its cause, and until when to compare with it once advancing again (None: not yet advancing)
+        self._pause_force: float | None = None
+        self._pause_cause = ""
+        self._watch_until: float | None = None
         self._pause_until = -math.inf
         self._spikes: deque = deque()
         self._force_high_since: float | None = None
@@ -623,6 +631,8 @@ class VenipunctureController:
         self.outcome.attempts += 1
         self.force.disarm()
         self._candidate_s = None
+        self._pause_force = None
+        self._watch_until = None
         self._probe = []
         self._outside_frames = 0
         self.insertion_target_mm = self.plan.insert_mm
@@ -660,10 +670,14 @@ class VenipunctureController:
                 return False, f"force stayed above {p.force_pause_n} N for {p.force_pause_timeout_s} s"
         else:
             self._force_high_since = None
-        raw_age = self.tracker.age(t)
-        age = raw_age - self.tracker.grace_s   # the fitted motion predicts a target the needle hides
-        if age > p.dropout_timeout_s:
-            return False, f"perception lost the target: no ultrasound fix for {raw_age:.1f} s"
+        age = self.tracker.age(t)
+        # at the lumen (lumen test, confirmation, hold) the fitted motion predicts a target the needle
+        # hides: wait for a fix longer there (paused: never advance on the prediction). Not while still
+        # searching for the vein wall: a tear during a long pause goes unfelt (the force monitor ignores
+        # drops while the needle stops) and the search would go on through a small lumen
+        searching = self.phase == Phase.INSERT and self._sub == "advance"
+        if age - (0.0 if searching else self.tracker.grace_s) > p.dropout_timeout_s:
+            return False, f"perception lost the target: no ultrasound fix for {age:.1f} s"
         if problem:
             if self._blocked_since is None:
                 self._blocked_since = t
@@ -711,6 +725,26 @@ class VenipunctureController:
                 self._probe_ticks = 0
             else:
                 self._event(f"membrane puncture {reading.drop_n:.2f} N at {s:.2f} mm (before the vein)")
+        elif self._sub == "advance":
+            # a wall that tears as the needle stops (a pause) or turns (the end of a lumen test) is not
+            # seen as a drop: the monitor ignores drops then, since slowing down alone lowers the force.
+            # So compare the force with the one at that moment until advancing for PAUSE_WATCH_S
+            if not ok:
+                if self._pause_force is None and s >= plan.near_wall_insert_mm - p.candidate_tolerance_mm:
+                    self._pause_force, self._pause_cause = reading.filtered_n, "a pause"
+                self._watch_until = None
+            elif self._pause_force is not None:
+                if self._watch_until is None:
+                    self._watch_until = t + PAUSE_WATCH_S
+                fell = self._pause_force - reading.filtered_n
+                if fell >= self.force.params.drop_threshold_n:
+                    self._candidate_s = s
+                    self._event(f"force fell {fell:.2f} N across {self._pause_cause} at {s:.2f} mm: lumen test")
+                    self._sub = "to_probe"
+                    self._probe_ticks = 0
+                    self._pause_force = None
+                elif t >= self._watch_until:
+                    self._pause_force = None
         v_ins = 0.0
         if self._sub == "advance":
             if s >= plan.max_insert_mm - 1e-3:
@@ -750,6 +784,8 @@ class VenipunctureController:
                             f"a membrane is still ahead; searching deeper")
                 self._sub = "advance"
                 self.force.disarm()
+                self._pause_force, self._pause_cause = reading.filtered_n, "the end of the lumen test"
+                self._watch_until = t + PAUSE_WATCH_S
             else:
                 v_ins = min(p.v_probe_mm_s, (s_star - s) / dt)
         if v_ins > 0 and not ok:

@@ -173,3 +173,28 @@ def test_unreachable_target_aborts_before_touching_the_skin(gt, world):
     assert r.reason.startswith("unreachable target") and "pivot y outside the rig's travel" in r.reason
     assert watch.max_insert == pytest.approx(0.0, abs=1e-3)
     check_safe_end(r, world, watch)
+
+
+def test_a_wall_that_tears_as_the_needle_pauses_is_still_felt(cfg, gt, world):
+    """A force-sensor spike pauses the needle at the very tick the vein wall tears, and the force
+    monitor ignores drops while the needle stops (stopping alone lowers the force). The fall of
+    the force across the pause still starts the lumen test, so the tip stops in the lumen
+    instead of searching on (through a small lumen, into its back wall)."""
+    clean = run_episode(SEED, cfg, *gt, world=world)
+    assert clean.success
+    t_tear = next(e.t_s for e in clean.extra["events"] if e.membrane == "vessel_wall")
+    spiky = {}
+
+    def wrap(rig):   # one spiked reading: the first one after the tear
+        spiky["rig"] = SpikyForceRig(rig, [(t_tear + 1e-4, t_tear + 0.05)], spike_n=2.0)
+        return spiky["rig"]
+
+    watch = Watch()
+    r = run_episode(SEED, cfg, *gt, world=world, on_tick=watch, rig_wrapper=wrap)
+    tears = [e for e in r.extra["events"] if e.membrane == "vessel_wall"]
+    assert spiky["rig"].spikes_sent == 1 and tears and abs(tears[0].t_s - t_tear) < 1e-6   # it tore as before
+    events = [m for _, m in r.extra["outcome"].events]
+    assert any(m.startswith("force-sensor spike") for m in events)
+    assert any("across a pause" in m and "lumen test" in m for m in events), events
+    assert r.success and r.extra["outcome"].attempts == 1
+    check_safe_end(r, world, watch)

@@ -74,3 +74,34 @@ def test_abort_during_insertion_retracts_and_never_advances_again(cfg, gt, world
     assert set(rec["phases"]) <= {Phase.ABORT, Phase.FAILED}
     assert r.extra["controller"].phase == Phase.FAILED
     assert world.state().joints.insert_mm < 0.1
+
+
+def test_a_hidden_target_is_waited_for_longer_only_at_the_lumen(cfg, gt):
+    """With the needle at the image plane and the arm's sway fitted, the controller waits
+    ``motion_grace_s`` longer for a fix in the lumen test (paused, never advancing); while it is
+    still searching for the vein wall it gives up after ``dropout_timeout_s`` as before."""
+    import numpy as np
+
+    from ir_robot.control.tracking import ForceReading
+    from ir_robot.planning.vessels import CrossSection
+
+    def sway(t):
+        return 1.2 * np.sin(2 * np.pi * 0.25 * t), -5.0 + 0.3 * np.sin(2 * np.pi * 0.25 * t)
+
+    quiet = ForceReading(0.2, 0.2, False, 0.0)
+    p = cfg.control
+    for sub, gives_up in (("probe", False), ("advance", True)):
+        c = VenipunctureController(cfg, *gt, lower=LO, upper=HI, velocity_limits=VMAX)
+        tr = c.tracker
+        assert tr.lock((CrossSection("vein", 0.0, *sway(0.0), 2.0, 2.0),), sway(0.0), 0.0)
+        for k in range(1, 100):
+            tr.update((CrossSection("vein", 0.0, *sway(0.1 * k), 2.0, 2.0),), 0.1 * k)
+        tr.freeze(9.9)
+        assert tr.motion.valid and tr.grace_s == tr.params.motion_grace_s > 0
+        c.phase, c._sub = Phase.INSERT, sub
+        t = 9.9 + p.dropout_timeout_s + 0.5 * tr.params.motion_grace_s   # past the old timeout, inside the grace
+        ok, give_up = c._guard(t, quiet, "")
+        assert not ok                                                       # paused either way: no fresh fix
+        assert (give_up is not None) == gives_up
+        if gives_up:
+            assert give_up.startswith("perception lost the target")
