@@ -26,7 +26,9 @@ INSERT     visual servoing keeps the needle plane on the tracked target (pivot y
            speed profile air -> skin -> tissue -> slow near the vein; a puncture (filtered force drop)
            near or past the front wall starts the *lumen test*: back to ``s* - d``, advance ``d`` at
            ``v_probe``: a flat force means the tip is in the lumen (no membrane ahead), a rising one
-           means a tenting wall still ahead (search deeper for the next puncture)
+           means a tenting wall still ahead (search deeper for the next puncture). A force that fell
+           across a pause or the end of a lumen test near the wall (drops go unseen while the needle
+           stops or turns) starts the lumen test too
 CONFIRM    the tip held at the lumen centre; ultrasound must show the needle inside the lumen
 HOLD       ``hold_s`` with tracking (the blood draw)
 RETRACT    needle out along its axis, pivot up; then DONE, the next attempt or FAILED
@@ -34,7 +36,9 @@ ABORT      from any phase: retract (never advance), report the reason, FAILED
 =========  ====================================================================================
 
 Faults: no fresh target fix for ``perception_max_age_s`` -> insertion pauses; for
-``dropout_timeout_s`` -> the attempt is given up and the needle retracted. A force reading
+``dropout_timeout_s`` -> the attempt is given up and the needle retracted (at the lumen, with
+the needle at the image plane and the arm's sway fitted, ``tracker.motion_grace_s`` later: the
+needle hides a small lumen, and the pause follows the predicted target). A force reading
 far above its neighbours is a sensor spike: insertion pauses ``spike_pause_s`` (too many spikes:
 retract). A force above ``force_pause_n`` pauses, and retracts if it persists. A target the rig
 cannot follow (out of reach) or that leaves the image pauses and then retracts. The needle never
