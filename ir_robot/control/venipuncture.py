@@ -655,6 +655,15 @@ class VenipunctureController:
         self.outcome.attempt_failures.append(why)
         self._go(Phase.RETRACT, why)
 
+    def _fix_timeout_s(self) -> float:
+        """How long the target may go without a fix before the attempt is given up. At the lumen (lumen
+        test, confirmation, hold, retraction) the fitted motion predicts a target the needle hides, so
+        the wait is ``tracker.grace_s`` longer (paused: the needle never advances on the prediction).
+        Not while still searching for the vein wall: a tear during a long pause goes unfelt (the force
+        monitor ignores drops while the needle stops) and the search would go on through a small lumen."""
+        searching = self.phase == Phase.INSERT and self._sub == "advance"
+        return self.p.dropout_timeout_s + (0.0 if searching else self.tracker.grace_s)
+
     def _guard(self, t: float, reading, problem: str) -> tuple[bool, str | None]:
         """(may advance, reason to give the attempt up). Logs pauses once."""
         p = self.p
@@ -675,12 +684,7 @@ class VenipunctureController:
         else:
             self._force_high_since = None
         age = self.tracker.age(t)
-        # at the lumen (lumen test, confirmation, hold) the fitted motion predicts a target the needle
-        # hides: wait for a fix longer there (paused: never advance on the prediction). Not while still
-        # searching for the vein wall: a tear during a long pause goes unfelt (the force monitor ignores
-        # drops while the needle stops) and the search would go on through a small lumen
-        searching = self.phase == Phase.INSERT and self._sub == "advance"
-        if age - (0.0 if searching else self.tracker.grace_s) > p.dropout_timeout_s:
+        if age > self._fix_timeout_s():
             return False, f"perception lost the target: no ultrasound fix for {age:.1f} s"
         if problem:
             if self._blocked_since is None:
@@ -876,7 +880,7 @@ class VenipunctureController:
             self._process_us(obs, q)
             self._want_us(t)
             goal_yz, ff, _ = self._tracking_goal(t, dt)
-            if self.tracker.age(t) - self.tracker.grace_s < self.p.dropout_timeout_s:
+            if self.tracker.age(t) < self._fix_timeout_s():
                 goal.update(goal_yz)
         v = self._servo(q, goal, dt, ff=ff, speed={INS: self.p.v_retract_mm_s})
         v[INS] = min(v[INS], 0.0)
