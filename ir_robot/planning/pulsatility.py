@@ -1,6 +1,6 @@
 """Is this vessel an artery? A check that does not depend on the segmenter's artery/vein class.
 
-An artery pulsates: its lumen swells and shrinks with every heart beat (0.5-3 Hz); a vein
+An artery pulsates: its lumen swells and shrinks with every heart beat (0.8-3 Hz); a vein
 does not, and the probe's pressure squashes it into an ellipse while an artery stays round.
 Both cues come from the *size* of the vessel's cross-section in transverse ultrasound, which
 a segmenter gets right far more reliably than the class it assigns the pixels.
@@ -23,6 +23,13 @@ evenly spaced). The index is the fitted sinusoid's amplitude: the fractional are
 measurement noise. ``band_fraction`` is the share of the detrended variance the sinusoid
 explains: a real pulse is one coherent frequency, segmentation noise is spread over all of
 them, so a large amplitude that explains little is noise, not a pulse.
+
+**The band starts at 0.8 Hz** (48 beats a minute). The arm's sway (0.05-0.5 Hz, the
+tracker's ``motion_band_hz``) moves the image plane along a sloped vessel, so a vein's area swings
+at the sway's frequency too; a 2 s dwell holds less than one such cycle, and a sinusoid at the
+band's edge fits it as well as a pulse. With the band from 0.5 Hz, veins were called arteries
+that way (fits at 0.50 Hz) on 1 of 131 test-clip vessels and 2 of 133 validation-clip vessels
+(``ir-robot bench perception``; docs/perception.md).
 
 **Shape.** ``aspect`` = height / width of the lumen, from the area and the lateral width
 (``4 A / (pi w^2)``, an ellipse's axis ratio), median over the frames. A compressed lumen
@@ -64,7 +71,8 @@ class PulsatilityParams:
                            help="time the probe stays transverse over the target collecting its cross-section")
     max_dwell_s: float = param(4.0, range=(0.5, 30.0), unit="s",
                                help="dwell at most this long waiting for enough usable frames")
-    band_hz: tuple[float, float] = param((0.5, 3.0), range=(0.05, 20.0), unit="Hz", help="heart-rate band searched")
+    band_hz: tuple[float, float] = param((0.8, 3.0), range=(0.05, 20.0), unit="Hz",
+                                         help="heart-rate band searched (48-180 per minute; see the module doc)")
     artery_index: float = param(0.05, range=(0.0, 1.0),
                                 help="fractional area swing (half peak-to-peak) at or above which it pulsates")
     vein_index: float = param(0.025, range=(0.0, 1.0), help="below this it does not pulsate")
@@ -81,6 +89,9 @@ class PulsatilityParams:
     max_outlier_fraction: float = param(0.2, range=(0.0, 1.0),
                                         help="more outliers than this share of the frames: unstable, no verdict")
     freq_step_hz: float = param(0.02, range=(0.001, 1.0), unit="Hz", help="frequency grid of the periodogram")
+    sway_band_hz: tuple[float, float] = param((0.05, 0.5), range=(0.01, 20.0), unit="Hz",
+                                              help="slower swings (the arm's sway): a pulse must fit better than "
+                                                   "any of them (empty band (x, x) disables the comparison)")
 
     def __post_init__(self) -> None:
         if not self.band_hz[0] < self.band_hz[1]:
@@ -218,7 +229,13 @@ def assess_pulsatility(series: CrossSectionSeries, params: PulsatilityParams = P
     if series.width_mm is not None and np.all(np.isfinite(series.width_mm)) and np.all(series.width_mm > 0):
         aspect = float(np.median(4.0 * a / (math.pi * series.width_mm ** 2)))
     compressed = bool(math.isfinite(aspect) and aspect < params.compressed_aspect)
-    if amp >= params.artery_index and frac >= params.min_band_fraction:
+    sway_frac = 0.0
+    if params.sway_band_hz[0] < params.sway_band_hz[1]:
+        sway_frac = pulse_fit(series.t_s, a / mean - 1.0, params.sway_band_hz, params.freq_step_hz)[2]
+    if amp >= params.artery_index and frac >= params.min_band_fraction and frac <= sway_frac:
+        verdict, reason = UNKNOWN, (f"a slower swing (the arm's sway, {params.sway_band_hz[0]}-"
+                                    f"{params.sway_band_hz[1]} Hz) explains {100 * sway_frac:.0f} %: not a pulse")
+    elif amp >= params.artery_index and frac >= params.min_band_fraction:
         verdict, reason = ARTERY, (f"pulsatile (swing >= {100 * params.artery_index:.1f} %, coherent)"
                                    + ("; compressed like a vein, but a pulse is not" if compressed else ""))
     elif amp < params.vein_index:

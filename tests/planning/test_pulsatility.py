@@ -52,6 +52,18 @@ def test_slow_drift_is_not_a_pulse():
     assert assess_pulsatility(series(a, t, w), P).verdict == VEIN
 
 
+@pytest.mark.parametrize("sway_hz", [0.3, 0.45, 0.5])
+def test_the_arm_sway_is_not_a_pulse(sway_hz):
+    # the sway (0.05-0.5 Hz) slides the image plane along a sloped vein, whose area then swings by
+    # 10 % at the sway's frequency: less than one cycle in a 2 s dwell, which a sinusoid at the edge
+    # of a band reaching down to 0.5 Hz fitted as a coherent "pulse" (a vein called an artery)
+    for phase in np.linspace(0, 2 * math.pi, 8, endpoint=False):
+        t = 0.1 * np.arange(21)
+        a = 7.0 * (1 + 0.1 * np.sin(2 * math.pi * sway_hz * t + phase))
+        r = assess_pulsatility(series(a, t), P)
+        assert r.verdict != ARTERY, (phase, r.describe())
+
+
 def test_noise_is_not_called_a_pulse():
     # segmentation noise (3 % per frame, white): never an artery; mostly below the vein threshold
     verdicts = [assess_pulsatility(series(radius_series(0.0, noise=0.03, seed=s)[1]), P).verdict for s in range(40)]
