@@ -20,7 +20,9 @@ ALIGN      move pivot, pitch and probe over the target (target in the ultrasound
            tracker on the target's cross-section; re-plan if it moved more than ``replan_threshold_mm``.
            Artery check (``pulsatility``): before the first insertion into a vessel, dwell ``dwell_s``
            transverse over it and measure its cross-section; a pulsating one is an artery whatever the
-           classifier said: back to SELECT, which rejects it and takes the next candidate
+           classifier said: back to SELECT, which rejects it and takes the next candidate. A vein
+           whose call was uncertain (``criteria.uncertain_needs_pulse``) is punctured only on a
+           "vein" verdict (no pulse); "unknown" or no verdict rules it out as well
 INSERT     visual servoing keeps the needle plane on the tracked target (pivot y, z follow it; near the
            image plane the tracker stops trusting needle-spoilt fixes: depth from the tissue layers);
            speed profile air -> skin -> tissue -> slow near the vein; a puncture (filtered force drop)
@@ -75,7 +77,7 @@ from ir_robot.control.tracking import ForceMonitor, TargetTracker
 from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, fixed_joints, plan_insertion
-from ir_robot.planning.pulsatility import ARTERY, CrossSectionSeries, PulsatilityError, assess_pulsatility
+from ir_robot.planning.pulsatility import ARTERY, VEIN, CrossSectionSeries, PulsatilityError, assess_pulsatility
 from ir_robot.planning.targets import Candidate, rank_targets
 from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate, fuse_scan
 
@@ -181,6 +183,7 @@ class VenipunctureController:
         self._pulse_samples: dict[int, list[tuple[float, float, float]]] = {}
         self._pulse_since: dict[int, float] = {}
         self.pulse_verdicts: dict[int, str] = {}
+        self._needs_vein_verdict = False   # the target's vein/artery call was uncertain: puncture only on "vein"
         # tracking / insertion
         self.tracker = TargetTracker(config.tracker)
         self.force = ForceMonitor(config.force)
@@ -395,7 +398,8 @@ class VenipunctureController:
         # vessels the artery check found pulsating are arteries, whatever the classifier said
         self.vessels = tuple(dataclasses.replace(v, kind="artery") if self.pulse_verdicts.get(i) == ARTERY else v
                              for i, v in enumerate(self.vessels))
-        self.candidates = rank_targets(self.vessels, self.cfg.criteria)
+        self.candidates = self._settle_uncertain(rank_targets(self.vessels, self.cfg.criteria,
+                                                              pulse_check=self.cfg.pulsatility.enabled))
         self.outcome.candidates = [c.describe() for c in self.candidates]
         for c in self.candidates:
             self._event(c.describe())
@@ -415,6 +419,7 @@ class VenipunctureController:
                 failures.append(f"vessel {c.index}: {exc}")
                 continue
             self.target, self.plan = c.vessel, plan
+            self._needs_vein_verdict = c.needs_pulse
             self.outcome.plan = plan
             self._go(Phase.ALIGN, f"target vessel {c.index}: {c.vessel.diameter_mm:.2f} mm vein at "
                                   f"{-plan.target_mm[2]:.2f} mm, pitch {math.degrees(plan.pitch_rad):.1f} deg, "
@@ -544,13 +549,35 @@ class VenipunctureController:
                                                             s.z_mm - self.tracker.pos[1]) < self.tracker.params.gate_mm:
             self._pulse_samples.setdefault(self.plan.vessel_index, []).append((m.stamp_s, s.area_mm2, s.width_mm))
 
+    def _settle_uncertain(self, candidates: list[Candidate]) -> list[Candidate]:
+        """An uncertain call whose artery check did not say "vein" is no longer a candidate."""
+        out = []
+        for c in candidates:
+            verdict = self.pulse_verdicts.get(c.index)
+            if c.needs_pulse and verdict is not None and verdict != VEIN:
+                c = dataclasses.replace(c, accepted=False, needs_pulse=False, reasons=(
+                    f"vein/artery call uncertain ({c.vessel.kind_confidence:.2f}) and its artery check found no "
+                    f"'vein' verdict ({verdict})",))
+            out.append(c)
+        out.sort(key=lambda cand: (not cand.accepted, cand.needs_pulse, -cand.score))
+        return out
+
+    def _reject_target(self, t: float, why: str) -> None:
+        """The artery check rules the target out: back to SELECT, which takes the next candidate."""
+        self.tracker.locked = False
+        self._lock_count = 0
+        self._align_settled_since = None
+        self._go(Phase.SELECT, why)
+        self._select(t, None, None, 0.0)
+
     def _artery_check(self, t: float) -> bool:
         """True when the target may be punctured. Before the first insertion into a vessel, dwell until
         ``pulsatility.dwell_s`` of its cross-section is recorded and judge it
         (:func:`~ir_robot.planning.pulsatility.assess_pulsatility`): a pulsating vessel is an artery
         whatever the classifier said: go back to SELECT, which rejects it and takes the next candidate.
         No verdict within ``max_dwell_s`` (target rarely seen whole, unstable segmentation): the
-        classifier's call stands (logged)."""
+        classifier's call stands (logged). A target whose call was uncertain (``needs_pulse``) is
+        punctured only on a "vein" verdict; anything else sends it back to SELECT too."""
         pp = self.cfg.pulsatility
         idx = self.plan.vessel_index
         if not pp.enabled or idx in self.pulse_verdicts:
@@ -568,19 +595,24 @@ class VenipunctureController:
             if waited < pp.max_dwell_s:
                 return False
             self.pulse_verdicts[idx] = "none"
+            if self._needs_vein_verdict:
+                self._event(f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc})")
+                self._reject_target(t, f"vessel {idx}: uncertain vein/artery call and no verdict on its pulse: "
+                                       f"not punctured")
+                return False
             self._event(f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc}); "
                         f"the classifier's vein call stands")
             return True
         self.pulse_verdicts[idx] = res.verdict
         self._event(f"artery check of vessel {idx}: {res.describe()}")
-        if res.verdict != ARTERY:
-            return True
-        self.tracker.locked = False
-        self._lock_count = 0
-        self._align_settled_since = None
-        self._go(Phase.SELECT, f"vessel {idx} pulsates: an artery, not punctured")
-        self._select(t, None, None, 0.0)
-        return False
+        if res.verdict == ARTERY:
+            self._reject_target(t, f"vessel {idx} pulsates: an artery, not punctured")
+            return False
+        if self._needs_vein_verdict and res.verdict != VEIN:
+            self._reject_target(t, f"vessel {idx}: uncertain vein/artery call and its pulse is not clearly absent "
+                                   f"({res.verdict}): not punctured")
+            return False
+        return True
 
     def _constellation_shift(self, m: UsMeasurement) -> tuple[float, float] | None:
         """Rigid (dy, dz) of the phantom since the scan: the shift that best lays every scanned

@@ -1,6 +1,12 @@
 """Target vein selection (Chen et al. 2020): reject arteries, then diameter, depth and
 straight-length criteria, then rank what is left.
 
+A vein whose vein/artery call is uncertain (``kind_confidence`` below ``min_kind_confidence``)
+is rejected, unless the caller can check it for a pulse first (``pulse_check=True``: the
+controller's artery check) and ``uncertain_needs_pulse`` is on: it is then a candidate that
+``needs_pulse`` (ranked after every sure vein), to be punctured only on a "vein" verdict, the
+way a sonographer settles an unsure call by watching the vessel for a pulse.
+
 Every vessel gets a :class:`Candidate` with either a score (accepted) or the reasons it
 was rejected, so a failed selection can say exactly why ("vessel 2: artery; vessel 0:
 diameter 0.7 mm below 0.9 mm").
@@ -26,6 +32,8 @@ class TargetCriteria:
                                           help="the vein must stay straight over this length")
     min_kind_confidence: float = param(0.6, range=(0.0, 1.0),
                                        help="fraction of ultrasound views that must call it a vein")
+    uncertain_needs_pulse: bool = param(True, help="an uncertain vein/artery call may still be the target if the "
+                                                   "artery check then finds no pulse (a 'vein' verdict)")
     min_artery_clearance_mm: float = param(1.0, range=(0.0, 50.0), unit="mm",
                                            help="lateral gap (lumen edge to lumen edge) to the nearest artery")
     weight_diameter: float = param(1.0, range=(0.0, 100.0), help="score per mm of diameter")
@@ -41,12 +49,17 @@ class Candidate:
     accepted: bool
     score: float
     reasons: tuple[str, ...] = ()
+    needs_pulse: bool = False   # uncertain vein/artery call: a target only after a "vein" verdict of its pulse
 
     def describe(self) -> str:
         v = self.vessel
         head = (f"vessel {self.index} ({v.kind}, {v.diameter_mm:.2f} mm wide, "
                 f"{float(v.depth_at(v.mid_x_mm)):.2f} mm deep)")
-        return head + (f": score {self.score:.2f}" if self.accepted else ": " + "; ".join(self.reasons))
+        if not self.accepted:
+            return head + ": " + "; ".join(self.reasons)
+        pulse = (f" (vein/artery call uncertain, {v.kind_confidence:.2f}: a target only if its pulse is found absent)"
+                 if self.needs_pulse else "")
+        return head + f": score {self.score:.2f}" + pulse
 
 
 def _artery_gap(v: VesselEstimate, arteries: list[VesselEstimate]) -> float:
@@ -59,18 +72,24 @@ def _artery_gap(v: VesselEstimate, arteries: list[VesselEstimate]) -> float:
 
 
 def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
-                 criteria: TargetCriteria = TargetCriteria()) -> list[Candidate]:
-    """All vessels as candidates: accepted ones best first, then the rejected ones."""
+                 criteria: TargetCriteria = TargetCriteria(), *, pulse_check: bool = False) -> list[Candidate]:
+    """All vessels as candidates: accepted ones best first (sure veins before those that ``needs_pulse``),
+    then the rejected ones. ``pulse_check``: the caller checks every target for a pulse before
+    puncturing it, so an uncertain call may be a candidate (module docstring)."""
     arteries = [v for v in vessels if v.kind == "artery"]
     out: list[Candidate] = []
     c = criteria
     for i, v in enumerate(vessels):
         reasons = []
+        needs_pulse = False
         depth = float(v.depth_at(v.mid_x_mm))
         if v.kind != "vein":
             reasons.append("artery (rejected)")
         elif v.kind_confidence < c.min_kind_confidence:
-            reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
+            if pulse_check and c.uncertain_needs_pulse:
+                needs_pulse = True
+            else:
+                reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
         if v.diameter_mm < c.min_diameter_mm:
             reasons.append(f"diameter {v.diameter_mm:.2f} mm below {c.min_diameter_mm} mm")
         if v.diameter_mm > c.max_diameter_mm:
@@ -87,6 +106,6 @@ def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
                 reasons.append(f"{gap:.1f} mm from an artery (need {c.min_artery_clearance_mm} mm)")
         score = (c.weight_diameter * v.diameter_mm - c.weight_depth * depth
                  + c.weight_length * min(v.straight_length_mm, 20.0) + (c.weight_nir if v.nir_linked else 0.0))
-        out.append(Candidate(i, v, not reasons, float(score), tuple(reasons)))
-    out.sort(key=lambda cand: (not cand.accepted, -cand.score))
+        out.append(Candidate(i, v, not reasons, float(score), tuple(reasons), needs_pulse and not reasons))
+    out.sort(key=lambda cand: (not cand.accepted, cand.needs_pulse, -cand.score))
     return out

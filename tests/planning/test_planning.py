@@ -135,6 +135,23 @@ def test_selection_rejects_arteries_small_deep_and_curved_veins_and_ranks_the_re
     assert any("from an artery" in r for r in {c.index: c for c in cands}[5].reasons)
 
 
+def test_an_uncertain_call_is_a_candidate_only_for_a_caller_that_checks_the_pulse():
+    import dataclasses
+
+    vs = [dataclasses.replace(vessel(y=0, depth=5, d=4.0), kind_confidence=0.55),   # best score, uncertain
+          vessel(y=12, depth=6, d=2.0),                                              # sure vein
+          dataclasses.replace(vessel(y=-12, depth=5, d=3.0), kind_confidence=0.45, kind="artery")]
+    plain = {c.index: c for c in rank_targets(vs, TargetCriteria())}
+    assert not plain[0].accepted and "uncertain" in plain[0].reasons[0] and not plain[0].needs_pulse
+    cands = rank_targets(vs, TargetCriteria(), pulse_check=True)
+    # sure veins first, then the uncertain one, which needs a "vein" verdict; an artery stays rejected
+    assert [(c.index, c.accepted, c.needs_pulse) for c in cands] == [(1, True, False), (0, True, True), (2, False, False)]
+    assert "its pulse is found absent" in cands[1].describe()
+    # switched off: as without a pulse check
+    off = {c.index: c for c in rank_targets(vs, TargetCriteria(uncertain_needs_pulse=False), pulse_check=True)}
+    assert not off[0].accepted
+
+
 # ----------------------------------------------------------------------------- insertion plans
 
 def test_plan_puts_the_tip_at_the_lumen_centre_in_the_ultrasound_plane():
