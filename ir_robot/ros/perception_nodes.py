@@ -174,10 +174,20 @@ class _PerceptionNode(Node):
 
     # --------------------------------------------------------------- inputs
     def _on_info(self, msg: CameraInfo) -> None:
+        first = self._spacing is None
         try:
             self._spacing = spacing_from_info(msg)
         except PerceptionError as exc:
             self.get_logger().error(f"/{self.MODALITY}/camera_info ignored: {exc}", throttle_duration_sec=2.0)
+            return
+        if first:
+            # frames that came before the first camera_info (the two topics are discovered separately):
+            # the newest is processed now; older ones are superseded, as keep-last-1 skips them
+            ready = [k for k, e in self._pending.items() if self._complete(e)]
+            for k in ready[:-1]:
+                del self._pending[k]
+            if ready:
+                self._process(self._pending.pop(ready[-1]))
 
     def _on_roi(self, msg: RegionOfInterest) -> None:
         if msg.width == 0 or msg.height == 0:
@@ -204,11 +214,21 @@ class _PerceptionNode(Node):
         entry = self._pending.setdefault(key, {})
         entry[part] = msg
         while len(self._pending) > 8:
-            self._pending.popitem(last=False)
-        needed = ("image", "labels") if self.model == "ground_truth" else ("image",)
-        if all(p in entry for p in needed):
+            _, old = self._pending.popitem(last=False)
+            if self._complete(old):   # a whole frame that waited for camera_info in vain
+                self._drop_no_info()
+        if self._complete(entry) and self._spacing is not None:   # else it waits for the first camera_info
             del self._pending[key]
             self._process(entry)
+
+    def _complete(self, entry: dict) -> bool:
+        needed = ("image", "labels") if self.model == "ground_truth" else ("image",)
+        return all(p in entry for p in needed)
+
+    def _drop_no_info(self) -> None:
+        self.counts["dropped"] += 1
+        self.get_logger().warning(f"/{self.MODALITY}/image_raw dropped: no camera_info yet (pixel spacing unknown)",
+                                  throttle_duration_sec=2.0)
 
     def _process(self, parts: dict) -> None:
         t0 = time.perf_counter()
@@ -224,9 +244,7 @@ class _PerceptionNode(Node):
                 return
             self._next_frame_s = next_due(self._next_frame_s, t, cfg.max_rate_hz)
         if self._spacing is None:
-            self.counts["dropped"] += 1
-            log.warning(f"/{self.MODALITY}/image_raw dropped: no camera_info yet (pixel spacing unknown)",
-                        throttle_duration_sec=2.0)
+            self._drop_no_info()
             return
         shape = tuple(cfg.expected_size_px) if any(cfg.expected_size_px) else None
         try:

@@ -49,6 +49,33 @@ def test_bad_frames_are_dropped_with_a_reason_and_the_node_carries_on(us_node):
     assert us_node.counts["frames"] == 1
 
 
+def test_frames_before_the_first_camera_info_wait_for_it(ros_context):
+    """camera_info and image_raw are discovered separately, so the first frames may come before any
+    pixel spacing: the newest waits for it instead of being dropped; only a frame that waited
+    through 8 newer ones without camera_info counts as dropped."""
+    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
+                            cli_args=["--ros-args", "-p", "model:=classical"])
+    try:
+        img, _ = _us_frame()
+        for k in range(3):
+            node._on_part(image_to_msg(img, to_stamp(1.0 + 0.1 * k), "us_image"), "image")
+        assert node.counts == {"frames": 0, "dropped": 0, "skipped": 0}
+        node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
+        assert node.counts["frames"] == 1 and node.counts["dropped"] == 0 and not node._pending
+        node._on_part(image_to_msg(img, to_stamp(2.0), "us_image"), "image")
+        assert node.counts["frames"] == 2
+    finally:
+        node.destroy_node()
+    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
+                            cli_args=["--ros-args", "-p", "model:=classical"])
+    try:
+        for k in range(10):                    # a camera that never sends camera_info
+            node._on_part(image_to_msg(img, to_stamp(1.0 + 0.1 * k), "us_image"), "image")
+        assert node.counts["frames"] == 0 and node.counts["dropped"] == 2 and len(node._pending) == 8
+    finally:
+        node.destroy_node()
+
+
 def test_the_mask_rebuilds_the_ground_truth_result():
     from ir_robot.perception.inference import GroundTruthPerception
 
