@@ -202,3 +202,34 @@ def test_the_fitted_motion_does_not_run_away_after_its_horizon():
     assert tr.motion.valid
     h = tr.params.motion_horizon_s
     np.testing.assert_allclose(tr.predict(9.9 + h), tr.predict(9.9 + 60.0))
+
+
+def test_a_reference_vessel_that_disagrees_with_the_fitted_sway_is_not_followed():
+    """Near the needle, with the target hidden, another vessel's rigid shift stands in for it. An
+    oblique reference moves differently in the probe plane when the arm sways along x: once it
+    disagrees with the fitted sway by more than ``reference_gate_mm`` it is not used (seed 1090: a
+    1.1-1.6 mm wrong reference fix steered the tip out of a 2.2 mm vein during the hold)."""
+    off = np.array([6.0, -1.0])                 # the reference sits 6 mm to the side, 1 mm deeper
+
+    def hidden_run(gate):
+        tr = TargetTracker(TrackerParams(reference_gate_mm=gate))
+        assert tr.lock((sec(*sway(0.0)), sec(*(np.asarray(sway(0.0)) + off))), sway(0.0), 0.0,
+                       references=[tuple(np.asarray(sway(0.0)) + off)])
+        for k in range(1, 100):                 # seen together for 10 s: the offset and the sway are learnt
+            t = 0.1 * k
+            assert run_motion(tr, t, sway(t), [tuple(np.asarray(sway(t)) + off)])
+        assert tr.motion.valid
+        tr.freeze(9.95)
+        used, errors = [], []
+        for t in np.arange(10.0, 12.0, 0.1):   # the needle hides the target for 2 s
+            y, z = sway(t)
+            slide = -1.0 if t > 10.25 else 0.0  # after 0.3 s the reference slides 1 mm against the sway
+            used.append(run_motion(tr, t, None, [(y + off[0] + slide, z + off[1])], needle_yz=(y, z)))
+            errors.append(float(np.hypot(*(tr.predict(t) - np.asarray(sway(t))))))
+        return used, errors
+
+    used, errors = hidden_run(TrackerParams().reference_gate_mm)
+    assert all(used[:3]) and not any(used[3:])  # the reference carried the target until it slid away
+    assert max(errors) < 0.45                   # then the fitted sway did
+    used, errors = hidden_run(10.0)             # without the gate the tracker follows the reference
+    assert all(used[-10:]) and errors[-1] > 1.0
