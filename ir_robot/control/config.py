@@ -57,7 +57,7 @@ class ControlParams:
     lumen_test_tau_s: float = param(0.0, range=(0.0, 5.0), unit="s",
                                     help="time constant of the move back to the lumen-test start (0: one tick; a rig "
                                          "that executes commands late, like GRBL jogging, needs about servo_tau_s)")
-    lumen_slope_n_per_mm: float = param(0.2, range=(0.0, 10.0), unit="N/mm",
+    lumen_slope_n_per_mm: float = param(0.15, range=(0.0, 10.0), unit="N/mm",
                                         help="force rise per mm above which the tip still pushes a membrane")
     force_pause_n: float = param(2.6, range=(0.05, 50.0), unit="N", help="pause insertion above this force")
     force_pause_timeout_s: float = param(1.0, range=(0.0, 30.0), unit="s", help="then give the attempt up")
