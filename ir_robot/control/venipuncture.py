@@ -398,8 +398,8 @@ class VenipunctureController:
         # vessels the artery check found pulsating are arteries, whatever the classifier said
         self.vessels = tuple(dataclasses.replace(v, kind="artery") if self.pulse_verdicts.get(i) == ARTERY else v
                              for i, v in enumerate(self.vessels))
-        self.candidates = self._settle_uncertain(rank_targets(self.vessels, self.cfg.criteria,
-                                                              pulse_check=self.cfg.pulsatility.enabled))
+        self.candidates = rank_targets(self.vessels, self.cfg.criteria, pulse_check=self.cfg.pulsatility.enabled,
+                                       pulse_verdicts=self.pulse_verdicts)
         self.outcome.candidates = [c.describe() for c in self.candidates]
         for c in self.candidates:
             self._event(c.describe())
@@ -548,19 +548,6 @@ class VenipunctureController:
         if s is not None and s.area_mm2 > 0 and math.hypot(s.y_mm - self.tracker.pos[0],
                                                             s.z_mm - self.tracker.pos[1]) < self.tracker.params.gate_mm:
             self._pulse_samples.setdefault(self.plan.vessel_index, []).append((m.stamp_s, s.area_mm2, s.width_mm))
-
-    def _settle_uncertain(self, candidates: list[Candidate]) -> list[Candidate]:
-        """An uncertain call whose artery check did not say "vein" is no longer a candidate."""
-        out = []
-        for c in candidates:
-            verdict = self.pulse_verdicts.get(c.index)
-            if c.needs_pulse and verdict is not None and verdict != VEIN:
-                c = dataclasses.replace(c, accepted=False, needs_pulse=False, reasons=(
-                    f"vein/artery call uncertain ({c.vessel.kind_confidence:.2f}) and its artery check found no "
-                    f"'vein' verdict ({verdict})",))
-            out.append(c)
-        out.sort(key=lambda cand: (not cand.accepted, cand.needs_pulse, -cand.score))
-        return out
 
     def _reject_target(self, t: float, why: str) -> None:
         """The artery check rules the target out: back to SELECT, which takes the next candidate."""

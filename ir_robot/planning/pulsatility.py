@@ -27,7 +27,8 @@ them, so a large amplitude that explains little is noise, not a pulse.
 **The band starts at 0.8 Hz** (48 beats a minute). The arm's sway (0.05-0.5 Hz, the
 tracker's ``motion_band_hz``) moves the image plane along a sloped vessel, so a vein's area swings
 at the sway's frequency too; a 2 s dwell holds less than one such cycle, and a sinusoid at the
-band's edge fits it as well as a pulse. With the band from 0.5 Hz, veins were called arteries
+band's edge fits it as well as a pulse. So a candidate pulse must also explain more of the
+variance than the best sinusoid in ``sway_band_hz``. With the band from 0.5 Hz, veins were called arteries
 that way (fits at 0.50 Hz) on 1 of 131 test-clip vessels and 2 of 133 validation-clip vessels
 (``ir-robot bench perception``; docs/perception.md).
 
@@ -229,13 +230,14 @@ def assess_pulsatility(series: CrossSectionSeries, params: PulsatilityParams = P
     if series.width_mm is not None and np.all(np.isfinite(series.width_mm)) and np.all(series.width_mm > 0):
         aspect = float(np.median(4.0 * a / (math.pi * series.width_mm ** 2)))
     compressed = bool(math.isfinite(aspect) and aspect < params.compressed_aspect)
-    sway_frac = 0.0
-    if params.sway_band_hz[0] < params.sway_band_hz[1]:
+    pulsing = amp >= params.artery_index and frac >= params.min_band_fraction
+    sway_frac = 0.0   # fitted only for a candidate pulse: the second periodogram is not needed otherwise
+    if pulsing and params.sway_band_hz[0] < params.sway_band_hz[1]:
         sway_frac = pulse_fit(series.t_s, a / mean - 1.0, params.sway_band_hz, params.freq_step_hz)[2]
-    if amp >= params.artery_index and frac >= params.min_band_fraction and frac <= sway_frac:
+    if pulsing and frac <= sway_frac:
         verdict, reason = UNKNOWN, (f"a slower swing (the arm's sway, {params.sway_band_hz[0]}-"
                                     f"{params.sway_band_hz[1]} Hz) explains {100 * sway_frac:.0f} %: not a pulse")
-    elif amp >= params.artery_index and frac >= params.min_band_fraction:
+    elif pulsing:
         verdict, reason = ARTERY, (f"pulsatile (swing >= {100 * params.artery_index:.1f} %, coherent)"
                                    + ("; compressed like a vein, but a pulse is not" if compressed else ""))
     elif amp < params.vein_index:

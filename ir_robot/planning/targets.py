@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ir_robot.config import param
+from ir_robot.planning.pulsatility import VEIN
 from ir_robot.planning.vessels import VesselEstimate
 
 
@@ -72,10 +73,14 @@ def _artery_gap(v: VesselEstimate, arteries: list[VesselEstimate]) -> float:
 
 
 def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
-                 criteria: TargetCriteria = TargetCriteria(), *, pulse_check: bool = False) -> list[Candidate]:
+                 criteria: TargetCriteria = TargetCriteria(), *, pulse_check: bool = False,
+                 pulse_verdicts: dict[int, str] | None = None) -> list[Candidate]:
     """All vessels as candidates: accepted ones best first (sure veins before those that ``needs_pulse``),
     then the rejected ones. ``pulse_check``: the caller checks every target for a pulse before
-    puncturing it, so an uncertain call may be a candidate (module docstring)."""
+    puncturing it, so an uncertain call may be a candidate (module docstring). ``pulse_verdicts``:
+    vessel index -> the verdict of its pulse check so far; an uncertain call whose check said anything
+    but "vein" is rejected."""
+    verdicts = pulse_verdicts or {}
     arteries = [v for v in vessels if v.kind == "artery"]
     out: list[Candidate] = []
     c = criteria
@@ -86,8 +91,11 @@ def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
         if v.kind != "vein":
             reasons.append("artery (rejected)")
         elif v.kind_confidence < c.min_kind_confidence:
-            if pulse_check and c.uncertain_needs_pulse:
+            if pulse_check and c.uncertain_needs_pulse and verdicts.get(i, VEIN) == VEIN:
                 needs_pulse = True
+            elif pulse_check and c.uncertain_needs_pulse:
+                reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f}) and its artery check found "
+                               f"no 'vein' verdict ({verdicts[i]})")
             else:
                 reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
         if v.diameter_mm < c.min_diameter_mm:
