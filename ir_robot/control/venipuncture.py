@@ -135,6 +135,11 @@ class Outcome:
     transitions: list[tuple[float, str, str, str]] = field(default_factory=list)
 
 
+#: force samples of a lumen test (and of the approach to it) start this many ticks into the move: the
+#: median-filtered force still holds readings from before
+SETTLE_TICKS = 3
+
+
 def _slope(samples: list[tuple[float, float]]) -> float | None:
     """Force rise per mm of insertion fitted to (insertion, force) samples; None if too short to say."""
     if len(samples) < 3:
@@ -166,17 +171,16 @@ def lumen_verdict(probe: list[tuple[float, float]], approach: list[tuple[float, 
         return False, "too few samples to fit the force"
     if slope >= threshold_n_per_mm:
         return False, f"force rising {slope:+.3f} N/mm"
-    rose = 0.0 if before is None else before * (approach[-1][0] - approach[0][0])
-    if before is not None and before >= threshold_n_per_mm and rose >= tear_drop_n:
-        fell = approach[-1][1] - min(f for _, f in probe)
-        if fell < tear_drop_n:
-            return False, (f"force flat ({slope:+.3f} N/mm) but rising {before:+.3f} N/mm (+{rose:.2f} N) on the way "
-                           f"to it")
-        return True, (f"force flat ({slope:+.3f} N/mm); it rose {before:+.3f} N/mm on the way, then fell "
-                      f"{fell:.2f} N: that membrane tore")
-    if before is not None:
+    if before is None:
+        return True, f"force flat ({slope:+.3f} N/mm)"
+    rose = before * (approach[-1][0] - approach[0][0])
+    if before < threshold_n_per_mm or rose < tear_drop_n:
         return True, f"force flat ({slope:+.3f} N/mm, {before:+.3f} N/mm on the way to it)"
-    return True, f"force flat ({slope:+.3f} N/mm)"
+    fell = approach[-1][1] - min(f for _, f in probe)
+    if fell < tear_drop_n:
+        return False, f"force flat ({slope:+.3f} N/mm) but rising {before:+.3f} N/mm (+{rose:.2f} N) on the way to it"
+    return True, (f"force flat ({slope:+.3f} N/mm); it rose {before:+.3f} N/mm on the way, then fell "
+                  f"{fell:.2f} N: that membrane tore")
 
 
 class VenipunctureController:
@@ -844,13 +848,13 @@ class VenipunctureController:
                 v_ins = float(np.clip((start - s) / max(p.lumen_test_tau_s, dt), -p.v_slow_mm_s * 2, p.v_slow_mm_s))
                 if v_ins > 0 and ok:  # the drop came short of the start: this travel is a test of its own
                     self._approach_ticks += 1
-                    if self._approach_ticks > 3:
+                    if self._approach_ticks > SETTLE_TICKS:
                         self._approach.append((s, reading.filtered_n))
                 elif not ok:  # a pause: a tented wall relaxes while the needle stands; start the fit again
                     self._approach, self._approach_ticks = [], 0
         elif self._sub == "probe":
             self._probe_ticks += 1
-            if self._probe_ticks > 3:
+            if self._probe_ticks > SETTLE_TICKS:
                 self._probe.append((s, reading.filtered_n))
             if s >= s_star - 1e-3:
                 in_lumen, why = lumen_verdict(self._probe, self._approach, p.lumen_slope_n_per_mm,

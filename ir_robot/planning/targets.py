@@ -91,13 +91,13 @@ def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
         if v.kind != "vein":
             reasons.append("artery (rejected)")
         elif v.kind_confidence < c.min_kind_confidence:
-            if pulse_check and c.uncertain_needs_pulse and verdicts.get(i, VEIN) == VEIN:
-                needs_pulse = True
-            elif pulse_check and c.uncertain_needs_pulse:
+            if not (pulse_check and c.uncertain_needs_pulse):
+                reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
+            elif verdicts.get(i, VEIN) != VEIN:
                 reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f}) and its artery check found "
                                f"no 'vein' verdict ({verdicts[i]})")
             else:
-                reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
+                needs_pulse = True
         if v.diameter_mm < c.min_diameter_mm:
             reasons.append(f"diameter {v.diameter_mm:.2f} mm below {c.min_diameter_mm} mm")
         if v.diameter_mm > c.max_diameter_mm:
