@@ -3,7 +3,8 @@
 The simulation graph for ROS 2 installs. The nodes, their parameter files and
 remappings come from ir_robot/ros/graph.py - the same description `ir-robot launch sim`
 reads on pip installs - so the two cannot drift apart. `params_file` is applied after
-config/ros/<graph>.yaml; `record` adds the MCAP recorder node.
+config/ros/<graph>.yaml (and its base graph's file, graph.PARAMS_BASE: rig_emulator reads rig.yaml
+first); `record` adds the MCAP recorder node. `graph:=rig_emulator` runs the rig graph on the emulated bench.
 """
 
 from launch import LaunchDescription
@@ -13,7 +14,7 @@ from launch_ros.actions import Node
 
 
 def _nodes(context):
-    from ir_robot.ros.graph import RECORDER, graph, params_path
+    from ir_robot.ros.graph import RECORDER, graph, params_files
 
     params_file = LaunchConfiguration("params_file").perform(context)
     record = LaunchConfiguration("record").perform(context)
@@ -21,10 +22,10 @@ def _nodes(context):
     specs = list(graph(graph_name))
     if record:
         specs.append(RECORDER)
-    default = params_path(graph_name)
+    defaults = [str(f) for f in params_files(graph_name) if f.is_file()]
     actions = []
     for spec in specs:
-        params = [str(default)] if default.is_file() else []
+        params = list(defaults)
         if params_file:
             params.append(params_file)
         if spec is RECORDER:

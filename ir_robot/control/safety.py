@@ -23,6 +23,9 @@ check (``reason``)  trips when                                                  
                     ceiling does not trip; the controller handles it)
 ``watchdog``        no command for ``command_timeout_s`` while the rig may move   read
 ``estop``           :meth:`SafeRig.estop` was called                              any time
+``backend``         the backend fails a command or a move (a GRBL error reply,    command, move_to
+                    a lost serial line): the rig may not be where the
+                    controller thinks, so it stops and latches like any trip
 ==================  ===========================================================  ==========================
 
 A trip calls ``rig.stop(reason)`` at once, *latches*, records a
@@ -50,7 +53,7 @@ import numpy as np
 
 from ir_robot.config import param
 from ir_robot.control.limits import with_margins
-from ir_robot.core.errors import ConfigError, SafetyTrip
+from ir_robot.core.errors import ConfigError, IrRobotError, SafetyTrip
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
 
@@ -267,7 +270,7 @@ class SafeRig(Rig):
         state = self._last_state or self.rig.read_state()
         now = self._now(state)
         if not np.any(v) or dur == 0.0:
-            self.rig.command(RigCommand(JointVector(), dur))
+            self._to_backend(self.rig.command, RigCommand(JointVector(), dur))
             self._deadline = None
             return
         self._check_rates(v)
@@ -276,7 +279,7 @@ class SafeRig(Rig):
         prob = self._position_problem(q_end, "command would put the rig at")
         if prob is not None:
             raise self._trip(*prob)
-        self.rig.command(cmd)
+        self._to_backend(self.rig.command, cmd)
         self._deadline = now + self.config.command_timeout_s
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
@@ -300,8 +303,24 @@ class SafeRig(Rig):
             raise self._trip("velocity_limit", f"move_to speed {speed_mm_s} mm/s above the limit {lin_max:.4g} mm/s")
         vmax = np.where(_LINEAR, np.minimum(self._vmax, speed_mm_s), self._vmax)
         eta = float(np.max(np.where(movable, dq / np.maximum(vmax, 1e-9), 0.0)))
-        self.rig.move_to(target, speed_mm_s)
+        self._to_backend(self.rig.move_to, target, speed_mm_s)
         self._deadline = self._now(state) + eta + self.config.command_timeout_s
+
+    def _to_backend(self, call: Callable, *args) -> None:
+        """``call(*args)`` on the backend; its failure is the ``backend`` trip (raised), with the rig stopped
+        if the backend still takes a stop."""
+        try:
+            call(*args)
+        except SafetyTrip:
+            raise
+        except IrRobotError as exc:
+            detail = f"the rig failed a {getattr(call, '__name__', 'call')}: {exc}"
+            try:
+                raise self._trip("backend", detail) from exc
+            except SafetyTrip:
+                raise
+            except IrRobotError:  # the stop failed too (the line is gone): the trip is latched all the same
+                raise self.trip from exc
 
     def stop(self, reason: str = "") -> None:
         self._deadline = None

@@ -136,7 +136,10 @@ class Outcome:
 
 
 #: force samples of a lumen test (and of the approach to it) start this many ticks into the move: the
-#: median-filtered force still holds readings from before
+#: median-filtered force still holds readings from before. The lumen test's own samples also wait until
+#: the needle has moved the distance these ticks cover at the probe speed: a stage that starts late
+#: (GRBL runs jogs queued from before) would otherwise fill them with the needle standing still and the
+#: shaft friction turning round after the step back to the start (a rise read as a membrane ahead)
 SETTLE_TICKS = 3
 
 
@@ -243,6 +246,7 @@ class VenipunctureController:
         self._lock_count = 0
         self._candidate_s: float | None = None
         self._probe: list[tuple[float, float]] = []
+        self._probe_from = 0.0   # insertion where the lumen test's probe began
         self._probe_ticks = 0
         # forward travel from a drop to the lumen test's start (a drop before s* - d): its force
         self._approach: list[tuple[float, float]] = []
@@ -843,6 +847,7 @@ class VenipunctureController:
                     self._sub = "probe"
                     self._probe = []
                     self._probe_ticks = 0
+                    self._probe_from = s
             else:
                 self._probe_ticks = 0
                 v_ins = float(np.clip((start - s) / max(p.lumen_test_tau_s, dt), -p.v_slow_mm_s * 2, p.v_slow_mm_s))
@@ -854,7 +859,7 @@ class VenipunctureController:
                     self._approach, self._approach_ticks = [], 0
         elif self._sub == "probe":
             self._probe_ticks += 1
-            if self._probe_ticks > SETTLE_TICKS:
+            if self._probe_ticks > SETTLE_TICKS and s - self._probe_from >= SETTLE_TICKS * dt * p.v_probe_mm_s - 1e-6:
                 self._probe.append((s, reading.filtered_n))
             if s >= s_star - 1e-3:
                 in_lumen, why = lumen_verdict(self._probe, self._approach, p.lumen_slope_n_per_mm,

@@ -188,12 +188,10 @@ def _cmd_venipuncture(args) -> int:
     us, nir = make_perception(perception, vcfg)
     bench = cams = None
     if args.emulator:
-        from ir_robot.devices.sim_bench import EmulatedBench
+        from ir_robot.devices.sim_bench import EmulatedBench, bench_start
 
-        lo, _ = config.joint_limits()
-        start = lo.replace(x_mm=vcfg.control.scan_x_mm[0] - vcfg.control.probe_offset_mm,
-                           y_mm=vcfg.control.scan_y_mm[0], insert_mm=lo.insert_mm)
-        bench = EmulatedBench(config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=start)
+        bench = EmulatedBench(config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed,
+                              start=bench_start(config, vcfg))
         rig, camera_fn = bench.rig, bench.camera
         print(f"emulated bench: GRBL on {bench.emulator.port}, load cell on {bench.emulator.loadcell_port}, "
               f"images rendered from the simulator phantom; perception {perception}", file=sys.stderr, flush=True)
@@ -261,17 +259,7 @@ def _cmd_emulator(args) -> int:
                        boot_delay_s=args.boot_delay_s, personality=args.fault if args.fault in ("silent", "marlin") else "grbl",
                        baud_mismatch=args.fault == "baud", loadcell=not args.no_loadcell)
     emu.start()
-    links = []
-    if args.link_dir:
-        os.makedirs(args.link_dir, exist_ok=True)
-        for name, path in (("grbl", emu.port), ("loadcell", emu.loadcell_port)):
-            if path is None:
-                continue
-            link = os.path.join(args.link_dir, name)
-            if os.path.islink(link) or os.path.exists(link):
-                os.remove(link)
-            os.symlink(path, link)
-            links.append(link)
+    links = emu.link_ports(args.link_dir) if args.link_dir else []
     print("GRBL 1.1 emulator (ir_robot)")
     print(f"  grbl port:     {emu.port}")
     print(f"  loadcell port: {emu.loadcell_port}")

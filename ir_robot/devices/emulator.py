@@ -241,6 +241,21 @@ class GrblEmulator:
             th.start()
         return self
 
+    def link_ports(self, link_dir) -> list[str]:
+        """Symlinks ``link_dir/grbl`` (and ``link_dir/loadcell``) to the ptys, replacing old ones: fixed names a
+        config can point at (the pty paths change every start). Returns the links made."""
+        links = []
+        os.makedirs(link_dir, exist_ok=True)
+        for name, path in (("grbl", self.port), ("loadcell", self.loadcell_port)):
+            if path is None:
+                continue
+            link = os.path.join(link_dir, name)
+            if os.path.islink(link) or os.path.exists(link):
+                os.remove(link)
+            os.symlink(path, link)
+            links.append(link)
+        return links
+
     def close(self) -> None:
         self._stop.set()
         for th in self._threads:

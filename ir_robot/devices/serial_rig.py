@@ -111,6 +111,10 @@ class StreamResult:
     elapsed_s: float = 0.0
 
 
+#: how far inside GRBL's soft-limit travel a jog target is kept (mm; GRBL's resolution is 0.001)
+_TRAVEL_MARGIN_MM = 0.005
+
+
 class GrblRig(Rig):
     """The benchtop rig on a GRBL 1.1 board, a drop-in :class:`ir_robot.devices.base.Rig`.
 
@@ -169,7 +173,9 @@ class GrblRig(Rig):
         self._fault_callbacks: list[Callable[[RigError], None]] = []
         self.last_command_scale = 1.0
         self._jogs_after_status = 0   # jog blocks GRBL accepted after the last status report
+        self._jog_deltas: collections.deque = collections.deque(maxlen=64)   # axis deltas (mm) of the jogs sent
         self.jogs_skipped = 0         # rate commands not sent because the planner held enough jog motion
+        self.jogs_clipped = 0         # jogs shortened to keep their target inside the soft-limit travel
         if connect:
             self.connect()
 
@@ -706,11 +712,46 @@ class GrblRig(Rig):
             # The queue already holds the motion of the last few commands: skip this one.
             self.jogs_skipped += 1
             return
-        feed = float(np.linalg.norm(rates)) * 60.0
+        deltas = self._within_travel(deltas)
+        if not np.any(np.abs(deltas) >= 0.0005):
+            return  # no room left in the travel in the commanded direction
+        feed = float(np.linalg.norm(deltas)) / cmd.duration_s * 60.0
         line = P.format_jog({a: float(d) for a, d in zip(AXES, deltas)}, feed)
         self.send(line)
         with self._cond:
             self._jogs_after_status += 1
+            self._jog_deltas.append(deltas)
+
+    def _within_travel(self, deltas: np.ndarray) -> np.ndarray:
+        """A jog's axis deltas shrunk, axis by axis, so that its target stays inside the soft-limit travel
+        (``MPos in [-max_travel_mm, 0]``) wherever the jogs still queued in GRBL's planner end. GRBL plans a
+        jog from the end of the queued ones and refuses one whose target is outside (error:15); the host
+        sees the stage only in status reports a poll late, so a rate command that the safety layer
+        saturated at the joint limit from the last report can still overshoot the travel. The queued jogs
+        are the last ``jog_backlog()`` sent (without ``Bf`` in the reports: those since the last report plus
+        ``jog_queue_blocks``); their unexecuted part is bounded by their whole deltas."""
+        if not self.config.grbl.soft_limits:
+            return deltas
+        with self._cond:
+            mpos, report, after = self._mpos, self._status, self._jogs_after_status
+            pending = list(self._jog_deltas)
+        if mpos is None:
+            return deltas
+        if report is not None and report.planner_blocks_free is not None:
+            k = self.jog_backlog()
+        else:  # no Bf in the reports ($10 without the buffer bit): assume a full jog queue before them
+            k = after + self.config.grbl.jog_queue_blocks
+        k = min(k, len(pending))
+        queued = np.array(pending[len(pending) - k:], dtype=float).reshape(-1, 3)
+        end_hi = mpos + np.clip(queued, 0.0, None).sum(axis=0)   # the furthest the queued jogs can take it
+        end_lo = mpos + np.clip(queued, None, 0.0).sum(axis=0)
+        travel = np.array([ax.max_travel_mm for ax in self.config.grbl.axes], dtype=float)
+        room_up = np.maximum(-_TRAVEL_MARGIN_MM - end_hi, 0.0)
+        room_down = np.minimum(-travel + _TRAVEL_MARGIN_MM - end_lo, 0.0)
+        clipped = np.clip(deltas, room_down, room_up)
+        if not np.array_equal(clipped, deltas):
+            self.jogs_clipped += 1
+        return clipped
 
     def jog_backlog(self) -> int:
         """Jog blocks waiting in GRBL's planner: the last status report's ``Bf`` plus the jogs accepted since

@@ -153,6 +153,26 @@ class PhantomBench:
 
 
 
+def bench_start(rig_config, venipuncture_config) -> JointVector:
+    """Where the emulated stage starts: over the controller's first scan point (probe ahead of the pivot),
+    needle retracted, other joints at their lower limits."""
+    c = venipuncture_config.control
+    lo, _ = rig_config.joint_limits()
+    return lo.replace(x_mm=c.scan_x_mm[0] - c.probe_offset_mm, y_mm=c.scan_y_mm[0], insert_mm=lo.insert_mm)
+
+
+def start_emulator(rig_config, bench: PhantomBench, *, start: JointVector | None = None, seed: int = 0):
+    """A started :class:`~ir_robot.devices.emulator.GrblEmulator` whose load cell is ``bench``'s phantom and whose
+    stage starts at ``start`` (default: the rig's travel centre, needle out)."""
+    from ir_robot.devices.emulator import GrblEmulator
+
+    lo, hi = rig_config.joint_limits()
+    if start is None:
+        start = JointVector.from_array(0.5 * (lo.as_array() + hi.as_array())).replace(insert_mm=lo.insert_mm)
+    return GrblEmulator(rig_config, seed=seed, force_fn=bench.force_fn,
+                        start_mpos=tuple(float(v) for v in rig_config.mpos_from_joints(start))).start()
+
+
 class EmulatedBench:
     """The whole emulated bench: :class:`PhantomBench` + :class:`~ir_robot.devices.emulator.GrblEmulator` on
     ptys (load cell fed by the phantom's force model) + a connected :class:`~ir_robot.devices.serial_rig.GrblRig`.
@@ -166,17 +186,11 @@ class EmulatedBench:
     def __init__(self, rig_config=None, *, probe_offset_mm: float = PROBE_OFFSET_MM, seed: int = 0,
                  start: JointVector | None = None, phantom=None):
         from ir_robot.devices.config import load_rig_config
-        from ir_robot.devices.emulator import GrblEmulator
         from ir_robot.devices.serial_rig import GrblRig
 
         self.config = rig_config if rig_config is not None else load_rig_config()
-        lo, hi = self.config.joint_limits()
-        if start is None:
-            start = JointVector.from_array(0.5 * (lo.as_array() + hi.as_array())).replace(insert_mm=lo.insert_mm)
         self.bench = PhantomBench(phantom, probe_offset_mm=probe_offset_mm, seed=seed)
-        self.emulator = GrblEmulator(self.config, seed=seed, force_fn=self.bench.force_fn,
-                                     start_mpos=tuple(float(v) for v in self.config.mpos_from_joints(start)))
-        self.emulator.start()
+        self.emulator = start_emulator(self.config, self.bench, start=start, seed=seed)
         self.rig = None
         try:
             self.rig = GrblRig(self.config, port=self.emulator.port, loadcell_port=self.emulator.loadcell_port)

@@ -29,7 +29,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("launch", help="run the ROS 2 graph with plain rclpy (no ros2 launch needed)",
                        description="Start every node of a graph (see docs/ros.md). Ctrl-C stops everything cleanly.")
-    p.add_argument("graph", choices=sorted(GRAPHS), help="which graph (sim: simulator + perception + control)")
+    p.add_argument("graph", choices=sorted(GRAPHS), help="which graph (sim: simulator + perception + control; rig: the benchtop rig; rig_emulator: the rig "
+                   "graph on the emulated bench, no hardware)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--record", metavar="FILE.mcap", help="record every topic to an MCAP file")
     p.add_argument("--params", action="append", metavar="FILE",

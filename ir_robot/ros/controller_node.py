@@ -189,6 +189,25 @@ class _KeepAlive:
         self._thread.join(timeout=2.0)
 
 
+def joints_at(history, t_s: float, max_extrapolation_s: float = 0.1) -> JointVector | None:
+    """Rig joints at ``t_s`` from ``history`` (``(stamp_s, joints, velocity)``, oldest first): interpolated
+    between the states around ``t_s``; after the last one, extrapolated with its velocity (at most
+    ``max_extrapolation_s``); before the first, the first; None without any. The controller places an
+    ultrasound frame at the probe pose of its stamp: a rig that reports its position a poll period late
+    (GRBL) would otherwise put the frame where the stage was then, and a moving probe would see a still
+    target move."""
+    after = None
+    for stamp, joints, velocity in reversed(history):
+        if stamp <= t_s:
+            if after is None:
+                dt = min(t_s - stamp, max_extrapolation_s)
+                return JointVector.from_array(joints.as_array() + velocity.as_array() * dt)
+            w = (t_s - stamp) / (after[0] - stamp)
+            return JointVector.from_array((1 - w) * joints.as_array() + w * after[1].as_array())
+        after = (stamp, joints)
+    return None if after is None else after[1]
+
+
 class ControllerNode(Node):
     NODE_NAME = "controller"
     PARAMS = ((VenipunctureConfig, ""), (ControllerNodeConfig, "node."))
@@ -216,7 +235,7 @@ class ControllerNode(Node):
         self._phase = ""
         self._depth = 0.0
         self._plan = None
-        self._joints: deque = deque(maxlen=400)   # (stamp_s, JointVector)
+        self._joints: deque = deque(maxlen=400)   # (stamp_s, JointVector, velocity JointVector)
         self._state: RigState | None = None         # the last joint state
         self._state_stamp = None
         self._force_n = 0.0
@@ -271,7 +290,8 @@ class ControllerNode(Node):
             self.get_logger().error(f"/rig/joint_states ignored: {exc}", throttle_duration_sec=2.0)
             return
         self._state, self._state_stamp = state, msg.header.stamp
-        self._joints.append((state.stamp_s, state.joints))
+        if not self._joints or state.stamp_s > self._joints[-1][0]:  # a rig republishing its last status: once
+            self._joints.append((state.stamp_s, state.joints, state.velocity))
 
     def _on_force(self, msg: WrenchStamped) -> None:
         self._force_n = float(msg.wrench.force.x)
@@ -327,13 +347,7 @@ class ControllerNode(Node):
             self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _joints_at(self, t_s: float) -> JointVector | None:
-        """Rig joints when a frame was taken: the last joint state at or before ``t_s`` (else the first after)."""
-        best = None
-        for stamp, joints in reversed(self._joints):
-            best = joints
-            if stamp <= t_s:
-                break
-        return best
+        return joints_at(self._joints, t_s)
 
     def _on_procedure_state(self, msg: String) -> None:
         state, previous = msg.data, self.procedure_state
@@ -359,6 +373,7 @@ class ControllerNode(Node):
         self._us_request_ns = None
         self._reported = False
         self._plan = None
+        self._events_logged = 0
         self._t_start = time.monotonic()
         self.counts["procedures"] += 1
         self._depth = 0.0
@@ -398,6 +413,7 @@ class ControllerNode(Node):
         finally:
             self._keep_alive.end()
         self._last_compute = time.monotonic()
+        self._log_events()
         from_image = obs.us is not None
         # image-triggered: the image's stamp (latency accounting); else when it was computed (a joint state's stamp
         # can equal a frame's: the sim stamps both with the tick's time, and this command was not computed from it)
@@ -415,6 +431,14 @@ class ControllerNode(Node):
             self._publish_plan(ctl.plan)
         if ctl.done:
             self._finish()
+
+    def _log_events(self) -> None:
+        """The controller's events (phase changes, pauses, puncture, verdicts: what `ir-robot demo` prints) to
+        the node's log, as they happen."""
+        events = self.controller.outcome.events
+        for t, message in events[self._events_logged:]:
+            self.get_logger().info(f"{t:7.2f} s  {message}")
+        self._events_logged = len(events)
 
     def _publish_roi(self, box: tuple[int, int, int, int] | None) -> None:
         """``/us/roi`` (sensor_msgs/RegionOfInterest): the square around the tracked target the us_perception

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -62,6 +63,16 @@ def ns_to_stamp(ns: int) -> Time:
     """Exact inverse of :func:`stamp_to_ns`."""
     sec, nanosec = divmod(int(ns), 1_000_000_000)
     return Time(sec=sec, nanosec=nanosec)
+
+
+def perception_model_name(info_json: str) -> str | None:
+    """The perception in use from a ``/us/perception_info`` message, named as ``ir-robot demo`` prints it
+    (``model`` for the learned one); None if the message is not that JSON."""
+    try:
+        model = json.loads(info_json).get("model", "")
+    except (ValueError, AttributeError):
+        return None
+    return {"learned": "model"}.get(model, model)
 
 
 def next_due(due_s: float, now_s: float, rate_hz: float) -> float:

@@ -61,6 +61,9 @@ _US_CAMERA = NodeSpec("us_camera", "ir_robot_camera", "ir_robot.ros.camera_node:
                                   "/us/camera_info")
 _NIR_CAMERA = NodeSpec("nir_camera", "ir_robot_camera", "ir_robot.ros.camera_node:NirCameraNode",
                        description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info")
+_BENCH = NodeSpec("bench", "ir_robot_bench", "ir_robot.ros.bench_node:BenchNode",
+                  description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
+                              "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw")
 RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:RecorderNode",
                     description="records every topic to MCAP (parameter 'path')")
 
@@ -70,7 +73,13 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     # the benchtop rig: same graph with the rig driver and the two video sources in place of the simulator
     # (one executable, ir_robot_camera, run twice with parameter modality us | nir)
     "rig": (_RIG, _US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+    # the rig graph without hardware: the emulated bench in place of the board's USB line and the video sources
+    # (rig_driver still talks GRBL over a serial line: the emulator's pty)
+    "rig_emulator": (_BENCH, _RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR),
 }
+
+#: graph -> the graph whose params file is read first (its own file then overrides single values)
+PARAMS_BASE: dict[str, str] = {"rig_emulator": "rig"}
 
 #: every node class the launcher can start by name
 NODES: dict[str, NodeSpec] = {s.name: s for g in GRAPHS.values() for s in g} | {RECORDER.name: RECORDER}
@@ -98,6 +107,12 @@ def params_path(graph_name: str, share: Path | None = None) -> Path:
 
         return data_path("config", "ros", f"{graph_name}.yaml")
     return Path(share) / "config" / "ros" / f"{graph_name}.yaml"
+
+
+def params_files(graph_name: str, share: Path | None = None) -> list[Path]:
+    """The graph's default params files in the order they apply: its base graph's (:data:`PARAMS_BASE`), then its own."""
+    base = PARAMS_BASE.get(graph_name)
+    return ([params_path(base, share)] if base else []) + [params_path(graph_name, share)]
 
 
 def ros_arguments(spec: NodeSpec, params_files: list[str | Path] = (), extra: list[str] = ()) -> list[str]:

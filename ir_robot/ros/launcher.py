@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 from ir_robot.core.errors import ConfigError, IrRobotError
-from ir_robot.ros.graph import RECORDER, NodeSpec, graph, params_path, ros_arguments
+from ir_robot.ros.graph import RECORDER, NodeSpec, graph, params_files, ros_arguments
 from ir_robot.ros.run import spin_in_background
 
 
 def _node_args(spec: NodeSpec, graph_name: str, params: list[str | Path], record: str | Path | None) -> list[str]:
-    default = params_path(graph_name)
-    files = ([default] if default.is_file() else []) + list(params)
+    files = [f for f in params_files(graph_name) if f.is_file()] + list(params)
     extra = ["-p", f"path:={record}"] if spec is RECORDER and record else []
     return ros_arguments(spec, files, extra)
 

@@ -12,9 +12,11 @@ Topics and safety behaviour are :class:`~ir_robot.ros.rig_interface.RigInterface
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from ir_robot.config import param
@@ -30,7 +32,13 @@ class RigBackendConfig:
     rate_hz: float = param(50.0, range=(1.0, 1000.0), unit="Hz",
                            help="state publishing rate (and simulation step for backend sim)")
     port: str = param("", help="serial: GRBL port ('' = the one in rig_config)")
+    loadcell_port: str = param("", help="serial: load-cell port ('' = the one in rig_config, 'none' = no load cell)")
     rig_config: str = param("", help="serial: rig YAML ('' = config/rig.yaml)")
+    unlock: bool = param(False, help="serial: send $X after connecting (leaves GRBL's start-up Alarm without homing): "
+                                     "for the emulator; home a real rig with `ir-robot rig home` before the launch")
+    connect_timeout_s: float = param(0.0, range=(0.0, 600.0), unit="s",
+                                     help="serial: keep trying to open the rig config and the board this long (a board "
+                                          "plugged in, or an emulator started, after the node); 0 = fail at once")
     safety_file: str = param("venipuncture.yaml", help="YAML whose `safety` section gives the safety limits "
                                                        "(rig.safety.* override single values)")
 
@@ -43,11 +51,35 @@ def make_backend(config: RigBackendConfig, world_config=None):
 
         return SimRig(NeedleWorld(world_config or WorldConfig()))
     if config.backend == "serial":
-        from ir_robot.devices.config import load_rig_config
-        from ir_robot.devices.serial_rig import GrblRig
-
-        return GrblRig(load_rig_config(config.rig_config or None), port=config.port or None)
+        return _connect_serial(config)
     raise ConfigError(f"rig_driver: unknown backend {config.backend!r}; use 'sim' or 'serial'")
+
+
+def _connect_serial(config: RigBackendConfig, sleep=time.sleep, clock=time.monotonic):
+    """GrblRig on the configured ports; retried until ``connect_timeout_s`` (then the last error is raised)."""
+    from ir_robot.core.errors import IrRobotError
+    from ir_robot.devices.config import load_rig_config
+    from ir_robot.devices.serial_rig import GrblRig
+
+    kwargs = {}
+    if config.loadcell_port:
+        kwargs["loadcell_port"] = None if config.loadcell_port.lower() == "none" else config.loadcell_port
+    deadline = clock() + config.connect_timeout_s
+    while True:
+        try:
+            rig = GrblRig(load_rig_config(config.rig_config or None), port=config.port or None, **kwargs)
+        except IrRobotError:
+            if clock() >= deadline:
+                raise
+            sleep(0.25)
+            continue
+        if config.unlock:
+            try:
+                rig.unlock()
+            except BaseException:
+                rig.close()
+                raise
+        return rig
 
 
 class RigDriverNode(Node):
@@ -71,7 +103,19 @@ class RigDriverNode(Node):
         if self.params.config.backend == "sim":
             with self.rig.lock:
                 self.rig.rig.advance(self._dt)
-        self.rig.publish_state(self.get_clock().now().to_msg())
+        now = self.get_clock().now()
+        state = self.rig.read_state()
+        self.rig.publish_state(self._measured_at(now, state).to_msg(), state)
+
+    def _measured_at(self, now, state):
+        """The ROS time the state was measured: GrblRig's joints are those of its last status report
+        (``stamp_s``, monotonic clock), up to a poll period plus the serial line old. Stamping them with
+        the publish time would place every ultrasound frame where the stage was a status ago (the
+        controller pairs frames with joint states by stamp). The sim backend's state is of now."""
+        if self.params.config.backend != "serial" or not state.stamp_s > 0:
+            return now
+        age = min(max(time.monotonic() - state.stamp_s, 0.0), 1.0)
+        return now - Duration(nanoseconds=int(age * 1e9))
 
     def close(self) -> None:
         try:

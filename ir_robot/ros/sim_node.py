@@ -28,7 +28,6 @@ the procedure against the ground truth it recorded (:meth:`SimNode.referee`, the
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ir_robot.config import param
@@ -54,6 +52,7 @@ from ir_robot.ros.conversions import (
     stamp_to_ns,
 )
 from ir_robot.ros.params import declare_config
+from ir_robot.ros.referee import RefereeMixin
 from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
 from ir_robot.ros.tf import TfPublisher, us_image_quaternion
 from ir_robot.ros.trace import LatencyTrace
@@ -77,7 +76,7 @@ class SimNodeConfig:
                                                        "(the CLI's; rig.safety.* override single values)")
 
 
-class SimNode(Node):
+class SimNode(RefereeMixin, Node):
     NODE_NAME = "sim"
     #: (config dataclass, parameter prefix) pairs this node declares
     PARAMS = ((SimNodeConfig, ""), (WorldConfig, "world."), (RigDriverConfig, "rig."))
@@ -104,21 +103,9 @@ class SimNode(Node):
         self._pubs = {name: self.create_publisher(Image, f"/{name}", sensor)
                       for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
         self._info_pubs = {m: self.create_publisher(CameraInfo, f"/{m}/camera_info", sensor) for m in ("us", "nir")}
-        self._summary_pub = self.create_publisher(String, "/sim/summary", qos.latched())
-        self.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
-                                 callback_group=io_group)
-        self.create_subscription(String, "/procedure/result", self._on_result, qos.latched(),
-                                 callback_group=io_group)
-        self.create_subscription(String, "/controller/phase", self._on_phase, qos.events(), callback_group=io_group)
-        self.create_subscription(String, "/us/perception_info", self._on_perception, qos.latched(),
-                                 callback_group=io_group)
-        self.perception = ""
-        self.procedure_state = "idle"
-        self.phase = ""
+        self._init_referee(io_group, lock=self._world_lock)
         self._scorer = None
         self._tripped = ""
-        self._last_result = ""
-        self.summaries: list[dict] = []
         self.create_service(Trigger, "/sim/reset", self._srv_reset, callback_group=self._group)
         self.tf = TfPublisher(self)
         self.tf.send(self.get_clock().now().to_msg(), [(WORLD_FRAME, "base_link", (0, 0, 0), 0.0, None)], static=True)
@@ -234,24 +221,13 @@ class SimNode(Node):
         return response
 
     # ------------------------------------------------------------------ the referee
-    def _on_procedure_state(self, msg: String) -> None:
-        if msg.data == "running" and self.procedure_state != "running":
+    def _on_procedure_state_change(self, state: str, previous: str) -> None:
+        if state == "running" and previous != "running":
             from ir_robot.control.episode import Scorer
 
             with self._world_lock:
                 self._scorer = Scorer(self.world)
                 self._tripped = ""
-        self.procedure_state = msg.data
-
-    def _on_phase(self, msg: String) -> None:
-        self.phase = msg.data
-
-    def _on_perception(self, msg: String) -> None:
-        try:
-            model = json.loads(msg.data).get("model", "")
-        except (ValueError, AttributeError):
-            return
-        self.perception = {"learned": "model"}.get(model, model)  # the names `ir-robot demo` prints
 
     def _score_tick(self, state) -> None:
         """Ground truth while the controller holds the tip in the lumen (``run_episode``'s Scorer, fed the
@@ -260,21 +236,6 @@ class SimNode(Node):
             self._tripped = state.message or "e-stop"
         if self._scorer is not None:
             self._scorer(state, None, None, SimpleNamespace(phase=self.phase))
-
-    def _on_result(self, msg: String) -> None:
-        """The controller's report + what only the simulator knows = one summary line on /sim/summary."""
-        if msg.data == self._last_result:
-            return
-        self._last_result = msg.data
-        try:
-            result = json.loads(msg.data)
-        except ValueError:
-            return
-        with self._world_lock:
-            summary = self.referee(result)
-        self.summaries.append(summary)
-        self._summary_pub.publish(String(data=json.dumps(summary)))
-        self.get_logger().info(f"summary: {json.dumps(summary)}")
 
     def referee(self, result: dict) -> dict:
         """Score a finished procedure with the rule of ``ir_robot.control.episode.run_episode`` (the line

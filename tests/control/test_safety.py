@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ir_robot.control.safety import SafeRig, SafetyConfig
-from ir_robot.core.errors import ConfigError, SafetyTrip
+from ir_robot.core.errors import ConfigError, RigError, SafetyTrip
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand
 
 from .conftest import KinematicRig
@@ -162,6 +162,49 @@ def test_estop(kin_rig):
     safe.reset()
     safe.command(rate(x_mm=3.0))
     assert not safe.tripped
+
+
+class FailingRig(KinematicRig):
+    """A backend that refuses commands (a GRBL error reply) and, with ``stop_fails``, cannot even stop (the
+    serial line is gone)."""
+
+    def __init__(self, stop_fails: bool = False):
+        super().__init__()
+        self.stop_fails = stop_fails
+
+    def command(self, cmd: RigCommand) -> None:
+        if any(cmd.velocity.as_array()):
+            raise RigError("GRBL answered error:15 to '$J=G91 G21 X0.500 F300': Travel exceeded")
+        super().command(cmd)
+
+    def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
+        raise RigError("GRBL answered error:15 to 'G90 G53 G1 X0 F300': Travel exceeded")
+
+    def stop(self, reason: str = "") -> None:
+        super().stop(reason)
+        if self.stop_fails:
+            raise RigError("serial port /dev/ttyACM0 vanished")
+
+
+def test_a_failing_backend_trips_stops_and_says_why():
+    rig = FailingRig()
+    safe = SafeRig(rig)
+    with pytest.raises(SafetyTrip) as info:
+        safe.command(rate(x_mm=5.0))
+    assert info.value.reason == "backend" and "error:15" in str(info.value) and "command" in str(info.value)
+    assert_tripped(safe, rig, "backend")
+    safe.reset()
+    with pytest.raises(SafetyTrip, match=r"backend.*move_to"):
+        safe.move_to(JointVector(0.0, 0.0, 10.0, 0.5, 0.0, 0.0))
+
+
+def test_a_backend_that_cannot_even_stop_still_latches_the_trip():
+    rig = FailingRig(stop_fails=True)
+    safe = SafeRig(rig)
+    with pytest.raises(SafetyTrip) as info:   # not the RigError of the failed stop: the caller sees the trip
+        safe.command(rate(x_mm=5.0))
+    assert info.value.reason == "backend" and safe.tripped and safe.trip.reason == "backend"
+    assert rig.stops and "backend" in rig.stops[-1]   # the stop was attempted
 
 
 def test_move_to_is_checked_too(kin_rig):

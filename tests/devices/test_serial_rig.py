@@ -140,11 +140,37 @@ def test_rate_on_a_fixed_joint_raises(ready_rig):
         ready_rig.command(RigCommand(JointVector(x_mm=1.0, probe_yaw_rad=0.1), 0.1))
 
 
-def test_jog_beyond_travel_is_error_15(ready_rig):
+def test_jog_beyond_travel_stops_at_the_travel_end_instead_of_error_15(ready_rig, emulator):
+    # homed at MPos -1 mm: +5 mm/s in X for 1 s would end at MPos +4, outside the soft-limit travel [-90, 0],
+    # and GRBL would refuse the whole jog (error:15); GrblRig shortens it to end just inside
+    ready_rig.command(RigCommand(JointVector(x_mm=5.0), duration_s=1.0))
+    assert ready_rig.jogs_clipped == 1
+    words = dict(re.findall(r"([XYZF])(-?[\d.]+)", emulator.received_lines[-1]))
+    assert 0.99 <= float(words["X"]) < 1.0 and float(words["F"]) == pytest.approx(float(words["X"]) * 60, abs=0.2)
+    ready_rig.wait_idle(timeout=5)
+    assert -0.01 <= emulator.mpos[0] <= 0.0
+    # at the travel end a further jog that way is not sent at all; the other way still works
+    n = len(emulator.received_lines)
+    ready_rig.command(RigCommand(JointVector(x_mm=5.0), duration_s=0.2))
+    assert len(emulator.received_lines) == n and ready_rig.jogs_clipped == 2
+    ready_rig.command(RigCommand(JointVector(x_mm=-1.0), duration_s=0.1))
+    assert emulator.received_lines[-1].startswith("$J=G91 G21 X-0.100")
+    # and GRBL's own refusal still reads as what it means
     with pytest.raises(P.GrblCommandError) as info:
-        ready_rig.command(RigCommand(JointVector(x_mm=5.0), duration_s=1.0))  # +5 mm in X: beyond MPos 0
+        ready_rig.send("$J=G91 G21 X5.000 F300")
     assert info.value.code == 15 and "exceeds machine travel" in str(info.value)
-    ready_rig.command(RigCommand(JointVector(x_mm=-1.0), duration_s=0.1))  # the rig still works
+
+
+def test_jogs_still_queued_count_against_the_travel(ready_rig, emulator):
+    # four 0.4 mm jogs towards MPos 0 sent at once from MPos -1: GRBL plans each from the end of the last,
+    # so the third may add only what is left (0.2 mm) and the fourth nothing; no jog is refused
+    for _ in range(4):
+        ready_rig.command(RigCommand(JointVector(x_mm=4.0), duration_s=0.1))
+    jogs = [float(dict(re.findall(r"([XYZF])(-?[\d.]+)", line))["X"]) for line in emulator.received_lines
+            if line.startswith("$J=")]
+    assert sum(jogs) <= 1.0 and jogs[:2] == [0.4, 0.4] and ready_rig.jogs_clipped >= 1
+    ready_rig.wait_idle(timeout=5)
+    assert -0.01 <= emulator.mpos[0] <= 0.0
 
 
 def test_error_codes_map_to_exceptions_with_meaning(ready_rig):

@@ -7,7 +7,8 @@ import types
 import pytest
 import yaml
 
-from ir_robot.ros.graph import GRAPHS, NODES, RECORDER, console_scripts, graph, params_path, ros_arguments
+from ir_robot.ros.graph import (GRAPHS, NODES, RECORDER, console_scripts, graph, params_files, params_path,
+                                ros_arguments)
 
 
 def _fake_launch_modules(monkeypatch):
@@ -91,11 +92,34 @@ def test_shipped_params_files_validate_against_the_node_configs(graph_name):
     from ir_robot.ros.params import validate_section
     from ir_robot.ros.run import load_class
 
-    data = yaml.safe_load(params_path(graph_name).read_text())
+    data: dict = {}   # the files in the order they apply (a base graph's first), later values win, as in ROS
+    for path in params_files(graph_name):
+        for node, section in yaml.safe_load(path.read_text()).items():
+            merged = data.setdefault(node, {"ros__parameters": {}})["ros__parameters"]
+            _deep_update(merged, section["ros__parameters"])
     for spec in GRAPHS[graph_name]:
         assert spec.name in data, f"{graph_name}.yaml has no section for {spec.name}"
         cls = load_class(spec.node_class)
         validate_section(cls.PARAMS, data[spec.name]["ros__parameters"], f"{graph_name}.yaml:{spec.name}")
+
+
+def _deep_update(into: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _deep_update(into[k], v)
+        else:
+            into[k] = v
+
+
+def test_a_graph_reads_its_base_graphs_params_first():
+    files = params_files("rig_emulator")
+    assert [f.name for f in files] == ["rig.yaml", "rig_emulator.yaml"] and all(f.is_file() for f in files)
+    assert params_files("sim") == [params_path("sim")]
+    from ir_robot.ros.launcher import _node_args
+
+    args = _node_args(graph("rig_emulator")[1], "rig_emulator", ["extra.yaml"], None)
+    given = [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
+    assert given == [str(files[0]), str(files[1]), "extra.yaml"]
 
 
 def test_validate_section_names_the_bad_parameter():
