@@ -93,6 +93,22 @@ class PhantomBench:
                 self.flashback = True
         return float(c.measured_force_n)
 
+    def reset(self) -> None:
+        """A fresh phantom of the same build (as if the block were replaced): no membrane torn, no puncture
+        recorded. Refused (:class:`~ir_robot.core.errors.RigError`) while the needle is under the skin."""
+        from ir_robot.core.errors import RigError
+        from ir_robot.core.types import Tissue
+
+        with self._lock:
+            if self.contact is not None and self.contact.tip_tissue != Tissue.AIR:
+                raise RigError(f"the needle is in the phantom ({self.contact.inserted_mm:.1f} mm, tip in "
+                               f"{self.contact.tip_tissue.name.lower()}): retract it before a new phantom")
+            self.tissue.reset()
+            self.contact = None
+            self._events.clear()
+            self._back_wall = False
+            self.flashback = False
+
     def _in_vein(self, c) -> bool:
         return bool(c.in_lumen and c.lumen_vessel >= 0 and not self.phantom.is_artery[c.lumen_vessel])
 

@@ -25,7 +25,9 @@ and the port are there: ``connect_timeout_s``).
 When the controller reports ``/procedure/result`` the node publishes the summary line on
 ``/sim/summary`` (the topic ``ir-robot launch`` and the tests wait on), with the bench's ground truth:
 ``hold_in_lumen`` (the tip in a vein lumen through the controller's hold), ``flashback`` (it has been in
-one), back wall and artery punctures. The phantom keeps its punctures: one procedure per start.
+one), back wall and artery punctures. ``/bench/reset`` (std_srvs/Trigger; the supervisor calls it at each
+start in this graph) gives a fresh phantom, so procedures can run back to back; it is refused while the
+needle is in.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
 
 from ir_robot.config import param
 from ir_robot.ros import qos
@@ -110,6 +113,8 @@ class BenchNode(RefereeMixin, Node):
         self._lock = threading.Lock()
         self._hold_ticks = self._hold_in_vein = 0
         self._init_referee(ReentrantCallbackGroup())
+        self.resets = 0
+        self.create_service(Trigger, "/bench/reset", self._srv_reset)
         self._t0 = time.monotonic()
         self._next = {"us": 0.0, "nir": 0.0}
         rates = [r for r in (cfg.us_rate_hz, cfg.nir_rate_hz) if r > 0]
@@ -143,6 +148,24 @@ class BenchNode(RefereeMixin, Node):
             image_msg, info_msg = frame_to_msgs(frame, stamp, m)
             self._pubs[f"{m}/image_raw"].publish(image_msg)
             self._info_pubs[m].publish(info_msg)
+
+    # ------------------------------------------------------------------ reset
+    def _srv_reset(self, request, response):
+        """``/bench/reset`` (the supervisor's ``reset_service`` in this graph): a fresh phantom for the next
+        procedure; refused while the needle is in."""
+        from ir_robot.core.errors import RigError
+
+        try:
+            self.bench.reset()
+        except RigError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        with self._lock:
+            self._hold_ticks = self._hold_in_vein = 0
+        self.resets += 1
+        response.success, response.message = True, f"fresh phantom ({self.resets} reset(s))"
+        self.get_logger().info(response.message)
+        return response
 
     # ------------------------------------------------------------------ the referee
     def _on_procedure_state_change(self, state: str, previous: str) -> None:

@@ -71,11 +71,13 @@ RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:Reco
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "sim": (_SIM, _US, _NIR, _CONTROLLER, _SUPERVISOR),
     # the benchtop rig: same graph with the rig driver and the two video sources in place of the simulator
-    # (one executable, ir_robot_camera, run twice with parameter modality us | nir)
-    "rig": (_RIG, _US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+    # (one executable, ir_robot_camera, run twice with parameter modality us | nir). The rig driver starts last:
+    # in one process (ir-robot launch without --processes) the networks' loading holds the GIL for seconds,
+    # which starved GrblRig's status thread into its 0.5 s no-reply fault when the board was already open
+    "rig": (_US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
     # the rig graph without hardware: the emulated bench in place of the board's USB line and the video sources
     # (rig_driver still talks GRBL over a serial line: the emulator's pty)
-    "rig_emulator": (_BENCH, _RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR),
+    "rig_emulator": (_BENCH, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
 }
 
 #: graph -> the graph whose params file is read first (its own file then overrides single values)

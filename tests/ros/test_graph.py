@@ -7,7 +7,7 @@ import types
 import pytest
 import yaml
 
-from ir_robot.ros.graph import (GRAPHS, NODES, RECORDER, console_scripts, graph, params_files, params_path,
+from ir_robot.ros.graph import (GRAPHS, NODES, RECORDER, console_scripts, graph, node_spec, params_files, params_path,
                                 ros_arguments)
 
 
@@ -117,7 +117,7 @@ def test_a_graph_reads_its_base_graphs_params_first():
     assert params_files("sim") == [params_path("sim")]
     from ir_robot.ros.launcher import _node_args
 
-    args = _node_args(graph("rig_emulator")[1], "rig_emulator", ["extra.yaml"], None)
+    args = _node_args(node_spec("rig_driver"), "rig_emulator", ["extra.yaml"], None)
     given = [args[i + 1] for i, a in enumerate(args) if a == "--params-file"]
     assert given == [str(files[0]), str(files[1]), "extra.yaml"]
 

@@ -88,6 +88,7 @@ def test_rig_graph_on_the_emulated_bench_completes_a_venipuncture(tmp_path, doma
         probe.wait(lambda: probe.summaries, 150, "the procedure summary")
         counts = dict(driver.rig.counts)
         trip = driver.rig.rig.trip
+        resets = runner.nodes["bench"].resets
         joints = np.array(probe.joints)
     finally:
         runner.stop()
@@ -97,6 +98,7 @@ def test_rig_graph_on_the_emulated_bench_completes_a_venipuncture(tmp_path, doma
     assert s["hold_in_lumen"] and s["flashback"] and not s["back_wall_punctured"] and not s["artery_punctured"]
     assert s["perception"] == "model" and s["attempts"] == 1
     assert [p[0] for p in s["punctures"]][-1] == "vessel_wall"
+    assert resets == 1   # the supervisor asked the bench for a fresh phantom before it started
     # the real serial path carried it: jogs executed, none refused, GRBL never refused a jog
     assert counts["executed"] > 100 and counts["refused"] == 0 and counts["malformed"] == 0 and trip is None
     # while the needle was in (> 15 mm) the stage did not sweep sideways: the phantom does not move (with the
