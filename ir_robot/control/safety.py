@@ -314,13 +314,11 @@ class SafeRig(Rig):
         except SafetyTrip:
             raise
         except IrRobotError as exc:
-            detail = f"the rig failed a {getattr(call, '__name__', 'call')}: {exc}"
             try:
-                raise self._trip("backend", detail) from exc
-            except SafetyTrip:
-                raise
+                trip = self._trip("backend", f"the rig failed a {getattr(call, '__name__', 'call')}: {exc}")
             except IrRobotError:  # the stop failed too (the line is gone): the trip is latched all the same
-                raise self.trip from exc
+                trip = self.trip
+            raise trip from exc
 
     def stop(self, reason: str = "") -> None:
         self._deadline = None

@@ -450,8 +450,8 @@ class TargetTracker:
             # the least accurate lateral source, used only when the target itself is not seen, and only
             # where it agrees with the prediction (the arm's fitted sway, else the filter's own track: an
             # oblique reference, or one the needle's echo cuts, can be a millimetre or two off, and the
-            # needle would follow it out of a small lumen; on a still bench phantom it set off a lateral
-            # oscillation of +-1.5 mm with the needle in the vein)
+            # needle would follow it out of a small lumen; on the still emulated bench phantom, estimates
+            # 1-1.7 mm off were taken with the needle in the vein before this gate applied without a motion)
             lateral = self._anchor[0] + self._delta[0]
             if abs(lateral - pred[0]) > p.reference_gate_mm:
                 return False

@@ -168,7 +168,6 @@ class PhantomBench:
         return camera_fn
 
 
-
 def bench_start(rig_config, venipuncture_config) -> JointVector:
     """Where the emulated stage starts: over the controller's first scan point (probe ahead of the pivot),
     needle retracted, other joints at their lower limits."""

@@ -45,8 +45,9 @@ class RefereeMixin:
         """Hook: the procedure state changed (``running``: a procedure began)."""
 
     def _on_procedure_state(self, msg: String) -> None:
-        previous, self.procedure_state = self.procedure_state, msg.data
-        self._on_procedure_state_change(msg.data, previous)
+        # the hook first: a node that scores while the state is running has its new scorer before that
+        self._on_procedure_state_change(msg.data, self.procedure_state)
+        self.procedure_state = msg.data
 
     def _on_phase(self, msg: String) -> None:
         self.phase = msg.data
