@@ -143,6 +143,12 @@ class Outcome:
 SETTLE_TICKS = 3
 
 
+def probe_sample_ready(ticks: int, travelled_mm: float, dt: float, v_probe_mm_s: float) -> bool:
+    """Does the lumen test's probe take this tick's force sample? From the tick after :data:`SETTLE_TICKS`,
+    once the needle has travelled what those ticks cover at the probe speed (see :data:`SETTLE_TICKS`)."""
+    return ticks > SETTLE_TICKS and travelled_mm >= SETTLE_TICKS * dt * v_probe_mm_s - 1e-6
+
+
 def _slope(samples: list[tuple[float, float]]) -> float | None:
     """Force rise per mm of insertion fitted to (insertion, force) samples; None if too short to say."""
     if len(samples) < 3:
@@ -859,7 +865,7 @@ class VenipunctureController:
                     self._approach, self._approach_ticks = [], 0
         elif self._sub == "probe":
             self._probe_ticks += 1
-            if self._probe_ticks > SETTLE_TICKS and s - self._probe_from >= SETTLE_TICKS * dt * p.v_probe_mm_s - 1e-6:
+            if probe_sample_ready(self._probe_ticks, s - self._probe_from, dt, p.v_probe_mm_s):
                 self._probe.append((s, reading.filtered_n))
             if s >= s_star - 1e-3:
                 in_lumen, why = lumen_verdict(self._probe, self._approach, p.lumen_slope_n_per_mm,

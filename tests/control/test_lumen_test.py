@@ -8,7 +8,7 @@ from the drop to the probe's start must be flat too.
 import numpy as np
 import pytest
 
-from ir_robot.control.venipuncture import lumen_verdict
+from ir_robot.control.venipuncture import SETTLE_TICKS, lumen_verdict, probe_sample_ready
 
 THRESHOLD = 0.15  # N/mm, config/venipuncture.yaml
 TEAR = 0.08       # N, the force monitor's drop threshold
@@ -78,3 +78,25 @@ def test_a_short_approach_is_noise_not_a_wall():
     assert lumen_verdict(lumen, short, THRESHOLD, TEAR)[0]
     long = trace(14.0, 14.79, lambda s: 0.3 * (s - 14.0), n=20)
     assert not lumen_verdict(trace(14.80, 15.19, lambda s: 0.24 + 0.0 * s), long, THRESHOLD, TEAR)[0]
+
+
+def test_a_stage_that_starts_late_does_not_fill_the_probe_with_the_friction_turning_round():
+    """The emulated GRBL rig (ROS rig graph, 2026-11-25): after stepping back to the probe's start the stage
+    stood for 4 ticks before its jog ran, with the shaft friction reversed (-0.06 N), and the filtered force
+    caught up 2 ticks after it moved (+0.17 N, flat in the lumen). Sampling from the 4th tick on read that
+    turn-round as +0.49 N/mm, a membrane ahead; samples wait for the travel the settle ticks cover."""
+    dt, v = 0.05, 0.4                       # control period, probe speed (config/venipuncture.yaml)
+    s0, ticks = 23.118, []
+    for k in range(1, 22):
+        moving = max(k - 4, 0)              # the jog starts on the 5th tick
+        s = min(s0 + moving * v * dt, 23.52)
+        f = -0.06 if moving <= 2 else 0.17 + 0.01 * (s - s0)
+        ticks.append((k, s, f))
+
+    def probe(ready):
+        return [(s, f) for k, s, f in ticks if ready(k, s - s0)]
+
+    ok, why = lumen_verdict(probe(lambda k, d: probe_sample_ready(k, d, dt, v)), [], THRESHOLD, TEAR)
+    assert ok and "flat" in why, why
+    ok, why = lumen_verdict(probe(lambda k, d: k > SETTLE_TICKS), [], THRESHOLD, TEAR)   # ticks alone
+    assert not ok and "rising" in why
