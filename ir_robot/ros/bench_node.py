@@ -40,12 +40,11 @@ from dataclasses import dataclass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ir_robot.config import param
 from ir_robot.ros import qos
-from ir_robot.ros.conversions import NIR_FRAME, US_FRAME, frame_to_msgs, image_to_msg, next_due
+from ir_robot.ros.conversions import FramePublisher, next_due
 from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.referee import RefereeMixin
 
@@ -107,9 +106,7 @@ class BenchNode(RefereeMixin, Node):
         os.replace(tmp, self.rig_yaml)  # last: rig_driver connects once this file is there
 
         sensor = qos.sensor()
-        self._pubs = {name: self.create_publisher(Image, f"/{name}", sensor)
-                      for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
-        self._info_pubs = {m: self.create_publisher(CameraInfo, f"/{m}/camera_info", sensor) for m in ("us", "nir")}
+        self._frames_out = FramePublisher(self, sensor)
         self._lock = threading.Lock()
         self._hold_ticks = self._hold_in_vein = 0
         self._init_referee(ReentrantCallbackGroup())
@@ -140,14 +137,8 @@ class BenchNode(RefereeMixin, Node):
         stamp = self.get_clock().now().to_msg()  # the stage pose read now is what the frames show
         obs = self.bench.render(self.emulator.joints(), frozenset(wanted), time.monotonic())
         for frame in (obs.us, obs.nir):  # ultrasound first: it is on the image-to-command path
-            if frame is None:
-                continue
-            m = frame.modality
-            if cfg.publish_labels and frame.labels is not None:
-                self._pubs[f"{m}/labels"].publish(image_to_msg(frame.labels, stamp, US_FRAME if m == "us" else NIR_FRAME))
-            image_msg, info_msg = frame_to_msgs(frame, stamp, m)
-            self._pubs[f"{m}/image_raw"].publish(image_msg)
-            self._info_pubs[m].publish(info_msg)
+            if frame is not None:
+                self._frames_out.publish(frame, stamp, labels=cfg.publish_labels)
 
     # ------------------------------------------------------------------ reset
     def _srv_reset(self, request, response):

@@ -210,6 +210,25 @@ def frame_to_msgs(frame, stamp, modality: str | None = None) -> tuple[Image, Cam
             camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, image_origin_px(m, frame.image.shape)))
 
 
+class FramePublisher:
+    """Publishes rendered frames as the rig's camera nodes publish captured ones (``/<m>/image_raw`` +
+    ``/<m>/camera_info``), plus the renderer's label mask on ``/<m>/labels`` first, so a ground-truth
+    perception node has both when the image arrives. Used by the ``sim`` node and the emulated ``bench``."""
+
+    def __init__(self, node, qos_profile):
+        self._images = {name: node.create_publisher(Image, f"/{name}", qos_profile)
+                        for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
+        self._infos = {m: node.create_publisher(CameraInfo, f"/{m}/camera_info", qos_profile) for m in ("us", "nir")}
+
+    def publish(self, frame, stamp, labels: bool = True) -> None:
+        m = frame.modality
+        image_msg, info_msg = frame_to_msgs(frame, stamp, m)
+        if labels and frame.labels is not None:
+            self._images[f"{m}/labels"].publish(image_to_msg(frame.labels, stamp, image_msg.header.frame_id))
+        self._images[f"{m}/image_raw"].publish(image_msg)
+        self._infos[m].publish(info_msg)
+
+
 def spacing_from_info(info: CameraInfo) -> tuple[float, float]:
     """(row, col) pixel spacing in mm from an orthographic CameraInfo."""
     fx, fy = float(info.k[0]), float(info.k[4])

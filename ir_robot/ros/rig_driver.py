@@ -55,7 +55,7 @@ def make_backend(config: RigBackendConfig, world_config=None):
     raise ConfigError(f"rig_driver: unknown backend {config.backend!r}; use 'sim' or 'serial'")
 
 
-def _connect_serial(config: RigBackendConfig, sleep=time.sleep, clock=time.monotonic):
+def _connect_serial(config: RigBackendConfig):
     """GrblRig on the configured ports; retried until ``connect_timeout_s`` (then the last error is raised)."""
     from ir_robot.core.errors import IrRobotError
     from ir_robot.devices.config import load_rig_config
@@ -64,14 +64,14 @@ def _connect_serial(config: RigBackendConfig, sleep=time.sleep, clock=time.monot
     kwargs = {}
     if config.loadcell_port:
         kwargs["loadcell_port"] = None if config.loadcell_port.lower() == "none" else config.loadcell_port
-    deadline = clock() + config.connect_timeout_s
+    deadline = time.monotonic() + config.connect_timeout_s
     while True:
         try:
             rig = GrblRig(load_rig_config(config.rig_config or None), port=config.port or None, **kwargs)
         except IrRobotError:
-            if clock() >= deadline:
+            if time.monotonic() >= deadline:
                 raise
-            sleep(0.25)
+            time.sleep(0.25)
             continue
         if config.unlock:
             try:

@@ -36,7 +36,6 @@ from types import SimpleNamespace
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ir_robot.config import param
@@ -46,8 +45,7 @@ from ir_robot.ros.conversions import (
     PHANTOM_FRAME,
     US_FRAME,
     WORLD_FRAME,
-    frame_to_msgs,
-    image_to_msg,
+    FramePublisher,
     next_due,
     stamp_to_ns,
 )
@@ -100,9 +98,7 @@ class SimNode(RefereeMixin, Node):
         self.rig = RigInterface(self, SimRig(self.world), self.rig_params.config, callback_group=io_group,
                                 lock=self._world_lock)  # one lock for the world and its rig
         sensor = qos.sensor()
-        self._pubs = {name: self.create_publisher(Image, f"/{name}", sensor)
-                      for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
-        self._info_pubs = {m: self.create_publisher(CameraInfo, f"/{m}/camera_info", sensor) for m in ("us", "nir")}
+        self._frames_out = FramePublisher(self, sensor)
         self._init_referee(io_group, lock=self._world_lock)
         self._scorer = None
         self._tripped = ""
@@ -161,7 +157,7 @@ class SimNode(RefereeMixin, Node):
             if cfg.us_rate_hz > 0 and t + 1e-9 >= self._next_us:
                 us = self.world.ultrasound()
                 self._next_us = next_due(self._next_us, t, cfg.us_rate_hz)
-                self._publish_frame(us, US_FRAME, stamp)
+                self._publish_frame(us, stamp)
                 if self.trace.enabled:
                     key = stamp_to_ns(stamp)
                     self.trace(key, "sim_tick", now.nanoseconds)
@@ -169,20 +165,14 @@ class SimNode(RefereeMixin, Node):
             if self.procedure_state in ("running", "aborting"):
                 self._score_tick(state)
             if cfg.nir_rate_hz > 0 and t + 1e-9 >= self._next_nir:
-                self._publish_frame(self.world.nir(), NIR_FRAME, stamp)
+                self._publish_frame(self.world.nir(), stamp)
                 self._next_nir = next_due(self._next_nir, t, cfg.nir_rate_hz)
             if self.tf.available and us is not None:
                 self._send_tf(stamp)
 
-    def _publish_frame(self, frame, frame_id: str, stamp) -> None:
-        m = frame.modality
-        # labels before the image: a ground-truth perception node has both when the image arrives
-        if self.params.config.publish_labels and frame.labels is not None:
-            self._pubs[f"{m}/labels"].publish(image_to_msg(frame.labels, stamp, frame_id))
-        image_msg, info_msg = frame_to_msgs(frame, stamp, m)  # the rig's camera nodes publish the same way
-        self._pubs[f"{m}/image_raw"].publish(image_msg)
-        self._info_pubs[m].publish(info_msg)
-        self.frames[m] += 1
+    def _publish_frame(self, frame, stamp) -> None:
+        self._frames_out.publish(frame, stamp, labels=self.params.config.publish_labels)
+        self.frames[frame.modality] += 1
 
     def _send_tf(self, stamp) -> None:
         probe, view = self.world.probe_pose(), self.world.nir_view()
