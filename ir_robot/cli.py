@@ -30,7 +30,8 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ir-robot",
-        description="AI-assisted interventional radiology robotics: simulation, perception, control, rig.")
+        description="AI-assisted interventional radiology robotics: simulation, perception, control, rig.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

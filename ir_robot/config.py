@@ -25,8 +25,15 @@ T = TypeVar("T")
 _MISSING = dataclasses.MISSING
 
 
-def param(default: Any = _MISSING, *, range: tuple[float, float] | None = None, unit: str = "",
-          choices: tuple | None = None, help: str = "", default_factory: Any = _MISSING) -> Any:
+def param(
+    default: Any = _MISSING,
+    *,
+    range: tuple[float, float] | None = None,
+    unit: str = "",
+    choices: tuple | None = None,
+    help: str = "",
+    default_factory: Any = _MISSING,
+) -> Any:
     """A dataclass field with validation metadata."""
     meta = {"range": range, "unit": unit, "choices": choices, "help": help}
     if default_factory is not _MISSING:
@@ -102,7 +109,9 @@ def _convert(tp: Any, value: Any, meta: dict, source: str | None, path: str) -> 
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _err(source, path, f"expected a number, got {value!r}" + (f" ({_describe(meta)})" if _describe(meta) else ""))
+            raise _err(
+                source, path, f"expected a number, got {value!r}" + (f" ({_describe(meta)})" if _describe(meta) else "")
+            )
         value = float(value)
         _check_scalar(value, meta, source, path)
         return value
@@ -132,8 +141,7 @@ def from_dict(schema: type[T], data: dict, *, source: str | None = None, path: s
     unknown = sorted(set(data) - set(known))
     if unknown:
         where = f"{path}." if path else ""
-        raise _err(source, f"{where}{unknown[0]}",
-                   f"unknown field; {schema.__name__} accepts {sorted(known)}")
+        raise _err(source, f"{where}{unknown[0]}", f"unknown field; {schema.__name__} accepts {sorted(known)}")
     kwargs = {}
     for name, f in known.items():
         fpath = f"{path}.{name}" if path else name

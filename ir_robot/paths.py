@@ -21,7 +21,11 @@ def _candidates() -> list[Path]:
     if env:
         out.append(Path(env))
     out.append(Path(__file__).resolve().parent.parent)  # source checkout / editable install
-    for prefix in (sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[4]) if len(Path(__file__).resolve().parents) > 4 else None):
+    for prefix in (
+        sys.prefix,
+        sys.base_prefix,
+        str(Path(__file__).resolve().parents[4]) if len(Path(__file__).resolve().parents) > 4 else None,
+    ):
         if prefix:
             out.append(Path(prefix) / "share" / "ir_robot")
     try:  # colcon / ROS install
@@ -40,7 +44,8 @@ def share_dir() -> Path:
             return cand
     raise FileNotFoundError(
         "cannot find ir_robot's data files (urdf/, sim/, config/); set IR_ROBOT_SHARE to the "
-        "source checkout or to <install>/share/ir_robot")
+        "source checkout or to <install>/share/ir_robot"
+    )
 
 
 def data_path(*parts: str) -> Path:

@@ -7,10 +7,11 @@ config/ros/<graph>.yaml (and its base graph's file, graph.PARAMS_BASE: rig_emula
 first); `record` adds the MCAP recorder node. `graph:=rig_emulator` runs the rig graph on the emulated bench.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def _nodes(context):
@@ -31,15 +32,27 @@ def _nodes(context):
         if spec is RECORDER:
             params.append({"path": record})
         extra = {"prefix": f"nice -n {spec.nice}"} if spec.nice > 0 else {}
-        actions.append(Node(package="ir_robot", executable=spec.executable, name=spec.name, parameters=params,
-                            remappings=list(spec.remappings), output="screen", emulate_tty=True, **extra))
+        actions.append(
+            Node(
+                package="ir_robot",
+                executable=spec.executable,
+                name=spec.name,
+                parameters=params,
+                remappings=list(spec.remappings),
+                output="screen",
+                emulate_tty=True,
+                **extra,
+            )
+        )
     return actions
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        DeclareLaunchArgument("graph", default_value="sim", description="graph in ir_robot/ros/graph.py"),
-        DeclareLaunchArgument("params_file", default_value="", description="extra ROS params YAML"),
-        DeclareLaunchArgument("record", default_value="", description="record every topic to this MCAP file"),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("graph", default_value="sim", description="graph in ir_robot/ros/graph.py"),
+            DeclareLaunchArgument("params_file", default_value="", description="extra ROS params YAML"),
+            DeclareLaunchArgument("record", default_value="", description="record every topic to this MCAP file"),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

@@ -55,8 +55,9 @@ def _cmd(args) -> int:
     areas = _available() if args.area == "all" else [args.area]
     merged: dict = {}
     for area in areas:
-        res = run_area(area, quick=args.quick, us_weights=args.us_weights, nir_weights=args.nir_weights,
-                       perception=args.perception)
+        res = run_area(
+            area, quick=args.quick, us_weights=args.us_weights, nir_weights=args.nir_weights, perception=args.perception
+        )
         print(format_table(area, res), flush=True)
         if len(areas) == 1:
             merged = res
@@ -76,11 +77,15 @@ def register(sub) -> None:
     p.add_argument("area", choices=[*AREAS, "all"], help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the results as a flat JSON object")
     p.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
-    p.add_argument("--us-weights", metavar="PT", help="ultrasound weights instead of the shipped model "
-                   "(perception, venipuncture)")
+    p.add_argument(
+        "--us-weights", metavar="PT", help="ultrasound weights instead of the shipped model (perception, venipuncture)"
+    )
     p.add_argument("--nir-weights", metavar="PT", help="NIR weights instead of the shipped model")
     from ir_robot.benchmarks.ros import PERCEPTION_CHOICES
 
-    p.add_argument("--perception", choices=PERCEPTION_CHOICES,
-                   help="ros: the perception nodes' model (default auto: the shipped models when installed)")
+    p.add_argument(
+        "--perception",
+        choices=PERCEPTION_CHOICES,
+        help="ros: the perception nodes' model (default auto: the shipped models when installed)",
+    )
     p.set_defaults(func=_cmd)

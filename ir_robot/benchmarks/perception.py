@@ -35,12 +35,29 @@ QUICK_NIR_FRAMES = 30
 US_CLIPS = 80
 QUICK_US_CLIPS = 8
 KEYS_ORDER = (
-    "us_vessel_dice", "us_vessel_dice_frame_mean", "us_vein_dice", "us_artery_dice", "us_artery_vein_accuracy",
-    "us_artery_vein_accuracy_clip", "us_artery_vein_accuracy_clip_last_frame", "us_vessel_detection_recall",
-    "needle_precision", "needle_recall", "needle_f1", "needle_tip_error_mm_mean",
-    "needle_tip_error_mm_median", "needle_tip_error_mm_p95", "needle_angle_error_deg", "needle_angle_error_deg_p95",
-    "vessel_depth_error_mm", "vessel_depth_error_mm_p95", "us_needle_dice", "nir_vein_dice",
-    "nir_vein_dice_frame_mean", "us_ms_per_frame", "nir_ms_per_frame",
+    "us_vessel_dice",
+    "us_vessel_dice_frame_mean",
+    "us_vein_dice",
+    "us_artery_dice",
+    "us_artery_vein_accuracy",
+    "us_artery_vein_accuracy_clip",
+    "us_artery_vein_accuracy_clip_last_frame",
+    "us_vessel_detection_recall",
+    "needle_precision",
+    "needle_recall",
+    "needle_f1",
+    "needle_tip_error_mm_mean",
+    "needle_tip_error_mm_median",
+    "needle_tip_error_mm_p95",
+    "needle_angle_error_deg",
+    "needle_angle_error_deg_p95",
+    "vessel_depth_error_mm",
+    "vessel_depth_error_mm_p95",
+    "us_needle_dice",
+    "nir_vein_dice",
+    "nir_vein_dice_frame_mean",
+    "us_ms_per_frame",
+    "nir_ms_per_frame",
 )
 
 
@@ -103,10 +120,16 @@ def evaluate_us(frames, perception, classical=None) -> dict:
         out.update(ev_c.summary("classical_"))
         out["classical_us_ms_per_frame"] = 1000 * float(np.mean(times_c))
     held = ev_h.summary()
-    out.update({"heldout_us_frames": n_held, "heldout_us_vessel_dice": held["us_vessel_dice"],
-                "heldout_needle_recall": held["needle_recall"], "heldout_needle_precision": held["needle_precision"],
-                "heldout_needle_tip_error_mm_mean": held["needle_tip_error_mm_mean"],
-                "heldout_us_artery_vein_accuracy": held["us_artery_vein_accuracy"]})
+    out.update(
+        {
+            "heldout_us_frames": n_held,
+            "heldout_us_vessel_dice": held["us_vessel_dice"],
+            "heldout_needle_recall": held["needle_recall"],
+            "heldout_needle_precision": held["needle_precision"],
+            "heldout_needle_tip_error_mm_mean": held["needle_tip_error_mm_mean"],
+            "heldout_us_artery_vein_accuracy": held["us_artery_vein_accuracy"],
+        }
+    )
     out["us_worst_cases"] = ev.failures[:10]
     return out
 
@@ -129,8 +152,9 @@ def evaluate_us_clips(clips, perception, classical=None) -> dict:
             single.add(clip[-1], res, i)
             timed.add(clip[-1], res_t, i)
         out[f"{prefix}us_artery_vein_accuracy_clip"] = timed.av_correct / timed.av_total if timed.av_total else math.nan
-        out[f"{prefix}us_artery_vein_accuracy_clip_last_frame"] = (single.av_correct / single.av_total
-                                                                    if single.av_total else math.nan)
+        out[f"{prefix}us_artery_vein_accuracy_clip_last_frame"] = (
+            single.av_correct / single.av_total if single.av_total else math.nan
+        )
         out[f"{prefix}us_clip_vessels"] = timed.av_total
     out["us_clips"] = len(clips)
     return out
@@ -201,8 +225,17 @@ def run(quick: bool = False, *, us_weights=None, nir_weights=None, threads: int 
     gen_s += time.perf_counter() - t1
     results.update(evaluate_us_clips(clips, us, ClassicalUsPerception()))
     results.pop("us_worst_cases", None)
-    results.update({"test_seed": TEST_SEED, "us_test_frames": n_us, "nir_test_frames": n_nir,
-                    "test_generation_s": round(gen_s, 1), "torch_threads": threads,
-                    "us_weights": us.segmenter.meta.get("path"), "nir_weights": nir.segmenter.meta.get("path"),
-                    "us_backend": us.segmenter.backend, "nir_backend": nir.segmenter.backend})
+    results.update(
+        {
+            "test_seed": TEST_SEED,
+            "us_test_frames": n_us,
+            "nir_test_frames": n_nir,
+            "test_generation_s": round(gen_s, 1),
+            "torch_threads": threads,
+            "us_weights": us.segmenter.meta.get("path"),
+            "nir_weights": nir.segmenter.meta.get("path"),
+            "us_backend": us.segmenter.backend,
+            "nir_backend": nir.segmenter.backend,
+        }
+    )
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in _ordered(results).items()}

@@ -53,8 +53,14 @@ def _session(cfg, **emu_kw):
 
 
 def _target(cfg, x):
-    return JointVector(x_mm=x, y_mm=19.0, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad, insert_mm=1.0,
-                       probe_yaw_rad=cfg.fixed.probe_yaw_rad)
+    return JointVector(
+        x_mm=x,
+        y_mm=19.0,
+        z_mm=cfg.fixed.z_mm,
+        pitch_rad=cfg.fixed.pitch_rad,
+        insert_mm=1.0,
+        probe_yaw_rad=cfg.fixed.probe_yaw_rad,
+    )
 
 
 def run(quick: bool = False) -> dict:

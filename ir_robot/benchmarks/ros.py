@@ -86,11 +86,13 @@ STAGES = (
 
 def breakdown(trace_dir: Path, stamps_ns=None) -> dict:
     """Per-stage p50/p99 (ms) over the frames that produced a command (``ctl_pub``), from the nodes' traces:
-    ``latency`` = image stamp -> command published, ``rig_latency`` = image stamp -> command received by the rig."""
+    ``latency`` = image stamp -> command published, ``rig_latency`` = image stamp -> command received by the rig.
+    """
     from ir_robot.ros.trace import read_traces
 
-    frames = {k: ev for k, ev in read_traces(trace_dir).items()
-              if "ctl_pub" in ev and (stamps_ns is None or k in stamps_ns)}
+    frames = {
+        k: ev for k, ev in read_traces(trace_dir).items() if "ctl_pub" in ev and (stamps_ns is None or k in stamps_ns)
+    }
     out: dict = {}
 
     def put(name, values):
@@ -139,8 +141,9 @@ def _perception_params(perception: str) -> str:
     return "".join(f"{m}_perception:\n  ros__parameters:\n    model: {perception}\n" for m in ("us", "nir"))
 
 
-def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | None = None, workdir: Path,
-                    perception: str = "auto") -> dict:
+def measure_latency(
+    seconds: float, *, processes: bool = True, domain_id: int | None = None, workdir: Path, perception: str = "auto"
+) -> dict:
     """Procedures with every 30 Hz frame used; latency over ``seconds`` of them (more procedures if needed)."""
     domain_id = _domain() if domain_id is None else domain_id
     params = workdir / "latency.yaml"
@@ -193,10 +196,18 @@ def measure_latency(seconds: float, *, processes: bool = True, domain_id: int | 
     }
 
 
-def soak(procedures: int, minutes: float = 0.0, *, processes: bool = True, domain_id: int | None = None,
-         workdir: Path, perception: str = "auto") -> dict:
+def soak(
+    procedures: int,
+    minutes: float = 0.0,
+    *,
+    processes: bool = True,
+    domain_id: int | None = None,
+    workdir: Path,
+    perception: str = "auto",
+) -> dict:
     """At least ``procedures`` back to back, for at least ``minutes``, on the episode phantoms of seeds 3000, 3001 ...
-    with motion; memory growth from the end of the first procedure to the end of the last."""
+    with motion; memory growth from the end of the first procedure to the end of the last.
+    """
     domain_id = _domain() if domain_id is None else domain_id
     params = workdir / "soak.yaml"
     params.write_text("sim:\n  ros__parameters:\n    seed: 3000\n" + _perception_params(perception))
@@ -241,13 +252,19 @@ def run(quick: bool = False, perception: str = "auto") -> dict:
 
     processes = os.environ.get("IR_ROBOT_BENCH_ROS_INPROCESS", "") == ""
     _perception_params(perception)  # a bad choice fails before anything starts
-    out: dict = {"mode": "one process per node" if processes else "in-process (single executor)",
-                 "load_avg_1m_before": round(os.getloadavg()[0], 2)}  # the box is shared: say how busy it was
+    out: dict = {
+        "mode": "one process per node" if processes else "in-process (single executor)",
+        "load_avg_1m_before": round(os.getloadavg()[0], 2),
+    }  # the box is shared: say how busy it was
     with tempfile.TemporaryDirectory() as tmp:
-        out.update(measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp),
-                                   perception=perception))
-        out.update(soak(2, 0.0, processes=processes, workdir=Path(tmp), perception=perception) if quick else
-                   soak(10, 10.0, processes=processes, workdir=Path(tmp), perception=perception))
+        out.update(
+            measure_latency(20.0 if quick else 90.0, processes=processes, workdir=Path(tmp), perception=perception)
+        )
+        out.update(
+            soak(2, 0.0, processes=processes, workdir=Path(tmp), perception=perception)
+            if quick
+            else soak(10, 10.0, processes=processes, workdir=Path(tmp), perception=perception)
+        )
     out["cpu_count"] = os.cpu_count()
     out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     return out

@@ -25,19 +25,51 @@ def run(quick: bool = False, us_weights=None, nir_weights=None) -> dict:
     perception = "auto"
     weights = {"us_weights": us_weights, "nir_weights": nir_weights}
     n_main, n_small = (10, 5) if quick else (200, 100)
-    keys = ("success_rate", "first_attempt_success_rate", "tip_error_mm_rms", "tip_error_mm_max",
-            "back_wall_punctures", "artery_punctures", "safety_trips", "mean_duration_s", "max_duration_s",
-            "mean_attempts", "peak_force_n_mean", "peak_force_n_max", "wall_s_per_episode")
+    keys = (
+        "success_rate",
+        "first_attempt_success_rate",
+        "tip_error_mm_rms",
+        "tip_error_mm_max",
+        "back_wall_punctures",
+        "artery_punctures",
+        "safety_trips",
+        "mean_duration_s",
+        "max_duration_s",
+        "mean_attempts",
+        "peak_force_n_mean",
+        "peak_force_n_max",
+        "wall_s_per_episode",
+    )
     out: dict = {"motion": True}
-    main, _ = evaluate(n_main, SEED, config, perception=perception, motion=True, progress=False,
-                       out_dir="out/bench/venipuncture", **weights)
+    main, _ = evaluate(
+        n_main,
+        SEED,
+        config,
+        perception=perception,
+        motion=True,
+        progress=False,
+        out_dir="out/bench/venipuncture",
+        **weights,
+    )
     out["perception"] = main["perception"]
     out["episodes"] = main["episodes"]
     out.update({k: main[k] for k in keys})
-    small, _ = evaluate(n_small, SMALL_SEED, config, perception=perception, motion=True,
-                        vein_diameter_mm=(1.0, 2.0), progress=False, out_dir="out/bench/venipuncture_small_veins",
-                        **weights)
+    small, _ = evaluate(
+        n_small,
+        SMALL_SEED,
+        config,
+        perception=perception,
+        motion=True,
+        vein_diameter_mm=(1.0, 2.0),
+        progress=False,
+        out_dir="out/bench/venipuncture_small_veins",
+        **weights,
+    )
     out["small_veins.episodes"] = small["episodes"]
-    out.update({f"small_veins.{k}": small[k] for k in ("success_rate", "first_attempt_success_rate",
-                                                       "tip_error_mm_rms", "back_wall_punctures")})
+    out.update(
+        {
+            f"small_veins.{k}": small[k]
+            for k in ("success_rate", "first_attempt_success_rate", "tip_error_mm_rms", "back_wall_punctures")
+        }
+    )
     return out

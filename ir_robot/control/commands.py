@@ -17,8 +17,9 @@ def _demo(args) -> int:
     from ir_robot.control.demo import run_demo
 
     perception = "ground_truth" if args.ground_truth_perception else "auto"
-    result = run_demo(args.out, args.seed, perception=perception, motion=not args.no_motion,
-                      config=_config(args.config))
+    result = run_demo(
+        args.out, args.seed, perception=perception, motion=not args.no_motion, config=_config(args.config)
+    )
     print(json.dumps(result), flush=True)
     print(f"wrote overlay video/frames, confirm.png, force.png and result.json to {args.out}", file=sys.stderr)
     return 0
@@ -30,10 +31,23 @@ def _evaluate(args) -> int:
 
     perception = "ground_truth" if args.ground_truth_perception else args.perception
     diam = tuple(args.vein_diameter_mm) if args.vein_diameter_mm else None
-    out = Path(args.out) if args.out else Path("out") / "eval" / f"venipuncture-{args.controller}-{perception}-seed{args.seed}"
-    summary, _ = evaluate(args.episodes, args.seed, _config(args.config), perception=perception,
-                          motion=not args.no_motion, vein_diameter_mm=diam, out_dir=out, progress=not args.no_progress,
-                          us_weights=args.us_weights, nir_weights=args.nir_weights)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("out") / "eval" / f"venipuncture-{args.controller}-{perception}-seed{args.seed}"
+    )
+    summary, _ = evaluate(
+        args.episodes,
+        args.seed,
+        _config(args.config),
+        perception=perception,
+        motion=not args.no_motion,
+        vein_diameter_mm=diam,
+        out_dir=out,
+        progress=not args.no_progress,
+        us_weights=args.us_weights,
+        nir_weights=args.nir_weights,
+    )
     flat = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     print(format_table("venipuncture", flat).replace("== bench", "== evaluate", 1))
     if summary.get("failure_reasons"):
@@ -47,11 +61,16 @@ def _evaluate(args) -> int:
 
 
 def register(sub) -> None:
-    d = sub.add_parser("demo", help="one autonomous venipuncture in the simulator: JSON line, overlay video, force plot")
+    d = sub.add_parser(
+        "demo", help="one autonomous venipuncture in the simulator: JSON line, overlay video, force plot"
+    )
     d.add_argument("--out", default="out/demo", help="output folder (created)")
     d.add_argument("--seed", type=int, default=0, help="phantom, noise and image seed")
-    d.add_argument("--ground-truth-perception", action="store_true",
-                   help="use the simulator's labels instead of the trained models")
+    d.add_argument(
+        "--ground-truth-perception",
+        action="store_true",
+        help="use the simulator's labels instead of the trained models",
+    )
     d.add_argument("--no-motion", action="store_true", help="keep the phantom still")
     d.add_argument("--config", default=None, help="venipuncture YAML (default config/venipuncture.yaml)")
     d.set_defaults(func=_demo)
@@ -61,13 +80,25 @@ def register(sub) -> None:
     e.add_argument("--controller", choices=["classical"], default="classical")
     e.add_argument("--episodes", type=int, default=20)
     e.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
-    e.add_argument("--ground-truth-perception", action="store_true",
-                   help="perfect perception from the simulator's labels: what is left are control errors")
-    e.add_argument("--perception", choices=["model", "auto", "classical"], default="model",
-                   help="model: the trained weights (required); auto: the model of each modality whose weights "
-                        "exist, labels for the other; classical: the OpenCV baselines")
-    e.add_argument("--vein-diameter-mm", type=float, nargs=2, metavar=("LO", "HI"),
-                   help="draw the phantoms' veins from this diameter range (e.g. 1 2)")
+    e.add_argument(
+        "--ground-truth-perception",
+        action="store_true",
+        help="perfect perception from the simulator's labels: what is left are control errors",
+    )
+    e.add_argument(
+        "--perception",
+        choices=["model", "auto", "classical"],
+        default="model",
+        help="model: the trained weights (required); auto: the model of each modality whose weights "
+        "exist, labels for the other; classical: the OpenCV baselines",
+    )
+    e.add_argument(
+        "--vein-diameter-mm",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="draw the phantoms' veins from this diameter range (e.g. 1 2)",
+    )
     e.add_argument("--no-motion", action="store_true", help="keep the phantoms still")
     e.add_argument("--json", metavar="FILE", help="also write the summary here")
     e.add_argument("--out", default=None, help="folder for episodes.csv, summary.json, evaluation.png")

@@ -25,8 +25,15 @@ import numpy as np
 from ir_robot.control.config import VenipunctureConfig, load_venipuncture_config
 from ir_robot.planning.geometry import frame_probe, world_to_nir, world_to_us
 
-PHASE_COLOURS = {"scan": "0.85", "align": "#cfe2f3", "insert": "#fce5cd", "confirm": "#d9ead3",
-                 "hold": "#b6d7a8", "retract": "#ead1dc", "abort": "#f4cccc"}
+PHASE_COLOURS = {
+    "scan": "0.85",
+    "align": "#cfe2f3",
+    "insert": "#fce5cd",
+    "confirm": "#d9ead3",
+    "hold": "#b6d7a8",
+    "retract": "#ead1dc",
+    "abort": "#f4cccc",
+}
 
 
 def choose_perception(kind: str, config: VenipunctureConfig):
@@ -36,8 +43,11 @@ def choose_perception(kind: str, config: VenipunctureConfig):
     choice = resolve_perception(kind)
     missing = [m for m, k in choice.items() if kind == "auto" and k != "model"]
     if missing:
-        print(f"ir-robot demo: no trained weights for {missing} under models/: using ground-truth perception "
-              f"for them (train with `ir-robot train-perception us|nir`)", file=sys.stderr)
+        print(
+            f"ir-robot demo: no trained weights for {missing} under models/: using ground-truth perception "
+            f"for them (train with `ir-robot train-perception us|nir`)",
+            file=sys.stderr,
+        )
     us, nir = make_perception(kind, config)
     return us, nir, perception_label(choice)
 
@@ -75,8 +85,10 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
             cv2.line(us, (a[0], a[1] + k), (a[0], min(b[1], a[1] + k + 6)), (0, 200, 0), 1, cv2.LINE_AA)
         if ctl.tracker.locked:
             c, _ = world_to_us(np.array([probe.x_mm, ty, tz]), shape, sp, probe)
-            axes = (max(1, int(ctl.tracker.size_mm[0] / 2 / sp[1] * scale)),
-                    max(1, int(ctl.tracker.size_mm[1] / 2 / sp[0] * scale)))
+            axes = (
+                max(1, int(ctl.tracker.size_mm[0] / 2 / sp[1] * scale)),
+                max(1, int(ctl.tracker.size_mm[1] / 2 / sp[0] * scale)),
+            )
             cv2.ellipse(us, _pt(c, scale), axes, 0, 0, 360, (0, 255, 0), 1, cv2.LINE_AA)
             cv2.drawMarker(us, _pt(c, scale), (0, 255, 0), cv2.MARKER_CROSS, 10, 1)
     if m is not None and m.needle_yz_mm is not None and m.stamp_s == us_frame.stamp_s:
@@ -95,23 +107,27 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
             poly = np.array([_pt(p, scale) for p in pts], np.int32)
             cv2.polylines(nir, [poly], False, (255, 140, 0), 1, cv2.LINE_AA)
         if plan is not None:
-            tgt = np.array([plan.target_mm[0], ctl._target_at(nir_frame.stamp_s)[0] if ctl.tracker.locked
-                            else plan.target_mm[1]])
+            tgt = np.array(
+                [plan.target_mm[0], ctl._target_at(nir_frame.stamp_s)[0] if ctl.tracker.locked else plan.target_mm[1]]
+            )
             piv = np.array([plan.pivot_mm[0], tgt[1]])
             a = _pt(world_to_nir(piv, nshape, nsp, view), scale)
             b = _pt(world_to_nir(tgt, nshape, nsp, view), scale)
             cv2.line(nir, a, b, (0, 200, 0), 1, cv2.LINE_AA)
             cv2.drawMarker(nir, b, (0, 255, 0), cv2.MARKER_TILTED_CROSS, 14, 2)
-        tip = np.array([state.joints.x_mm + state.joints.insert_mm * math.cos(state.joints.pitch_rad),
-                        state.joints.y_mm])
+        tip = np.array(
+            [state.joints.x_mm + state.joints.insert_mm * math.cos(state.joints.pitch_rad), state.joints.y_mm]
+        )
         cv2.circle(nir, _pt(world_to_nir(tip, nshape, nsp, view), scale), 4, (0, 230, 255), -1, cv2.LINE_AA)
         panels.append(nir)
     h = max(p.shape[0] for p in panels)
     body = np.concatenate([np.pad(p, ((0, h - p.shape[0]), (0, 0), (0, 0))) for p in panels], axis=1)
     bar = np.zeros((44, body.shape[1], 3), np.uint8)
     t = state.stamp_s - (ctl.t0 or 0.0)
-    txt = (f"t {t:5.1f} s  {ctl.phase.value.upper():8s} insert {state.joints.insert_mm:5.2f} mm  "
-           f"force {state.force_n:5.2f} N  attempt {max(ctl.outcome.attempts, 1)}")
+    txt = (
+        f"t {t:5.1f} s  {ctl.phase.value.upper():8s} insert {state.joints.insert_mm:5.2f} mm  "
+        f"force {state.force_n:5.2f} N  attempt {max(ctl.outcome.attempts, 1)}"
+    )
     cv2.putText(bar, txt, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     last = ctl.outcome.events[-1][1] if ctl.outcome.events else ""
     cv2.putText(bar, last[:130], (8, 37), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 200, 200), 1, cv2.LINE_AA)
@@ -131,8 +147,16 @@ def plot_force(path: Path, ctl, events, safety_ceiling_n: float) -> None:
             colour = PHASE_COLOURS.get(phases[start])
             if colour is not None:
                 ax.axvspan(t[start], t[min(i, len(t) - 1)], color=colour, alpha=0.6, lw=0)
-                ax.text(0.5 * (t[start] + t[min(i, len(t) - 1)]), 0.98, phases[start], rotation=90, fontsize=7,
-                        va="top", ha="center", transform=ax.get_xaxis_transform())
+                ax.text(
+                    0.5 * (t[start] + t[min(i, len(t) - 1)]),
+                    0.98,
+                    phases[start],
+                    rotation=90,
+                    fontsize=7,
+                    va="top",
+                    ha="center",
+                    transform=ax.get_xaxis_transform(),
+                )
             start = i
     ax.plot(t, tr["force_n"], color="0.55", lw=0.7, label="measured force")
     ax.plot(t, tr["force_filtered_n"], color="C0", lw=1.2, label="median-filtered")
@@ -154,8 +178,16 @@ def plot_force(path: Path, ctl, events, safety_ceiling_n: float) -> None:
     fig.savefig(path, dpi=120)
 
 
-def run_demo(out: str | Path, seed: int = 0, *, perception: str = "auto", motion: bool = True,
-             config: VenipunctureConfig | None = None, png_every: int = 5, video: bool = True) -> dict:
+def run_demo(
+    out: str | Path,
+    seed: int = 0,
+    *,
+    perception: str = "auto",
+    motion: bool = True,
+    config: VenipunctureConfig | None = None,
+    png_every: int = 5,
+    video: bool = True,
+) -> dict:
     """One procedure with pictures; returns the printed result dict."""
     import cv2
 
@@ -175,11 +207,12 @@ def run_demo(out: str | Path, seed: int = 0, *, perception: str = "auto", motion
         if obs.us is None:
             return
         if rec["n"] % 5 == 0 or rec["nir"] is None:
-            rec["nir"] = world.nir()        # a fresh top-down view for the picture (the controller does not use it)
+            rec["nir"] = world.nir()  # a fresh top-down view for the picture (the controller does not use it)
         img = render_overlay(ctl, obs.us, rec["nir"], state)
         if video and rec["writer"] is None:
-            wr = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0,
-                                 (img.shape[1], img.shape[0]))
+            wr = cv2.VideoWriter(
+                str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (img.shape[1], img.shape[0])
+            )
             rec["writer"] = wr if wr.isOpened() else False
         if rec["writer"]:
             rec["writer"].write(img)
@@ -198,11 +231,26 @@ def run_demo(out: str | Path, seed: int = 0, *, perception: str = "auto", motion
         world.close()
     ctl = r.extra["controller"]
     plot_force(out / "force.png", ctl, r.extra["events"], config.safety.force_ceiling_n)
-    result = {"success": r.success, "tip_error_mm": None if not math.isfinite(r.tip_error_mm)
-              else round(r.tip_error_mm, 3), "attempts": r.attempts, "duration_s": round(r.duration_s, 2),
-              "peak_force_n": round(r.peak_force_n, 3), "seed": seed, "perception": kind, "reason": r.reason}
-    (out / "result.json").write_text(json.dumps({**result, "events": r.extra["outcome"].events,
-                                                 "candidates": r.extra["outcome"].candidates,
-                                                 "video": (out / "overlay.mp4").name if rec["writer"] else None,
-                                                 "frames": rec["n"]}, indent=2))
+    result = {
+        "success": r.success,
+        "tip_error_mm": None if not math.isfinite(r.tip_error_mm) else round(r.tip_error_mm, 3),
+        "attempts": r.attempts,
+        "duration_s": round(r.duration_s, 2),
+        "peak_force_n": round(r.peak_force_n, 3),
+        "seed": seed,
+        "perception": kind,
+        "reason": r.reason,
+    }
+    (out / "result.json").write_text(
+        json.dumps(
+            {
+                **result,
+                "events": r.extra["outcome"].events,
+                "candidates": r.extra["outcome"].candidates,
+                "video": (out / "overlay.mp4").name if rec["writer"] else None,
+                "frames": rec["n"],
+            },
+            indent=2,
+        )
+    )
     return result

@@ -24,9 +24,9 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -43,13 +43,16 @@ MAX_DURATION_S = 60.0
 
 def resolve_perception(kind: str, *, us_weights=None, nir_weights=None) -> dict[str, str]:
     """Per modality, which predictor ``kind`` means: ``"auto"`` takes the trained model where its
-    weights exist and the frames' labels where they do not."""
+    weights exist and the frames' labels where they do not.
+    """
     from ir_robot.perception.inference import default_weights_path
 
     if kind != "auto":
         return {"us": kind, "nir": kind}
-    have = {"us": us_weights is not None or default_weights_path("us").is_file(),
-            "nir": nir_weights is not None or default_weights_path("nir").is_file()}
+    have = {
+        "us": us_weights is not None or default_weights_path("us").is_file(),
+        "nir": nir_weights is not None or default_weights_path("nir").is_file(),
+    }
     return {m: "model" if have[m] else "ground_truth" for m in ("us", "nir")}
 
 
@@ -60,18 +63,22 @@ def perception_label(choice: dict[str, str]) -> str:
 def make_perception(kind: str, config: VenipunctureConfig, *, us_weights=None, nir_weights=None, threads=1):
     """(ultrasound, NIR) predictors: ``"model"`` (trained weights), ``"classical"`` (OpenCV baselines),
     ``"ground_truth"`` (from the frames' labels: perfect perception) or ``"auto"`` (the model of each
-    modality whose weights are installed, labels for the other)."""
+    modality whose weights are installed, labels for the other).
+    """
     choice = resolve_perception(kind, us_weights=us_weights, nir_weights=nir_weights)
-    return (_predictor("us", choice["us"], config, us_weights, threads),
-            _predictor("nir", choice["nir"], config, nir_weights, threads))
+    return (
+        _predictor("us", choice["us"], config, us_weights, threads),
+        _predictor("nir", choice["nir"], config, nir_weights, threads),
+    )
 
 
 def _predictor(modality: str, kind: str, config: VenipunctureConfig, weights, threads):
     from ir_robot.perception.inference import make_predictor
 
     # ultrasound post-processing keeps cross-sections of 1 mm veins (the default area floor drops them)
-    return make_predictor(modality, kind, weights=weights, threads=threads,
-                          us_min_vessel_area_mm2=config.control.us_min_vessel_area_mm2)
+    return make_predictor(
+        modality, kind, weights=weights, threads=threads, us_min_vessel_area_mm2=config.control.us_min_vessel_area_mm2
+    )
 
 
 def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None):
@@ -122,7 +129,8 @@ class EpisodeResult:
 
 class Scorer:
     """Ground truth recorded by the on_tick hook (the controller never sees it): the tip-to-centre
-    error and whether the tip is in a vein lumen at every HOLD tick."""
+    error and whether the tip is in a vein lumen at every HOLD tick.
+    """
 
     def __init__(self, world):
         self.world = world
@@ -163,54 +171,84 @@ class Scorer:
 def artery_punctured(world) -> bool:
     """Ground truth: the needle crossed the wall of an artery."""
     ph = world.phantom
-    return any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
-               for e in world.state().events)
+    return any(
+        e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(ph.is_artery[e.vessel_index])
+        for e in world.state().events
+    )
 
 
 def back_wall_punctured(world) -> bool:
     """Ground truth: the needle tore a vessel's back wall at any time since the reset (the world's
-    ``back_wall_punctured`` flag is the tissue's current state and clears once the needle is out)."""
+    ``back_wall_punctured`` flag is the tissue's current state and clears once the needle is out).
+    """
     return bool(world.state().back_wall_punctured) or any(e.membrane == "back_wall" for e in world.state().events)
 
 
 @dataclass(frozen=True)
 class Verdict:
     success: bool
-    reason: str                 # "ok" on success, else why (the controller's reason, or the ground truth's)
+    reason: str  # "ok" on success, else why (the controller's reason, or the ground truth's)
     hold_in_lumen: bool
     back_wall_punctured: bool
     artery_punctured: bool
 
 
-def judge(world, scorer: Scorer | None, *, controller_success: bool, controller_reason: str, duration_s: float,
-          safety_trip: str | None) -> Verdict:
+def judge(
+    world,
+    scorer: Scorer | None,
+    *,
+    controller_success: bool,
+    controller_reason: str,
+    duration_s: float,
+    safety_trip: str | None,
+) -> Verdict:
     """The success rule of a simulated procedure, shared by :func:`run_episode` and the ROS ``sim`` node's
     referee: the controller reported success, the true tip was in a vein lumen at every tick of the hold, no
-    back wall and no artery was punctured, no safety trip, and at most :data:`MAX_DURATION_S` of simulated time."""
+    back wall and no artery was punctured, no safety trip, and at most :data:`MAX_DURATION_S` of simulated time.
+    """
     hold_ok = scorer is not None and scorer.hold_in_lumen
     artery = artery_punctured(world)
     back_wall = back_wall_punctured(world)
-    success = bool(controller_success and hold_ok and not back_wall and not artery and not safety_trip
-                   and duration_s <= MAX_DURATION_S)
+    success = bool(
+        controller_success
+        and hold_ok
+        and not back_wall
+        and not artery
+        and not safety_trip
+        and duration_s <= MAX_DURATION_S
+    )
     if success:
         reason = "ok"
     elif not controller_success:
         reason = controller_reason
     else:
-        why = (["tip not in a vein lumen during the hold (ground truth)"] if not hold_ok else []) + \
-              (["back wall punctured"] if back_wall else []) + \
-              (["artery punctured"] if artery else []) + \
-              ([f"safety trip: {safety_trip}"] if safety_trip else []) + \
-              ([f"took {duration_s:.1f} s > {MAX_DURATION_S:.0f} s"] if duration_s > MAX_DURATION_S else [])
+        why = (
+            (["tip not in a vein lumen during the hold (ground truth)"] if not hold_ok else [])
+            + (["back wall punctured"] if back_wall else [])
+            + (["artery punctured"] if artery else [])
+            + ([f"safety trip: {safety_trip}"] if safety_trip else [])
+            + ([f"took {duration_s:.1f} s > {MAX_DURATION_S:.0f} s"] if duration_s > MAX_DURATION_S else [])
+        )
         reason = "; ".join(why)
     return Verdict(success, reason, bool(hold_ok), back_wall, artery)
 
 
-def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_perception, *, world=None,
-                motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None, phantom=None,
-                max_time_s: float = 90.0, rig_wrapper: Callable | None = None,
-                camera_wrapper: Callable | None = None, on_tick: Callable | None = None,
-                controller_cls=VenipunctureController) -> EpisodeResult:
+def run_episode(
+    seed: int,
+    config: VenipunctureConfig,
+    us_perception,
+    nir_perception,
+    *,
+    world=None,
+    motion: bool = True,
+    vein_diameter_mm: tuple[float, float] | None = None,
+    phantom=None,
+    max_time_s: float = 90.0,
+    rig_wrapper: Callable | None = None,
+    camera_wrapper: Callable | None = None,
+    on_tick: Callable | None = None,
+    controller_cls=VenipunctureController,
+) -> EpisodeResult:
     """One procedure on a fresh phantom. ``world`` may be reused across episodes (faster)."""
     from ir_robot.devices.sim_rig import SimRig
 
@@ -218,8 +256,11 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
     if own:
         world = make_world(motion=motion)
     try:
-        spec = phantom if phantom is not None else sample_episode_phantom(seed, motion=motion,
-                                                                           vein_diameter_mm=vein_diameter_mm)
+        spec = (
+            phantom
+            if phantom is not None
+            else sample_episode_phantom(seed, motion=motion, vein_diameter_mm=vein_diameter_mm)
+        )
         if spec.motion.enabled != motion:
             import dataclasses
 
@@ -230,12 +271,14 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
             backend = rig_wrapper(backend)
         safe = SafeRig(backend, config.safety)
         lo, hi = planning_limits(*backend.limits(), config.safety)
-        controller = controller_cls(config, us_perception, nir_perception, lower=lo, upper=hi,
-                                    velocity_limits=safe.velocity_limits())
+        controller = controller_cls(
+            config, us_perception, nir_perception, lower=lo, upper=hi, velocity_limits=safe.velocity_limits()
+        )
 
         def camera(wanted: frozenset) -> Observation:
-            return Observation(us=world.ultrasound() if "us" in wanted else None,
-                               nir=world.nir() if "nir" in wanted else None)
+            return Observation(
+                us=world.ultrasound() if "us" in wanted else None, nir=world.nir() if "nir" in wanted else None
+            )
 
         cam = camera_wrapper(camera, world) if camera_wrapper is not None else camera
         scorer = Scorer(world)
@@ -246,8 +289,7 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
                 on_tick(state, obs, cmd, ctl)
 
         t0 = time.perf_counter()
-        res = run_procedure(safe, cam, controller, config.control.dt_s, max_time_s, advance=safe.advance,
-                            on_tick=hook)
+        res = run_procedure(safe, cam, controller, config.control.dt_s, max_time_s, advance=safe.advance, on_tick=hook)
         wall = time.perf_counter() - t0
         out = controller.outcome
         ws = world.state()
@@ -262,28 +304,53 @@ def run_episode(seed: int, config: VenipunctureConfig, us_perception, nir_percep
             true_kind = ph.spec.vessels[true_idx].kind
             true_d = ph.spec.vessels[true_idx].diameter_mm
         duration = float(out.duration_s)
-        verdict = judge(world, scorer, controller_success=out.success, controller_reason=out.reason,
-                        duration_s=duration, safety_trip=res.safety_trip)
+        verdict = judge(
+            world,
+            scorer,
+            controller_success=out.success,
+            controller_reason=out.reason,
+            duration_s=duration,
+            safety_trip=res.safety_trip,
+        )
         success = verdict.success
         veins = [v.diameter_mm for v in ph.spec.vessels if v.kind == "vein"]
         depth = float(-plan.target_mm[2]) if plan is not None else float("nan")
         return EpisodeResult(
-            seed=seed, success=success, first_attempt_success=success and out.attempts == 1,
-            attempts=out.attempts, tip_error_mm=scorer.rms_error_mm, hold_in_lumen=verdict.hold_in_lumen,
-            confirmed=out.confirmed, reason=verdict.reason, target_vessel=true_idx, target_kind=true_kind,
-            target_diameter_mm=true_d, target_depth_mm=depth, smallest_vein_mm=float(min(veins)) if veins else float("nan"),
-            back_wall_punctured=verdict.back_wall_punctured, artery_punctured=verdict.artery_punctured,
-            duration_s=duration, peak_force_n=float(out.peak_force_n), safety_trip=res.safety_trip or "", wall_s=wall,
+            seed=seed,
+            success=success,
+            first_attempt_success=success and out.attempts == 1,
+            attempts=out.attempts,
+            tip_error_mm=scorer.rms_error_mm,
+            hold_in_lumen=verdict.hold_in_lumen,
+            confirmed=out.confirmed,
+            reason=verdict.reason,
+            target_vessel=true_idx,
+            target_kind=true_kind,
+            target_diameter_mm=true_d,
+            target_depth_mm=depth,
+            smallest_vein_mm=float(min(veins)) if veins else float("nan"),
+            back_wall_punctured=verdict.back_wall_punctured,
+            artery_punctured=verdict.artery_punctured,
+            duration_s=duration,
+            peak_force_n=float(out.peak_force_n),
+            safety_trip=res.safety_trip or "",
+            wall_s=wall,
             n_vessels=ph.n_vessels,
-            extra={"outcome": out, "trace": controller.trace, "controller": controller, "events": ws.events,
-                   "target_vessel_planned": tgt})
+            extra={
+                "outcome": out,
+                "trace": controller.trace,
+                "controller": controller,
+                "events": ws.events,
+                "target_vessel_planned": tgt,
+            },
+        )
     finally:
         if own:
             world.close()
 
 
-
 # ----------------------------------------------------------------------------- evaluation
+
 
 def reason_key(reason: str) -> str:
     """A failure reason without its numbers, so equal causes count together."""
@@ -318,10 +385,20 @@ def summarize(results: list[EpisodeResult]) -> dict:
     }
 
 
-def evaluate(episodes: int, seed: int, config: VenipunctureConfig, *, perception: str = "model",
-             motion: bool = True, vein_diameter_mm: tuple[float, float] | None = None,
-             out_dir: str | Path | None = None, progress: bool = True, us_weights=None, nir_weights=None,
-             threads: int = 1) -> tuple[dict, list[EpisodeResult]]:
+def evaluate(
+    episodes: int,
+    seed: int,
+    config: VenipunctureConfig,
+    *,
+    perception: str = "model",
+    motion: bool = True,
+    vein_diameter_mm: tuple[float, float] | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    us_weights=None,
+    nir_weights=None,
+    threads: int = 1,
+) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` seeded procedures; write ``episodes.csv``, ``summary.json``, ``evaluation.png``."""
     import cv2
 
@@ -346,8 +423,15 @@ def evaluate(episodes: int, seed: int, config: VenipunctureConfig, *, perception
         world.close()
     summary = summarize(results)
     label = perception_label(resolve_perception(perception, us_weights=us_weights, nir_weights=nir_weights))
-    summary.update({"controller": "classical", "perception": label, "motion": motion, "seed": seed,
-                    "vein_diameter_mm": list(vein_diameter_mm) if vein_diameter_mm else None})
+    summary.update(
+        {
+            "controller": "classical",
+            "perception": label,
+            "motion": motion,
+            "seed": seed,
+            "vein_diameter_mm": list(vein_diameter_mm) if vein_diameter_mm else None,
+        }
+    )
     if out_dir is not None:
         write_outputs(Path(out_dir), summary, results)
     return summary, results
@@ -381,8 +465,9 @@ def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> 
     ax.set_ylabel("tip to lumen centre, RMS over hold (mm)")
     ax.legend(fontsize=8)
     ax = axes[1]
-    ax.hist(dur, bins=np.arange(0.0, max(MAX_DURATION_S, float(np.nanmax(dur)) if len(dur) else 0.0) + 2.0, 2.0),
-            color="C0")
+    ax.hist(
+        dur, bins=np.arange(0.0, max(MAX_DURATION_S, float(np.nanmax(dur)) if len(dur) else 0.0) + 2.0, 2.0), color="C0"
+    )
     ax.axvline(MAX_DURATION_S, color="C3", ls="--", lw=0.8)
     ax.set_xlabel("procedure duration (simulated s)")
     ax.set_ylabel("episodes")
@@ -394,9 +479,12 @@ def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> 
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("episodes")
-    fig.suptitle(f"venipuncture: {summary.get('episodes')} episodes, perception {summary.get('perception')}, "
-                 f"success {summary.get('success_rate', 0):.1%}, first attempt "
-                 f"{summary.get('first_attempt_success_rate', 0):.1%}, tip RMS "
-                 f"{summary.get('tip_error_mm_rms', float('nan')):.3f} mm", fontsize=9)
+    fig.suptitle(
+        f"venipuncture: {summary.get('episodes')} episodes, perception {summary.get('perception')}, "
+        f"success {summary.get('success_rate', 0):.1%}, first attempt "
+        f"{summary.get('first_attempt_success_rate', 0):.1%}, tip RMS "
+        f"{summary.get('tip_error_mm_rms', float('nan')):.3f} mm",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -12,7 +12,7 @@ Windows are ``(start_s, end_s)`` in the rig's clock (frame ``stamp_s`` for image
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,7 +27,8 @@ def _inside(t: float, windows) -> bool:
 
 class SpikyForceRig(Rig):
     """Wraps a rig; readings inside ``windows`` get ``spike_n`` added (single-sample spikes when
-    the windows are shorter than a control period)."""
+    the windows are shorter than a control period).
+    """
 
     def __init__(self, rig: Rig, windows: list[tuple[float, float]], spike_n: float = 3.0):
         self.rig = rig
@@ -81,8 +82,11 @@ class DropoutPerception:
         return res
 
 
-def blank_camera(camera: Callable[[frozenset], Observation], windows: list[tuple[float, float]],
-                 modalities: tuple[str, ...] = ("us",)) -> Callable[[frozenset], Observation]:
+def blank_camera(
+    camera: Callable[[frozenset], Observation],
+    windows: list[tuple[float, float]],
+    modalities: tuple[str, ...] = ("us",),
+) -> Callable[[frozenset], Observation]:
     """A camera function whose ``modalities`` frames are black inside ``windows``."""
 
     def cam(wanted: frozenset) -> Observation:
@@ -91,8 +95,11 @@ def blank_camera(camera: Callable[[frozenset], Observation], windows: list[tuple
         for m in modalities:
             fr = getattr(obs, m)
             if fr is not None and _inside(fr.stamp_s, windows):
-                repl[m] = dataclasses.replace(fr, image=np.zeros_like(fr.image), labels=np.zeros_like(fr.labels)
-                                              if fr.labels is not None else None)
+                repl[m] = dataclasses.replace(
+                    fr,
+                    image=np.zeros_like(fr.image),
+                    labels=np.zeros_like(fr.labels) if fr.labels is not None else None,
+                )
         return dataclasses.replace(obs, **repl) if repl else obs
 
     return cam

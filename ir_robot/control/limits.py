@@ -29,7 +29,8 @@ def with_margins(lower, upper, safety) -> tuple[np.ndarray, np.ndarray]:
 
 def within_workspace(lower, upper, safety) -> tuple[np.ndarray, np.ndarray]:
     """``lower``/``upper`` with the pivot's x, y, z also inside ``safety.workspace_min_mm .. workspace_max_mm``
-    (fixed axes keep their value)."""
+    (fixed axes keep their value).
+    """
     lo, hi = np.array(lower, dtype=float), np.array(upper, dtype=float)
     movable = hi[_PIVOT] > lo[_PIVOT]
     lo[_PIVOT] = np.where(movable, np.maximum(lo[_PIVOT], safety.workspace_min_mm), lo[_PIVOT])

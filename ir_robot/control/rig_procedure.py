@@ -10,7 +10,7 @@ planned at the fixed pitch and height. ``config/venipuncture_rig.yaml`` tunes it
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.runner import ProcedureResult, run_procedure
@@ -24,9 +24,17 @@ def default_rig_config_path():
     return data_path("config", "venipuncture_rig.yaml")
 
 
-def run_venipuncture(rig, camera_fn: Callable, config: VenipunctureConfig, us_perception, nir_perception=None, *,
-                     max_time_s: float = 120.0, on_tick: Callable | None = None, settle_timeout_s: float = 5.0
-                     ) -> tuple[ProcedureResult, VenipunctureController, SafeRig]:
+def run_venipuncture(
+    rig,
+    camera_fn: Callable,
+    config: VenipunctureConfig,
+    us_perception,
+    nir_perception=None,
+    *,
+    max_time_s: float = 120.0,
+    on_tick: Callable | None = None,
+    settle_timeout_s: float = 5.0,
+) -> tuple[ProcedureResult, VenipunctureController, SafeRig]:
     """Run one procedure on ``rig`` (a backend or a :class:`SafeRig`) with images from ``camera_fn(wanted)``.
 
     Returns (result, controller, safety layer) once the rig has come to rest (at most ``settle_timeout_s``
@@ -37,8 +45,9 @@ def run_venipuncture(rig, camera_fn: Callable, config: VenipunctureConfig, us_pe
 
     safe = rig if isinstance(rig, SafeRig) else SafeRig(rig, config.safety)
     lower, upper = planning_limits(*safe.rig.limits(), safe.config)
-    controller = VenipunctureController(config, us_perception, nir_perception, lower=lower, upper=upper,
-                                        velocity_limits=safe.velocity_limits())
+    controller = VenipunctureController(
+        config, us_perception, nir_perception, lower=lower, upper=upper, velocity_limits=safe.velocity_limits()
+    )
     result = run_procedure(safe, camera_fn, controller, config.control.dt_s, max_time_s, on_tick=on_tick)
     if result.safety_trip is None:  # the last command was a stop: let the queued motion finish
         deadline = time.monotonic() + settle_timeout_s

@@ -12,8 +12,8 @@ abort (retract) and gets ``abort_grace_s`` more to get the needle out.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ir_robot.control.safety import SafeRig, SafetyConfig
 from ir_robot.control.sensing import Observation
@@ -22,19 +22,28 @@ from ir_robot.core.errors import SafetyTrip
 
 @dataclass
 class ProcedureResult:
-    outcome: object            # the controller's Outcome
+    outcome: object  # the controller's Outcome
     ticks: int
-    elapsed_s: float           # rig time from the first to the last tick
+    elapsed_s: float  # rig time from the first to the last tick
     wall_s: float
-    safety_trip: str | None    # "reason: detail" of the trip that ended it, if any
+    safety_trip: str | None  # "reason: detail" of the trip that ended it, if any
     timed_out: bool = False
 
 
-def run_procedure(rig, camera_fn: Callable[[frozenset], Observation], controller, dt: float, max_time_s: float, *,
-                  advance: Callable[[float], object] | None = None, on_tick: Callable | None = None,
-                  safety: SafetyConfig | None = None, abort_grace_s: float = 20.0,
-                  sleep: Callable[[float], None] = time.sleep,
-                  wall_clock: Callable[[], float] = time.monotonic) -> ProcedureResult:
+def run_procedure(
+    rig,
+    camera_fn: Callable[[frozenset], Observation],
+    controller,
+    dt: float,
+    max_time_s: float,
+    *,
+    advance: Callable[[float], object] | None = None,
+    on_tick: Callable | None = None,
+    safety: SafetyConfig | None = None,
+    abort_grace_s: float = 20.0,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.monotonic,
+) -> ProcedureResult:
     """Run ``controller`` on ``rig`` until it is done, tripped or out of time.
 
     ``rig``: a :class:`SafeRig` (or a backend, which is wrapped in one with ``safety``).
@@ -92,5 +101,6 @@ def run_procedure(rig, camera_fn: Callable[[frozenset], Observation], controller
     except BaseException:
         safe.stop("control loop error")
         raise
-    return ProcedureResult(controller.outcome, ticks, state.stamp_s - (t_first or state.stamp_s),
-                           wall_clock() - w0, trip_msg, timed_out)
+    return ProcedureResult(
+        controller.outcome, ticks, state.stamp_s - (t_first or state.stamp_s), wall_clock() - w0, trip_msg, timed_out
+    )

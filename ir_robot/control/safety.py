@@ -46,8 +46,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -65,34 +65,49 @@ _INSERT = JOINT_NAMES.index("insert_mm")
 class SafetyConfig:
     """Limits enforced by :class:`SafeRig` (see the module docstring for what each check does)."""
 
-    force_ceiling_n: float = param(3.0, range=(0.05, 50.0), unit="N",
-                                   help="sustained axial needle force (median of force_window readings) that trips")
-    force_hard_ceiling_n: float = param(8.0, range=(0.05, 100.0), unit="N",
-                                        help="a single force reading above this trips at once")
+    force_ceiling_n: float = param(
+        3.0,
+        range=(0.05, 50.0),
+        unit="N",
+        help="sustained axial needle force (median of force_window readings) that trips",
+    )
+    force_hard_ceiling_n: float = param(
+        8.0, range=(0.05, 100.0), unit="N", help="a single force reading above this trips at once"
+    )
     force_window: int = param(3, range=(1, 50), help="readings in the force median")
-    command_timeout_s: float = param(0.5, range=(0.01, 30.0), unit="s",
-                                     help="watchdog: stop when no command arrives for this long")
-    lookahead_s: float = param(1.0, range=(0.0, 30.0), unit="s",
-                               help="a rate command is checked against the limits over min(duration, this)")
-    velocity_scale: float = param(1.0, range=(0.01, 1.0),
-                                  help="fraction of the backend's velocity limits a command may use")
+    command_timeout_s: float = param(
+        0.5, range=(0.01, 30.0), unit="s", help="watchdog: stop when no command arrives for this long"
+    )
+    lookahead_s: float = param(
+        1.0, range=(0.0, 30.0), unit="s", help="a rate command is checked against the limits over min(duration, this)"
+    )
+    velocity_scale: float = param(
+        1.0, range=(0.01, 1.0), help="fraction of the backend's velocity limits a command may use"
+    )
     limit_margin_mm: float = param(0.0, range=(0.0, 20.0), unit="mm", help="keep prismatic joints this far inside")
     limit_margin_rad: float = param(0.0, range=(0.0, 0.5), unit="rad", help="keep revolute joints this far inside")
     limit_tolerance: float = param(1e-3, range=(0.0, 1.0), help="mm / rad of slack before a limit check trips")
-    workspace_min_mm: tuple[float, float, float] = param((-45.0, -22.0, 0.0), range=(-1000.0, 1000.0), unit="mm",
-                                                         help="lowest pivot (x, y, z) allowed")
-    workspace_max_mm: tuple[float, float, float] = param((45.0, 22.0, 60.0), range=(-1000.0, 1000.0), unit="mm",
-                                                         help="highest pivot (x, y, z) allowed")
-    max_depth_beyond_target_mm: float = param(12.0, range=(0.0, 40.0), unit="mm",
-                                              help="insertion allowed past the controller's target (along the needle)")
+    workspace_min_mm: tuple[float, float, float] = param(
+        (-45.0, -22.0, 0.0), range=(-1000.0, 1000.0), unit="mm", help="lowest pivot (x, y, z) allowed"
+    )
+    workspace_max_mm: tuple[float, float, float] = param(
+        (45.0, 22.0, 60.0), range=(-1000.0, 1000.0), unit="mm", help="highest pivot (x, y, z) allowed"
+    )
+    max_depth_beyond_target_mm: float = param(
+        12.0, range=(0.0, 40.0), unit="mm", help="insertion allowed past the controller's target (along the needle)"
+    )
 
     def __post_init__(self) -> None:
         if self.force_hard_ceiling_n < self.force_ceiling_n:
-            raise ConfigError(f"field 'force_hard_ceiling_n': {self.force_hard_ceiling_n} N is below "
-                              f"force_ceiling_n {self.force_ceiling_n} N; the hard ceiling must be the higher one")
+            raise ConfigError(
+                f"field 'force_hard_ceiling_n': {self.force_hard_ceiling_n} N is below "
+                f"force_ceiling_n {self.force_ceiling_n} N; the hard ceiling must be the higher one"
+            )
         if any(lo >= hi for lo, hi in zip(self.workspace_min_mm, self.workspace_max_mm)):
-            raise ConfigError(f"field 'workspace_min_mm': {self.workspace_min_mm} must be below workspace_max_mm "
-                              f"{self.workspace_max_mm} on every axis")
+            raise ConfigError(
+                f"field 'workspace_min_mm': {self.workspace_min_mm} must be below workspace_max_mm "
+                f"{self.workspace_max_mm} on every axis"
+            )
 
 
 class SafeRig(Rig):
@@ -110,8 +125,10 @@ class SafeRig(Rig):
         # the margins keep movable joints inside; a fixed joint (equal limits, a 3-axis stage) keeps its value
         self._lo, self._hi = with_margins(self._lo_raw, self._hi_raw, self.config)
         if np.any(self._lo > self._hi):
-            raise ConfigError(f"SafetyConfig limit margins ({self.config.limit_margin_mm} mm, "
-                              f"{self.config.limit_margin_rad} rad) leave no room inside the rig's joint limits")
+            raise ConfigError(
+                f"SafetyConfig limit margins ({self.config.limit_margin_mm} mm, "
+                f"{self.config.limit_margin_rad} rad) leave no room inside the rig's joint limits"
+            )
         self._vmax = rig.velocity_limits().as_array() * self.config.velocity_scale
         self._ws_lo = np.asarray(self.config.workspace_min_mm, dtype=float)
         self._ws_hi = np.asarray(self.config.workspace_max_mm, dtype=float)
@@ -193,18 +210,23 @@ class SafeRig(Rig):
         bad = (q < self._lo - tol) | (q > self._hi + tol)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            return "joint_limit", (f"{what} {JOINT_NAMES[i]} = {q[i]:.4g} outside [{self._lo[i]:.4g}, "
-                                   f"{self._hi[i]:.4g}]")
+            return "joint_limit", (
+                f"{what} {JOINT_NAMES[i]} = {q[i]:.4g} outside [{self._lo[i]:.4g}, {self._hi[i]:.4g}]"
+            )
         p = q[:3]
         bad = (p < self._ws_lo - tol) | (p > self._ws_hi + tol)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            return "workspace", (f"{what} pivot {'xyz'[i]} = {p[i]:.4g} mm outside the workspace "
-                                 f"[{self._ws_lo[i]:.4g}, {self._ws_hi[i]:.4g}] mm")
+            return "workspace", (
+                f"{what} pivot {'xyz'[i]} = {p[i]:.4g} mm outside the workspace "
+                f"[{self._ws_lo[i]:.4g}, {self._ws_hi[i]:.4g}] mm"
+            )
         if self._insert_limit is not None and q[_INSERT] > self._insert_limit + tol:
-            return "max_depth", (f"{what} insertion {q[_INSERT]:.3f} mm is more than "
-                                 f"{self.config.max_depth_beyond_target_mm} mm beyond the target "
-                                 f"{self._target_insert:.3f} mm")
+            return "max_depth", (
+                f"{what} insertion {q[_INSERT]:.3f} mm is more than "
+                f"{self.config.max_depth_beyond_target_mm} mm beyond the target "
+                f"{self._target_insert:.3f} mm"
+            )
         return None
 
     def _check_state(self, state: RigState) -> None:
@@ -221,21 +243,28 @@ class SafeRig(Rig):
             self._trip("force_ceiling", f"force sensor reported {f!r}")
             return
         if abs(f) > self.config.force_hard_ceiling_n:
-            self._trip("force_ceiling", f"needle force {f:.2f} N above the hard ceiling "
-                                        f"{self.config.force_hard_ceiling_n} N")
+            self._trip(
+                "force_ceiling", f"needle force {f:.2f} N above the hard ceiling {self.config.force_hard_ceiling_n} N"
+            )
             return
         self._forces.append(f)
         srt = sorted(self._forces)
         n = len(srt)
         med = float(srt[n // 2]) if n % 2 else 0.5 * (srt[n // 2 - 1] + srt[n // 2])
         if len(self._forces) == self._forces.maxlen and abs(med) > self.config.force_ceiling_n:
-            self._trip("force_ceiling", f"needle force {med:.2f} N (median of {len(self._forces)} readings) above "
-                                        f"the ceiling {self.config.force_ceiling_n} N")
+            self._trip(
+                "force_ceiling",
+                f"needle force {med:.2f} N (median of {len(self._forces)} readings) above "
+                f"the ceiling {self.config.force_ceiling_n} N",
+            )
             return
         if self._deadline is not None and self._now(state) > self._deadline:
             late = self._now(state) - self._deadline
-            self._trip("watchdog", f"no command for {self.config.command_timeout_s + late:.3f} s "
-                                   f"(timeout {self.config.command_timeout_s} s)")
+            self._trip(
+                "watchdog",
+                f"no command for {self.config.command_timeout_s + late:.3f} s "
+                f"(timeout {self.config.command_timeout_s} s)",
+            )
 
     def _check_rates(self, v: np.ndarray) -> None:
         if not np.all(np.isfinite(v)):
@@ -243,13 +272,17 @@ class SafeRig(Rig):
             raise self._trip("velocity_limit", f"non-finite rate on {bad}")
         fixed = [n for n, x in zip(JOINT_NAMES, v) if x != 0.0 and n not in self.movable_joints]
         if fixed:
-            raise self._trip("immovable_joint", f"rate on {fixed}, which this rig cannot move "
-                                                f"(movable: {list(self.movable_joints)})")
+            raise self._trip(
+                "immovable_joint", f"rate on {fixed}, which this rig cannot move (movable: {list(self.movable_joints)})"
+            )
         over = np.abs(v) > self._vmax * (1 + 1e-9) + 1e-12
         if over.any():
             i = int(np.flatnonzero(over)[0])
-            raise self._trip("velocity_limit", f"{JOINT_NAMES[i]} rate {v[i]:.4g} above the limit "
-                                               f"{self._vmax[i]:.4g} (velocity_scale {self.config.velocity_scale})")
+            raise self._trip(
+                "velocity_limit",
+                f"{JOINT_NAMES[i]} rate {v[i]:.4g} above the limit "
+                f"{self._vmax[i]:.4g} (velocity_scale {self.config.velocity_scale})",
+            )
 
     # ------------------------------------------------------------ Rig API
     def read_state(self) -> RigState:
@@ -295,8 +328,10 @@ class SafeRig(Rig):
         movable = np.isin(np.array(JOINT_NAMES), np.array(self.movable_joints, dtype=object))
         fixed = [n for n, d, m in zip(JOINT_NAMES, dq, movable) if not m and d > self.config.limit_tolerance]
         if fixed:
-            raise self._trip("immovable_joint", f"move_to changes {fixed}, which this rig cannot move "
-                                                f"(movable: {list(self.movable_joints)})")
+            raise self._trip(
+                "immovable_joint",
+                f"move_to changes {fixed}, which this rig cannot move (movable: {list(self.movable_joints)})",
+            )
         lin = _LINEAR & movable  # a fixed joint's velocity limit is 0 and must not cap the move speed
         lin_max = float(np.min(self._vmax[lin])) if lin.any() else math.inf
         if speed_mm_s > lin_max * (1 + 1e-9):
@@ -308,7 +343,8 @@ class SafeRig(Rig):
 
     def _to_backend(self, call: Callable, *args) -> None:
         """``call(*args)`` on the backend; its failure is the ``backend`` trip (raised), with the rig stopped
-        if the backend still takes a stop."""
+        if the backend still takes a stop.
+        """
         try:
             call(*args)
         except SafetyTrip:

@@ -34,8 +34,8 @@ class UsMeasurement:
     probe_x_mm: float
     probe_y_mm: float
     sections: tuple[CrossSection, ...]
-    needle_yz_mm: tuple[float, float] | None   # needle cross-section seen in the plane (y, z)
-    blank: bool = False                        # the frame carried no usable image
+    needle_yz_mm: tuple[float, float] | None  # needle cross-section seen in the plane (y, z)
+    blank: bool = False  # the frame carried no usable image
     half_width_mm: float = 15.0
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # perception's label mask
     profile: np.ndarray | None = field(default=None, repr=False, compare=False)  # layer_profile of the image
@@ -47,9 +47,15 @@ def is_blank(image: np.ndarray) -> bool:
     return img.size == 0 or float(img.std()) < 1.0
 
 
-def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None, *,
-               probe_offset_mm: float = 12.0, roi_yz_mm: tuple[float, float] | None = None,
-               roi_side_mm: float = 0.0) -> UsMeasurement:
+def measure_us(
+    frame: ImageFrame,
+    perception,
+    joints: JointVector | None = None,
+    *,
+    probe_offset_mm: float = 12.0,
+    roi_yz_mm: tuple[float, float] | None = None,
+    roi_side_mm: float = 0.0,
+) -> UsMeasurement:
     """Run ``perception`` on a transverse frame and place vessels and the needle in the world.
 
     Cross-sections cut by the image's side edges are dropped (their centre and size are wrong).
@@ -80,8 +86,11 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
         p = us_to_world(v.centre_px, (h, w), frame.spacing_mm, probe)
         height = float(v.height_mm) if getattr(v, "height_mm", 0.0) else float(v.diameter_mm)
         area = float(getattr(v, "area_px", 0) or 0) * frame.spacing_mm[0] * frame.spacing_mm[1]
-        sections.append(CrossSection(v.kind, float(p[0]), float(p[1]), float(p[2]), width, height,
-                                     float(getattr(v, "confidence", 1.0)), area))
+        sections.append(
+            CrossSection(
+                v.kind, float(p[0]), float(p[1]), float(p[2]), width, height, float(getattr(v, "confidence", 1.0)), area
+            )
+        )
     needle = None
     nd = getattr(res, "needle", None)
     if nd is not None:
@@ -90,8 +99,9 @@ def measure_us(frame: ImageFrame, perception, joints: JointVector | None = None,
     # tissue layers for depth tracking, without the needle's column band (dot, shadow, reverberations)
     lat_needle = (joints.y_mm - probe.y_mm) if joints is not None else 0.0
     profile = layer_profile(frame.image, frame.spacing_mm, exclude_lateral_mm=(lat_needle, 1.5))
-    return UsMeasurement(frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half,
-                         getattr(res, "mask", None), profile)
+    return UsMeasurement(
+        frame.stamp_s, probe.x_mm, probe.y_mm, tuple(sections), needle, False, half, getattr(res, "mask", None), profile
+    )
 
 
 def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> tuple[NirTrace, ...]:
@@ -104,8 +114,11 @@ def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> t
         return ()
     if view is None:
         v = frame.meta.get("view") if isinstance(frame.meta, dict) else None
-        view = (NirView(float(v["x_mm"]), float(v["y_mm"]), float(v["fov_mm"])) if v
-                else NirView(0.0, 0.0, frame.shape[1] * frame.spacing_mm[1]))
+        view = (
+            NirView(float(v["x_mm"]), float(v["y_mm"]), float(v["fov_mm"]))
+            if v
+            else NirView(0.0, 0.0, frame.shape[1] * frame.spacing_mm[1])
+        )
     out = []
     for v in res.veins:
         cl = np.asarray(v.centreline_px, dtype=float).reshape(-1, 2)
@@ -119,8 +132,9 @@ def measure_nir(frame: ImageFrame, perception, view: NirView | None = None) -> t
     return tuple(out)
 
 
-def layer_profile(image: np.ndarray, spacing_mm, *, exclude_lateral_mm: tuple[float, float] | None = None,
-                  depth_mm: float = 16.0) -> np.ndarray:
+def layer_profile(
+    image: np.ndarray, spacing_mm, *, exclude_lateral_mm: tuple[float, float] | None = None, depth_mm: float = 16.0
+) -> np.ndarray:
     """The ultrasound image's row profile (median over columns, band-passed) down to ``depth_mm``.
 
     Skin, fat/muscle fascia and muscle fibres run horizontally, so this profile moves up and down
@@ -160,7 +174,7 @@ def profile_shift_mm(reference: np.ndarray, current: np.ndarray, spacing_mm, max
     lags = np.arange(-m, m + 1)
     c = np.empty(len(lags))
     for i, lag in enumerate(lags):
-        x, y = (a[:n - lag], b[lag:]) if lag >= 0 else (a[-lag:], b[:n + lag])
+        x, y = (a[: n - lag], b[lag:]) if lag >= 0 else (a[-lag:], b[: n + lag])
         x, y = x - x.mean(), y - y.mean()
         c[i] = float(x @ y) / (math.sqrt(float(x @ x) * float(y @ y)) + 1e-12)
     i = int(np.argmax(c))
@@ -179,8 +193,9 @@ def in_ellipse(point_yz, centre_yz, semi_axes, margin: float = 1.0) -> bool:
     return dy * dy + dz * dz < 1.0
 
 
-def needle_at_x(needle_yz, plane_x_mm: float, target_x_mm: float, pitch_rad: float,
-                slab_half_mm: float = 0.0) -> tuple[float, float]:
+def needle_at_x(
+    needle_yz, plane_x_mm: float, target_x_mm: float, pitch_rad: float, slab_half_mm: float = 0.0
+) -> tuple[float, float]:
     """Where the tip would be if the needle seen in the plane x = plane_x ended at x = target_x.
 
     The detector reports the deepest needle point it sees; the beam slab shows the needle

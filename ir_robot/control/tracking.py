@@ -42,13 +42,17 @@ def _median(values) -> float:
 @dataclass(frozen=True)
 class ForceParams:
     median_window: int = param(3, range=(1, 15), help="readings in the median filter")
-    drop_threshold_n: float = param(0.08, range=(0.005, 5.0), unit="N",
-                                    help="fall of the filtered force that counts as a puncture")
+    drop_threshold_n: float = param(
+        0.08, range=(0.005, 5.0), unit="N", help="fall of the filtered force that counts as a puncture"
+    )
     drop_lookback: int = param(4, range=(1, 50), help="ticks over which the fall is measured")
     arm_ticks: int = param(3, range=(0, 50), help="steady-or-rising insertion ticks before drops count")
-    min_rate_mm_s: float = param(0.1, range=(0.0, 10.0), unit="mm/s", help="insertion rate below which drops are ignored")
-    spike_threshold_n: float = param(0.4, range=(0.01, 50.0), unit="N",
-                                     help="a reading this far above the median is a sensor spike")
+    min_rate_mm_s: float = param(
+        0.1, range=(0.0, 10.0), unit="mm/s", help="insertion rate below which drops are ignored"
+    )
+    spike_threshold_n: float = param(
+        0.4, range=(0.01, 50.0), unit="N", help="a reading this far above the median is a sensor spike"
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class ForceReading:
     raw_n: float
     filtered_n: float
     spike: bool
-    drop_n: float        # > 0 when a puncture-like drop was detected at this reading
+    drop_n: float  # > 0 when a puncture-like drop was detected at this reading
 
 
 class ForceMonitor:
@@ -115,34 +119,53 @@ class TrackerParams:
     gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm", help="largest jump accepted from the prediction")
     alpha: float = param(0.6, range=(0.0, 1.0), help="position gain of the alpha-beta filter")
     beta: float = param(0.2, range=(0.0, 2.0), help="velocity gain of the alpha-beta filter")
-    occlusion_margin_mm: float = param(0.6, range=(0.0, 10.0), unit="mm",
-                                       help="a needle this close to the lumen edge spoils its cross-section")
+    occlusion_margin_mm: float = param(
+        0.6, range=(0.0, 10.0), unit="mm", help="a needle this close to the lumen edge spoils its cross-section"
+    )
     max_speed_mm_s: float = param(8.0, range=(0.1, 100.0), unit="mm/s", help="clip of the velocity estimate")
     frozen_alpha: float = param(0.4, range=(0.0, 1.0), help="position gain once the needle is at the image plane")
-    innovation_gate_mm: float = param(0.35, range=(0.01, 10.0), unit="mm",
-                                      help="near the needle, the target's own fix is trusted within this of the "
-                                           "prediction")
-    reference_gate_mm: float = param(0.5, range=(0.01, 10.0), unit="mm",
-                                     help="near the needle, the other vessels' estimate of a hidden target is used "
-                                          "only within this of the prediction (the fitted motion, else the track)")
-    min_reference_frames: int = param(8, range=(1, 1000),
-                                      help="another vessel predicts the target only after this many joint sightings")
-    velocity_decay_s: float = param(1.0, range=(0.01, 100.0), unit="s",
-                                    help="without fixes the predicted velocity fades with this time constant")
+    innovation_gate_mm: float = param(
+        0.35,
+        range=(0.01, 10.0),
+        unit="mm",
+        help="near the needle, the target's own fix is trusted within this of the prediction",
+    )
+    reference_gate_mm: float = param(
+        0.5,
+        range=(0.01, 10.0),
+        unit="mm",
+        help="near the needle, the other vessels' estimate of a hidden target is used "
+        "only within this of the prediction (the fitted motion, else the track)",
+    )
+    min_reference_frames: int = param(
+        8, range=(1, 1000), help="another vessel predicts the target only after this many joint sightings"
+    )
+    velocity_decay_s: float = param(
+        1.0, range=(0.01, 100.0), unit="s", help="without fixes the predicted velocity fades with this time constant"
+    )
     smoothing: float = param(0.3, range=(0.01, 1.0), help="EMA weight of each vessel's own smoothed position")
-    motion_model: bool = param(True, help="predict between fixes with a fitted periodic motion (PeriodicMotion) "
-                                          "when the recent track fits it; else a velocity that fades")
+    motion_model: bool = param(
+        True,
+        help="predict between fixes with a fitted periodic motion (PeriodicMotion) "
+        "when the recent track fits it; else a velocity that fades",
+    )
     motion_window_s: float = param(12.0, range=(1.0, 120.0), unit="s", help="track history the motion is fitted on")
-    motion_band_hz: tuple[float, float] = param((0.05, 0.5), range=(0.005, 5.0), unit="Hz",
-                                                help="frequencies the periodic motion may have")
+    motion_band_hz: tuple[float, float] = param(
+        (0.05, 0.5), range=(0.005, 5.0), unit="Hz", help="frequencies the periodic motion may have"
+    )
     motion_refit_s: float = param(0.25, range=(0.0, 10.0), unit="s", help="refit the motion at most this often")
-    motion_horizon_s: float = param(3.0, range=(0.0, 60.0), unit="s",
-                                    help="the motion model extrapolates at most this far past the last fix")
-    motion_grace_s: float = param(1.5, range=(0.0, 10.0), unit="s",
-                                  help="with the needle at the image plane and a valid motion model, the controller "
-                                       "waits this much longer for a target fix in the lumen test, confirmation and "
-                                       "hold before giving up (the needle hides a small lumen; the model predicts "
-                                       "it); it never advances without a fresh fix")
+    motion_horizon_s: float = param(
+        3.0, range=(0.0, 60.0), unit="s", help="the motion model extrapolates at most this far past the last fix"
+    )
+    motion_grace_s: float = param(
+        1.5,
+        range=(0.0, 10.0),
+        unit="s",
+        help="with the needle at the image plane and a valid motion model, the controller "
+        "waits this much longer for a target fix in the lumen test, confirmation and "
+        "hold before giving up (the needle hides a small lumen; the model predicts "
+        "it); it never advances without a fresh fix",
+    )
 
 
 class PeriodicMotion:
@@ -178,20 +201,20 @@ class PeriodicMotion:
         lin = np.stack([np.ones_like(tt), tt], axis=1)
         c_lin, *_ = np.linalg.lstsq(lin, y, rcond=None)
         rms_lin = float(np.sqrt(np.mean((lin @ c_lin - y) ** 2)))
-        w = 2 * np.pi * self.freqs[:, None]                                        # (F, 1)
-        X = np.stack([np.ones((len(w), len(tt))), np.broadcast_to(tt, (len(w), len(tt))),
-                      np.sin(w * tt), np.cos(w * tt)], axis=2)                    # (F, N, 4)
+        w = 2 * np.pi * self.freqs[:, None]  # (F, 1)
+        X = np.stack(
+            [np.ones((len(w), len(tt))), np.broadcast_to(tt, (len(w), len(tt))), np.sin(w * tt), np.cos(w * tt)], axis=2
+        )  # (F, N, 4)
         A = X.transpose(0, 2, 1) @ X + 1e-9 * np.eye(4)
-        B = X.transpose(0, 2, 1) @ y                                               # (F, 4, 2)
+        B = X.transpose(0, 2, 1) @ y  # (F, 4, 2)
         try:
             C = np.linalg.solve(A, B)
         except np.linalg.LinAlgError:
             return False
-        res = np.sqrt(np.mean((X @ C - y[None]) ** 2, axis=(1, 2)))               # (F,)
+        res = np.sqrt(np.mean((X @ C - y[None]) ** 2, axis=(1, 2)))  # (F,)
         k = int(np.argmin(res))
         self.freq_hz, self.rms_mm, self._coef = float(self.freqs[k]), float(res[k]), C[k]
-        self.valid = bool(span >= max(4.0, 0.8 / self.freq_hz)
-                          and self.rms_mm <= max(0.15, 0.5 * rms_lin))
+        self.valid = bool(span >= max(4.0, 0.8 / self.freq_hz) and self.rms_mm <= max(0.15, 0.5 * rms_lin))
         return self.valid
 
     def __call__(self, t_s: float) -> np.ndarray:
@@ -214,10 +237,10 @@ class TargetTracker:
         self.pos = np.zeros(2)
         self.vel = np.zeros(2)
         self.t_s = 0.0
-        self.size_mm = (1.0, 1.0)      # (width, height) of the target lumen
+        self.size_mm = (1.0, 1.0)  # (width, height) of the target lumen
         self.last_update_s = -math.inf
         self.n_updates = 0
-        self._rel: dict[int, list] = {}    # other vessel id -> [mean offset target-other (2,), count, kind, last pos]
+        self._rel: dict[int, list] = {}  # other vessel id -> [mean offset target-other (2,), count, kind, last pos]
         self._ema: dict[int, np.ndarray] = {}  # other vessel id -> smoothed position
         self.last_source = ""
         self.frozen = False
@@ -227,14 +250,15 @@ class TargetTracker:
         self._lock_pos = np.zeros(2)
         self._refs: list | None = None
         self._anchor_layers_z = 0.0
-        self._history: deque = deque()   # (t, y, z) of the measurements fed to the filter
+        self._history: deque = deque()  # (t, y, z) of the measurements fed to the filter
         self.motion = PeriodicMotion(params.motion_band_hz)
         self._fit_t = -math.inf
 
     # ---------------------------------------------------------------- state
     def predict(self, t_s: float) -> np.ndarray:
         """Position at ``t_s``: moved by the fitted periodic motion since the last fix when it is valid,
-        else by a velocity that fades (``velocity_decay_s``) so a long gap cannot run away."""
+        else by a velocity that fades (``velocity_decay_s``) so a long gap cannot run away.
+        """
         dt = max(0.0, t_s - self.t_s)
         if self.motion.valid:
             dt = min(dt, self.params.motion_horizon_s)
@@ -253,17 +277,25 @@ class TargetTracker:
     @property
     def grace_s(self) -> float:
         """Extra seconds the controller may wait for a fix (paused, following the prediction) before it
-        gives up: ``motion_grace_s`` once frozen with a valid motion model, else 0."""
+        gives up: ``motion_grace_s`` once frozen with a valid motion model, else 0.
+        """
         return self.params.motion_grace_s if (self.frozen and self.motion.valid) else 0.0
 
-    def lock(self, sections: tuple[CrossSection, ...], predicted_yz, t_s: float, gate_mm: float | None = None,
-             references=None) -> bool:
+    def lock(
+        self,
+        sections: tuple[CrossSection, ...],
+        predicted_yz,
+        t_s: float,
+        gate_mm: float | None = None,
+        references=None,
+    ) -> bool:
         """Pick the target among ``sections`` (nearest vein to the prediction) and start tracking it.
 
         ``references``: (y, z) where the *other* vessels the scan confirmed should be in this frame.
         Only cross-sections near one of them ever stand in for the target: a blob that follows the
         probe (an image artefact) would otherwise feed the probe's own motion back into the estimate.
-        None: any other cross-section may (tests, hand-made scenes)."""
+        None: any other cross-section may (tests, hand-made scenes).
+        """
         gate = gate_mm if gate_mm is not None else self.params.gate_mm
         best, best_d = None, math.inf
         for s in sections:
@@ -296,20 +328,22 @@ class TargetTracker:
         """The needle is about to reach the image plane: its dot, shadow and reverberations will spoil
         the target's own cross-section. From now on the target is its current estimate moved by the
         rigid displacement of the other vessels (each compared with its own smoothed position, so
-        per-vessel perception biases cancel); without other vessels, its lateral position only."""
+        per-vessel perception biases cancel); without other vessels, its lateral position only.
+        """
         if not self.locked or self.frozen:
             return
         self.frozen = True
         self._anchor = self.predict(t_s)
         self._anchor_layers_z = float(self._anchor[1])
-        self._anchor_others = {k: v.copy() for k, v in self._ema.items()
-                               if self._rel[k][1] >= self.params.min_reference_frames}
+        self._anchor_others = {
+            k: v.copy() for k, v in self._ema.items() if self._rel[k][1] >= self.params.min_reference_frames
+        }
         self._delta = np.zeros(2)
 
     def _is_reference(self, p: np.ndarray) -> bool:
         if self._refs is None:
             return True
-        shift = self.pos - self._lock_pos   # rigid motion since the lock
+        shift = self.pos - self._lock_pos  # rigid motion since the lock
         return any(float(np.hypot(*(p - (r + shift)))) < self.params.gate_mm for r in self._refs)
 
     def _learn_others(self, sections, target: CrossSection, t_s: float) -> None:
@@ -340,12 +374,14 @@ class TargetTracker:
                 self._ema[key] = self._ema[key] + self.params.smoothing * (p - self._ema[key])
             used.add(key)
 
-    def update(self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None,
-               layer_dz_mm: float | None = None) -> bool:
+    def update(
+        self, sections: tuple[CrossSection, ...], t_s: float, *, needle_yz=None, layer_dz_mm: float | None = None
+    ) -> bool:
         """Feed one frame's cross-sections (world y, z at the probe plane). True if it gave a measurement.
 
         ``layer_dz_mm``: vertical tissue motion since :meth:`freeze` measured from the image's layers
-        (:func:`~ir_robot.control.sensing.profile_shift_mm`); used for the depth once frozen."""
+        (:func:`~ir_robot.control.sensing.profile_shift_mm`); used for the depth once frozen.
+        """
         if not self.locked:
             return False
         if self.frozen:
@@ -355,7 +391,9 @@ class TargetTracker:
         a, b = self.size_mm[0] / 2, self.size_mm[1] / 2
         occluded = needle_yz is not None and (
             ((needle_yz[0] - pred[0]) / (a + p.occlusion_margin_mm)) ** 2
-            + ((needle_yz[1] - pred[1]) / (b + p.occlusion_margin_mm)) ** 2 < 1.0)
+            + ((needle_yz[1] - pred[1]) / (b + p.occlusion_margin_mm)) ** 2
+            < 1.0
+        )
         direct = None
         if not occluded:
             best, best_d = None, max(p.gate_mm, 0.75 * self.size_mm[0])
@@ -380,7 +418,8 @@ class TargetTracker:
                 for s in sections:
                     q = np.array([s.y_mm, s.z_mm])
                     if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
-                            0.5 * s.width_mm + p.occlusion_margin_mm):
+                        0.5 * s.width_mm + p.occlusion_margin_mm
+                    ):
                         continue
                     d = float(np.hypot(*(q + rel - pred)))
                     if d < best_d:
@@ -399,7 +438,8 @@ class TargetTracker:
         (innovation gate); a jump (needle dot, shadow, reverberation in the mask) or a loss falls back
         to the rigid motion of the reference vessels, then to the target's lateral position with the
         depth held. Nothing containing needle pixels is ever used: the needle follows the estimate, so
-        it would measure the controller's own motion (a runaway on small veins)."""
+        it would measure the controller's own motion (a runaway on small veins).
+        """
         p = self.params
         pred = self.predict(t_s)
         gate = min(p.gate_mm, 1.0)
@@ -408,8 +448,11 @@ class TargetTracker:
         direct = None
         for s in sections:
             q = np.array([s.y_mm, s.z_mm])
-            if abs(q[0] - pred[0]) < gate and abs(q[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.5 and (
-                    direct is None or abs(q[0] - pred[0]) < abs(direct[0] - pred[0])):
+            if (
+                abs(q[0] - pred[0]) < gate
+                and abs(q[1] - pred[1]) < 0.5 * self.size_mm[1] + 0.5
+                and (direct is None or abs(q[0] - pred[0]) < abs(direct[0] - pred[0]))
+            ):
                 direct = q
         if direct is not None and float(np.hypot(*(direct - pred))) < p.innovation_gate_mm:
             self.last_source = "target, frozen"
@@ -422,7 +465,8 @@ class TargetTracker:
             for s in sections:
                 q = np.array([s.y_mm, s.z_mm])
                 if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
-                        0.5 * s.width_mm + p.occlusion_margin_mm):
+                    0.5 * s.width_mm + p.occlusion_margin_mm
+                ):
                     continue
                 d = float(np.hypot(*(q - exp)))
                 if d < best_d:
@@ -461,7 +505,7 @@ class TargetTracker:
             return False
         ok = self._filter(meas, t_s, p.frozen_alpha, observed=z_src != "held")
         if z_src == "held":
-            self.vel[1] = 0.0   # no stale vertical velocity
+            self.vel[1] = 0.0  # no stale vertical velocity
         return ok
 
     def _note_references(self, sections, target_yz: np.ndarray, needle_yz) -> None:
@@ -478,7 +522,8 @@ class TargetTracker:
 
     def _filter(self, meas: np.ndarray, t_s: float, alpha: float, observed: bool = True) -> bool:
         """Alpha-beta update; ``observed``: both coordinates were measured (not a held depth), so the
-        fix joins the history :class:`PeriodicMotion` is fitted on."""
+        fix joins the history :class:`PeriodicMotion` is fitted on.
+        """
         p = self.params
         pred = self.predict(t_s)
         dt = t_s - self.t_s
@@ -492,7 +537,7 @@ class TargetTracker:
         self.n_updates += 1
         if observed and p.motion_model:
             h = self._history
-            if not h or t_s - h[-1][0] >= 0.09:   # at most ~10 fixes a second (the fit's cost)
+            if not h or t_s - h[-1][0] >= 0.09:  # at most ~10 fixes a second (the fit's cost)
                 h.append((t_s, float(meas[0]), float(meas[1])))
             while h and h[0][0] < t_s - p.motion_window_s:
                 h.popleft()

@@ -72,8 +72,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.sensing import (Observation, UsMeasurement, in_ellipse, measure_nir, measure_us, needle_at_x,
-                                     profile_shift_mm)
+from ir_robot.control.sensing import (
+    Observation,
+    UsMeasurement,
+    in_ellipse,
+    measure_nir,
+    measure_us,
+    needle_at_x,
+    profile_shift_mm,
+)
 from ir_robot.control.tracking import ForceMonitor, TargetTracker
 from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
@@ -145,7 +152,8 @@ SETTLE_TICKS = 3
 
 def probe_sample_ready(ticks: int, travelled_mm: float, dt: float, v_probe_mm_s: float) -> bool:
     """Does the lumen test's probe take this tick's force sample? From the tick after :data:`SETTLE_TICKS`,
-    once the needle has travelled what those ticks cover at the probe speed (see :data:`SETTLE_TICKS`)."""
+    once the needle has travelled what those ticks cover at the probe speed (see :data:`SETTLE_TICKS`).
+    """
     return ticks > SETTLE_TICKS and travelled_mm >= SETTLE_TICKS * dt * v_probe_mm_s - 1e-6
 
 
@@ -159,8 +167,9 @@ def _slope(samples: list[tuple[float, float]]) -> float | None:
     return float(np.polyfit(a[:, 0], a[:, 1], 1)[0])
 
 
-def lumen_verdict(probe: list[tuple[float, float]], approach: list[tuple[float, float]],
-                  threshold_n_per_mm: float, tear_drop_n: float) -> tuple[bool, str]:
+def lumen_verdict(
+    probe: list[tuple[float, float]], approach: list[tuple[float, float]], threshold_n_per_mm: float, tear_drop_n: float
+) -> tuple[bool, str]:
     """The lumen test's verdict from (insertion mm, filtered force N) samples: is the tip in the lumen?
 
     ``probe``: the test's own advance of ``d`` to the target depth. ``approach``: the forward travel
@@ -188,8 +197,10 @@ def lumen_verdict(probe: list[tuple[float, float]], approach: list[tuple[float, 
     fell = approach[-1][1] - min(f for _, f in probe)
     if fell < tear_drop_n:
         return False, f"force flat ({slope:+.3f} N/mm) but rising {before:+.3f} N/mm (+{rose:.2f} N) on the way to it"
-    return True, (f"force flat ({slope:+.3f} N/mm); it rose {before:+.3f} N/mm on the way, then fell "
-                  f"{fell:.2f} N: that membrane tore")
+    return True, (
+        f"force flat ({slope:+.3f} N/mm); it rose {before:+.3f} N/mm on the way, then fell "
+        f"{fell:.2f} N: that membrane tore"
+    )
 
 
 class VenipunctureController:
@@ -201,8 +212,16 @@ class VenipunctureController:
     Before each ``compute`` the runner asks :meth:`sensors` which images to take this tick.
     """
 
-    def __init__(self, config: VenipunctureConfig, us_perception, nir_perception=None, *,
-                 lower: JointVector, upper: JointVector, velocity_limits: JointVector):
+    def __init__(
+        self,
+        config: VenipunctureConfig,
+        us_perception,
+        nir_perception=None,
+        *,
+        lower: JointVector,
+        upper: JointVector,
+        velocity_limits: JointVector,
+    ):
         self.cfg = config
         self.p = config.control
         self.us_perception = us_perception
@@ -214,9 +233,11 @@ class VenipunctureController:
         self.fixed_joints = fixed_joints(lower, upper, velocity_limits)
         self._fixed = np.array([n in self.fixed_joints for n in JOINT_NAMES])
         if self._fixed[YAW] and abs(math.sin(self.lo[YAW])) < 0.999:
-            raise ConfigError(f"the rig's probe yaw is fixed at {self.lo[YAW]:.4g} rad: the venipuncture controller "
-                              "needs a transverse ultrasound view (yaw pi/2 = 1.5708 rad; mount the probe across the "
-                              "arm and set fixed.probe_yaw_rad in the rig config)")
+            raise ConfigError(
+                f"the rig's probe yaw is fixed at {self.lo[YAW]:.4g} rad: the venipuncture controller "
+                "needs a transverse ultrasound view (yaw pi/2 = 1.5708 rad; mount the probe across the "
+                "arm and set fixed.probe_yaw_rad in the rig config)"
+            )
         self.phase = Phase.SCAN
         self.outcome = Outcome()
         self.t0: float | None = None
@@ -224,8 +245,11 @@ class VenipunctureController:
         self._want: frozenset[str] = frozenset({"nir"} if nir_perception is not None else set())
         self._last_us_t = -math.inf
         # scan
-        self._stations = [(x, y) for i, x in enumerate(self.p.scan_x_mm)
-                          for y in (self.p.scan_y_mm if i % 2 == 0 else tuple(reversed(self.p.scan_y_mm)))]
+        self._stations = [
+            (x, y)
+            for i, x in enumerate(self.p.scan_x_mm)
+            for y in (self.p.scan_y_mm if i % 2 == 0 else tuple(reversed(self.p.scan_y_mm)))
+        ]
         self._station = 0
         self._tries = 0
         self._blank_frames = 0
@@ -241,7 +265,7 @@ class VenipunctureController:
         self._pulse_samples: dict[int, list[tuple[float, float, float]]] = {}
         self._pulse_since: dict[int, float] = {}
         self.pulse_verdicts: dict[int, str] = {}
-        self._needs_vein_verdict = False   # the target's vein/artery call was uncertain: puncture only on "vein"
+        self._needs_vein_verdict = False  # the target's vein/artery call was uncertain: puncture only on "vein"
         # tracking / insertion
         self.tracker = TargetTracker(config.tracker)
         self.force = ForceMonitor(config.force)
@@ -252,7 +276,7 @@ class VenipunctureController:
         self._lock_count = 0
         self._candidate_s: float | None = None
         self._probe: list[tuple[float, float]] = []
-        self._probe_from = 0.0   # insertion where the lumen test's probe began
+        self._probe_from = 0.0  # insertion where the lumen test's probe began
         self._probe_ticks = 0
         # forward travel from a drop to the lumen test's start (a drop before s* - d): its force
         self._approach: list[tuple[float, float]] = []
@@ -277,10 +301,25 @@ class VenipunctureController:
         self.last_us_frame = None
         self.last_nir_frame = None
         if self.fixed_joints:
-            self._event("fixed " + ", ".join(f"{n} = {self.lo[JOINT_NAMES.index(n)]:.4g}" for n in self.fixed_joints)
-                        + ": held where the rig has them (entry planned at this pitch and height)")
-        self.trace: dict[str, list] = {k: [] for k in ("t_s", "phase", "insert_mm", "force_n", "force_filtered_n",
-                                                       "target_y_mm", "target_z_mm", "pivot_y_mm", "pivot_z_mm")}
+            self._event(
+                "fixed "
+                + ", ".join(f"{n} = {self.lo[JOINT_NAMES.index(n)]:.4g}" for n in self.fixed_joints)
+                + ": held where the rig has them (entry planned at this pitch and height)"
+            )
+        self.trace: dict[str, list] = {
+            k: []
+            for k in (
+                "t_s",
+                "phase",
+                "insert_mm",
+                "force_n",
+                "force_filtered_n",
+                "target_y_mm",
+                "target_z_mm",
+                "pivot_y_mm",
+                "pivot_z_mm",
+            )
+        }
 
     # ================================================================ public
     @property
@@ -321,9 +360,14 @@ class VenipunctureController:
             self.last_nir_frame = obs.nir
         self._want = frozenset()
         handler = {
-            Phase.SCAN: self._scan, Phase.SELECT: self._select, Phase.ALIGN: self._align,
-            Phase.INSERT: self._insert, Phase.CONFIRM: self._confirm, Phase.HOLD: self._hold,
-            Phase.RETRACT: self._retract, Phase.ABORT: self._retract,
+            Phase.SCAN: self._scan,
+            Phase.SELECT: self._select,
+            Phase.ALIGN: self._align,
+            Phase.INSERT: self._insert,
+            Phase.CONFIRM: self._confirm,
+            Phase.HOLD: self._hold,
+            Phase.RETRACT: self._retract,
+            Phase.ABORT: self._retract,
         }.get(self.phase)
         v = handler(t, q, obs, dt) if handler is not None else np.zeros(6)
         v = np.clip(np.where(np.isfinite(v), v, 0.0), -self.vmax, self.vmax)
@@ -358,8 +402,14 @@ class VenipunctureController:
         self._sub = ""
         self._settled_ticks = 0
 
-    def _servo(self, q: np.ndarray, goal: dict[int, float], dt: float, ff: dict[int, float] | None = None,
-               speed: dict[int, float] | None = None) -> np.ndarray:
+    def _servo(
+        self,
+        q: np.ndarray,
+        goal: dict[int, float],
+        dt: float,
+        ff: dict[int, float] | None = None,
+        speed: dict[int, float] | None = None,
+    ) -> np.ndarray:
         """Joint rates toward ``goal`` (joint index -> position), with feed-forward rates and speed caps."""
         v = np.zeros(6)
         ff = ff or {}
@@ -409,8 +459,14 @@ class VenipunctureController:
     # ================================================================ SCAN
     def _station_goal(self) -> dict[int, float]:
         x, y = self._stations[self._station]
-        return {X: x - self.p.probe_offset_mm, Y: y, Z: self.p.safe_height_mm,
-                PITCH: math.radians(self.p.scan_pitch_deg), INS: 0.0, YAW: math.pi / 2}
+        return {
+            X: x - self.p.probe_offset_mm,
+            Y: y,
+            Z: self.p.safe_height_mm,
+            PITCH: math.radians(self.p.scan_pitch_deg),
+            INS: 0.0,
+            YAW: math.pi / 2,
+        }
 
     def _scan(self, t, q, obs, dt):
         if obs.nir is not None and self.nir_perception is not None:
@@ -427,8 +483,9 @@ class VenipunctureController:
         if self._settled_ticks >= 2 and obs.us is not None:
             self.last_us_frame = obs.us
             # placed by the rig's joints unless the frame says where the probe was (a camera frame does not)
-            m = measure_us(obs.us, self.us_perception, JointVector.from_array(q),
-                           probe_offset_mm=self.p.probe_offset_mm)
+            m = measure_us(
+                obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm
+            )
             if m.blank:
                 self._blank_frames += 1
                 self._tries += 1
@@ -443,8 +500,11 @@ class VenipunctureController:
                 self._settled_ticks = 0
                 if self._station >= len(self._stations):
                     if not self.sections:
-                        why = ("ultrasound frames were blank at every scan station (check probe contact and video)"
-                               if self._blank_frames else "no vessel found in ultrasound during the scan")
+                        why = (
+                            "ultrasound frames were blank at every scan station (check probe contact and video)"
+                            if self._blank_frames
+                            else "no vessel found in ultrasound during the scan"
+                        )
                         self._go(Phase.ABORT, why)
                         return np.zeros(6)
                     self._go(Phase.SELECT, f"scan done: {len(self.sections)} cross-section(s)")
@@ -458,10 +518,16 @@ class VenipunctureController:
     def _select(self, t, q, obs, dt):
         self.vessels, unmatched = fuse_scan(self.sections, self.nir_traces, self.cfg.fusion)
         # vessels the artery check found pulsating are arteries, whatever the classifier said
-        self.vessels = tuple(dataclasses.replace(v, kind="artery") if self.pulse_verdicts.get(i) == ARTERY else v
-                             for i, v in enumerate(self.vessels))
-        self.candidates = rank_targets(self.vessels, self.cfg.criteria, pulse_check=self.cfg.pulsatility.enabled,
-                                       pulse_verdicts=self.pulse_verdicts)
+        self.vessels = tuple(
+            dataclasses.replace(v, kind="artery") if self.pulse_verdicts.get(i) == ARTERY else v
+            for i, v in enumerate(self.vessels)
+        )
+        self.candidates = rank_targets(
+            self.vessels,
+            self.cfg.criteria,
+            pulse_check=self.cfg.pulsatility.enabled,
+            pulse_verdicts=self.pulse_verdicts,
+        )
         self.outcome.candidates = [c.describe() for c in self.candidates]
         for c in self.candidates:
             self._event(c.describe())
@@ -474,18 +540,26 @@ class VenipunctureController:
         for c in accepted:
             obstacles = [v for v in self.vessels if v is not c.vessel]
             try:
-                plan = plan_insertion(c.vessel, obstacles, lower=JointVector.from_array(self.lo),
-                                      upper=JointVector.from_array(self.hi), params=self.cfg.insertion,
-                                      vessel_index=c.index)
+                plan = plan_insertion(
+                    c.vessel,
+                    obstacles,
+                    lower=JointVector.from_array(self.lo),
+                    upper=JointVector.from_array(self.hi),
+                    params=self.cfg.insertion,
+                    vessel_index=c.index,
+                )
             except UnreachableTarget as exc:
                 failures.append(f"vessel {c.index}: {exc}")
                 continue
             self.target, self.plan = c.vessel, plan
             self._needs_vein_verdict = c.needs_pulse
             self.outcome.plan = plan
-            self._go(Phase.ALIGN, f"target vessel {c.index}: {c.vessel.diameter_mm:.2f} mm vein at "
-                                  f"{-plan.target_mm[2]:.2f} mm, pitch {math.degrees(plan.pitch_rad):.1f} deg, "
-                                  f"insertion {plan.insert_mm:.1f} mm")
+            self._go(
+                Phase.ALIGN,
+                f"target vessel {c.index}: {c.vessel.diameter_mm:.2f} mm vein at "
+                f"{-plan.target_mm[2]:.2f} mm, pitch {math.degrees(plan.pitch_rad):.1f} deg, "
+                f"insertion {plan.insert_mm:.1f} mm",
+            )
             return np.zeros(6)
         self._go(Phase.ABORT, "unreachable target: " + " | ".join(failures))
         return np.zeros(6)
@@ -512,8 +586,14 @@ class VenipunctureController:
         # whole frame, and with the zoom on the confirmation needs that frame to agree
         if self.tracker.locked and self.p.us_roi_mm > 0 and self.phase not in (Phase.CONFIRM, Phase.HOLD):
             roi = tuple(self.tracker.predict(obs.us.stamp_s))
-        m = measure_us(obs.us, self.us_perception, JointVector.from_array(q), probe_offset_mm=self.p.probe_offset_mm,
-                       roi_yz_mm=roi, roi_side_mm=self.p.us_roi_mm)
+        m = measure_us(
+            obs.us,
+            self.us_perception,
+            JointVector.from_array(q),
+            probe_offset_mm=self.p.probe_offset_mm,
+            roi_yz_mm=roi,
+            roi_side_mm=self.p.us_roi_mm,
+        )
         self.last_us, self.last_us_frame = m, obs.us
         if self.tracker.locked and not m.blank:
             dz = None
@@ -539,8 +619,10 @@ class VenipunctureController:
         z_ok = self._fixed[Z] or self.lo[Z] + m <= goal[Z] <= self.hi[Z] - m  # a fixed height is not servoed
         if not (self.lo[Y] + m <= goal[Y] <= self.hi[Y] - m) or not z_ok:
             problem = f"target moved out of the rig's reach (pivot y {goal[Y]:.1f}, z {goal[Z]:.1f} mm)"
-        elif self.last_us is not None and abs(ty - self.last_us.probe_y_mm) > self.last_us.half_width_mm - \
-                self.p.view_margin_mm:
+        elif (
+            self.last_us is not None
+            and abs(ty - self.last_us.probe_y_mm) > self.last_us.half_width_mm - self.p.view_margin_mm
+        ):
             problem = "target moved out of the ultrasound view"
         return goal, ff, problem
 
@@ -548,21 +630,33 @@ class VenipunctureController:
     def _align(self, t, q, obs, dt):
         m = self._process_us(obs, q)
         if not self.tracker.locked:
-            goal = {X: self.plan.pivot_mm[0], Y: self.plan.pivot_mm[1], Z: self.plan.pivot_mm[2],
-                    PITCH: self.plan.pitch_rad, INS: 0.0, YAW: math.pi / 2}
+            goal = {
+                X: self.plan.pivot_mm[0],
+                Y: self.plan.pivot_mm[1],
+                Z: self.plan.pivot_mm[2],
+                PITCH: self.plan.pitch_rad,
+                INS: 0.0,
+                YAW: math.pi / 2,
+            }
             ff = {}
             if m is not None and self._settled_ticks >= 1 and not m.blank:
                 shift = self._constellation_shift(m)
                 pred = self._plane_prediction()
                 refs = None
                 if shift is not None:
-                    refs = [(float(v.y_at(m.probe_x_mm)) + shift[0], float(v.z_at(m.probe_x_mm)) + shift[1])
-                            for v in self.vessels if v is not self.target]
-                if shift is not None and self.tracker.lock(m.sections, (pred[0] + shift[0], pred[1] + shift[1]),
-                                                           m.stamp_s, gate_mm=1.0, references=refs):
+                    refs = [
+                        (float(v.y_at(m.probe_x_mm)) + shift[0], float(v.z_at(m.probe_x_mm)) + shift[1])
+                        for v in self.vessels
+                        if v is not self.target
+                    ]
+                if shift is not None and self.tracker.lock(
+                    m.sections, (pred[0] + shift[0], pred[1] + shift[1]), m.stamp_s, gate_mm=1.0, references=refs
+                ):
                     self._lock_count = 1
-                    self._event(f"locked on the target at y {self.tracker.pos[0]:.2f}, z {self.tracker.pos[1]:.2f} mm "
-                                f"({shift[0]:+.2f}, {shift[1]:+.2f} mm from the scan)")
+                    self._event(
+                        f"locked on the target at y {self.tracker.pos[0]:.2f}, z {self.tracker.pos[1]:.2f} mm "
+                        f"({shift[0]:+.2f}, {shift[1]:+.2f} mm from the scan)"
+                    )
         else:
             goal_yz, ff, problem = self._tracking_goal(t, dt)
             goal = {X: self.plan.pivot_mm[0], PITCH: self.plan.pitch_rad, INS: 0.0, YAW: math.pi / 2, **goal_yz}
@@ -578,25 +672,34 @@ class VenipunctureController:
         gz = float(np.clip(goal[Z], self.lo[Z], self.hi[Z]))
         timeout = self.p.align_timeout_s + (self.cfg.pulsatility.max_dwell_s if self.cfg.pulsatility.enabled else 0.0)
         if t - self._phase_t > timeout:
-            self._go(Phase.ABORT, f"could not reach the insertion pose and lock on the target within "
-                                  f"{timeout:.0f} s")
+            self._go(Phase.ABORT, f"could not reach the insertion pose and lock on the target within {timeout:.0f} s")
             return np.zeros(6)
-        if self._settled(q, {k: v for k, v in goal.items() if k in (X, PITCH, YAW)}) and \
-                abs(q[Y] - gy) < 0.5 and abs(q[Z] - gz) < 0.5:
+        if (
+            self._settled(q, {k: v for k, v in goal.items() if k in (X, PITCH, YAW)})
+            and abs(q[Y] - gy) < 0.5
+            and abs(q[Z] - gz) < 0.5
+        ):
             self._settled_ticks += 1
             self._want_us(t)
         else:
             self._settled_ticks = 0
         if self._settled_ticks and self._align_settled_since is None:
             self._align_settled_since = t
-        if (not self.tracker.locked and self._align_settled_since is not None
-                and t - self._align_settled_since > self.p.lock_timeout_s):
-            self._go(Phase.ABORT, f"target not found in ultrasound at the insertion pose for {self.p.lock_timeout_s} s "
-                                  f"(perception drop-out or the vein moved)")
+        if (
+            not self.tracker.locked
+            and self._align_settled_since is not None
+            and t - self._align_settled_since > self.p.lock_timeout_s
+        ):
+            self._go(
+                Phase.ABORT,
+                f"target not found in ultrasound at the insertion pose for {self.p.lock_timeout_s} s "
+                f"(perception drop-out or the vein moved)",
+            )
             return np.zeros(6)
         if self.tracker.locked and self.tracker.age(t) > self.p.lock_timeout_s:
-            self._go(Phase.ABORT, f"lost the target in ultrasound before inserting (no fix for "
-                                  f"{self.tracker.age(t):.1f} s)")
+            self._go(
+                Phase.ABORT, f"lost the target in ultrasound before inserting (no fix for {self.tracker.age(t):.1f} s)"
+            )
             return np.zeros(6)
         return self._servo(q, goal, dt, ff=ff, speed=self._travel_speeds())
 
@@ -605,10 +708,16 @@ class VenipunctureController:
         """Record the size of the target's own cross-section in this frame (the one the tracker used)."""
         if self.plan is None or self.tracker.last_source != "target" or self.tracker.frozen:
             return
-        s = min(m.sections, key=lambda c: math.hypot(c.y_mm - self.tracker.pos[0], c.z_mm - self.tracker.pos[1]),
-                default=None)
-        if s is not None and s.area_mm2 > 0 and math.hypot(s.y_mm - self.tracker.pos[0],
-                                                            s.z_mm - self.tracker.pos[1]) < self.tracker.params.gate_mm:
+        s = min(
+            m.sections,
+            key=lambda c: math.hypot(c.y_mm - self.tracker.pos[0], c.z_mm - self.tracker.pos[1]),
+            default=None,
+        )
+        if (
+            s is not None
+            and s.area_mm2 > 0
+            and math.hypot(s.y_mm - self.tracker.pos[0], s.z_mm - self.tracker.pos[1]) < self.tracker.params.gate_mm
+        ):
             self._pulse_samples.setdefault(self.plan.vessel_index, []).append((m.stamp_s, s.area_mm2, s.width_mm))
 
     def _reject_target(self, t: float, why: str) -> None:
@@ -626,7 +735,8 @@ class VenipunctureController:
         whatever the classifier said: go back to SELECT, which rejects it and takes the next candidate.
         No verdict within ``max_dwell_s`` (target rarely seen whole, unstable segmentation): the
         classifier's call stands (logged). A target whose call was uncertain (``needs_pulse``) is
-        punctured only on a "vein" verdict; anything else sends it back to SELECT too."""
+        punctured only on a "vein" verdict; anything else sends it back to SELECT too.
+        """
         pp = self.cfg.pulsatility
         idx = self.plan.vessel_index
         if not pp.enabled or idx in self.pulse_verdicts:
@@ -638,19 +748,24 @@ class VenipunctureController:
         if span < pp.dwell_s - 1e-6 and waited < pp.max_dwell_s:
             return False
         try:
-            res = assess_pulsatility(CrossSectionSeries.from_samples(*zip(*samples)) if samples else
-                                     CrossSectionSeries.from_samples([], []), pp)
+            res = assess_pulsatility(
+                CrossSectionSeries.from_samples(*zip(*samples)) if samples else CrossSectionSeries.from_samples([], []),
+                pp,
+            )
         except PulsatilityError as exc:
             if waited < pp.max_dwell_s:
                 return False
             self.pulse_verdicts[idx] = "none"
             if self._needs_vein_verdict:
                 self._event(f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc})")
-                self._reject_target(t, f"vessel {idx}: uncertain vein/artery call and no verdict on its pulse: "
-                                       f"not punctured")
+                self._reject_target(
+                    t, f"vessel {idx}: uncertain vein/artery call and no verdict on its pulse: not punctured"
+                )
                 return False
-            self._event(f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc}); "
-                        f"the classifier's vein call stands")
+            self._event(
+                f"artery check of vessel {idx}: no verdict after {waited:.1f} s ({exc}); "
+                f"the classifier's vein call stands"
+            )
             return True
         self.pulse_verdicts[idx] = res.verdict
         self._event(f"artery check of vessel {idx}: {res.describe()}")
@@ -658,14 +773,18 @@ class VenipunctureController:
             self._reject_target(t, f"vessel {idx} pulsates: an artery, not punctured")
             return False
         if self._needs_vein_verdict and res.verdict != VEIN:
-            self._reject_target(t, f"vessel {idx}: uncertain vein/artery call and its pulse is not clearly absent "
-                                   f"({res.verdict}): not punctured")
+            self._reject_target(
+                t,
+                f"vessel {idx}: uncertain vein/artery call and its pulse is not clearly absent "
+                f"({res.verdict}): not punctured",
+            )
             return False
         return True
 
     def _constellation_shift(self, m: UsMeasurement) -> tuple[float, float] | None:
         """Rigid (dy, dz) of the phantom since the scan: the shift that best lays every scanned
-        vessel (predicted at this plane) onto this frame's cross-sections, with the target on a vein."""
+        vessel (predicted at this plane) onto this frame's cross-sections, with the target on a vein.
+        """
         x = m.probe_x_mm
         tgt = np.array(self._plane_prediction())
         dets = np.array([[s.y_mm, s.z_mm] for s in m.sections]) if m.sections else np.zeros((0, 2))
@@ -703,10 +822,15 @@ class VenipunctureController:
         if math.hypot(dy, dz) > self.p.replan_threshold_mm:
             obstacles = [v for v in self.vessels if v is not self.target]
             try:
-                plan = plan_insertion(self.target, obstacles, lower=JointVector.from_array(self.lo),
-                                      upper=JointVector.from_array(self.hi), params=self.cfg.insertion,
-                                      vessel_index=self.plan.vessel_index,
-                                      target_x_mm=(self.plan.target_mm[0],))
+                plan = plan_insertion(
+                    self.target,
+                    obstacles,
+                    lower=JointVector.from_array(self.lo),
+                    upper=JointVector.from_array(self.hi),
+                    params=self.cfg.insertion,
+                    vessel_index=self.plan.vessel_index,
+                    target_x_mm=(self.plan.target_mm[0],),
+                )
             except UnreachableTarget as exc:
                 self._go(Phase.ABORT, f"unreachable target after the arm moved {math.hypot(dy, dz):.1f} mm: {exc}")
                 return False
@@ -721,8 +845,11 @@ class VenipunctureController:
         self._probe = []
         self._outside_frames = 0
         self.insertion_target_mm = self.plan.insert_mm
-        self._go(Phase.INSERT, f"attempt {self.outcome.attempts}: inserting to {self.plan.insert_mm:.2f} mm "
-                               f"(front wall at {self.plan.near_wall_insert_mm:.2f} mm)")
+        self._go(
+            Phase.INSERT,
+            f"attempt {self.outcome.attempts}: inserting to {self.plan.insert_mm:.2f} mm "
+            f"(front wall at {self.plan.near_wall_insert_mm:.2f} mm)",
+        )
         self._sub = "advance"
         return True
 
@@ -741,7 +868,8 @@ class VenipunctureController:
         test, confirmation, hold, retraction) the fitted motion predicts a target the needle hides, so
         the wait is ``tracker.grace_s`` longer (paused: the needle never advances on the prediction).
         Not while still searching for the vein wall: a tear during a long pause goes unfelt (the force
-        monitor ignores drops while the needle stops) and the search would go on through a small lumen."""
+        monitor ignores drops while the needle stops) and the search would go on through a small lumen.
+        """
         searching = self.phase == Phase.INSERT and self._sub == "advance"
         return self.p.dropout_timeout_s + (0.0 if searching else self.tracker.grace_s)
 
@@ -774,12 +902,17 @@ class VenipunctureController:
                 return False, problem
         else:
             self._blocked_since = None
-        ok = (t >= self._pause_until and self._force_high_since is None and age <= p.perception_max_age_s
-              and not problem)
+        ok = t >= self._pause_until and self._force_high_since is None and age <= p.perception_max_age_s and not problem
         if not ok:
-            msg = ("paused: " + ("waiting for a fresh target fix" if age > p.perception_max_age_s else
-                                 problem.split(" (")[0] if problem else
-                                 "force spike" if t < self._pause_until else "force high"))
+            msg = "paused: " + (
+                "waiting for a fresh target fix"
+                if age > p.perception_max_age_s
+                else problem.split(" (")[0]
+                if problem
+                else "force spike"
+                if t < self._pause_until
+                else "force high"
+            )
             if msg != self._paused_msg:
                 self._paused_msg = msg
                 self._event(msg)
@@ -793,8 +926,10 @@ class VenipunctureController:
         if not self.tracker.frozen and tip_x >= plan.probe_x_mm - p.us_slab_half_mm - p.freeze_distance_mm:
             self.tracker.freeze(t)
             self._layers_ref = self.last_us.profile if self.last_us is not None else None
-            self._event(f"needle {plan.probe_x_mm - tip_x:.1f} mm from the image plane: tracking the target "
-                        f"through the other vessels' motion")
+            self._event(
+                f"needle {plan.probe_x_mm - tip_x:.1f} mm from the image plane: tracking the target "
+                f"through the other vessels' motion"
+            )
         self._process_us(obs, q)
         self._want_us(t)
         goal_yz, ff, problem = self._tracking_goal(t, dt)
@@ -835,8 +970,9 @@ class VenipunctureController:
         v_ins = 0.0
         if self._sub == "advance":
             if s >= plan.max_insert_mm - 1e-3:
-                self._fail_attempt(f"no puncture of the vein wall felt by {s:.1f} mm "
-                                   f"(target {s_star:.1f} mm, reserve used up)")
+                self._fail_attempt(
+                    f"no puncture of the vein wall felt by {s:.1f} mm (target {s_star:.1f} mm, reserve used up)"
+                )
                 return self._retract(t, q, obs, dt)
             if s < plan.skin_insert_mm - p.skin_zone_mm:
                 v_ins = p.v_air_mm_s
@@ -868,8 +1004,9 @@ class VenipunctureController:
             if probe_sample_ready(self._probe_ticks, s - self._probe_from, dt, p.v_probe_mm_s):
                 self._probe.append((s, reading.filtered_n))
             if s >= s_star - 1e-3:
-                in_lumen, why = lumen_verdict(self._probe, self._approach, p.lumen_slope_n_per_mm,
-                                              self.force.params.drop_threshold_n)
+                in_lumen, why = lumen_verdict(
+                    self._probe, self._approach, p.lumen_slope_n_per_mm, self.force.params.drop_threshold_n
+                )
                 if in_lumen:
                     self.outcome.confirmed = False
                     self._event(f"lumen test: {why} -> tip in the lumen")
@@ -915,22 +1052,28 @@ class VenipunctureController:
             # may have followed something else
             agrees = p.us_roi_mm <= 0 or any(in_ellipse((c.y_mm, c.z_mm), centre, semi, 1.5) for c in m.sections)
             if inside and agrees:
-                self._confirmed(t, f"ultrasound tip {abs(tip[0] - centre[0]):.2f} mm / "
-                                   f"{abs(tip[1] - centre[1]):.2f} mm from the lumen centre")
+                self._confirmed(
+                    t,
+                    f"ultrasound tip {abs(tip[0] - centre[0]):.2f} mm / "
+                    f"{abs(tip[1] - centre[1]):.2f} mm from the lumen centre",
+                )
             else:
                 self._outside_frames += 1
                 if self._outside_frames >= 3:
                     self._fail_attempt(
                         f"ultrasound shows the tip outside the lumen ({tip[0] - centre[0]:+.2f}, "
-                        f"{tip[1] - centre[1]:+.2f}) mm from its centre" if not inside else
-                        "the whole ultrasound frame shows no vessel at the tracked target "
-                        "(the zoomed tracking is not confirmed)")
+                        f"{tip[1] - centre[1]:+.2f}) mm from its centre"
+                        if not inside
+                        else "the whole ultrasound frame shows no vessel at the tracked target "
+                        "(the zoomed tracking is not confirmed)"
+                    )
                     return self._retract(t, q, obs, dt)
         elif t - self._phase_t > p.confirm_timeout_s:
             self._fail_attempt(f"ultrasound does not show the needle tip after {p.confirm_timeout_s} s")
             return self._retract(t, q, obs, dt)
-        return self._servo(q, {X: plan.pivot_mm[0], PITCH: plan.pitch_rad, YAW: math.pi / 2, INS: plan.insert_mm,
-                               **goal_yz}, dt, ff=ff)
+        return self._servo(
+            q, {X: plan.pivot_mm[0], PITCH: plan.pitch_rad, YAW: math.pi / 2, INS: plan.insert_mm, **goal_yz}, dt, ff=ff
+        )
 
     def _confirmed(self, t: float, how: str) -> None:
         self.outcome.confirmed = True
@@ -951,8 +1094,9 @@ class VenipunctureController:
             self._success = True
             self._retract_then = Phase.DONE
             self._go(Phase.RETRACT, f"held {self.p.hold_s:.1f} s in the lumen")
-        return self._servo(q, {X: plan.pivot_mm[0], PITCH: plan.pitch_rad, YAW: math.pi / 2, INS: plan.insert_mm,
-                               **goal_yz}, dt, ff=ff)
+        return self._servo(
+            q, {X: plan.pivot_mm[0], PITCH: plan.pitch_rad, YAW: math.pi / 2, INS: plan.insert_mm, **goal_yz}, dt, ff=ff
+        )
 
     # ================================================================ RETRACT / ABORT
     def _retract(self, t, q, obs, dt):
@@ -984,10 +1128,14 @@ class VenipunctureController:
                         self._shift_scene(ty - self.plan.target_mm[1], tz - self.plan.target_mm[2])
                         try:
                             self.plan = plan_insertion(
-                                self.target, [v for v in self.vessels if v is not self.target],
-                                lower=JointVector.from_array(self.lo), upper=JointVector.from_array(self.hi),
-                                params=self.cfg.insertion, vessel_index=self.plan.vessel_index,
-                                target_x_mm=(self.plan.target_mm[0],))
+                                self.target,
+                                [v for v in self.vessels if v is not self.target],
+                                lower=JointVector.from_array(self.lo),
+                                upper=JointVector.from_array(self.hi),
+                                params=self.cfg.insertion,
+                                vessel_index=self.plan.vessel_index,
+                                target_x_mm=(self.plan.target_mm[0],),
+                            )
                         except UnreachableTarget as exc:
                             self._go(Phase.ABORT, f"unreachable target for a new attempt: {exc}")
                             return np.zeros(6)

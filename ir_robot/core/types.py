@@ -68,13 +68,13 @@ class JointVector:
         return np.array([getattr(self, n) for n in JOINT_NAMES], dtype=float)
 
     @classmethod
-    def from_array(cls, values) -> "JointVector":
+    def from_array(cls, values) -> JointVector:
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.shape != (len(JOINT_NAMES),):
             raise ValueError(f"JointVector needs {len(JOINT_NAMES)} values {JOINT_NAMES}, got shape {arr.shape}")
         return cls(*(float(v) for v in arr))
 
-    def replace(self, **changes: float) -> "JointVector":
+    def replace(self, **changes: float) -> JointVector:
         unknown = set(changes) - set(JOINT_NAMES)
         if unknown:
             raise KeyError(f"unknown joint(s) {sorted(unknown)}; joints are {JOINT_NAMES}")
@@ -100,7 +100,7 @@ class RigCommand:
     duration_s: float = 0.1
 
     @staticmethod
-    def stop() -> "RigCommand":
+    def stop() -> RigCommand:
         return RigCommand(JointVector(), 0.0)
 
 

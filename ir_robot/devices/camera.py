@@ -36,19 +36,27 @@ def _open_failure(source: str) -> RigError:
     dev = f"/dev/video{s}" if s.isdigit() else s
     if dev.startswith("/dev/"):
         if not os.path.exists(dev):
-            return RigError(f"camera {dev} does not exist: plug in the frame grabber / camera and list devices with "
-                            "`v4l2-ctl --list-devices` (package v4l-utils); then set the source in config/rig.yaml")
+            return RigError(
+                f"camera {dev} does not exist: plug in the frame grabber / camera and list devices with "
+                "`v4l2-ctl --list-devices` (package v4l-utils); then set the source in config/rig.yaml"
+            )
         if not os.access(dev, os.R_OK | os.W_OK):
-            return RigError(f"permission denied on camera {dev}: add your user to the video group "
-                            "(`sudo usermod -aG video $USER`, then log out and back in)")
-        return RigError(f"camera {dev} exists but OpenCV cannot open it: another program may hold it (close other "
-                        "viewers), or it is not a capture node (try the next /dev/videoN)")
+            return RigError(
+                f"permission denied on camera {dev}: add your user to the video group "
+                "(`sudo usermod -aG video $USER`, then log out and back in)"
+            )
+        return RigError(
+            f"camera {dev} exists but OpenCV cannot open it: another program may hold it (close other "
+            "viewers), or it is not a capture node (try the next /dev/videoN)"
+        )
     if "://" not in s and not os.path.exists(s):
         return RigError(f"video source {s!r} not found: give a device index ('0'), /dev/videoN, a video file or a URL")
     return RigError(f"OpenCV cannot open the video source {s!r} (unsupported codec or stream)")
 
 
-def process_frame(frame: np.ndarray, config: CameraConfig, stamp_s: float = 0.0, meta: dict | None = None) -> ImageFrame:
+def process_frame(
+    frame: np.ndarray, config: CameraConfig, stamp_s: float = 0.0, meta: dict | None = None
+) -> ImageFrame:
     """Crop, convert to single-channel uint8 and wrap a captured frame (pure; no device)."""
     import cv2
 
@@ -58,9 +66,11 @@ def process_frame(frame: np.ndarray, config: CameraConfig, stamp_s: float = 0.0,
     if config.crop is not None:
         r, c, h, w = config.crop
         if r < 0 or c < 0 or h <= 0 or w <= 0 or r + h > img.shape[0] or c + w > img.shape[1]:
-            raise RigError(f"crop {tuple(config.crop)} (row, col, height, width) does not fit the {img.shape[0]}x"
-                           f"{img.shape[1]} frame of {config.source!r}; fix the camera's crop in config/rig.yaml")
-        img = img[r:r + h, c:c + w]
+            raise RigError(
+                f"crop {tuple(config.crop)} (row, col, height, width) does not fit the {img.shape[0]}x"
+                f"{img.shape[1]} frame of {config.source!r}; fix the camera's crop in config/rig.yaml"
+            )
+        img = img[r : r + h, c : c + w]
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -74,8 +84,13 @@ def process_frame(frame: np.ndarray, config: CameraConfig, stamp_s: float = 0.0,
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
         else:
             raise RigError(f"captured frame has {img.shape[2]} channels; expected 1, 3 or 4")
-    return ImageFrame(modality=config.modality, image=np.ascontiguousarray(img), spacing_mm=tuple(config.spacing_mm),
-                      stamp_s=stamp_s, meta=dict(meta or {}))
+    return ImageFrame(
+        modality=config.modality,
+        image=np.ascontiguousarray(img),
+        spacing_mm=tuple(config.spacing_mm),
+        stamp_s=stamp_s,
+        meta=dict(meta or {}),
+    )
 
 
 class Camera:
@@ -87,7 +102,7 @@ class Camera:
         self._cap = None
         self.frames_read = 0
 
-    def open(self) -> "Camera":
+    def open(self) -> Camera:
         import cv2
 
         cap = cv2.VideoCapture(_source_value(self.source))
@@ -114,18 +129,22 @@ class Camera:
             if ok and frame is not None:
                 break
             if time.monotonic() > deadline:
-                raise RigError(f"no frame from {self.source!r} within {self.config.open_timeout_s:.1f} s (end of the file, "
-                               "grabber unplugged, or no signal on its input)")
+                raise RigError(
+                    f"no frame from {self.source!r} within {self.config.open_timeout_s:.1f} s (end of the file, "
+                    "grabber unplugged, or no signal on its input)"
+                )
             time.sleep(0.01)
         self.frames_read += 1
-        return process_frame(frame, self.config, time.monotonic(), {"source": self.source, "frame_index": self.frames_read - 1})
+        return process_frame(
+            frame, self.config, time.monotonic(), {"source": self.source, "frame_index": self.frames_read - 1}
+        )
 
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
 
-    def __enter__(self) -> "Camera":
+    def __enter__(self) -> Camera:
         return self.open()
 
     def __exit__(self, *exc) -> bool:
@@ -134,6 +153,7 @@ class Camera:
 
 
 # ---------------------------------------------------------------------------- calibration
+
 
 def spacing_from_points(p0_px, p1_px, distance_mm: float) -> float:
     """Isotropic pixel size (mm/px) from two points ``distance_mm`` apart (pixel (row, col))."""
@@ -164,12 +184,15 @@ def spacing_from_checkerboard(image: np.ndarray, pattern: tuple[int, int], squar
     img = img.astype(np.uint8)
     found, corners = cv2.findChessboardCorners(img, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH)
     if not found:
-        raise RigError(f"no {pattern[0]}x{pattern[1]} inner-corner checkerboard found: fill more of the view with the "
-                       "board, light it evenly, and check the pattern size (inner corners, not squares)")
-    corners = cv2.cornerSubPix(img, corners, (5, 5), (-1, -1),
-                               (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3))
+        raise RigError(
+            f"no {pattern[0]}x{pattern[1]} inner-corner checkerboard found: fill more of the view with the "
+            "board, light it evenly, and check the pattern size (inner corners, not squares)"
+        )
+    corners = cv2.cornerSubPix(
+        img, corners, (5, 5), (-1, -1), (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3)
+    )
     grid = corners.reshape(pattern[1], pattern[0], 2)  # (rows, cols, (x, y))
-    along_cols = np.linalg.norm(np.diff(grid, axis=1), axis=2).mean()   # neighbouring corners along a row of the board
+    along_cols = np.linalg.norm(np.diff(grid, axis=1), axis=2).mean()  # neighbouring corners along a row of the board
     along_rows = np.linalg.norm(np.diff(grid, axis=0), axis=2).mean()
     # board rows may run along image columns or rows: attribute each direction by its dominant image axis
     d_cols = np.abs(np.diff(grid, axis=1)).reshape(-1, 2).mean(axis=0)  # (dx, dy)

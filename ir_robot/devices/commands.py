@@ -39,11 +39,15 @@ def _state_dict(rig) -> dict:
     st = rig.read_state()
     pos = rig.positions()
     out = {
-        "port": rig.port, "grbl_version": rig.version, "build": rig.build.build if rig.build else None,
+        "port": rig.port,
+        "grbl_version": rig.version,
+        "build": rig.build.build if rig.build else None,
         "rx_buffer_budget_bytes": rig.rx_budget_bytes,
         "planner_blocks": rig.options.planner_blocks if rig.options else None,
         "grbl_state": rig.status().full_state if rig.status() else None,
-        "status": st.status, "moving": st.moving, "message": st.message,
+        "status": st.status,
+        "moving": st.moving,
+        "message": st.message,
         "joints": {k: round(v, 4) for k, v in vars(st.joints).items()},
         "force_n": None if st.force_n != st.force_n else round(st.force_n, 4),
         "loadcell_port": rig.loadcell_port,
@@ -81,7 +85,9 @@ def _cmd_home(args) -> int:
 def _cmd_move(args) -> int:
     from ir_robot.core.errors import RigError
 
-    targets = {k: v for k, v in (("x_mm", args.x_mm), ("y_mm", args.y_mm), ("insert_mm", args.insert_mm)) if v is not None}
+    targets = {
+        k: v for k, v in (("x_mm", args.x_mm), ("y_mm", args.y_mm), ("insert_mm", args.insert_mm)) if v is not None
+    }
     if not targets:
         raise RigError("rig move: give at least one of --x-mm, --y-mm, --insert-mm")
     with _connect(args) as rig:
@@ -139,8 +145,10 @@ def _cmd_estop(args) -> int:
                     if raw.startswith(b"Grbl "):
                         print("GRBL restarted; home (`ir-robot rig home`) before moving again")
                         return 0
-        print("no banner after the reset: check the board (use the hardware e-stop button if it still moves)",
-              file=sys.stderr)
+        print(
+            "no banner after the reset: check the board (use the hardware e-stop button if it still moves)",
+            file=sys.stderr,
+        )
         return 1
     finally:
         ser.close()
@@ -151,24 +159,45 @@ def _venipuncture_summary(res, controller, rig, bench=None) -> dict:
     st = rig.read_state()
     plan = out.plan
     d = {
-        "success": bool(out.success), "reason": out.reason, "attempts": out.attempts, "confirmed": out.confirmed,
-        "duration_s": round(out.duration_s, 2), "wall_s": round(res.wall_s, 2), "ticks": res.ticks,
-        "safety_trip": res.safety_trip, "timed_out": res.timed_out, "peak_force_n": round(out.peak_force_n, 3),
+        "success": bool(out.success),
+        "reason": out.reason,
+        "attempts": out.attempts,
+        "confirmed": out.confirmed,
+        "duration_s": round(out.duration_s, 2),
+        "wall_s": round(res.wall_s, 2),
+        "ticks": res.ticks,
+        "safety_trip": res.safety_trip,
+        "timed_out": res.timed_out,
+        "peak_force_n": round(out.peak_force_n, 3),
         "fixed_joints": list(controller.fixed_joints),
-        "plan": None if plan is None else {
-            "target_mm": [round(v, 3) for v in plan.target_mm], "pitch_deg": round(plan.pitch_rad * 57.29578, 2),
-            "pivot_mm": [round(v, 3) for v in plan.pivot_mm], "insert_mm": round(plan.insert_mm, 3),
-            "plane_offset_mm": round(plan.plane_offset_mm, 3)},
-        "final": {"status": st.status, "moving": st.moving, "insert_mm": round(st.joints.insert_mm, 3),
-                  "x_mm": round(st.joints.x_mm, 3), "y_mm": round(st.joints.y_mm, 3)},
+        "plan": None
+        if plan is None
+        else {
+            "target_mm": [round(v, 3) for v in plan.target_mm],
+            "pitch_deg": round(plan.pitch_rad * 57.29578, 2),
+            "pivot_mm": [round(v, 3) for v in plan.pivot_mm],
+            "insert_mm": round(plan.insert_mm, 3),
+            "plane_offset_mm": round(plan.plane_offset_mm, 3),
+        },
+        "final": {
+            "status": st.status,
+            "moving": st.moving,
+            "insert_mm": round(st.joints.insert_mm, 3),
+            "x_mm": round(st.joints.x_mm, 3),
+            "y_mm": round(st.joints.y_mm, 3),
+        },
         "jogs_skipped": getattr(rig, "jogs_skipped", None),
         "events": [[t, m] for t, m in out.events],
     }
     if bench is not None:  # ground truth of the simulated phantom (the controller never saw it)
-        d["bench_truth"] = {"flashback": bench.flashback, "back_wall_punctured": bench.back_wall_punctured,
-                            "artery_punctured": bench.artery_punctured,
-                            "punctures": [[e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)]
-                                          for e in bench.events()]}
+        d["bench_truth"] = {
+            "flashback": bench.flashback,
+            "back_wall_punctured": bench.back_wall_punctured,
+            "artery_punctured": bench.artery_punctured,
+            "punctures": [
+                [e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)] for e in bench.events()
+            ],
+        }
     return d
 
 
@@ -190,11 +219,16 @@ def _cmd_venipuncture(args) -> int:
     if args.emulator:
         from ir_robot.devices.sim_bench import EmulatedBench, bench_start
 
-        bench = EmulatedBench(config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed,
-                              start=bench_start(config, vcfg))
+        bench = EmulatedBench(
+            config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=bench_start(config, vcfg)
+        )
         rig, camera_fn = bench.rig, bench.camera
-        print(f"emulated bench: GRBL on {bench.emulator.port}, load cell on {bench.emulator.loadcell_port}, "
-              f"images rendered from the simulator phantom; perception {perception}", file=sys.stderr, flush=True)
+        print(
+            f"emulated bench: GRBL on {bench.emulator.port}, load cell on {bench.emulator.loadcell_port}, "
+            f"images rendered from the simulator phantom; perception {perception}",
+            file=sys.stderr,
+            flush=True,
+        )
     else:
         from ir_robot.core.errors import RigError
         from ir_robot.devices.camera import Camera
@@ -217,6 +251,7 @@ def _cmd_venipuncture(args) -> int:
         def camera_fn(wanted: frozenset) -> Observation:
             frames = {m: dataclasses.replace(cams[m].read(), modality=m) for m in wanted if m in cams}
             return Observation(us=frames.get("us"), nir=frames.get("nir"))
+
     try:
         if bench is None and args.home:
             print(f"homing GRBL on {rig.port} ($H) ...", file=sys.stderr, flush=True)
@@ -238,14 +273,18 @@ def _cmd_venipuncture(args) -> int:
         for t, msg in summary["events"]:
             print(f"{t:8.2f} s  {msg}")
         verdict = "SUCCESS" if summary["success"] else f"FAILED: {summary['reason']}"
-        print(f"{verdict} ({summary['attempts']} attempt(s), {summary['duration_s']:.1f} s, "
-              f"peak force {summary['peak_force_n']:.2f} N); rig {summary['final']['status']}, "
-              f"needle at {summary['final']['insert_mm']:.2f} mm")
+        print(
+            f"{verdict} ({summary['attempts']} attempt(s), {summary['duration_s']:.1f} s, "
+            f"peak force {summary['peak_force_n']:.2f} N); rig {summary['final']['status']}, "
+            f"needle at {summary['final']['insert_mm']:.2f} mm"
+        )
         if "bench_truth" in summary:
             print(f"bench ground truth: {summary['bench_truth']}")
         if summary["safety_trip"]:
-            print(f"safety trip: {summary['safety_trip']} -- retract the needle first (docs/rig.md safety checklist)",
-                  file=sys.stderr)
+            print(
+                f"safety trip: {summary['safety_trip']} -- retract the needle first (docs/rig.md safety checklist)",
+                file=sys.stderr,
+            )
     return 0 if summary["success"] else 1
 
 
@@ -255,9 +294,15 @@ def _cmd_emulator(args) -> int:
     from ir_robot.devices.emulator import GrblEmulator
 
     config = _config(args)
-    emu = GrblEmulator(config, seed=args.seed, reset_on_open=not args.no_reset_on_open,
-                       boot_delay_s=args.boot_delay_s, personality=args.fault if args.fault in ("silent", "marlin") else "grbl",
-                       baud_mismatch=args.fault == "baud", loadcell=not args.no_loadcell)
+    emu = GrblEmulator(
+        config,
+        seed=args.seed,
+        reset_on_open=not args.no_reset_on_open,
+        boot_delay_s=args.boot_delay_s,
+        personality=args.fault if args.fault in ("silent", "marlin") else "grbl",
+        baud_mismatch=args.fault == "baud",
+        loadcell=not args.no_loadcell,
+    )
     emu.start()
     links = emu.link_ports(args.link_dir) if args.link_dir else []
     print("GRBL 1.1 emulator (ir_robot)")
@@ -309,16 +354,26 @@ def register(sub) -> None:
     common.add_argument("--config", default=None, metavar="FILE", help="rig config (default: config/rig.yaml)")
     conn = argparse.ArgumentParser(add_help=False, parents=[common])
     conn.add_argument("--port", default=None, help="GRBL serial port (default: grbl.port from the config)")
-    conn.add_argument("--loadcell-port", default=None, metavar="PORT",
-                      help="load-cell serial port, or 'none' (default: loadcell.port from the config)")
+    conn.add_argument(
+        "--loadcell-port",
+        default=None,
+        metavar="PORT",
+        help="load-cell serial port, or 'none' (default: loadcell.port from the config)",
+    )
     conn.add_argument("--json", action="store_true", help="print the state as JSON")
     conn.add_argument("--timeout-s", type=float, default=60.0, help="wait this long for motion to finish")
     motion = argparse.ArgumentParser(add_help=False)
     first = motion.add_mutually_exclusive_group()
-    first.add_argument("--home", action="store_true",
-                       help="home ($H) first, in the same session (opening the port resets most Arduinos)")
-    first.add_argument("--unlock", action="store_true",
-                       help="unlock ($X) first: the position is whatever GRBL believes (0 after a board reset)")
+    first.add_argument(
+        "--home",
+        action="store_true",
+        help="home ($H) first, in the same session (opening the port resets most Arduinos)",
+    )
+    first.add_argument(
+        "--unlock",
+        action="store_true",
+        help="unlock ($X) first: the position is whatever GRBL believes (0 after a board reset)",
+    )
 
     rig = sub.add_parser("rig", help="the benchtop GRBL rig over serial: status, home, move, jog, estop")
     rsub = rig.add_subparsers(dest="rig_command", metavar="ACTION")
@@ -339,17 +394,35 @@ def register(sub) -> None:
     p.add_argument("--distance-mm", type=float, required=True)
     p.add_argument("--speed-mm-s", type=float, default=2.0)
     p.set_defaults(func=_cmd_jog)
-    p = rsub.add_parser("venipuncture", parents=[conn, motion],
-                        help="one autonomous venipuncture (ultrasound + NIR cameras, load cell); --emulator: on "
-                             "the GRBL emulator with images rendered from a simulated phantom")
-    p.add_argument("--emulator", action="store_true",
-                   help="no hardware: GRBL + load-cell emulator on ptys, force and images from the simulator phantom")
-    p.add_argument("--venipuncture-config", default=None, metavar="FILE",
-                   help="controller config (default: config/venipuncture_rig.yaml)")
-    p.add_argument("--perception", choices=("auto", "model", "classical", "ground_truth"), default=None,
-                   help="default: ground_truth with --emulator (the rendered frames carry labels), else auto")
-    p.add_argument("--status-hz", type=float, default=20.0,
-                   help="GRBL status polling during the procedure (the position feedback), 1..20 Hz")
+    p = rsub.add_parser(
+        "venipuncture",
+        parents=[conn, motion],
+        help="one autonomous venipuncture (ultrasound + NIR cameras, load cell); --emulator: on "
+        "the GRBL emulator with images rendered from a simulated phantom",
+    )
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="no hardware: GRBL + load-cell emulator on ptys, force and images from the simulator phantom",
+    )
+    p.add_argument(
+        "--venipuncture-config",
+        default=None,
+        metavar="FILE",
+        help="controller config (default: config/venipuncture_rig.yaml)",
+    )
+    p.add_argument(
+        "--perception",
+        choices=("auto", "model", "classical", "ground_truth"),
+        default=None,
+        help="default: ground_truth with --emulator (the rendered frames carry labels), else auto",
+    )
+    p.add_argument(
+        "--status-hz",
+        type=float,
+        default=20.0,
+        help="GRBL status polling during the procedure (the position feedback), 1..20 Hz",
+    )
     p.add_argument("--us-source", default=None, help="ultrasound video source (default: ultrasound.source)")
     p.add_argument("--nir-source", default=None, help="NIR video source (default: nir.source)")
     p.add_argument("--no-nir", action="store_true", help="run without the NIR camera")
@@ -360,20 +433,32 @@ def register(sub) -> None:
     p.add_argument("--port", default=None, help="GRBL serial port (default: grbl.port from the config)")
     p.set_defaults(func=_cmd_estop)
 
-    p = sub.add_parser("rig-emulator", parents=[common],
-                       help="serve a GRBL 1.1 + HX711 emulator on pseudo-terminals until Ctrl-C")
+    p = sub.add_parser(
+        "rig-emulator", parents=[common], help="serve a GRBL 1.1 + HX711 emulator on pseudo-terminals until Ctrl-C"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fault", choices=FAULTS, default="none",
-                   help="inject a fault: unplug, garbage, stall, alarm, spike (after --fault-after-s), "
-                        "or baud / silent / marlin from the start")
+    p.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="none",
+        help="inject a fault: unplug, garbage, stall, alarm, spike (after --fault-after-s), "
+        "or baud / silent / marlin from the start",
+    )
     p.add_argument("--fault-after-s", type=float, default=5.0, help="delay after the first connection")
     p.add_argument("--alarm-code", type=int, default=1)
     p.add_argument("--spike-n", type=float, default=10.0, help="force spike size (N)")
     p.add_argument("--garbage-lines", type=int, default=5)
     p.add_argument("--boot-delay-s", type=float, default=0.3, help="reset -> banner delay (Arduino boot)")
-    p.add_argument("--no-reset-on-open", action="store_true",
-                   help="keep state across connections (like a board with the DTR-reset capacitor)")
+    p.add_argument(
+        "--no-reset-on-open",
+        action="store_true",
+        help="keep state across connections (like a board with the DTR-reset capacitor)",
+    )
     p.add_argument("--no-loadcell", action="store_true")
-    p.add_argument("--link-dir", default=None, metavar="DIR",
-                   help="also create DIR/grbl and DIR/loadcell symlinks to the pty devices")
+    p.add_argument(
+        "--link-dir",
+        default=None,
+        metavar="DIR",
+        help="also create DIR/grbl and DIR/loadcell symlinks to the pty devices",
+    )
     p.set_defaults(func=_cmd_emulator)

@@ -59,7 +59,9 @@ class FixedJoints:
     """Joints the 3-axis stage cannot move: their constant values."""
 
     z_mm: float = param(0.0, range=(-200.0, 200.0), unit="mm", help="height of the needle pivot")
-    pitch_rad: float = param(0.35, range=(0.0, 1.4), unit="rad", help="fixed tilt of the insertion stage below horizontal")
+    pitch_rad: float = param(
+        0.35, range=(0.0, 1.4), unit="rad", help="fixed tilt of the insertion stage below horizontal"
+    )
     probe_yaw_rad: float = param(0.0, range=(-3.2, 3.2), unit="rad", help="ultrasound probe yaw")
 
 
@@ -69,12 +71,39 @@ class GrblConfig:
 
     port: str = param("/dev/ttyACM0", help="serial device of the GRBL board")
     baud: int = param(115200, choices=(9600, 19200, 38400, 57600, 115200, 230400, 250000), unit="baud")
-    x: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
-        joint="x_mm", sign=1, offset_mm=45.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=90.0))
-    y: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
-        joint="y_mm", sign=1, offset_mm=22.0, steps_per_mm=400.0, max_rate_mm_min=600.0, accel_mm_s2=50.0, max_travel_mm=44.0))
-    z: AxisConfig = dataclasses.field(default_factory=lambda: AxisConfig(
-        joint="insert_mm", sign=-1, offset_mm=0.0, steps_per_mm=800.0, max_rate_mm_min=300.0, accel_mm_s2=20.0, max_travel_mm=40.0))
+    x: AxisConfig = dataclasses.field(
+        default_factory=lambda: AxisConfig(
+            joint="x_mm",
+            sign=1,
+            offset_mm=45.0,
+            steps_per_mm=400.0,
+            max_rate_mm_min=600.0,
+            accel_mm_s2=50.0,
+            max_travel_mm=90.0,
+        )
+    )
+    y: AxisConfig = dataclasses.field(
+        default_factory=lambda: AxisConfig(
+            joint="y_mm",
+            sign=1,
+            offset_mm=22.0,
+            steps_per_mm=400.0,
+            max_rate_mm_min=600.0,
+            accel_mm_s2=50.0,
+            max_travel_mm=44.0,
+        )
+    )
+    z: AxisConfig = dataclasses.field(
+        default_factory=lambda: AxisConfig(
+            joint="insert_mm",
+            sign=-1,
+            offset_mm=0.0,
+            steps_per_mm=800.0,
+            max_rate_mm_min=300.0,
+            accel_mm_s2=20.0,
+            max_travel_mm=40.0,
+        )
+    )
     soft_limits: bool = param(True, help="GRBL $20")
     hard_limits: bool = param(False, help="GRBL $21")
     homing: bool = param(True, help="GRBL $22 (the board starts in Alarm until $H or $X)")
@@ -82,25 +111,40 @@ class GrblConfig:
     homing_seek_mm_min: float = param(500.0, range=(1.0, 10000.0), unit="mm/min", help="GRBL $25")
     extra_settings: dict = param(default_factory=dict, help="other $N: value pairs to check, e.g. {0: 10}")
     check_settings: bool = param(True, help="refuse to run when the board's $$ differ from this config")
-    rx_buffer_bytes: int = param(127, range=(16, 1024), unit="bytes",
-                                 help="character-counting budget; the smaller of this and the board's [OPT:] size - 1")
+    rx_buffer_bytes: int = param(
+        127,
+        range=(16, 1024),
+        unit="bytes",
+        help="character-counting budget; the smaller of this and the board's [OPT:] size - 1",
+    )
     status_poll_hz: float = param(5.0, range=(1.0, 20.0), unit="Hz", help="'?' status query rate")
-    jog_queue_blocks: int = param(4, range=(1, 15),
-                                  help="rate commands are skipped while this many jog blocks wait in GRBL's planner "
-                                       "(from the status report's Bf): bounds how far the stage lags the commands")
+    jog_queue_blocks: int = param(
+        4,
+        range=(1, 15),
+        help="rate commands are skipped while this many jog blocks wait in GRBL's planner "
+        "(from the status report's Bf): bounds how far the stage lags the commands",
+    )
     status_timeout_s: float = param(0.5, range=(0.05, 10.0), unit="s", help="halt when no status reply for this long")
-    wake_timeout_s: float = param(2.5, range=(0.05, 20.0), unit="s", help="wait for the banner after opening, and again after a reset")
+    wake_timeout_s: float = param(
+        2.5, range=(0.05, 20.0), unit="s", help="wait for the banner after opening, and again after a reset"
+    )
     ack_timeout_s: float = param(5.0, range=(0.05, 120.0), unit="s", help="wait for ok/error of a line")
     homing_timeout_s: float = param(60.0, range=(0.5, 600.0), unit="s")
-    max_protocol_errors: int = param(20, range=(1, 100000), help="malformed lines within one second before the link is declared broken")
+    max_protocol_errors: int = param(
+        20, range=(1, 100000), help="malformed lines within one second before the link is declared broken"
+    )
 
     def __post_init__(self) -> None:
         joints = [self.x.joint, self.y.joint, self.z.joint]
         if len(set(joints)) != 3:
-            raise ConfigError(f"field 'grbl': axes x, y, z must drive three different joints of {MOVABLE_JOINTS}, got {joints}")
+            raise ConfigError(
+                f"field 'grbl': axes x, y, z must drive three different joints of {MOVABLE_JOINTS}, got {joints}"
+            )
         for key, value in self.extra_settings.items():
             if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 255:
-                raise ConfigError(f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 (write 27: 1.0, not '$27')")
+                raise ConfigError(
+                    f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 (write 27: 1.0, not '$27')"
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"field 'grbl.extra_settings.{key}': value {value!r} is not a number")
 
@@ -119,12 +163,13 @@ class LoadCellConfig:
 
     port: str | None = param(None, help="serial device of the load cell board; null: no force sensor")
     baud: int = param(115200, choices=(9600, 19200, 38400, 57600, 115200, 230400), unit="baud")
-    tare_counts: float = param(0.0, range=(-2.0**24, 2.0**24), unit="counts", help="reading with no load")
+    tare_counts: float = param(0.0, range=(-(2.0**24), 2.0**24), unit="counts", help="reading with no load")
     counts_per_n: float = param(20000.0, range=(1.0, 1e8), unit="counts/N", help="calibration slope")
     sign: int = param(1, choices=(-1, 1), help="+1 when pushing the needle into tissue gives positive counts")
     sample_rate_hz: int = param(80, choices=(10, 80), unit="Hz", help="HX711 RATE pin: 10 or 80 samples/s")
-    force_limit_n: float = param(3.0, range=(0.05, 100.0), unit="N",
-                                 help="force ceiling: above it the rig feed-holds and resets at once")
+    force_limit_n: float = param(
+        3.0, range=(0.05, 100.0), unit="N", help="force ceiling: above it the rig feed-holds and resets at once"
+    )
     timeout_s: float = param(0.5, range=(0.05, 10.0), unit="s", help="halt when the load cell is silent this long")
 
 
@@ -137,8 +182,12 @@ class CameraConfig:
     width: int = param(0, range=(0, 8192), unit="px", help="requested capture width; 0 keeps the default")
     height: int = param(0, range=(0, 8192), unit="px", help="requested capture height; 0 keeps the default")
     fps: float = param(0.0, range=(0.0, 240.0), unit="Hz", help="requested frame rate; 0 keeps the default")
-    crop: tuple[int, int, int, int] | None = param(None, help="(row, col, height, width) of the image area inside the grabbed frame")
-    spacing_mm: tuple[float, float] = param((0.1, 0.1), range=(1e-4, 10.0), unit="mm/px", help="(row, col) pixel size after crop")
+    crop: tuple[int, int, int, int] | None = param(
+        None, help="(row, col, height, width) of the image area inside the grabbed frame"
+    )
+    spacing_mm: tuple[float, float] = param(
+        (0.1, 0.1), range=(1e-4, 10.0), unit="mm/px", help="(row, col) pixel size after crop"
+    )
     grayscale: bool = param(True, help="convert to single-channel uint8")
     open_timeout_s: float = param(2.0, range=(0.1, 30.0), unit="s")
 

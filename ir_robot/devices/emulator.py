@@ -44,8 +44,8 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -63,10 +63,40 @@ VERSION = "1.1h"
 BUILD_DATE = "20190825"
 #: GRBL defaults for the settings a rig config does not pin down
 DEFAULT_SETTINGS: dict[int, float] = {
-    0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 3, 11: 0.010, 12: 0.002, 13: 0, 20: 0, 21: 0, 22: 0, 23: 0,
-    24: 25.0, 25: 500.0, 26: 250, 27: 1.0, 30: 1000, 31: 0, 32: 0,
-    100: 250.0, 101: 250.0, 102: 250.0, 110: 500.0, 111: 500.0, 112: 500.0,
-    120: 10.0, 121: 10.0, 122: 10.0, 130: 200.0, 131: 200.0, 132: 200.0,
+    0: 10,
+    1: 25,
+    2: 0,
+    3: 0,
+    4: 0,
+    5: 0,
+    6: 0,
+    10: 3,
+    11: 0.010,
+    12: 0.002,
+    13: 0,
+    20: 0,
+    21: 0,
+    22: 0,
+    23: 0,
+    24: 25.0,
+    25: 500.0,
+    26: 250,
+    27: 1.0,
+    30: 1000,
+    31: 0,
+    32: 0,
+    100: 250.0,
+    101: 250.0,
+    102: 250.0,
+    110: 500.0,
+    111: 500.0,
+    112: 500.0,
+    120: 10.0,
+    121: 10.0,
+    122: 10.0,
+    130: 200.0,
+    131: 200.0,
+    132: 200.0,
 }
 _INTEGER_SETTINGS = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 13, 20, 21, 22, 23, 26, 30, 31, 32})
 _WORD_RE = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))")
@@ -79,12 +109,12 @@ class _Block:
     end: np.ndarray
     unit: np.ndarray
     length: float
-    v_cruise: float        # mm/s
-    accel: float           # mm/s^2
+    v_cruise: float  # mm/s
+    accel: float  # mm/s^2
     jog: bool
     line_number: int | None
     v_entry_max: float = 0.0
-    v_exit: float = 0.0    # planned exit speed (entry of the next block)
+    v_exit: float = 0.0  # planned exit speed (entry of the next block)
 
 
 class _Pty:
@@ -164,19 +194,38 @@ class GrblEmulator:
     noise_counts: sigma of the HX711 reading noise in counts.
     """
 
-    def __init__(self, config: RigConfig | None = None, *, seed: int = 0, force_fn: ForceFn | None = None,
-                 settings: dict[int, float] | None = None, wco_mm=(0.0, 0.0, 0.0), reset_on_open: bool = True,
-                 boot_delay_s: float = 0.05, personality: str = "grbl", baud_mismatch: bool = False,
-                 loadcell: bool = True, noise_counts: float = 20.0, rx_buffer_size: int = 128,
-                 planner_blocks: int = 15, start_mpos=(0.0, 0.0, 0.0)):
+    def __init__(
+        self,
+        config: RigConfig | None = None,
+        *,
+        seed: int = 0,
+        force_fn: ForceFn | None = None,
+        settings: dict[int, float] | None = None,
+        wco_mm=(0.0, 0.0, 0.0),
+        reset_on_open: bool = True,
+        boot_delay_s: float = 0.05,
+        personality: str = "grbl",
+        baud_mismatch: bool = False,
+        loadcell: bool = True,
+        noise_counts: float = 20.0,
+        rx_buffer_size: int = 128,
+        planner_blocks: int = 15,
+        start_mpos=(0.0, 0.0, 0.0),
+    ):
         if personality not in ("grbl", "silent", "marlin"):
             raise ValueError(f"personality must be 'grbl', 'silent' or 'marlin', got {personality!r}")
         self.config = config if config is not None else load_rig_config()
         self.rng = np.random.default_rng(seed)
         self._force_rng = np.random.default_rng([seed, 1])
         self._force_fn = force_fn
-        self.default_settings = {**DEFAULT_SETTINGS, **{k: float(v) for k, v in self.config.expected_settings().items()}}
-        self.settings: dict[int, float] = {**self.default_settings, **{int(k): float(v) for k, v in (settings or {}).items()}}
+        self.default_settings = {
+            **DEFAULT_SETTINGS,
+            **{k: float(v) for k, v in self.config.expected_settings().items()},
+        }
+        self.settings: dict[int, float] = {
+            **self.default_settings,
+            **{int(k): float(v) for k, v in (settings or {}).items()},
+        }
         self.wco = np.array(wco_mm, dtype=float)
         self.reset_on_open = reset_on_open
         self.boot_delay_s = float(boot_delay_s)
@@ -189,8 +238,10 @@ class GrblEmulator:
         self._start_mpos = np.array(start_mpos, dtype=float)
 
         # recorded for tests -------------------------------------------------------------
-        self.received_lines: list[str] = []            # every line taken from the RX buffer, in order
-        self.realtime_log: list[tuple[float, bytes]] = []  # (t, byte) for ! ~ 0x18 0x85 and other real-time bytes except '?'
+        self.received_lines: list[str] = []  # every line taken from the RX buffer, in order
+        self.realtime_log: list[
+            tuple[float, bytes]
+        ] = []  # (t, byte) for ! ~ 0x18 0x85 and other real-time bytes except '?'
         self.status_queries = 0
         self.status_replies = 0
         self.ok_sent = 0
@@ -229,7 +280,7 @@ class GrblEmulator:
     def loadcell_port(self) -> str | None:
         return self._lc_pty.path if self._lc_pty is not None else None
 
-    def start(self) -> "GrblEmulator":
+    def start(self) -> GrblEmulator:
         if self._grbl_pty is not None:
             return self
         self._grbl_pty = _Pty()
@@ -243,7 +294,8 @@ class GrblEmulator:
 
     def link_ports(self, link_dir) -> list[str]:
         """Symlinks ``link_dir/grbl`` (and ``link_dir/loadcell``) to the ptys, replacing old ones: fixed names a
-        config can point at (the pty paths change every start). Returns the links made."""
+        config can point at (the pty paths change every start). Returns the links made.
+        """
         links = []
         os.makedirs(link_dir, exist_ok=True)
         for name, path in (("grbl", self.port), ("loadcell", self.loadcell_port)):
@@ -265,7 +317,7 @@ class GrblEmulator:
             if p is not None:
                 p.close()
 
-    def __enter__(self) -> "GrblEmulator":
+    def __enter__(self) -> GrblEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> bool:
@@ -300,16 +352,20 @@ class GrblEmulator:
 
     def unplug(self) -> float:
         """Close the GRBL pty as if the USB cable was pulled; returns the time it happened."""
+
         def run():
             self.unplug_time = time.monotonic()
             self._grbl_pty.close()
             return self.unplug_time
+
         return self._call(run)
 
     def stall(self, on: bool = True) -> None:
         """Stop (or restart) answering: real-time bytes are still logged, nothing is processed or sent."""
+
         def run():
             self._stalled = on
+
         self._call(run)
 
     def inject_garbage(self, n_lines: int = 1, length: int = 24) -> list[bytes]:
@@ -326,6 +382,7 @@ class GrblEmulator:
             for raw in lines:
                 self._grbl_pty.write(raw + b"\r\n")
             self.garbage_lines_sent += len(lines)
+
         self._call(run)
         return lines
 
@@ -359,15 +416,26 @@ class GrblEmulator:
         self._held: str | None = None
         self._held_ok = False
         self.planner: list[_Block] = []
-        self._s = 0.0              # progress along the first block
-        self.v = 0.0               # path speed mm/s
+        self._s = 0.0  # progress along the first block
+        self.v = 0.0  # path speed mm/s
         self._hold = False
         self._cancel = False
         self.substate: int | None = None
         self._dwell_until: float | None = None
         self._homing: dict | None = None
-        self._gc = {"motion": 0, "distance": 90, "units": 21, "feed": 0.0, "wcs": 54, "plane": 17,
-                    "feed_mode": 94, "spindle": 5, "coolant": 9, "tool": 0, "speed": 0.0}
+        self._gc = {
+            "motion": 0,
+            "distance": 90,
+            "units": 21,
+            "feed": 0.0,
+            "wcs": 54,
+            "plane": 17,
+            "feed_mode": 94,
+            "spindle": 5,
+            "coolant": 9,
+            "tool": 0,
+            "speed": 0.0,
+        }
         self._gc_pos = self.mpos.copy()
         self._report_count = 0
         self._wco_due = True
@@ -430,7 +498,9 @@ class GrblEmulator:
         if pty.fd is None:  # unplugged
             time.sleep(0.01)
             return
-        busy = self.planner or self._homing or self._dwell_until is not None or self.v > 0 or self._boot_until < math.inf
+        busy = (
+            self.planner or self._homing or self._dwell_until is not None or self.v > 0 or self._boot_until < math.inf
+        )
         now_connected, readable = pty.poll(0.002 if busy else 0.01)
         now = time.monotonic()
         if now_connected != connected:
@@ -483,7 +553,11 @@ class GrblEmulator:
                 if b == 0x0A:
                     self._send("ok")
                 continue
-            if len(self.rx) >= self.rx_buffer_size and self._held is None and not any(c in (0x0A, 0x0D) for c in self.rx):
+            if (
+                len(self.rx) >= self.rx_buffer_size
+                and self._held is None
+                and not any(c in (0x0A, 0x0D) for c in self.rx)
+            ):
                 # one long line: GRBL's main loop moves it into its line buffer as it arrives
                 self._linebuf += self.rx
                 del self._linebuf[1024:]
@@ -604,7 +678,7 @@ class GrblEmulator:
         return text
 
     def _execute(self, raw: str, now: float):
-        """ok | error code | None (blocked, retry later) | 'held'."""
+        """Ok | error code | None (blocked, retry later) | 'held'."""
         if self._homing is not None or self._dwell_until is not None:
             return None
         line = self._clean(raw)
@@ -640,8 +714,10 @@ class GrblEmulator:
             return "ok"
         if line == "$G":
             g = self._gc
-            self._send(f"[GC:G{g['motion']} G{g['wcs']} G{g['plane']} G{g['units']} G{g['distance']} G{g['feed_mode']} "
-                       f"M{g['spindle']} M{g['coolant']} T{g['tool']} F{g['feed']:g} S{g['speed']:g}]")
+            self._send(
+                f"[GC:G{g['motion']} G{g['wcs']} G{g['plane']} G{g['units']} G{g['distance']} G{g['feed_mode']} "
+                f"M{g['spindle']} M{g['coolant']} T{g['tool']} F{g['feed']:g} S{g['speed']:g}]"
+            )
             return "ok"
         if line == "$I":
             self._send(f"[VER:{VERSION}.{BUILD_DATE}:]")
@@ -730,8 +806,14 @@ class GrblEmulator:
         target = -np.full(3, pulloff)
         t_z = max(abs(start[2] + pulloff) / seek, 0.05)  # search + locate + pull-off, lumped at the seek rate
         t_xy = max(float(np.abs(start[:2] + pulloff).max()) / seek, 0.05)
-        self._homing = {"t0": now, "t_z": now + t_z, "t1": now + t_z + t_xy + 0.02,
-                        "start": start, "after_z": after_z, "target": target}
+        self._homing = {
+            "t0": now,
+            "t_z": now + t_z,
+            "t1": now + t_z + t_xy + 0.02,
+            "start": start,
+            "after_z": after_z,
+            "target": target,
+        }
         self.state = "Home"
         return None  # the $H line stays held until homing ends
 
@@ -960,8 +1042,16 @@ class GrblEmulator:
         nz = np.abs(unit) > 1e-12
         v_cap = float(np.min(max_rate[nz] / np.abs(unit[nz])))
         a_cap = float(np.min(max_acc[nz] / np.abs(unit[nz])))
-        block = _Block(start=self._gc_pos.copy(), end=target.copy(), unit=unit, length=length,
-                       v_cruise=min(rate_mm_s, v_cap), accel=a_cap, jog=jog, line_number=self._line_number)
+        block = _Block(
+            start=self._gc_pos.copy(),
+            end=target.copy(),
+            unit=unit,
+            length=length,
+            v_cruise=min(rate_mm_s, v_cap),
+            accel=a_cap,
+            jog=jog,
+            line_number=self._line_number,
+        )
         if self.planner:
             prev = self.planner[-1]
             block.v_entry_max = self._junction_speed(prev, block)
@@ -978,7 +1068,7 @@ class GrblEmulator:
         if cos_theta < -0.999999:
             return vmax  # straight on
         if cos_theta > 0.999999:
-            return 0.0   # reversal
+            return 0.0  # reversal
         sin_half = math.sqrt(0.5 * (1.0 - cos_theta))
         dev = max(self.settings.get(11, 0.01), 1e-6)
         acc = min(prev.accel, nxt.accel)
@@ -1085,8 +1175,11 @@ class GrblEmulator:
             self._wco_due = False
         elif self._ov_due == 1 or self._report_count % 20 == 0:
             fields.append("Ov:100,100,100")
-            acc = ("S" if self._gc["spindle"] == 3 else "C" if self._gc["spindle"] == 4 else "") + \
-                  ("F" if self._gc["coolant"] == 8 else "") + ("M" if self._gc["coolant"] == 7 else "")
+            acc = (
+                ("S" if self._gc["spindle"] == 3 else "C" if self._gc["spindle"] == 4 else "")
+                + ("F" if self._gc["coolant"] == 8 else "")
+                + ("M" if self._gc["coolant"] == 7 else "")
+            )
             if acc:
                 fields.append(f"A:{acc}")
         self._ov_due = max(0, self._ov_due - 1)
@@ -1101,7 +1194,7 @@ class GrblEmulator:
         if not self.planner or self.v == 0.0:
             return 0.0
         axis_v = self.planner[0].unit * self.v
-        return float(getattr(self.config.joint_rates_from_axis_rates(axis_v), "insert_mm"))
+        return float(self.config.joint_rates_from_axis_rates(axis_v).insert_mm)
 
     def _default_force(self, t: float, joints: JointVector, rate: float) -> float:
         if self._force_model is None:
@@ -1112,8 +1205,9 @@ class GrblEmulator:
             phantom = Phantom(load_phantom(data_path("sim", "phantoms", "forearm.yaml")))
             self._force_model = NeedleTissueModel(phantom, ForceModelParams(), needle_diameter_mm=0.9)
         pivot = (joints.x_mm, joints.y_mm, joints.z_mm)
-        contact = self._force_model.update(pivot, needle_direction(joints.pitch_rad), joints.insert_mm, rate, t,
-                                           self._force_rng)
+        contact = self._force_model.update(
+            pivot, needle_direction(joints.pitch_rad), joints.insert_mm, rate, t, self._force_rng
+        )
         return float(contact.measured_force_n)
 
     def force_now(self, t_mono: float) -> float:
@@ -1143,8 +1237,10 @@ class GrblEmulator:
                 continue
             pty.read()  # discard anything the host sends
             force = self.force_now(now)
-            counts = cfg.tare_counts + cfg.sign * force * cfg.counts_per_n + self._force_rng.normal(0.0, self.noise_counts)
-            counts = int(np.clip(round(counts), -(2 ** 23), 2 ** 23 - 1))
+            counts = (
+                cfg.tare_counts + cfg.sign * force * cfg.counts_per_n + self._force_rng.normal(0.0, self.noise_counts)
+            )
+            counts = int(np.clip(round(counts), -(2**23), 2**23 - 1))
             t_emit = time.monotonic()
             pty.write(f"{counts}\r\n".encode("ascii"))
             self.samples.append((t_emit, force))

@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 from ir_robot.core.errors import ProtocolError, RigError
 
@@ -40,10 +41,22 @@ JOG_CANCEL = b"\x85"
 #: feed override: 100 %, +10 %, -10 %, +1 %, -1 %; rapid: 100 %, 50 %, 25 %;
 #: spindle: 100 %, +10, -10, +1, -1, stop; coolant toggles flood, mist
 OVERRIDES = {
-    "feed_100": b"\x90", "feed_plus_10": b"\x91", "feed_minus_10": b"\x92", "feed_plus_1": b"\x93",
-    "feed_minus_1": b"\x94", "rapid_100": b"\x95", "rapid_50": b"\x96", "rapid_25": b"\x97",
-    "spindle_100": b"\x99", "spindle_plus_10": b"\x9a", "spindle_minus_10": b"\x9b", "spindle_plus_1": b"\x9c",
-    "spindle_minus_1": b"\x9d", "spindle_stop": b"\x9e", "flood_toggle": b"\xa0", "mist_toggle": b"\xa1",
+    "feed_100": b"\x90",
+    "feed_plus_10": b"\x91",
+    "feed_minus_10": b"\x92",
+    "feed_plus_1": b"\x93",
+    "feed_minus_1": b"\x94",
+    "rapid_100": b"\x95",
+    "rapid_50": b"\x96",
+    "rapid_25": b"\x97",
+    "spindle_100": b"\x99",
+    "spindle_plus_10": b"\x9a",
+    "spindle_minus_10": b"\x9b",
+    "spindle_plus_1": b"\x9c",
+    "spindle_minus_1": b"\x9d",
+    "spindle_stop": b"\x9e",
+    "flood_toggle": b"\xa0",
+    "mist_toggle": b"\xa1",
 }
 #: bytes GRBL picks off the serial stream at once (all extended-ASCII bytes too)
 REALTIME_ASCII = frozenset(b"?!~\x18")
@@ -114,24 +127,53 @@ CRITICAL_ALARMS = frozenset({1, 2})
 
 #: $N settings: (description, unit)
 SETTING_NAMES: dict[int, tuple[str, str]] = {
-    0: ("step pulse time", "us"), 1: ("step idle delay", "ms"), 2: ("step pulse invert", "mask"),
-    3: ("step direction invert", "mask"), 4: ("invert step enable pin", "bool"), 5: ("invert limit pins", "bool"),
-    6: ("invert probe pin", "bool"), 10: ("status report options", "mask"), 11: ("junction deviation", "mm"),
-    12: ("arc tolerance", "mm"), 13: ("report in inches", "bool"), 20: ("soft limits enable", "bool"),
-    21: ("hard limits enable", "bool"), 22: ("homing cycle enable", "bool"), 23: ("homing direction invert", "mask"),
-    24: ("homing locate feed rate", "mm/min"), 25: ("homing search seek rate", "mm/min"),
-    26: ("homing switch debounce delay", "ms"), 27: ("homing switch pull-off distance", "mm"),
-    30: ("maximum spindle speed", "RPM"), 31: ("minimum spindle speed", "RPM"), 32: ("laser-mode enable", "bool"),
-    100: ("X steps/mm", "steps/mm"), 101: ("Y steps/mm", "steps/mm"), 102: ("Z steps/mm", "steps/mm"),
-    110: ("X max rate", "mm/min"), 111: ("Y max rate", "mm/min"), 112: ("Z max rate", "mm/min"),
-    120: ("X acceleration", "mm/s^2"), 121: ("Y acceleration", "mm/s^2"), 122: ("Z acceleration", "mm/s^2"),
-    130: ("X max travel", "mm"), 131: ("Y max travel", "mm"), 132: ("Z max travel", "mm"),
+    0: ("step pulse time", "us"),
+    1: ("step idle delay", "ms"),
+    2: ("step pulse invert", "mask"),
+    3: ("step direction invert", "mask"),
+    4: ("invert step enable pin", "bool"),
+    5: ("invert limit pins", "bool"),
+    6: ("invert probe pin", "bool"),
+    10: ("status report options", "mask"),
+    11: ("junction deviation", "mm"),
+    12: ("arc tolerance", "mm"),
+    13: ("report in inches", "bool"),
+    20: ("soft limits enable", "bool"),
+    21: ("hard limits enable", "bool"),
+    22: ("homing cycle enable", "bool"),
+    23: ("homing direction invert", "mask"),
+    24: ("homing locate feed rate", "mm/min"),
+    25: ("homing search seek rate", "mm/min"),
+    26: ("homing switch debounce delay", "ms"),
+    27: ("homing switch pull-off distance", "mm"),
+    30: ("maximum spindle speed", "RPM"),
+    31: ("minimum spindle speed", "RPM"),
+    32: ("laser-mode enable", "bool"),
+    100: ("X steps/mm", "steps/mm"),
+    101: ("Y steps/mm", "steps/mm"),
+    102: ("Z steps/mm", "steps/mm"),
+    110: ("X max rate", "mm/min"),
+    111: ("Y max rate", "mm/min"),
+    112: ("Z max rate", "mm/min"),
+    120: ("X acceleration", "mm/s^2"),
+    121: ("Y acceleration", "mm/s^2"),
+    122: ("Z acceleration", "mm/s^2"),
+    130: ("X max travel", "mm"),
+    131: ("Y max travel", "mm"),
+    132: ("Z max travel", "mm"),
 }
 
 #: machine states and the allowed sub-state codes
 STATES: dict[str, range | None] = {
-    "Idle": None, "Run": None, "Hold": range(0, 2), "Jog": None, "Alarm": None,
-    "Door": range(0, 4), "Check": None, "Home": None, "Sleep": None,
+    "Idle": None,
+    "Run": None,
+    "Hold": range(0, 2),
+    "Jog": None,
+    "Alarm": None,
+    "Door": range(0, 4),
+    "Check": None,
+    "Home": None,
+    "Sleep": None,
 }
 PIN_LETTERS = frozenset("XYZAPDHRS")
 ACCESSORY_LETTERS = frozenset("SCFM")
@@ -156,6 +198,7 @@ def setting_name(number: int) -> str:
 
 # ---------------------------------------------------------------------------- exceptions
 
+
 class GrblCommandError(RigError):
     """GRBL answered ``error:N`` to a line. ``code``, ``meaning`` and the offending ``line``."""
 
@@ -177,8 +220,11 @@ class GrblAlarm(RigError):
         self.meaning = alarm_meaning(self.code)
         self.port = port
         where = f"GRBL on {port}" if port else "GRBL"
-        fix = ("GRBL needs a soft reset (0x18; GrblRig sends it), then home ($H, `ir-robot rig home`)" if self.code in CRITICAL_ALARMS
-               else "home ($H, `ir-robot rig home`) or unlock ($X) once it is safe")
+        fix = (
+            "GRBL needs a soft reset (0x18; GrblRig sends it), then home ($H, `ir-robot rig home`)"
+            if self.code in CRITICAL_ALARMS
+            else "home ($H, `ir-robot rig home`) or unlock ($X) once it is safe"
+        )
         super().__init__(f"{where} raised ALARM:{self.code}: {self.meaning} Fix: {fix}.")
 
 
@@ -187,6 +233,7 @@ class GrblLineError(RigError, ValueError):
 
 
 # ---------------------------------------------------------------------------- messages
+
 
 @dataclass(frozen=True)
 class Ok:
@@ -324,8 +371,23 @@ class StatusReport:
         return self.state if self.substate is None else f"{self.state}:{self.substate}"
 
 
-GrblMessage = Union[Ok, ErrorReply, Alarm, Welcome, Setting, StartupLine, StartupResult, Message, GcState,
-                    Version, Options, Help, Echo, Parameter, StatusReport]
+GrblMessage = Union[
+    Ok,
+    ErrorReply,
+    Alarm,
+    Welcome,
+    Setting,
+    StartupLine,
+    StartupResult,
+    Message,
+    GcState,
+    Version,
+    Options,
+    Help,
+    Echo,
+    Parameter,
+    StatusReport,
+]
 
 # ---------------------------------------------------------------------------- parsing helpers
 
@@ -368,13 +430,16 @@ def _vector(text: str, line: str, what: str, sizes=(3, 4)) -> tuple[float, ...]:
 def decode_line(raw: bytes) -> str:
     """Bytes of one received line (terminator removed) -> text; non-printable bytes raise ProtocolError."""
     if len(raw) > MAX_RX_LINE_BYTES:
-        raise ProtocolError(f"malformed line from GRBL: {len(raw)} bytes without a newline (max {MAX_RX_LINE_BYTES}); "
-                            "usually a baud-rate mismatch or line noise")
+        raise ProtocolError(
+            f"malformed line from GRBL: {len(raw)} bytes without a newline (max {MAX_RX_LINE_BYTES}); "
+            "usually a baud-rate mismatch or line noise"
+        )
     for i, b in enumerate(raw):
         if not (0x20 <= b <= 0x7E or b == 0x09):
             raise ProtocolError(
                 f"malformed line from GRBL {raw[:60]!r}: non-printable byte 0x{b:02x} at position {i}; "
-                "usually a baud-rate mismatch (GRBL 1.1 talks at 115200) or electrical noise on the USB cable")
+                "usually a baud-rate mismatch (GRBL 1.1 talks at 115200) or electrical noise on the USB cable"
+            )
     return raw.decode("ascii")
 
 
@@ -605,6 +670,7 @@ def resolve_positions(report: StatusReport, last_wco: tuple[float, ...] | None):
 
 # ---------------------------------------------------------------------------- formatting
 
+
 def format_number(value: float, decimals: int = 3) -> str:
     """A G-code number: fixed decimals, no exponent, never ``-0.000``."""
     v = float(value)
@@ -623,13 +689,17 @@ def check_line(line: str) -> bytes:
     if "\n" in line or "\r" in line:
         raise GrblLineError(f"send one line at a time, without newlines: {line!r}")
     if len(line) > MAX_LINE_CHARS:
-        raise GrblLineError(f"line of {len(line)} characters is longer than GRBL's {MAX_LINE_CHARS}-character limit: {line[:40]!r}...")
+        raise GrblLineError(
+            f"line of {len(line)} characters is longer than GRBL's {MAX_LINE_CHARS}-character limit: {line[:40]!r}..."
+        )
     for c in line:
         if not (" " <= c <= "~"):
             raise GrblLineError(f"line {line!r} contains the non-printable character {c!r}")
         if c in "?!~":
-            raise GrblLineError(f"line {line!r} contains {c!r}, which GRBL treats as a real-time command "
-                                "(status/feed hold/resume) and would act on at once; remove it (also from comments)")
+            raise GrblLineError(
+                f"line {line!r} contains {c!r}, which GRBL treats as a real-time command "
+                "(status/feed hold/resume) and would act on at once; remove it (also from comments)"
+            )
     return line.encode("ascii") + b"\n"
 
 
@@ -666,12 +736,14 @@ def format_move(targets_mm: dict[str, float], feed_mm_min: float, machine_coords
 
 # ---------------------------------------------------------------------------- settings
 
+
 def _fmt_setting(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else format_number(value)
 
 
-def settings_mismatches(actual: dict[int, float], expected: dict[int, float], rel_tol: float = 1e-4,
-                        abs_tol: float = 1e-3) -> list[str]:
+def settings_mismatches(
+    actual: dict[int, float], expected: dict[int, float], rel_tol: float = 1e-4, abs_tol: float = 1e-3
+) -> list[str]:
     """Human-readable differences between the board's ``$$`` and the expected settings."""
     out = []
     for number, want in sorted(expected.items()):
@@ -680,12 +752,15 @@ def settings_mismatches(actual: dict[int, float], expected: dict[int, float], re
             continue
         have = actual[number]
         if not math.isclose(have, want, rel_tol=rel_tol, abs_tol=abs_tol):
-            out.append(f"{setting_name(number)} is {_fmt_setting(have)} on the board but the config expects "
-                       f"{_fmt_setting(want)} (fix: send ${number}={_fmt_setting(want)}, or change the config)")
+            out.append(
+                f"{setting_name(number)} is {_fmt_setting(have)} on the board but the config expects "
+                f"{_fmt_setting(want)} (fix: send ${number}={_fmt_setting(want)}, or change the config)"
+            )
     return out
 
 
 # ---------------------------------------------------------------------------- character counting
+
 
 @dataclass
 class _InFlight:
@@ -724,9 +799,13 @@ class CharacterCounter:
     def push(self, line: str, nbytes: int | None = None, token: Any = None) -> None:
         n = len(line) + 1 if nbytes is None else int(nbytes)
         if n > self.capacity:
-            raise GrblLineError(f"line of {n} bytes can never fit GRBL's {self.capacity}-byte receive budget: {line[:40]!r}")
+            raise GrblLineError(
+                f"line of {n} bytes can never fit GRBL's {self.capacity}-byte receive budget: {line[:40]!r}"
+            )
         if not self.fits(n):
-            raise GrblLineError(f"sending {n} more bytes would overfill GRBL's receive buffer ({self._used}/{self.capacity} in flight)")
+            raise GrblLineError(
+                f"sending {n} more bytes would overfill GRBL's receive buffer ({self._used}/{self.capacity} in flight)"
+            )
         self._queue.append(_InFlight(line, n, token))
         self._used += n
         self.sent_lines += 1
@@ -735,8 +814,10 @@ class CharacterCounter:
     def pop(self) -> tuple[str, Any]:
         """Free the oldest line on ``ok``/``error``; returns (line, token)."""
         if not self._queue:
-            raise ProtocolError("GRBL sent ok/error but no line was waiting for one "
-                                "(another program on the port, a missed reset, or line noise)")
+            raise ProtocolError(
+                "GRBL sent ok/error but no line was waiting for one "
+                "(another program on the port, a missed reset, or line noise)"
+            )
         item = self._queue.popleft()
         self._used -= item.nbytes
         self.acked_lines += 1

@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ STANDARD_GRAVITY = 9.80665
 _READING_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)\Z")
 _SPLIT_RE = re.compile(r"[\s,;:=]+")
 #: HX711 readings are 24-bit two's complement
-HX711_MIN, HX711_MAX = -(2 ** 23), 2 ** 23 - 1
+HX711_MIN, HX711_MAX = -(2**23), 2**23 - 1
 
 SampleCallback = Callable[[float, float], None]
 """on_sample(t_monotonic, force_n), called on the reader thread for every sample."""
@@ -42,8 +42,10 @@ def parse_loadcell_line(raw: bytes | str) -> float:
         try:
             text = bytes(raw).decode("ascii")
         except UnicodeDecodeError:
-            raise ProtocolError(f"malformed load-cell line {bytes(raw)[:40]!r}: non-ASCII bytes "
-                                "(baud mismatch? the config's loadcell.baud must match the board's Serial.begin)") from None
+            raise ProtocolError(
+                f"malformed load-cell line {bytes(raw)[:40]!r}: non-ASCII bytes "
+                "(baud mismatch? the config's loadcell.baud must match the board's Serial.begin)"
+            ) from None
     else:
         text = raw
     text = text.strip()
@@ -53,8 +55,10 @@ def parse_loadcell_line(raw: bytes | str) -> float:
         raise ProtocolError(f"malformed load-cell line {text[:40]!r}...: {len(text)} characters (expected one reading)")
     last = _SPLIT_RE.split(text)[-1]
     if not _READING_RE.match(last):
-        raise ProtocolError(f"malformed load-cell line {text!r}: the last field {last!r} is not a number "
-                            "(expected one HX711 reading per line, e.g. '123456' or 't_ms,123456')")
+        raise ProtocolError(
+            f"malformed load-cell line {text!r}: the last field {last!r} is not a number "
+            "(expected one HX711 reading per line, e.g. '123456' or 't_ms,123456')"
+        )
     value = float(last)
     if not HX711_MIN <= value <= HX711_MAX:
         raise ProtocolError(f"malformed load-cell line {text!r}: {value:g} is outside the HX711's 24-bit range")
@@ -66,14 +70,18 @@ def counts_to_force(counts, config: LoadCellConfig):
     return config.sign * (np.asarray(counts, dtype=float) - config.tare_counts) / config.counts_per_n
 
 
-def calibrate(tare_counts: float, loaded_counts: float, mass_kg: float, g: float = STANDARD_GRAVITY) -> tuple[float, int]:
+def calibrate(
+    tare_counts: float, loaded_counts: float, mass_kg: float, g: float = STANDARD_GRAVITY
+) -> tuple[float, int]:
     """(counts_per_n, sign) from the mean reading unloaded and with ``mass_kg`` hanging on the cell."""
     if not mass_kg > 0:
         raise RigError(f"calibration mass must be > 0 kg, got {mass_kg}")
     delta = float(loaded_counts) - float(tare_counts)
     if abs(delta) < 1.0:
-        raise RigError(f"the reading did not change with {mass_kg} kg on the load cell ({tare_counts:.0f} -> "
-                       f"{loaded_counts:.0f} counts): check the wiring (E+/E-/A+/A-) and that the mass hangs on the cell")
+        raise RigError(
+            f"the reading did not change with {mass_kg} kg on the load cell ({tare_counts:.0f} -> "
+            f"{loaded_counts:.0f} counts): check the wiring (E+/E-/A+/A-) and that the mass hangs on the cell"
+        )
     return abs(delta) / (mass_kg * g), (1 if delta > 0 else -1)
 
 
@@ -106,7 +114,7 @@ class LoadCell:
         self._recent: collections.deque = collections.deque(maxlen=4096)
 
     # ------------------------------------------------------------------ lifecycle
-    def open(self, timeout_s: float = 2.0) -> "LoadCell":
+    def open(self, timeout_s: float = 2.0) -> LoadCell:
         from ir_robot.devices.serial_rig import open_serial
 
         self._ser = open_serial(self.port, self.config.baud, what="load cell")
@@ -116,10 +124,14 @@ class LoadCell:
             errs = list(self.protocol_errors)
             self.close()
             if errs:
-                raise RigError(f"load cell on {self.port} sends lines that are not readings (last: {errs[-1]}); "
-                               f"check the port (is this the GRBL board?) and loadcell.baud ({self.config.baud})")
-            raise RigError(f"no readings from the load cell on {self.port} within {timeout_s:.1f} s: check that its board "
-                           "is flashed with a sketch printing one HX711 reading per line, the USB cable, and loadcell.port")
+                raise RigError(
+                    f"load cell on {self.port} sends lines that are not readings (last: {errs[-1]}); "
+                    f"check the port (is this the GRBL board?) and loadcell.baud ({self.config.baud})"
+                )
+            raise RigError(
+                f"no readings from the load cell on {self.port} within {timeout_s:.1f} s: check that its board "
+                "is flashed with a sketch printing one HX711 reading per line, the USB cable, and loadcell.port"
+            )
         return self
 
     def close(self) -> None:
@@ -138,7 +150,7 @@ class LoadCell:
                 pass
         self._ser = None
 
-    def __enter__(self) -> "LoadCell":
+    def __enter__(self) -> LoadCell:
         return self.open() if self._ser is None else self
 
     def __exit__(self, *exc) -> bool:

@@ -35,8 +35,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -56,14 +56,18 @@ def _open_error(port: str, what: str, baud: int, exc: BaseException) -> RigError
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code in (errno.ENOENT,) or "No such file" in text:
-        return RigError(f"{what} port {port} does not exist: is the board plugged in and powered? List the ports with "
-                        "`python -m serial.tools.list_ports -v` (an Arduino Uno shows as /dev/ttyACM0, CH340 clones as "
-                        "/dev/ttyUSB0) and pass --port or set it in config/rig.yaml")
+        return RigError(
+            f"{what} port {port} does not exist: is the board plugged in and powered? List the ports with "
+            "`python -m serial.tools.list_ports -v` (an Arduino Uno shows as /dev/ttyACM0, CH340 clones as "
+            "/dev/ttyUSB0) and pass --port or set it in config/rig.yaml"
+        )
     if code in (errno.EACCES, errno.EPERM) or "ermission denied" in text:
         return RigError(f"permission denied opening the {what} port {port}: {_DIALOUT_FIX}")
     if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower():
-        return RigError(f"{what} port {port} is in use by another program (a G-code sender, the Arduino serial monitor, "
-                        "screen or another ir-robot): close it and retry")
+        return RigError(
+            f"{what} port {port} is in use by another program (a G-code sender, the Arduino serial monitor, "
+            "screen or another ir-robot): close it and retry"
+        )
     if code in (errno.ENXIO, errno.ENODEV, errno.EIO):
         return RigError(f"{what} port {port} exists but the device is gone (unplugged or powered off): reconnect it")
     if code in (errno.ENOTTY, errno.EINVAL) or "Inappropriate ioctl" in text:
@@ -72,7 +76,7 @@ def _open_error(port: str, what: str, baud: int, exc: BaseException) -> RigError
 
 
 def open_serial(port: str, baud: int, what: str = "serial device", timeout_s: float = 0.05):
-    """pyserial port opened exclusively, with errors that name the port and the fix."""
+    """Pyserial port opened exclusively, with errors that name the port and the fix."""
     import serial
 
     try:
@@ -123,8 +127,9 @@ class GrblRig(Rig):
     is a :class:`RigError` naming the port and the likely fix.
     """
 
-    def __init__(self, config: RigConfig | None = None, port: str | None = None, loadcell_port=_CONFIG, *,
-                 connect: bool = True):
+    def __init__(
+        self, config: RigConfig | None = None, port: str | None = None, loadcell_port=_CONFIG, *, connect: bool = True
+    ):
         self.config = config if config is not None else load_rig_config()
         g = self.config.grbl
         self.port = port or g.port
@@ -164,7 +169,7 @@ class GrblRig(Rig):
         self._reset_t = 0.0
         self._watchdog_suspended = 0
         self._force_armed = True
-        self.halts: list[tuple[float, str, bool]] = []   # (time, reason, bytes delivered)
+        self.halts: list[tuple[float, str, bool]] = []  # (time, reason, bytes delivered)
         self.protocol_errors: collections.deque = collections.deque(maxlen=200)
         self.protocol_error_count = 0
         self._perr_times: collections.deque = collections.deque()
@@ -172,15 +177,15 @@ class GrblRig(Rig):
         self._rx_bytes = 0
         self._fault_callbacks: list[Callable[[RigError], None]] = []
         self.last_command_scale = 1.0
-        self._jogs_after_status = 0   # jog blocks GRBL accepted after the last status report
-        self._jog_deltas: collections.deque = collections.deque(maxlen=64)   # axis deltas (mm) of the jogs sent
-        self.jogs_skipped = 0         # rate commands not sent because the planner held enough jog motion
-        self.jogs_clipped = 0         # jogs shortened to keep their target inside the soft-limit travel
+        self._jogs_after_status = 0  # jog blocks GRBL accepted after the last status report
+        self._jog_deltas: collections.deque = collections.deque(maxlen=64)  # axis deltas (mm) of the jogs sent
+        self.jogs_skipped = 0  # rate commands not sent because the planner held enough jog motion
+        self.jogs_clipped = 0  # jogs shortened to keep their target inside the soft-limit travel
         if connect:
             self.connect()
 
     # ================================================================== connection
-    def connect(self) -> "GrblRig":
+    def connect(self) -> GrblRig:
         """Open the port, wake GRBL, read ``$I`` and ``$$``, check settings, start polling."""
         g = self.config.grbl
         try:
@@ -216,8 +221,10 @@ class GrblRig(Rig):
             if not self._banner.wait(g.wake_timeout_s):
                 raise self._wake_error()
         if not self.version or not self.version.startswith("1.1"):
-            raise RigError(f"{self.port} runs Grbl {self.version}; ir_robot needs GRBL 1.1 (flash grbl 1.1h from "
-                           "github.com/gnea/grbl with the Arduino IDE)")
+            raise RigError(
+                f"{self.port} runs Grbl {self.version}; ir_robot needs GRBL 1.1 (flash grbl 1.1h from "
+                "github.com/gnea/grbl with the Arduino IDE)"
+            )
         # let a second banner (board reset by the port opening *and* by us) arrive before talking
         time.sleep(0.02)
 
@@ -225,16 +232,22 @@ class GrblRig(Rig):
         wait = 2 * self.config.grbl.wake_timeout_s
         baud = self.config.grbl.baud
         if self._rx_bytes == 0:
-            return RigError(f"no reply from {self.port} within {wait:.1f} s at {baud} baud: not a GRBL board, GRBL is not "
-                            "flashed on it, or it is still booting (raise grbl.wake_timeout_s). Check --port "
-                            "(`python -m serial.tools.list_ports -v`)")
+            return RigError(
+                f"no reply from {self.port} within {wait:.1f} s at {baud} baud: not a GRBL board, GRBL is not "
+                "flashed on it, or it is still booting (raise grbl.wake_timeout_s). Check --port "
+                "(`python -m serial.tools.list_ports -v`)"
+            )
         lines = self._wake_lines[:6]
         printable = [ln for ln in lines if all(0x20 <= b <= 0x7E or b == 9 for b in ln)]
         if len(printable) < max(1, len(lines) // 2) or not lines:
-            return RigError(f"only garbage bytes from {self.port} ({self._rx_bytes} bytes, e.g. {lines[:1]!r}): a baud-rate "
-                            f"mismatch (GRBL 1.1 talks at 115200; grbl.baud is {baud}) or a noisy USB cable")
-        return RigError(f"{self.port} answers but is not a GRBL 1.1 board (it sent {printable[:3]!r}): wrong port? The load "
-                        "cell, a 3D printer or another device may be on it; point --port / grbl.port at the GRBL Arduino")
+            return RigError(
+                f"only garbage bytes from {self.port} ({self._rx_bytes} bytes, e.g. {lines[:1]!r}): a baud-rate "
+                f"mismatch (GRBL 1.1 talks at 115200; grbl.baud is {baud}) or a noisy USB cable"
+            )
+        return RigError(
+            f"{self.port} answers but is not a GRBL 1.1 board (it sent {printable[:3]!r}): wrong port? The load "
+            "cell, a 3D printer or another device may be on it; point --port / grbl.port at the GRBL Arduino"
+        )
 
     def _read_build_info(self) -> None:
         pushes = self.send("$I")
@@ -256,9 +269,12 @@ class GrblRig(Rig):
         if self.config.grbl.check_settings:
             problems = P.settings_mismatches(self.settings, self.config.expected_settings())
             if problems:
-                raise RigError(f"GRBL settings on {self.port} do not match config/rig.yaml:\n  - " + "\n  - ".join(problems)
-                               + "\nSend the $N=value lines in a serial terminal (with the machine idle), or fix the config "
-                               "(grbl.check_settings: false skips this check)")
+                raise RigError(
+                    f"GRBL settings on {self.port} do not match config/rig.yaml:\n  - "
+                    + "\n  - ".join(problems)
+                    + "\nSend the $N=value lines in a serial terminal (with the machine idle), or fix the config "
+                    "(grbl.check_settings: false skips this check)"
+                )
 
     # ================================================================== I/O primitives
     def _write_raw(self, data: bytes) -> None:
@@ -301,9 +317,15 @@ class GrblRig(Rig):
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    what = "to finish resetting" if self._resetting else f"to free its RX buffer ({self._counter.used} bytes in flight)"
-                    self._fault_locked(f"GRBL on {self.port} did not answer within {timeout:.1f} s {what}; "
-                                       "the board is hung or the link lost bytes")
+                    what = (
+                        "to finish resetting"
+                        if self._resetting
+                        else f"to free its RX buffer ({self._counter.used} bytes in flight)"
+                    )
+                    self._fault_locked(
+                        f"GRBL on {self.port} did not answer within {timeout:.1f} s {what}; "
+                        "the board is hung or the link lost bytes"
+                    )
                     raise self._fault
                 self._cond.wait(min(remaining, 0.05))
             pending = _Pending(line)
@@ -322,8 +344,10 @@ class GrblRig(Rig):
                     raise self._alarm
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._fault_locked(f"GRBL on {self.port} did not acknowledge {pending.line!r} within {timeout:.1f} s "
-                                       "(board hung, or an ok was lost on the link)")
+                    self._fault_locked(
+                        f"GRBL on {self.port} did not acknowledge {pending.line!r} within {timeout:.1f} s "
+                        "(board hung, or an ok was lost on the link)"
+                    )
                     raise self._fault
                 self._cond.wait(min(remaining, 0.05))
         if pending.error is not None:
@@ -469,8 +493,13 @@ class GrblRig(Rig):
             self._wco = None
             if not expected:
                 self._estop_reason = self._estop_reason or "board restarted"
-                self.messages.append((t, "GRBL restarted unexpectedly (power glitch, or another program reset it); "
-                                         "position may be lost: home again"))
+                self.messages.append(
+                    (
+                        t,
+                        "GRBL restarted unexpectedly (power glitch, or another program reset it); "
+                        "position may be lost: home again",
+                    )
+                )
             self._cond.notify_all()
         self._banner.set()
 
@@ -495,13 +524,17 @@ class GrblRig(Rig):
         while self._perr_times and t - self._perr_times[0] > 1.0:
             self._perr_times.popleft()
         if len(self._perr_times) > self.config.grbl.max_protocol_errors:
-            self._declare_fault(f"the link to GRBL on {self.port} is corrupt: {len(self._perr_times)} malformed lines within 1 s "
-                        f"(last: {exc}). Likely a baud mismatch, another program on the port, or a bad USB cable")
+            self._declare_fault(
+                f"the link to GRBL on {self.port} is corrupt: {len(self._perr_times)} malformed lines within 1 s "
+                f"(last: {exc}). Likely a baud mismatch, another program on the port, or a bad USB cable"
+            )
 
     def _on_port_lost(self, exc: BaseException) -> None:
-        self._declare_fault(f"GRBL port {self.port} vanished ({exc}): the USB cable was unplugged or the board lost power. "
-                    "Motion could not be confirmed stopped: check the rig (hit the e-stop button if it still moves), "
-                    "reconnect and home")
+        self._declare_fault(
+            f"GRBL port {self.port} vanished ({exc}): the USB cable was unplugged or the board lost power. "
+            "Motion could not be confirmed stopped: check the rig (hit the e-stop button if it still moves), "
+            "reconnect and home"
+        )
 
     # ================================================================== faults and resets
     def _fault_locked(self, message: str) -> bool:
@@ -588,19 +621,25 @@ class GrblRig(Rig):
                     except RigError:
                         return
             if resetting and now - reset_t > g.wake_timeout_s:
-                self._declare_fault(f"GRBL on {self.port} did not restart within {g.wake_timeout_s:.1f} s of a soft reset "
-                            "(no banner): the board is hung; power-cycle it")
+                self._declare_fault(
+                    f"GRBL on {self.port} did not restart within {g.wake_timeout_s:.1f} s of a soft reset "
+                    "(no banner): the board is hung; power-cycle it"
+                )
             elif not suspended and not resetting and now - last > g.status_timeout_s:
-                self._declare_fault(f"no status reply from GRBL on {self.port} for {now - last:.2f} s (limit "
-                            f"{g.status_timeout_s:.2f} s): the board is hung, busy or disconnected; motion halted. "
-                            "Check the USB cable and power, then reconnect and home")
+                self._declare_fault(
+                    f"no status reply from GRBL on {self.port} for {now - last:.2f} s (limit "
+                    f"{g.status_timeout_s:.2f} s): the board is hung, busy or disconnected; motion halted. "
+                    "Check the USB cable and power, then reconnect and home"
+                )
             lc = self._loadcell
             if lc is not None and self._fault is None:
                 if lc.error is not None:
                     self._declare_fault(str(lc.error) + "; motion halted")
                 elif lc.age_s(now) > self.config.loadcell.timeout_s:
-                    self._declare_fault(f"load cell on {lc.port} silent for {lc.age_s(now):.2f} s (limit "
-                                f"{self.config.loadcell.timeout_s:.2f} s): motion halted; check its cable and board")
+                    self._declare_fault(
+                        f"load cell on {lc.port} silent for {lc.age_s(now):.2f} s (limit "
+                        f"{self.config.loadcell.timeout_s:.2f} s): motion halted; check its cable and board"
+                    )
 
     # ================================================================== force trip
     def _on_force_sample(self, t: float, force_n: float) -> None:
@@ -612,9 +651,12 @@ class GrblRig(Rig):
             self._mark_resetting()
             delivered = self._halt_bytes()  # nothing else stands between the sample and the bytes
             self.halts.append((time.monotonic(), "force", delivered))
-            trip = SafetyTrip("force", f"needle force {force_n:.2f} N beyond the {limit:.2f} N ceiling (load cell "
-                                       f"{self.loadcell_port}); GRBL on {self.port} feed-held and reset. Retract the "
-                                       "needle (unlock, then jog insert_mm back) before anything else")
+            trip = SafetyTrip(
+                "force",
+                f"needle force {force_n:.2f} N beyond the {limit:.2f} N ceiling (load cell "
+                f"{self.loadcell_port}); GRBL on {self.port} feed-held and reset. Retract the "
+                "needle (unlock, then jog insert_mm back) before anything else",
+            )
             with self._cond:
                 if self._trip is None or self._estop_reason is None:
                     self._trip = trip
@@ -632,13 +674,17 @@ class GrblRig(Rig):
             if self._estop_reason is not None:
                 if self._trip is not None and self._estop_reason == "force":
                     raise self._trip
-                raise RigError(f"rig on {self.port} is stopped ({self._estop_reason}); unlock() or home() "
-                               "(`ir-robot rig home`) before moving again")
+                raise RigError(
+                    f"rig on {self.port} is stopped ({self._estop_reason}); unlock() or home() "
+                    "(`ir-robot rig home`) before moving again"
+                )
             if self._alarm is not None:
                 raise self._alarm
             if self._status is not None and self._status.state in ("Alarm", "Sleep"):
-                raise RigError(f"GRBL on {self.port} is in {self._status.state} (locked, e.g. after power-up with homing "
-                               "enabled): home() (`ir-robot rig home`) or unlock() first")
+                raise RigError(
+                    f"GRBL on {self.port} is in {self._status.state} (locked, e.g. after power-up with homing "
+                    "enabled): home() (`ir-robot rig home`) or unlock() first"
+                )
             if self._resetting:
                 raise RigError(f"GRBL on {self.port} is resetting; retry in a moment")
 
@@ -673,8 +719,15 @@ class GrblRig(Rig):
             message = str(alarm)
         else:
             message = report.full_state if report is not None else ""
-        return RigState(stamp_s=t, joints=joints, velocity=velocity, force_n=float(force), moving=moving,
-                        status=status, message=message)
+        return RigState(
+            stamp_s=t,
+            joints=joints,
+            velocity=velocity,
+            force_n=float(force),
+            moving=moving,
+            status=status,
+            message=message,
+        )
 
     def _check_fixed(self, values: JointVector, what: str, rates: bool) -> None:
         for name in FIXED_JOINTS:
@@ -682,9 +735,11 @@ class GrblRig(Rig):
             fixed = 0.0 if rates else getattr(self.config.fixed, name)
             if abs(v - fixed) > 1e-6:
                 unit = "/s" if rates else ""
-                raise RigError(f"{name} is fixed on this rig (GRBL axes drive only {', '.join(self.movable_joints)}; "
-                               f"{name} = {getattr(self.config.fixed, name)} from config/rig.yaml fixed.{name}); "
-                               f"the {what} asks {v:g}{unit} for it")
+                raise RigError(
+                    f"{name} is fixed on this rig (GRBL axes drive only {', '.join(self.movable_joints)}; "
+                    f"{name} = {getattr(self.config.fixed, name)} from config/rig.yaml fixed.{name}); "
+                    f"the {what} asks {v:g}{unit} for it"
+                )
 
     def command(self, cmd: RigCommand) -> None:
         """Jog at the joint rates for ``cmd.duration_s`` (one ``$J=`` block); a zero command cancels the jog."""
@@ -729,7 +784,8 @@ class GrblRig(Rig):
         sees the stage only in status reports a poll late, so a rate command that the safety layer
         saturated at the joint limit from the last report can still overshoot the travel. The queued jogs
         are the last ``jog_backlog()`` sent (without ``Bf`` in the reports: those since the last report plus
-        ``jog_queue_blocks``); their unexecuted part is bounded by their whole deltas."""
+        ``jog_queue_blocks``); their unexecuted part is bounded by their whole deltas.
+        """
         if not self.config.grbl.soft_limits:
             return deltas
         with self._cond:
@@ -742,8 +798,8 @@ class GrblRig(Rig):
         else:  # no Bf in the reports ($10 without the buffer bit): assume a full jog queue before them
             k = after + self.config.grbl.jog_queue_blocks
         k = min(k, len(pending))
-        queued = np.array(pending[len(pending) - k:], dtype=float).reshape(-1, 3)
-        end_hi = mpos + np.clip(queued, 0.0, None).sum(axis=0)   # the furthest the queued jogs can take it
+        queued = np.array(pending[len(pending) - k :], dtype=float).reshape(-1, 3)
+        end_hi = mpos + np.clip(queued, 0.0, None).sum(axis=0)  # the furthest the queued jogs can take it
         end_lo = mpos + np.clip(queued, None, 0.0).sum(axis=0)
         travel = np.array([ax.max_travel_mm for ax in self.config.grbl.axes], dtype=float)
         room_up = np.maximum(-_TRAVEL_MARGIN_MM - end_hi, 0.0)
@@ -755,7 +811,8 @@ class GrblRig(Rig):
 
     def jog_backlog(self) -> int:
         """Jog blocks waiting in GRBL's planner: the last status report's ``Bf`` plus the jogs accepted since
-        (0 when the reports carry no buffer state: set ``$10`` to include it)."""
+        (0 when the reports carry no buffer state: set ``$10`` to include it).
+        """
         with self._cond:
             report, after = self._status, self._jogs_after_status
         if report is None or report.planner_blocks_free is None:
@@ -771,8 +828,10 @@ class GrblRig(Rig):
         for name in self.movable_joints:
             v, a, b = getattr(target, name), getattr(lo, name), getattr(hi, name)
             if not (a - 1e-9 <= v <= b + 1e-9) or not math.isfinite(v):
-                raise RigError(f"move_to {name}={v:g} is outside the rig's travel [{a:g}, {b:g}] "
-                               "(config/rig.yaml grbl axes: offset_mm, sign, max_travel_mm)")
+                raise RigError(
+                    f"move_to {name}={v:g} is outside the rig's travel [{a:g}, {b:g}] "
+                    "(config/rig.yaml grbl axes: offset_mm, sign, max_travel_mm)"
+                )
         if not (speed_mm_s > 0 and math.isfinite(speed_mm_s)):
             raise RigError(f"move_to speed must be > 0 mm/s, got {speed_mm_s!r}")
         if self._loadcell is not None and not self._force_armed:
@@ -791,9 +850,12 @@ class GrblRig(Rig):
     def _check_retract_only(self, inserting: bool) -> None:
         if inserting and not self._force_armed and self._loadcell is not None:
             force = self._loadcell.latest()[1]
-            raise SafetyTrip("force", f"needle force is still {force:.2f} N after a force trip: only retraction "
-                                      "(insert_mm decreasing) is allowed until it falls below "
-                                      f"{0.8 * self.config.loadcell.force_limit_n:.2f} N")
+            raise SafetyTrip(
+                "force",
+                f"needle force is still {force:.2f} N after a force trip: only retraction "
+                "(insert_mm decreasing) is allowed until it falls below "
+                f"{0.8 * self.config.loadcell.force_limit_n:.2f} N",
+            )
 
     def stop(self, reason: str = "") -> None:
         """E-stop: feed hold ``!`` then soft reset 0x18; the rig stays stopped until home() or unlock()."""

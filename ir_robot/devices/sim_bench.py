@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -43,8 +43,16 @@ class PhantomBench:
     the carriage. ``seed`` seeds the force noise and the image speckle.
     """
 
-    def __init__(self, phantom=None, *, probe_offset_mm: float = PROBE_OFFSET_MM, seed: int = 0,
-                 needle_gauge: int = 20, nir_fov_mm: float = 50.0, force_noise_n: float = 0.01):
+    def __init__(
+        self,
+        phantom=None,
+        *,
+        probe_offset_mm: float = PROBE_OFFSET_MM,
+        seed: int = 0,
+        needle_gauge: int = 20,
+        nir_fov_mm: float = 50.0,
+        force_noise_n: float = 0.01,
+    ):
         import dataclasses
 
         from ir_robot.paths import data_path
@@ -65,8 +73,9 @@ class PhantomBench:
         self._rng_force = np.random.default_rng(r_force)
         self._rng_us = np.random.default_rng(r_us)
         self._rng_nir = np.random.default_rng(r_nir)
-        self.tissue = NeedleTissueModel(self.phantom, ForceModelParams(noise_n=force_noise_n),
-                                        needle_diameter_mm=self.needle_diameter_mm)
+        self.tissue = NeedleTissueModel(
+            self.phantom, ForceModelParams(noise_n=force_noise_n), needle_diameter_mm=self.needle_diameter_mm
+        )
         self._us = UltrasoundRenderer(UltrasoundParams(), seed=seed)
         self._nir = NirRenderer(NirParams(), seed=seed)
         self._lock = threading.Lock()
@@ -83,8 +92,9 @@ class PhantomBench:
         """``GrblEmulator(force_fn=bench.force_fn)``: the axial needle force (N) at the stage's joints."""
         pivot = (joints.x_mm, joints.y_mm, joints.z_mm)
         with self._lock:
-            c = self.tissue.update(pivot, needle_direction(joints.pitch_rad), joints.insert_mm, insert_rate_mm_s,
-                                   t_s, self._rng_force)
+            c = self.tissue.update(
+                pivot, needle_direction(joints.pitch_rad), joints.insert_mm, insert_rate_mm_s, t_s, self._rng_force
+            )
             self.contact, self.t_s = c, float(t_s)
             self._events.extend(c.events)
             # latched: the tissue model clears its back-wall flag once the needle has left the skin
@@ -95,14 +105,17 @@ class PhantomBench:
 
     def reset(self) -> None:
         """A fresh phantom of the same build (as if the block were replaced): no membrane torn, no puncture
-        recorded. Refused (:class:`~ir_robot.core.errors.RigError`) while the needle is under the skin."""
+        recorded. Refused (:class:`~ir_robot.core.errors.RigError`) while the needle is under the skin.
+        """
         from ir_robot.core.errors import RigError
         from ir_robot.core.types import Tissue
 
         with self._lock:
             if self.contact is not None and self.contact.tip_tissue != Tissue.AIR:
-                raise RigError(f"the needle is in the phantom ({self.contact.inserted_mm:.1f} mm, tip in "
-                               f"{self.contact.tip_tissue.name.lower()}): retract it before a new phantom")
+                raise RigError(
+                    f"the needle is in the phantom ({self.contact.inserted_mm:.1f} mm, tip in "
+                    f"{self.contact.tip_tissue.name.lower()}): retract it before a new phantom"
+                )
             self.tissue.reset()
             self.contact = None
             self._events.clear()
@@ -125,8 +138,10 @@ class PhantomBench:
 
     @property
     def artery_punctured(self) -> bool:
-        return any(e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(self.phantom.is_artery[e.vessel_index])
-                   for e in self.events())
+        return any(
+            e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(self.phantom.is_artery[e.vessel_index])
+            for e in self.events()
+        )
 
     def events(self) -> tuple:
         """Every :class:`~ir_robot.sim.tissue.PunctureEvent` since the start (ground truth)."""
@@ -138,30 +153,50 @@ class PhantomBench:
         """An :class:`~ir_robot.control.sensing.Observation` with the wanted frames at ``joints``."""
         from ir_robot.control.sensing import Observation
 
-        needle = NeedlePose(tip_mm=tuple(float(v) for v in np.array([joints.x_mm, joints.y_mm, joints.z_mm])
-                                         + joints.insert_mm * needle_direction(joints.pitch_rad)),
-                            direction=tuple(needle_direction(joints.pitch_rad)), diameter_mm=self.needle_diameter_mm)
+        needle = NeedlePose(
+            tip_mm=tuple(
+                float(v)
+                for v in np.array([joints.x_mm, joints.y_mm, joints.z_mm])
+                + joints.insert_mm * needle_direction(joints.pitch_rad)
+            ),
+            direction=tuple(needle_direction(joints.pitch_rad)),
+            diameter_mm=self.needle_diameter_mm,
+        )
         us = nir = None
         with self._lock:
             t = self.t_s
         if "us" in wanted:
             probe = ProbePose(joints.x_mm + self.probe_offset_mm, joints.y_mm, joints.probe_yaw_rad)
             f = self._us.render(self.phantom, probe, needle, t, self._rng_us)
-            us = ImageFrame("us", f.image, f.spacing_mm, stamp_s=stamp_s, labels=f.labels,
-                            meta={"source": "simulated phantom bench"})
+            us = ImageFrame(
+                "us",
+                f.image,
+                f.spacing_mm,
+                stamp_s=stamp_s,
+                labels=f.labels,
+                meta={"source": "simulated phantom bench"},
+            )
             self.frames["us"] += 1
         if "nir" in wanted:
             f = self._nir.render(self.phantom, self.nir_view, t, self._rng_nir, needle=needle)
             if abs(f.shape[1] * f.spacing_mm[1] - self.nir_view.fov_mm) > 1e-6:
                 raise ValueError("NIR frame does not span the view: the default view placement would be wrong")
-            nir = ImageFrame("nir", f.image, f.spacing_mm, stamp_s=stamp_s, labels=f.labels,
-                             meta={"source": "simulated phantom bench"})
+            nir = ImageFrame(
+                "nir",
+                f.image,
+                f.spacing_mm,
+                stamp_s=stamp_s,
+                labels=f.labels,
+                meta={"source": "simulated phantom bench"},
+            )
             self.frames["nir"] += 1
         return Observation(us=us, nir=nir)
 
-    def camera(self, pose_fn: Callable[[], JointVector],
-               clock: Callable[[], float] = time.monotonic) -> Callable[[frozenset], object]:
+    def camera(
+        self, pose_fn: Callable[[], JointVector], clock: Callable[[], float] = time.monotonic
+    ) -> Callable[[frozenset], object]:
         """``camera_fn(wanted)`` for :func:`~ir_robot.control.runner.run_procedure`: frames at ``pose_fn()``."""
+
         def camera_fn(wanted: frozenset):
             return self.render(pose_fn(), wanted, clock())
 
@@ -170,7 +205,8 @@ class PhantomBench:
 
 def bench_start(rig_config, venipuncture_config) -> JointVector:
     """Where the emulated stage starts: over the controller's first scan point (probe ahead of the pivot),
-    needle retracted, other joints at their lower limits."""
+    needle retracted, other joints at their lower limits.
+    """
     c = venipuncture_config.control
     lo, _ = rig_config.joint_limits()
     return lo.replace(x_mm=c.scan_x_mm[0] - c.probe_offset_mm, y_mm=c.scan_y_mm[0], insert_mm=lo.insert_mm)
@@ -178,14 +214,19 @@ def bench_start(rig_config, venipuncture_config) -> JointVector:
 
 def start_emulator(rig_config, bench: PhantomBench, *, start: JointVector | None = None, seed: int = 0):
     """A started :class:`~ir_robot.devices.emulator.GrblEmulator` whose load cell is ``bench``'s phantom and whose
-    stage starts at ``start`` (default: the rig's travel centre, needle out)."""
+    stage starts at ``start`` (default: the rig's travel centre, needle out).
+    """
     from ir_robot.devices.emulator import GrblEmulator
 
     lo, hi = rig_config.joint_limits()
     if start is None:
         start = JointVector.from_array(0.5 * (lo.as_array() + hi.as_array())).replace(insert_mm=lo.insert_mm)
-    return GrblEmulator(rig_config, seed=seed, force_fn=bench.force_fn,
-                        start_mpos=tuple(float(v) for v in rig_config.mpos_from_joints(start))).start()
+    return GrblEmulator(
+        rig_config,
+        seed=seed,
+        force_fn=bench.force_fn,
+        start_mpos=tuple(float(v) for v in rig_config.mpos_from_joints(start)),
+    ).start()
 
 
 class EmulatedBench:
@@ -198,8 +239,15 @@ class EmulatedBench:
     context manager) to stop the rig, the emulator and the ptys.
     """
 
-    def __init__(self, rig_config=None, *, probe_offset_mm: float = PROBE_OFFSET_MM, seed: int = 0,
-                 start: JointVector | None = None, phantom=None):
+    def __init__(
+        self,
+        rig_config=None,
+        *,
+        probe_offset_mm: float = PROBE_OFFSET_MM,
+        seed: int = 0,
+        start: JointVector | None = None,
+        phantom=None,
+    ):
         from ir_robot.devices.config import load_rig_config
         from ir_robot.devices.serial_rig import GrblRig
 
@@ -223,7 +271,7 @@ class EmulatedBench:
         finally:
             self.emulator.close()
 
-    def __enter__(self) -> "EmulatedBench":
+    def __enter__(self) -> EmulatedBench:
         return self
 
     def __exit__(self, *exc) -> bool:

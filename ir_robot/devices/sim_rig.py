@@ -29,9 +29,15 @@ class SimRig(Rig):
     def read_state(self) -> RigState:
         s = self.world.state()
         moving = bool(np.any(np.abs(s.velocity.as_array()) > 1e-3))
-        return RigState(stamp_s=s.t_s, joints=s.joints, velocity=s.velocity, force_n=s.force_n, moving=moving,
-                        status=self._status if self._status in ("estop",) else ("moving" if moving else "idle"),
-                        message=self._message)
+        return RigState(
+            stamp_s=s.t_s,
+            joints=s.joints,
+            velocity=s.velocity,
+            force_n=s.force_n,
+            moving=moving,
+            status=self._status if self._status in ("estop",) else ("moving" if moving else "idle"),
+            message=self._message,
+        )
 
     def command(self, cmd: RigCommand) -> None:
         self._target = None

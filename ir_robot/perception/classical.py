@@ -27,40 +27,54 @@ import numpy as np
 
 from ir_robot.config import param
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
-from ir_robot.perception.postprocess import (DEFAULT_POSTPROCESS, NirResult, PostprocessParams, UsResult,
-                                             analyse_nir, analyse_us)
+from ir_robot.perception.postprocess import (
+    DEFAULT_POSTPROCESS,
+    NirResult,
+    PostprocessParams,
+    UsResult,
+    analyse_nir,
+    analyse_us,
+)
 from ir_robot.perception.transforms import check_spacing, validate_image
 
 
 @dataclass(frozen=True)
 class ClassicalUsParams:
     blur_mm: float = param(0.25, range=(0.0, 5.0), unit="mm", help="Gaussian sigma against speckle")
-    dark_fraction: float = param(0.7, range=(0.05, 1.0),
-                                 help="lumen threshold as a fraction of the median tissue brightness")
+    dark_fraction: float = param(
+        0.7, range=(0.05, 1.0), help="lumen threshold as a fraction of the median tissue brightness"
+    )
     skin_skip_mm: float = param(1.0, range=(0.0, 10.0), unit="mm", help="ignore this much below the probe")
     open_mm: float = param(0.35, range=(0.0, 5.0), unit="mm", help="opening radius (removes speckle holes)")
     min_vessel_area_mm2: float = param(0.8, range=(0.0, 100.0), unit="mm^2")
     max_vessel_area_mm2: float = param(400.0, range=(1.0, 5000.0), unit="mm^2")
     min_solidity: float = param(0.8, range=(0.0, 1.0), help="area / convex hull area (lumens are convex)")
     min_minor_axis_mm: float = param(1.0, range=(0.0, 20.0), unit="mm", help="thinner dark streaks are not lumens")
-    max_mean_fraction: float = param(0.6, range=(0.0, 1.0),
-                                     help="mean lumen brightness / tissue median must stay below this")
-    artery_wall_ratio: float = param(1.9, range=(0.5, 10.0),
-                                     help="wall-ring / tissue brightness above which a round vessel is an artery")
-    artery_min_roundness: float = param(0.85, range=(0.0, 1.0),
-                                        help="minor/major axis ratio needed to call a cross-section an artery")
+    max_mean_fraction: float = param(
+        0.6, range=(0.0, 1.0), help="mean lumen brightness / tissue median must stay below this"
+    )
+    artery_wall_ratio: float = param(
+        1.9, range=(0.5, 10.0), help="wall-ring / tissue brightness above which a round vessel is an artery"
+    )
+    artery_min_roundness: float = param(
+        0.85, range=(0.0, 1.0), help="minor/major axis ratio needed to call a cross-section an artery"
+    )
     needle_tophat_mm: float = param(1.6, range=(0.1, 10.0), unit="mm", help="top-hat kernel size")
     needle_threshold: float = param(0.15, range=(0.0, 1.0), help="top-hat threshold (fraction of full scale)")
-    needle_percentile: float = param(98.0, range=(50.0, 100.0),
-                                     help="... and at least this percentile of the top-hat image")
-    needle_accept: float = param(0.25, range=(0.0, 1.0),
-                                 help="mean top-hat along the best line needed to report a needle")
+    needle_percentile: float = param(
+        98.0, range=(50.0, 100.0), help="... and at least this percentile of the top-hat image"
+    )
+    needle_accept: float = param(
+        0.25, range=(0.0, 1.0), help="mean top-hat along the best line needed to report a needle"
+    )
     needle_min_length_mm: float = param(3.0, range=(0.5, 50.0), unit="mm")
     needle_max_gap_mm: float = param(1.5, range=(0.0, 20.0), unit="mm")
-    needle_min_angle_deg: float = param(10.0, range=(0.0, 45.0), unit="deg",
-                                        help="flatter lines are tissue interfaces, not the needle")
-    needle_max_angle_deg: float = param(70.0, range=(10.0, 90.0), unit="deg",
-                                        help="steeper lines are shadow edges, not the needle")
+    needle_min_angle_deg: float = param(
+        10.0, range=(0.0, 45.0), unit="deg", help="flatter lines are tissue interfaces, not the needle"
+    )
+    needle_max_angle_deg: float = param(
+        70.0, range=(10.0, 90.0), unit="deg", help="steeper lines are shadow edges, not the needle"
+    )
     needle_width_mm: float = param(0.8, range=(0.1, 3.0), unit="mm", help="width drawn into the mask")
 
 
@@ -152,8 +166,14 @@ class ClassicalUsSegmenter:
         top[:, -edge:] = 0
         level = max(p.needle_threshold * 255.0, float(np.percentile(top, p.needle_percentile)))
         bright = (top >= level).astype(np.uint8) * 255
-        lines = cv2.HoughLinesP(bright, 1, np.pi / 180, threshold=max(int(p.needle_min_length_mm / px / 2), 5),
-                                minLineLength=p.needle_min_length_mm / px, maxLineGap=p.needle_max_gap_mm / px)
+        lines = cv2.HoughLinesP(
+            bright,
+            1,
+            np.pi / 180,
+            threshold=max(int(p.needle_min_length_mm / px / 2), 5),
+            minLineLength=p.needle_min_length_mm / px,
+            maxLineGap=p.needle_max_gap_mm / px,
+        )
         if lines is None:
             return None
         segs = lines.reshape(-1, 4).astype(float)
@@ -166,8 +186,11 @@ class ClassicalUsSegmenter:
         rows = np.rint(segs[:, 1:2] + k * (segs[:, 3:4] - segs[:, 1:2])).astype(int)
         cols = np.rint(segs[:, 0:1] + k * (segs[:, 2:3] - segs[:, 0:1])).astype(int)
         brightness = top[rows.clip(0, img.shape[0] - 1), cols.clip(0, img.shape[1] - 1)].mean(axis=1)
-        ok = ((angle >= p.needle_min_angle_deg) & (angle <= p.needle_max_angle_deg)
-              & (brightness >= p.needle_accept * 255.0))
+        ok = (
+            (angle >= p.needle_min_angle_deg)
+            & (angle <= p.needle_max_angle_deg)
+            & (brightness >= p.needle_accept * 255.0)
+        )
         if not ok.any():
             return None
         score = np.where(ok, brightness * np.sqrt(length), -1.0)
@@ -216,7 +239,8 @@ class ClassicalUsSegmenter:
     @staticmethod
     def _extend(top: np.ndarray, seg: np.ndarray, level: float, max_gap_px: float):
         """Grow a Hough segment along its direction while the top-hat stays above ``level``
-        (gaps up to ``max_gap_px``): Hough segments often stop short of the tip."""
+        (gaps up to ``max_gap_px``): Hough segments often stop short of the tip.
+        """
         h, w = top.shape
         a, b = seg[:2].astype(float), seg[2:].astype(float)
         d = b - a
@@ -280,8 +304,9 @@ class ClassicalUsPerception:
 
     modality = "us"
 
-    def __init__(self, params: ClassicalUsParams = ClassicalUsParams(),
-                 postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+    def __init__(
+        self, params: ClassicalUsParams = ClassicalUsParams(), postprocess: PostprocessParams = DEFAULT_POSTPROCESS
+    ):
         self.segmenter = ClassicalUsSegmenter(params)
         self.postprocess = postprocess
 
@@ -298,8 +323,9 @@ class ClassicalNirPerception:
 
     modality = "nir"
 
-    def __init__(self, params: ClassicalNirParams = ClassicalNirParams(),
-                 postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+    def __init__(
+        self, params: ClassicalNirParams = ClassicalNirParams(), postprocess: PostprocessParams = DEFAULT_POSTPROCESS
+    ):
         self.segmenter = ClassicalNirSegmenter(params)
         self.postprocess = postprocess
 

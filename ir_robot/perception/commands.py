@@ -15,21 +15,34 @@ def _dataset(args) -> int:
     fs = generate(args.modality, args.n, args.seed, args.split, size_px=tuple(args.size), progress=not args.quiet)
     out = save_dataset(fs, args.out, png=not args.no_png)
     has_needle = sum(1 for r in fs.records if r["meta"].get("needle_visible"))
-    print(f"wrote {len(fs)} {args.modality} frames ({args.split} split, seed {args.seed}) to {out} "
-          f"in {fs.manifest.get('generation_s', 0):.1f} s; {has_needle} with a visible needle")
+    print(
+        f"wrote {len(fs)} {args.modality} frames ({args.split} split, seed {args.seed}) to {out} "
+        f"in {fs.manifest.get('generation_s', 0):.1f} s; {has_needle} with a visible needle"
+    )
     return 0
 
 
 def _train(args) -> int:
     from ir_robot.perception.train import load_config, train
 
-    cfg = load_config(args.config, args.modality, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads, input_size=args.input_size,
-                      train_frames=args.train_frames, val_frames=args.val_frames)
+    cfg = load_config(
+        args.config,
+        args.modality,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        input_size=args.input_size,
+        train_frames=args.train_frames,
+        val_frames=args.val_frames,
+    )
     out = Path(args.out or f"out/train/{args.modality}_seg")
     metrics = train(cfg, out, progress=not args.quiet, resume=args.resume)
-    print(f"best validation Dice {metrics['best_val_score']:.4f}; weights {out / 'model.pt'}; "
-          f"metrics {out / 'metrics.json'}; curve {out / 'learning_curve.png'} ({metrics['wall_s']:.0f} s)")
+    print(
+        f"best validation Dice {metrics['best_val_score']:.4f}; weights {out / 'model.pt'}; "
+        f"metrics {out / 'metrics.json'}; curve {out / 'learning_curve.png'} ({metrics['wall_s']:.0f} s)"
+    )
     return 0
 
 
@@ -77,17 +90,24 @@ def _segment(args) -> int:
         p.write_text(json.dumps(summary, indent=2))
     if args.modality == "us":
         nd = result.needle
-        needle = "no needle" if nd is None else (
-            f"needle tip (row {nd.tip_px[0]:.1f}, col {nd.tip_px[1]:.1f}) = {nd.tip_mm[1]:.2f} mm deep"
-            + (f", angle {nd.angle_deg:.1f} deg" if nd.angle_deg is not None else " (out-of-plane dot)"))
+        needle = (
+            "no needle"
+            if nd is None
+            else (
+                f"needle tip (row {nd.tip_px[0]:.1f}, col {nd.tip_px[1]:.1f}) = {nd.tip_mm[1]:.2f} mm deep"
+                + (f", angle {nd.angle_deg:.1f} deg" if nd.angle_deg is not None else " (out-of-plane dot)")
+            )
+        )
         vessels = ", ".join(f"{v.kind} {v.diameter_mm:.1f} mm at {v.depth_mm:.1f} mm" for v in result.vessels)
         print(f"{args.input}: {len(result.vessels)} vessel(s){': ' + vessels if vessels else ''}; {needle}")
     else:
-        veins = ", ".join(f"{v.width_mm:.1f} mm wide, {v.length_mm:.0f} mm long at {v.angle_deg:.0f} deg"
-                          for v in result.veins)
+        veins = ", ".join(
+            f"{v.width_mm:.1f} mm wide, {v.length_mm:.0f} mm long at {v.angle_deg:.0f} deg" for v in result.veins
+        )
         print(f"{args.input}: {len(result.veins)} vein(s){': ' + veins if veins else ''}")
-    print(f"wrote {args.output}" + (f", {args.overlay}" if args.overlay else "") + (f", {args.json}" if args.json
-                                                                                   else ""))
+    print(
+        f"wrote {args.output}" + (f", {args.overlay}" if args.overlay else "") + (f", {args.json}" if args.json else "")
+    )
     return 0
 
 
@@ -97,8 +117,12 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, required=True, help="number of frames")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (frame k is the same for any --n)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--split", choices=("train", "val", "test"), default="train",
-                   help="train/val use the training randomisation bands; test the full ranges and other phantoms")
+    p.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default="train",
+        help="train/val use the training randomisation bands; test the full ranges and other phantoms",
+    )
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"), help="image size in pixels")
     p.add_argument("--no-png", action="store_true", help="only frames.npz + frames.jsonl, no PNG files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -135,8 +159,13 @@ def register(sub) -> None:
     p.add_argument("--json", help="also write vessels / needle / veins as JSON")
     p.add_argument("--weights", help="weights file (default models/<modality>_seg/model.pt)")
     p.add_argument("--frame", type=int, help="frame index when --input is a video")
-    p.add_argument("--spacing", type=float, nargs=2, metavar=("ROW_MM", "COL_MM"),
-                   help="pixel size; default: the model's field of view spread over the image")
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs=2,
+        metavar=("ROW_MM", "COL_MM"),
+        help="pixel size; default: the model's field of view spread over the image",
+    )
     p.add_argument("--classical", action="store_true", help="use the OpenCV baseline instead of the model")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.set_defaults(func=_segment)

@@ -39,9 +39,9 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -126,15 +126,26 @@ def split_ranges(modality: str, split: str) -> SceneRanges:
 
 # --------------------------------------------------------------------------- scene sampling
 
+
 def _sample_phantom(rng: np.random.Generator):
     from ir_robot.sim.phantom import Phantom, sample_phantom
 
     return Phantom(sample_phantom(rng, motion=bool(rng.random() < 0.6)))
 
 
-def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, width_mm: float,
-               depth_mm: float, elevation_mm: float, ranges: SceneRanges, target_depth_mm: float | None,
-               target_lateral_mm: float | None = None, target_radius_mm: float = 0.0):
+def _needle_us(
+    rng: np.random.Generator,
+    probe: ProbePose,
+    phantom,
+    t_s: float,
+    width_mm: float,
+    depth_mm: float,
+    elevation_mm: float,
+    ranges: SceneRanges,
+    target_depth_mm: float | None,
+    target_lateral_mm: float | None = None,
+    target_radius_mm: float = 0.0,
+):
     """A needle pose for an ultrasound frame, and the scenario name.
 
     ``target_lateral_mm`` (transverse views): the target vessel's lateral image position; half
@@ -143,10 +154,15 @@ def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, 
     u = np.array([math.cos(probe.yaw_rad), math.sin(probe.yaw_rad), 0.0])
     nrm = np.array([-math.sin(probe.yaw_rad), math.cos(probe.yaw_rad), 0.0])
     origin = np.array([probe.x_mm, probe.y_mm, 0.0])
-    if (ranges.near_target > 0 and target_lateral_mm is not None and target_depth_mm is not None
-            and rng.random() < ranges.near_target):
-        return _needle_near_target(rng, u, nrm, origin, depth_mm, elevation_mm, ranges, target_depth_mm,
-                                   target_lateral_mm, target_radius_mm)
+    if (
+        ranges.near_target > 0
+        and target_lateral_mm is not None
+        and target_depth_mm is not None
+        and rng.random() < ranges.near_target
+    ):
+        return _needle_near_target(
+            rng, u, nrm, origin, depth_mm, elevation_mm, ranges, target_depth_mm, target_lateral_mm, target_radius_mm
+        )
     roll = rng.random()
     if roll < 0.22:
         return None, "none"
@@ -165,8 +181,9 @@ def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, 
         steep = tuple((max(lo, 40.0), hi) for lo, hi in ranges.needle_pitch_deg if hi > 40.0)
         pitch = math.radians(_uniform_union(rng, steep))
     else:
-        pitch = math.radians(_uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg
-                                                       if lo < 45.0)))
+        pitch = math.radians(
+            _uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg if lo < 45.0))
+        )
     d_max = min(depth_mm - 2.0, 22.0)
     if target_depth_mm is not None and rng.random() < 0.5:
         tip_depth = float(np.clip(target_depth_mm + rng.uniform(-2.5, 2.5), 1.5, d_max))
@@ -203,9 +220,18 @@ def _needle_us(rng: np.random.Generator, probe: ProbePose, phantom, t_s: float, 
     return pose, f"{scenario}/{gauge}G/{math.degrees(pitch):.1f}deg"
 
 
-def _needle_near_target(rng: np.random.Generator, u: np.ndarray, nrm: np.ndarray, origin: np.ndarray,
-                        depth_mm: float, elevation_mm: float, ranges: SceneRanges, target_depth_mm: float,
-                        target_lateral_mm: float, target_radius_mm: float):
+def _needle_near_target(
+    rng: np.random.Generator,
+    u: np.ndarray,
+    nrm: np.ndarray,
+    origin: np.ndarray,
+    depth_mm: float,
+    elevation_mm: float,
+    ranges: SceneRanges,
+    target_depth_mm: float,
+    target_lateral_mm: float,
+    target_radius_mm: float,
+):
     """A needle crossing a transverse image at the target vessel, as during a venipuncture.
 
     The needle travels along the vessel (across the image plane) and down at the insertion
@@ -217,8 +243,9 @@ def _needle_near_target(rng: np.random.Generator, u: np.ndarray, nrm: np.ndarray
     gauge = int(rng.choice(ranges.gauges))
     dia = GAUGE_DIAMETER_MM[gauge]
     half_slab = elevation_mm / 2
-    pitch = math.radians(_uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg
-                                                   if lo < 45.0)))
+    pitch = math.radians(
+        _uniform_union(rng, tuple((lo, min(hi, 45.0)) for lo, hi in ranges.needle_pitch_deg if lo < 45.0))
+    )
     psi = math.radians(rng.uniform(-15.0, 15.0))
     horiz = math.cos(psi) * nrm + math.sin(psi) * u
     direction = math.cos(pitch) * horiz + np.array([0.0, 0.0, -math.sin(pitch)])
@@ -270,14 +297,21 @@ def _us_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) 
     lateral_i = None
     if view == "transverse":  # where the target vessel crosses the image plane, along the image's lateral axis
         lateral_i = (yi + off[1] - probe.y_mm) * math.sin(yaw)
-    needle, scenario = _needle_us(rng, probe, phantom, t_s, p.width_mm, p.depth_mm, p.elevation_mm, ranges, di,
-                                  lateral_i, r_i)
+    needle, scenario = _needle_us(
+        rng, probe, phantom, t_s, p.width_mm, p.depth_mm, p.elevation_mm, ranges, di, lateral_i, r_i
+    )
     replay = np.random.Generator(type(rng.bit_generator)())
     replay.bit_generator.state = rng.bit_generator.state
     frame = renderer.render(phantom, probe, needle, t_s, rng)
-    frame.meta.update({"view": view, "scenario": scenario,
-                       "needle": None if needle is None else {"tip_mm": needle.tip_mm, "direction": needle.direction,
-                                                              "diameter_mm": needle.diameter_mm}})
+    frame.meta.update(
+        {
+            "view": view,
+            "scenario": scenario,
+            "needle": None
+            if needle is None
+            else {"tip_mm": needle.tip_mm, "direction": needle.direction, "diameter_mm": needle.diameter_mm},
+        }
+    )
     if needle is not None and frame.labels is not None and (frame.labels == LABEL_NEEDLE).any():
         # the same frame without the needle (same speckle draws) tells how visible the needle is
         plain = renderer.render(phantom, probe, None, t_s, replay)
@@ -307,12 +341,20 @@ def _label_visible_needle(frame: ImageFrame, plain: ImageFrame) -> ImageFrame:
     labels = frame.labels.copy()
     if score >= NEEDLE_VISIBILITY_MIN:
         labels[needle.astype(bool)] = LABEL_IGNORE
-        meta.update({"needle_ambiguous": f"barely visible (visibility {score:.1f} of {NEEDLE_VISIBILITY_MIN}-"
-                                         f"{NEEDLE_VISIBILITY_CLEAR} grey levels): labelled don't care"})
+        meta.update(
+            {
+                "needle_ambiguous": f"barely visible (visibility {score:.1f} of {NEEDLE_VISIBILITY_MIN}-"
+                f"{NEEDLE_VISIBILITY_CLEAR} grey levels): labelled don't care"
+            }
+        )
         return dataclasses.replace(frame, labels=labels, tip_px=None, meta=meta)
     labels[needle.astype(bool)] = plain.labels[needle.astype(bool)]
-    meta.update({"needle_visible": False, "needle_hidden": f"invisible (visibility {score:.1f} < "
-                                                           f"{NEEDLE_VISIBILITY_MIN} grey levels)"})
+    meta.update(
+        {
+            "needle_visible": False,
+            "needle_hidden": f"invisible (visibility {score:.1f} < {NEEDLE_VISIBILITY_MIN} grey levels)",
+        }
+    )
     return dataclasses.replace(frame, labels=labels, tip_px=None, meta=meta)
 
 
@@ -330,8 +372,11 @@ def _nir_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges)
         gauge = int(rng.choice(ranges.gauges))
         pitch = math.radians(_uniform_union(rng, ranges.needle_pitch_deg))
         yaw = math.radians(rng.uniform(-20.0, 20.0)) + (math.pi if rng.random() < 0.25 else 0.0)
-        tip = (view.x_mm + rng.uniform(-0.3, 0.3) * fov, view.y_mm + rng.uniform(-0.3, 0.3) * fov,
-               -float(rng.uniform(1.0, 8.0)))
+        tip = (
+            view.x_mm + rng.uniform(-0.3, 0.3) * fov,
+            view.y_mm + rng.uniform(-0.3, 0.3) * fov,
+            -float(rng.uniform(1.0, 8.0)),
+        )
         direction = (math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), -math.sin(pitch))
         needle = NeedlePose(tuple(float(v) for v in tip), direction, GAUGE_DIAMETER_MM[gauge], 40.0)
         scenario = f"needle/{gauge}G/{math.degrees(pitch):.1f}deg"
@@ -357,15 +402,24 @@ def _make_renderer(modality: str, rng: np.random.Generator, ranges: SceneRanges,
     return NirRenderer(params, seed=seed)
 
 
-def iter_frames(modality: str, n: int, seed: int, split: str = "train", *, size_px: tuple[int, int] = (256, 256),
-                phantoms_per_group: int = 2, frames_per_phantom: int = 5) -> Iterator[ImageFrame]:
+def iter_frames(
+    modality: str,
+    n: int,
+    seed: int,
+    split: str = "train",
+    *,
+    size_px: tuple[int, int] = (256, 256),
+    phantoms_per_group: int = 2,
+    frames_per_phantom: int = 5,
+) -> Iterator[ImageFrame]:
     """Yield ``n`` reproducible frames. Each group of ``phantoms_per_group * frames_per_phantom``
     frames shares one renderer (one set of imaging parameters) and has its own seed.
 
     Groups are small on purpose: every 10 frames bring new imaging parameters, so a
     2000-frame training set spans 200 imaging set-ups and the 300-frame NIR test set 30.
     With 40-frame groups (dataset versions us<=5, nir<=3) the NIR test set held 8 set-ups
-    and its Dice swung with whichever ones it drew (0.64 on test vs 0.85 on val)."""
+    and its Dice swung with whichever ones it drew (0.64 on test vs 0.85 on val).
+    """
     if modality not in MODALITIES:
         raise PerceptionError(f"unknown modality {modality!r}; use one of {MODALITIES}")
     if n < 0:
@@ -385,20 +439,35 @@ def iter_frames(modality: str, n: int, seed: int, split: str = "train", *, size_
             if k % frames_per_phantom == 0:
                 phantom = _sample_phantom(rng)
             frame = make_frame(rng, renderer, phantom, ranges)
-            frame.meta.update({"group": group, "split": split, "dataset_seed": int(seed),
-                               "phantom_key": f"{split}/{seed}/{group}/{k // frames_per_phantom}"})
+            frame.meta.update(
+                {
+                    "group": group,
+                    "split": split,
+                    "dataset_seed": int(seed),
+                    "phantom_key": f"{split}/{seed}/{group}/{k // frames_per_phantom}",
+                }
+            )
             yield frame
             made += 1
         group += 1
 
 
-def iter_us_clips(n: int, seed: int, split: str = "test", *, frames: int = 20, rate_hz: float = 10.0,
-                  size_px: tuple[int, int] = (256, 256), clips_per_renderer: int = 5) -> Iterator[list[ImageFrame]]:
+def iter_us_clips(
+    n: int,
+    seed: int,
+    split: str = "test",
+    *,
+    frames: int = 20,
+    rate_hz: float = 10.0,
+    size_px: tuple[int, int] = (256, 256),
+    clips_per_renderer: int = 5,
+) -> Iterator[list[ImageFrame]]:
     """Yield ``n`` reproducible ultrasound clips: ``frames`` transverse frames at ``rate_hz`` from one
     probe pose held still over a fresh phantom (its arteries pulsate; 60 % of the phantoms drift),
     no needle: the view in which a sonographer tells an artery from a vein by its pulse. Every
     ``clips_per_renderer`` clips bring new imaging parameters. Used by ``ir-robot bench perception``
-    for :class:`~ir_robot.perception.temporal.VesselKindTracker`."""
+    for :class:`~ir_robot.perception.temporal.VesselKindTracker`.
+    """
     if n < 0 or frames < 1 or not rate_hz > 0:
         raise PerceptionError(f"clips need n >= 0, frames >= 1 and rate_hz > 0; got {n}, {frames}, {rate_hz}")
     ranges = split_ranges("us", split)
@@ -416,13 +485,23 @@ def iter_us_clips(n: int, seed: int, split: str = "test", *, frames: int = 20, r
             x_ph = float(rng.uniform(-(half_l - p.width_mm / 2 - 3.0), half_l - p.width_mm / 2 - 3.0))
             yc, _ = phantom.centreline(x_ph)
             y_ph = float(yc[int(rng.integers(phantom.n_vessels))]) + float(rng.uniform(-8.0, 8.0))
-            probe = ProbePose(x_ph + float(off[0]), y_ph + float(off[1]),
-                              math.pi / 2 + math.radians(float(rng.uniform(-10.0, 10.0))))
+            probe = ProbePose(
+                x_ph + float(off[0]), y_ph + float(off[1]), math.pi / 2 + math.radians(float(rng.uniform(-10.0, 10.0)))
+            )
             clip = []
             for k in range(frames):
                 f = renderer.render(phantom, probe, None, t0 + k / rate_hz, rng)
-                f.meta.update({"view": "transverse", "scenario": "clip", "group": group, "split": split,
-                               "dataset_seed": int(seed), "clip": made, "clip_frame": k})
+                f.meta.update(
+                    {
+                        "view": "transverse",
+                        "scenario": "clip",
+                        "group": group,
+                        "split": split,
+                        "dataset_seed": int(seed),
+                        "clip": made,
+                        "clip_frame": k,
+                    }
+                )
                 clip.append(f)
             yield clip
             made += 1
@@ -430,6 +509,7 @@ def iter_us_clips(n: int, seed: int, split: str = "test", *, frames: int = 20, r
 
 
 # --------------------------------------------------------------------------- storage
+
 
 def _jsonable(v):
     if isinstance(v, dict):
@@ -449,10 +529,18 @@ def _jsonable(v):
 
 
 def frame_record(frame: ImageFrame) -> dict:
-    return _jsonable({"modality": frame.modality, "spacing_mm": frame.spacing_mm, "stamp_s": frame.stamp_s,
-                      "tip_px": frame.tip_px, "vessel_centres_px": frame.vessel_centres_px,
-                      "vessel_depths_mm": frame.vessel_depths_mm, "vessel_kinds": frame.vessel_kinds,
-                      "meta": frame.meta})
+    return _jsonable(
+        {
+            "modality": frame.modality,
+            "spacing_mm": frame.spacing_mm,
+            "stamp_s": frame.stamp_s,
+            "tip_px": frame.tip_px,
+            "vessel_centres_px": frame.vessel_centres_px,
+            "vessel_depths_mm": frame.vessel_depths_mm,
+            "vessel_kinds": frame.vessel_kinds,
+            "meta": frame.meta,
+        }
+    )
 
 
 class FrameSet:
@@ -460,8 +548,9 @@ class FrameSet:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, records: list[dict], manifest: dict | None = None):
         if images.shape != labels.shape or images.ndim != 3 or len(records) != len(images):
-            raise PerceptionError(f"dataset arrays do not agree: images {images.shape}, labels {labels.shape}, "
-                                  f"{len(records)} records")
+            raise PerceptionError(
+                f"dataset arrays do not agree: images {images.shape}, labels {labels.shape}, {len(records)} records"
+            )
         self.images = images
         self.labels = labels
         self.records = records
@@ -477,18 +566,25 @@ class FrameSet:
     def frame(self, i: int) -> ImageFrame:
         r = self.records[i]
         tip = r.get("tip_px")
-        return ImageFrame(r.get("modality", self.modality), self.images[i], tuple(r["spacing_mm"]),
-                          float(r.get("stamp_s", 0.0)), self.labels[i], tuple(tip) if tip is not None else None,
-                          tuple(tuple(c) for c in r.get("vessel_centres_px", ())),
-                          tuple(r.get("vessel_depths_mm", ())), tuple(r.get("vessel_kinds", ())),
-                          dict(r.get("meta", {})))
+        return ImageFrame(
+            r.get("modality", self.modality),
+            self.images[i],
+            tuple(r["spacing_mm"]),
+            float(r.get("stamp_s", 0.0)),
+            self.labels[i],
+            tuple(tip) if tip is not None else None,
+            tuple(tuple(c) for c in r.get("vessel_centres_px", ())),
+            tuple(r.get("vessel_depths_mm", ())),
+            tuple(r.get("vessel_kinds", ())),
+            dict(r.get("meta", {})),
+        )
 
     def frames(self) -> Iterator[ImageFrame]:
         for i in range(len(self)):
             yield self.frame(i)
 
     @classmethod
-    def from_frames(cls, frames, manifest: dict | None = None) -> "FrameSet":
+    def from_frames(cls, frames, manifest: dict | None = None) -> FrameSet:
         frames = list(frames)
         if not frames:
             raise PerceptionError("cannot build a dataset from zero frames")
@@ -500,8 +596,9 @@ class FrameSet:
         return cls(images, labels, [frame_record(f) for f in frames], manifest)
 
 
-def generate(modality: str, n: int, seed: int, split: str = "train", *, size_px=(256, 256),
-             progress: bool = False) -> FrameSet:
+def generate(
+    modality: str, n: int, seed: int, split: str = "train", *, size_px=(256, 256), progress: bool = False
+) -> FrameSet:
     """Generate a dataset in memory (see :func:`iter_frames`)."""
     t0 = time.perf_counter()
     it = iter_frames(modality, n, seed, split, size_px=size_px)
@@ -516,10 +613,18 @@ def generate(modality: str, n: int, seed: int, split: str = "train", *, size_px=
 
 def manifest_for(modality: str, n: int, seed: int, split: str, size_px) -> dict:
     ranges = split_ranges(modality, split)
-    return {"format": "ir_robot.perception.dataset", "version": DATASET_VERSION[modality], "modality": modality,
-            "split": split, "n": int(n), "seed": int(seed), "size_px": list(size_px),
-            "param_bands": _jsonable(ranges.param_bands), "needle_pitch_deg": _jsonable(ranges.needle_pitch_deg),
-            "gauges": list(ranges.gauges)}
+    return {
+        "format": "ir_robot.perception.dataset",
+        "version": DATASET_VERSION[modality],
+        "modality": modality,
+        "split": split,
+        "n": int(n),
+        "seed": int(seed),
+        "size_px": list(size_px),
+        "param_bands": _jsonable(ranges.param_bands),
+        "needle_pitch_deg": _jsonable(ranges.needle_pitch_deg),
+        "gauges": list(ranges.gauges),
+    }
 
 
 def save_dataset(fs: FrameSet, out: str | Path, *, png: bool = True) -> Path:
@@ -547,8 +652,9 @@ def load_dataset(path: str | Path) -> FrameSet:
     p = Path(path)
     for name in ("dataset.json", "frames.npz", "frames.jsonl"):
         if not (p / name).is_file():
-            raise PerceptionError(f"dataset {p}: missing {name}; make one with `ir-robot dataset us|nir --n N "
-                                  f"--seed S --out {p}`")
+            raise PerceptionError(
+                f"dataset {p}: missing {name}; make one with `ir-robot dataset us|nir --n N --seed S --out {p}`"
+            )
     try:
         manifest = json.loads((p / "dataset.json").read_text())
         with np.load(p / "frames.npz") as z:
@@ -559,8 +665,9 @@ def load_dataset(path: str | Path) -> FrameSet:
     return FrameSet(images, labels, records, manifest)
 
 
-def cached_dataset(modality: str, n: int, seed: int, split: str, cache_dir: str | Path, *, size_px=(256, 256),
-                   progress: bool = False) -> FrameSet:
+def cached_dataset(
+    modality: str, n: int, seed: int, split: str, cache_dir: str | Path, *, size_px=(256, 256), progress: bool = False
+) -> FrameSet:
     """Load ``cache_dir/<modality>_<split>_n<n>_s<seed>_<H>x<W>`` or generate and save it there."""
     d = Path(cache_dir) / f"{modality}_{split}_n{n}_s{seed}_{size_px[0]}x{size_px[1]}_v{DATASET_VERSION[modality]}"
     if (d / "dataset.json").is_file():

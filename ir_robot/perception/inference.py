@@ -34,10 +34,15 @@ import numpy as np
 
 from ir_robot.core.errors import PerceptionError
 from ir_robot.core.types import LABEL_NAMES, ImageFrame
-from ir_robot.perception.postprocess import (DEFAULT_POSTPROCESS, NirResult, PostprocessParams, UsResult,
-                                             analyse_nir, analyse_us)
-from ir_robot.perception.transforms import (check_spacing, probs_to_size, roi_box, to_model_input,
-                                             validate_image)
+from ir_robot.perception.postprocess import (
+    DEFAULT_POSTPROCESS,
+    NirResult,
+    PostprocessParams,
+    UsResult,
+    analyse_nir,
+    analyse_us,
+)
+from ir_robot.perception.transforms import check_spacing, probs_to_size, roi_box, to_model_input, validate_image
 
 WEIGHTS_FORMAT = "ir_robot.perception.segmenter/1"
 CLASSES = {"us": LABEL_NAMES, "nir": LABEL_NAMES[:2]}
@@ -54,19 +59,33 @@ def default_weights_path(modality: str) -> Path:
     return data_path("models", MODEL_DIRS[modality], "model.pt")
 
 
-def save_weights(path: str | Path, model, *, modality: str, arch: dict, input_size: int,
-                 field_of_view_mm: tuple[float, float], info: dict | None = None,
-                 class_bias=None) -> Path:
+def save_weights(
+    path: str | Path,
+    model,
+    *,
+    modality: str,
+    arch: dict,
+    input_size: int,
+    field_of_view_mm: tuple[float, float],
+    info: dict | None = None,
+    class_bias=None,
+) -> Path:
     """Write a weights file (see the module docstring) atomically."""
     import torch
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    blob = {"format": WEIGHTS_FORMAT, "modality": modality, "arch": dict(arch), "input_size": int(input_size),
-            "classes": list(CLASSES[modality]), "field_of_view_mm": [float(v) for v in field_of_view_mm],
-            "class_bias": [float(v) for v in (class_bias if class_bias is not None else [0.0] * len(CLASSES[modality]))],
-            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "info": dict(info or {})}
+    blob = {
+        "format": WEIGHTS_FORMAT,
+        "modality": modality,
+        "arch": dict(arch),
+        "input_size": int(input_size),
+        "classes": list(CLASSES[modality]),
+        "field_of_view_mm": [float(v) for v in field_of_view_mm],
+        "class_bias": [float(v) for v in (class_bias if class_bias is not None else [0.0] * len(CLASSES[modality]))],
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "info": dict(info or {}),
+    }
     tmp = p.with_suffix(p.suffix + ".tmp")
     torch.save(blob, tmp)
     tmp.replace(p)
@@ -80,8 +99,10 @@ def load_weights(path: str | Path, *, expect_modality: str | None = None):
     from ir_robot.perception.models import build_model
 
     p = Path(path)
-    fix = (f"train one with `ir-robot train-perception {expect_modality or 'us|nir'} --out DIR` "
-           f"or pass the right --weights file")
+    fix = (
+        f"train one with `ir-robot train-perception {expect_modality or 'us|nir'} --out DIR` "
+        f"or pass the right --weights file"
+    )
     if not p.exists():
         raise PerceptionError(f"weights file {p}: not found; {fix}")
     if not p.is_file() or p.stat().st_size == 0:
@@ -90,31 +111,41 @@ def load_weights(path: str | Path, *, expect_modality: str | None = None):
         data = p.read_bytes()
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors of many kinds: one message for people
-        raise PerceptionError(f"weights file {p}: cannot be read as torch weights ({type(exc).__name__}); "
-                              f"the file is corrupt, truncated or not a weights file; {fix}") from None
+        raise PerceptionError(
+            f"weights file {p}: cannot be read as torch weights ({type(exc).__name__}); "
+            f"the file is corrupt, truncated or not a weights file; {fix}"
+        ) from None
     if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
         found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
-        raise PerceptionError(f"weights file {p}: not an ir_robot segmenter (format {found!r}, expected "
-                              f"{WEIGHTS_FORMAT!r}); {fix}")
+        raise PerceptionError(
+            f"weights file {p}: not an ir_robot segmenter (format {found!r}, expected {WEIGHTS_FORMAT!r}); {fix}"
+        )
     modality = blob.get("modality")
     if expect_modality is not None and modality != expect_modality:
-        raise PerceptionError(f"weights file {p}: holds a {modality!r} model but a {expect_modality!r} model is "
-                              f"needed; pass the {expect_modality} weights (models/{MODEL_DIRS.get(expect_modality)}"
-                              f"/model.pt)")
+        raise PerceptionError(
+            f"weights file {p}: holds a {modality!r} model but a {expect_modality!r} model is "
+            f"needed; pass the {expect_modality} weights (models/{MODEL_DIRS.get(expect_modality)}"
+            f"/model.pt)"
+        )
     if modality not in CLASSES or list(blob.get("classes", [])) != list(CLASSES[modality]):
-        raise PerceptionError(f"weights file {p}: classes {blob.get('classes')} do not match the {modality!r} "
-                              f"label set {list(CLASSES.get(modality, []))}")
+        raise PerceptionError(
+            f"weights file {p}: classes {blob.get('classes')} do not match the {modality!r} "
+            f"label set {list(CLASSES.get(modality, []))}"
+        )
     arch = dict(blob.get("arch") or {})
     if arch.get("num_classes") != len(CLASSES[modality]):
-        raise PerceptionError(f"weights file {p}: architecture has {arch.get('num_classes')} outputs, the "
-                              f"{modality!r} label set needs {len(CLASSES[modality])}")
+        raise PerceptionError(
+            f"weights file {p}: architecture has {arch.get('num_classes')} outputs, the "
+            f"{modality!r} label set needs {len(CLASSES[modality])}"
+        )
     try:
         model = build_model(arch)
         model.load_state_dict(blob["state_dict"], strict=True)
     except (RuntimeError, ValueError, TypeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0][:200]
-        raise PerceptionError(f"weights file {p}: tensors do not fit architecture {arch} ({first}); the file "
-                              f"belongs to another model") from None
+        raise PerceptionError(
+            f"weights file {p}: tensors do not fit architecture {arch} ({first}); the file belongs to another model"
+        ) from None
     model.eval()
     size = int(blob.get("input_size", 0))
     if size < 16 or size % model.divisor:
@@ -126,8 +157,12 @@ def load_weights(path: str | Path, *, expect_modality: str | None = None):
 
 #: ``backend`` of :class:`Segmenter` -> what is tried for single frames, in order (the eager
 #: network always works; the others are used only when their output matches it)
-BACKENDS = {"auto": ("onnxruntime", "torchscript", "eager"), "onnxruntime": ("onnxruntime", "eager"),
-            "torchscript": ("torchscript", "eager"), "eager": ("eager",)}
+BACKENDS = {
+    "auto": ("onnxruntime", "torchscript", "eager"),
+    "onnxruntime": ("onnxruntime", "eager"),
+    "torchscript": ("torchscript", "eager"),
+    "eager": ("eager",),
+}
 
 
 class _OrtRunner:
@@ -164,8 +199,9 @@ class Segmenter:
         self.field_of_view_mm = tuple(meta.get("field_of_view_mm") or DEFAULT_FOV_MM[self.modality])
         bias = meta.get("class_bias") or [0.0] * self.num_classes
         if len(bias) != self.num_classes:
-            raise PerceptionError(f"weights file {meta.get('path')}: class_bias has {len(bias)} values for "
-                                  f"{self.num_classes} classes")
+            raise PerceptionError(
+                f"weights file {meta.get('path')}: class_bias has {len(bias)} values for {self.num_classes} classes"
+            )
         #: added to the log-probabilities before the argmax (decision thresholds calibrated on validation data)
         self.class_bias = np.asarray(bias, np.float32)
         if threads is not None:
@@ -181,16 +217,20 @@ class Segmenter:
                 break
 
     @classmethod
-    def from_weights(cls, path: str | Path, *, modality: str | None = None, threads: int | None = None,
-                     backend: str = "auto") -> "Segmenter":
+    def from_weights(
+        cls, path: str | Path, *, modality: str | None = None, threads: int | None = None, backend: str = "auto"
+    ) -> Segmenter:
         model, meta = load_weights(path, expect_modality=modality)
         return cls(model, meta, threads=threads, backend=backend)
 
     def _example(self):
         """A fixed pseudo-random ``(1, 1, S, S)`` input for checking a runner against the eager network."""
         g = self._torch.Generator().manual_seed(0)
-        return self._torch.rand(1, getattr(self.model, "in_channels", 1), self.input_size, self.input_size,
-                                generator=g) * 2 - 1
+        return (
+            self._torch.rand(1, getattr(self.model, "in_channels", 1), self.input_size, self.input_size, generator=g)
+            * 2
+            - 1
+        )
 
     def _agrees(self, runner) -> bool:
         x = self._example()
@@ -202,12 +242,13 @@ class Segmenter:
 
     def _runner_torchscript(self):
         """The network traced and frozen for one ``(1, 1, S, S)`` frame (TorchScript folds the BatchNorms
-        into the convolutions: about 25 % less time per frame on CPU); None if that fails."""
+        into the convolutions: about 25 % less time per frame on CPU); None if that fails.
+        """
         torch = self._torch
         x = self._example()
         try:
             with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")   # TracerWarning on the forward's shape checks (shape fixed here)
+                warnings.simplefilter("ignore")  # TracerWarning on the forward's shape checks (shape fixed here)
                 frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.model, x)))
             return frozen if self._agrees(frozen) else None
         except Exception:  # noqa: BLE001 - any TorchScript failure: the eager model is always right
@@ -216,7 +257,8 @@ class Segmenter:
     def _runner_onnxruntime(self):
         """The network exported to ONNX (in memory) and run by onnxruntime's CPU provider: about 40 %
         less network time than TorchScript for these small-channel U-Nets on one thread (measured in
-        docs/perception.md). None when onnx/onnxruntime are not installed or the outputs differ."""
+        docs/perception.md). None when onnx/onnxruntime are not installed or the outputs differ.
+        """
         try:
             import onnxruntime as ort
         except ImportError:
@@ -226,9 +268,10 @@ class Segmenter:
         buf = io.BytesIO()
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")   # TracerWarning, the exporter's deprecation notes
-                torch.onnx.export(self.model, x, buf, dynamo=False, opset_version=17, input_names=["image"],
-                                  output_names=["logits"])
+                warnings.simplefilter("ignore")  # TracerWarning, the exporter's deprecation notes
+                torch.onnx.export(
+                    self.model, x, buf, dynamo=False, opset_version=17, input_names=["image"], output_names=["logits"]
+                )
             opts = ort.SessionOptions()
             # one thread: a 128 px frame of this network is too small to share (measured: 2 threads
             # without spinning are no faster and cost 60 % more CPU; docs/perception.md)
@@ -266,7 +309,8 @@ class Segmenter:
 
     def segment_region(self, image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`segment` of the whole image with the network run on ``box`` = ``(r0, c0, r1, c1)`` only
-        (resized to the model input: a zoom); background outside the box."""
+        (resized to the model input: a zoom); background outside the box.
+        """
         img = validate_image(image)
         r0, c0, r1, c1 = box
         probs = np.zeros((self.num_classes, *img.shape), np.float32)
@@ -286,8 +330,9 @@ def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str)
     """(validated image, spacing) from an ImageFrame or an array (+ optional spacing)."""
     if isinstance(frame, ImageFrame):
         if frame.modality not in (modality, "", None):
-            raise PerceptionError(f"frame modality {frame.modality!r} given to the {modality!r} perception; "
-                                  f"use the matching predictor")
+            raise PerceptionError(
+                f"frame modality {frame.modality!r} given to the {modality!r} perception; use the matching predictor"
+            )
         img = validate_image(frame.image, what=f"{frame.modality} frame")
         spacing = frame.spacing_mm if spacing_mm is None else spacing_mm
     else:
@@ -313,8 +358,12 @@ def _cut_by_box(v, box: tuple[int, int, int, int], shape_hw: tuple[int, int], sp
     hw = 0.5 * (v.width_mm or v.diameter_mm) / sx + 1.0
     hh = 0.5 * (v.height_mm or v.diameter_mm) / sy + 1.0
     r, c = v.centre_px
-    return ((r0 > 0 and r - hh < r0) or (r1 < shape_hw[0] and r + hh > r1)
-            or (c0 > 0 and c - hw < c0) or (c1 < shape_hw[1] and c + hw > c1))
+    return (
+        (r0 > 0 and r - hh < r0)
+        or (r1 < shape_hw[0] and r + hh > r1)
+        or (c0 > 0 and c - hw < c0)
+        or (c1 < shape_hw[1] and c + hw > c1)
+    )
 
 
 class UltrasoundPerception:
@@ -329,19 +378,21 @@ class UltrasoundPerception:
         self.postprocess = postprocess
 
     @classmethod
-    def default(cls, *, threads: int | None = None) -> "UltrasoundPerception":
+    def default(cls, *, threads: int | None = None) -> UltrasoundPerception:
         return cls.from_weights(default_weights_path(cls.modality), threads=threads)
 
     @classmethod
-    def from_weights(cls, path: str | Path, *, threads: int | None = None,
-                     postprocess: PostprocessParams = DEFAULT_POSTPROCESS) -> "UltrasoundPerception":
+    def from_weights(
+        cls, path: str | Path, *, threads: int | None = None, postprocess: PostprocessParams = DEFAULT_POSTPROCESS
+    ) -> UltrasoundPerception:
         return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
 
     def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None, *, roi=None) -> UsResult:
         """Segment and analyse one frame. ``roi`` = ``(centre row, centre col, side)`` in pixels: run the
         network on that square only (kept inside the image), so a small target gets more of the
         network's input pixels (the controller tracks its target this way). Vessels cut by the
-        region's border are left out (their centre and size would be wrong)."""
+        region's border are left out (their centre and size would be wrong).
+        """
         img, spacing = _frame_inputs(frame, spacing_mm, self.segmenter.field_of_view_mm, self.modality)
         if roi is None:
             mask, probs = self.segmenter.segment(img)
@@ -367,12 +418,13 @@ class NirPerception:
         self.postprocess = postprocess
 
     @classmethod
-    def default(cls, *, threads: int | None = None) -> "NirPerception":
+    def default(cls, *, threads: int | None = None) -> NirPerception:
         return cls.from_weights(default_weights_path(cls.modality), threads=threads)
 
     @classmethod
-    def from_weights(cls, path: str | Path, *, threads: int | None = None,
-                     postprocess: PostprocessParams = DEFAULT_POSTPROCESS) -> "NirPerception":
+    def from_weights(
+        cls, path: str | Path, *, threads: int | None = None, postprocess: PostprocessParams = DEFAULT_POSTPROCESS
+    ) -> NirPerception:
         return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
 
     def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> NirResult:
@@ -397,36 +449,56 @@ class GroundTruthPerception:
             raise PerceptionError("GroundTruthPerception needs an ImageFrame with labels (a simulated frame)")
         labels = np.asarray(frame.labels)
         if labels.shape != frame.image.shape[:2] or labels.dtype != np.uint8:
-            raise PerceptionError(f"frame labels: shape {labels.shape} / dtype {labels.dtype} do not match the "
-                                  f"image {frame.image.shape[:2]} uint8")
+            raise PerceptionError(
+                f"frame labels: shape {labels.shape} / dtype {labels.dtype} do not match the "
+                f"image {frame.image.shape[:2]} uint8"
+            )
         spacing = check_spacing(frame.spacing_mm if spacing_mm is None else spacing_mm)
         if frame.modality == "nir":
-            return analyse_nir(labels, spacing, None, validate_image(frame.image), self.postprocess,
-                               source="ground_truth")
+            return analyse_nir(
+                labels, spacing, None, validate_image(frame.image), self.postprocess, source="ground_truth"
+            )
         if frame.modality == "us":
             return analyse_us(labels, spacing, None, self.postprocess, source="ground_truth")
         raise PerceptionError(f"GroundTruthPerception: unknown frame modality {frame.modality!r} (use 'us' or 'nir')")
 
 
-def make_perception(modality: str, weights: str | Path | None = None, *, threads: int | None = None,
-                    postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
+def make_perception(
+    modality: str,
+    weights: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    postprocess: PostprocessParams = DEFAULT_POSTPROCESS,
+):
     """The learned predictor of a modality, from ``weights`` or the shipped default."""
     if modality == "us":
-        return UltrasoundPerception.from_weights(weights or default_weights_path("us"), threads=threads,
-                                                 postprocess=postprocess)
+        return UltrasoundPerception.from_weights(
+            weights or default_weights_path("us"), threads=threads, postprocess=postprocess
+        )
     if modality == "nir":
-        return NirPerception.from_weights(weights or default_weights_path("nir"), threads=threads,
-                                          postprocess=postprocess)
+        return NirPerception.from_weights(
+            weights or default_weights_path("nir"), threads=threads, postprocess=postprocess
+        )
     raise PerceptionError(f"unknown modality {modality!r}; use 'us' or 'nir'")
 
 
-def make_predictor(modality: str, kind: str, *, weights: str | Path | None = None, threads: int | None = None,
-                   us_min_vessel_area_mm2: float | None = None):
+def make_predictor(
+    modality: str,
+    kind: str,
+    *,
+    weights: str | Path | None = None,
+    threads: int | None = None,
+    us_min_vessel_area_mm2: float | None = None,
+):
     """The predictor of one modality by kind: ``"model"`` (trained weights: ``weights`` or the shipped
     default), ``"classical"`` (OpenCV baseline) or ``"ground_truth"`` (the frames' labels).
-    ``us_min_vessel_area_mm2`` lowers the ultrasound area floor (the controller keeps 1 mm veins)."""
-    post = (PostprocessParams(min_vessel_area_mm2=us_min_vessel_area_mm2)
-            if modality == "us" and us_min_vessel_area_mm2 is not None else DEFAULT_POSTPROCESS)
+    ``us_min_vessel_area_mm2`` lowers the ultrasound area floor (the controller keeps 1 mm veins).
+    """
+    post = (
+        PostprocessParams(min_vessel_area_mm2=us_min_vessel_area_mm2)
+        if modality == "us" and us_min_vessel_area_mm2 is not None
+        else DEFAULT_POSTPROCESS
+    )
     if kind == "ground_truth":
         return GroundTruthPerception(post)
     if kind == "classical":
@@ -456,15 +528,22 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
     out = cv2.addWeighted(tint, alpha, bgr, 1 - alpha, 0)
     scale = max(1, round(max(img.shape) / 256))
     if isinstance(result, UsResult):
-        if result.roi_px is not None:   # the region the network saw (a zoom on the tracked target)
+        if result.roi_px is not None:  # the region the network saw (a zoom on the tracked target)
             r0, c0, r1, c1 = result.roi_px
             cv2.rectangle(out, (c0, r0), (c1 - 1, r1 - 1), (200, 200, 200), scale, cv2.LINE_8)
         for v in result.vessels:
             c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
-            cv2.drawMarker(out, c, OVERLAY_COLOURS[2 if v.kind == "artery" else 1], cv2.MARKER_CROSS, 8 * scale,
-                           scale)
-            cv2.putText(out, f"{v.kind[0].upper()} {v.depth_mm:.1f}mm", (c[0] + 5 * scale, c[1] - 4 * scale),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.drawMarker(out, c, OVERLAY_COLOURS[2 if v.kind == "artery" else 1], cv2.MARKER_CROSS, 8 * scale, scale)
+            cv2.putText(
+                out,
+                f"{v.kind[0].upper()} {v.depth_mm:.1f}mm",
+                (c[0] + 5 * scale, c[1] - 4 * scale),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.35 * scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
         nd = result.needle
         if nd is not None:
             tip = (int(round(nd.tip_px[1])), int(round(nd.tip_px[0])))
@@ -473,13 +552,29 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
                 cv2.line(out, tail, tip, (0, 255, 0), scale, cv2.LINE_AA)
             cv2.circle(out, tip, 4 * scale, (0, 255, 0), scale, cv2.LINE_AA)
             label = f"tip {nd.tip_mm[1]:.1f}mm" + (f" {nd.angle_deg:.0f}deg" if nd.angle_deg is not None else "")
-            cv2.putText(out, label, (tip[0] + 6 * scale, tip[1] + 12 * scale), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.35 * scale, (0, 255, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                label,
+                (tip[0] + 6 * scale, tip[1] + 12 * scale),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.35 * scale,
+                (0, 255, 0),
+                1,
+                cv2.LINE_AA,
+            )
     else:
         for v in result.veins:
             pts = np.round(v.centreline_px[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
             cv2.polylines(out, [pts], False, (0, 255, 0), scale, cv2.LINE_AA)
             c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
-            cv2.putText(out, f"{v.width_mm:.1f}mm", (c[0] + 4, c[1] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35 * scale,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                f"{v.width_mm:.1f}mm",
+                (c[0] + 4, c[1] - 4),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.35 * scale,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     return out

@@ -80,8 +80,11 @@ def summary_stats(values, prefix: str) -> dict:
     v = np.asarray(values, float)
     if v.size == 0:
         return {f"{prefix}_mean": float("nan"), f"{prefix}_median": float("nan"), f"{prefix}_p95": float("nan")}
-    return {f"{prefix}_mean": float(v.mean()), f"{prefix}_median": float(np.median(v)),
-            f"{prefix}_p95": float(np.percentile(v, 95))}
+    return {
+        f"{prefix}_mean": float(v.mean()),
+        f"{prefix}_median": float(np.median(v)),
+        f"{prefix}_p95": float(np.percentile(v, 95)),
+    }
 
 
 @dataclass
@@ -210,7 +213,10 @@ class UsEvaluator:
             "needle_precision": p,
             "needle_recall": r,
             "needle_f1": f1,
-            "needle_tp": self.tp, "needle_fp": self.fp, "needle_fn": self.fn, "needle_tn": self.tn,
+            "needle_tp": self.tp,
+            "needle_fp": self.fp,
+            "needle_fn": self.fn,
+            "needle_tn": self.tn,
             "needle_grazing_frames": self.grazing,
             "needle_ambiguous_frames": self.ambiguous,
             "needle_tip_frames": len(self.tip_err),

@@ -38,14 +38,14 @@ TARGETS: dict[str, dict[str, tuple[float, str, str]]] = {
 }
 DATA_NOTES = {
     "us": "Ultrasound B-mode frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, "
-          "longitudinal and transverse views, needles absent / in plane / off plane / steep / crossing / tip in "
-          "the target lumen, plus (train/val only, ~10 % of frames) the needle at the target vessel as during an "
-          "insertion (approaching its top wall, in its lumen, through it), gauges 17-22 G, speckle, gain/TGC, "
-          "dynamic range, frequency, motion and pulsation randomised. Classes: background, vein, artery, needle; barely visible needles are labelled "
-          "don't care (255).",
+    "longitudinal and transverse views, needles absent / in plane / off plane / steep / crossing / tip in "
+    "the target lumen, plus (train/val only, ~10 % of frames) the needle at the target vessel as during an "
+    "insertion (approaching its top wall, in its lumen, through it), gauges 17-22 G, speckle, gain/TGC, "
+    "dynamic range, frequency, motion and pulsation randomised. Classes: background, vein, artery, needle; barely visible needles are labelled "
+    "don't care (255).",
     "nir": "Top-down NIR frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, skin "
-           "tone, hair, lighting, glare, noise and depth blur randomised. Classes: background, vein; veins just "
-           "below the visibility threshold, and arteries from that contrast up, are labelled don't care (255).",
+    "tone, hair, lighting, glare, noise and depth blur randomised. Classes: background, vein; veins just "
+    "below the visibility threshold, and arteries from that contrast up, are labelled don't care (255).",
 }
 
 
@@ -65,51 +65,87 @@ def _met(v, target: float, how: str) -> str:
 
 def render_card(modality: str, metrics: dict, config_text: str, bench: dict | None) -> str:
     """The MODEL_CARD.md text for one shipped model."""
-    name = {"us": "Ultrasound segmenter (background, vein, artery, needle)",
-            "nir": "NIR vein segmenter (background, vein)"}[modality]
-    cfg_train = (metrics.get("train_manifest") or {})
-    lines = [f"# {name}", "",
-             "All figures are **on our synthetic benchmark** (frames made by this repository's simulator); "
-             "they say nothing yet about real patients or real probes.", "",
-             "## How it was made", "",
-             f"- Command: `{metrics.get('command', '?')}` (git `{metrics.get('git', '?')}`)",
-             f"- Training wall time {_fmt(metrics.get('wall_s'))} s, CPU time {_fmt(metrics.get('cpu_s'))} s, "
-             f"{metrics.get('torch_threads', '?')} torch threads, data generation/loading "
-             f"{_fmt(metrics.get('data_s'))} s, on {os.cpu_count()} CPU cores "
-             f"({platform.processor() or platform.machine()}), no GPU.",
-             f"- Epochs: {metrics.get('epochs')}; best validation score (mean hard Dice over foreground classes "
-             f"at model resolution): {_fmt(metrics.get('best_val_score'))}.",
-             f"- Data: {DATA_NOTES[modality]}", ""]
+    name = {
+        "us": "Ultrasound segmenter (background, vein, artery, needle)",
+        "nir": "NIR vein segmenter (background, vein)",
+    }[modality]
+    cfg_train = metrics.get("train_manifest") or {}
+    lines = [
+        f"# {name}",
+        "",
+        "All figures are **on our synthetic benchmark** (frames made by this repository's simulator); "
+        "they say nothing yet about real patients or real probes.",
+        "",
+        "## How it was made",
+        "",
+        f"- Command: `{metrics.get('command', '?')}` (git `{metrics.get('git', '?')}`)",
+        f"- Training wall time {_fmt(metrics.get('wall_s'))} s, CPU time {_fmt(metrics.get('cpu_s'))} s, "
+        f"{metrics.get('torch_threads', '?')} torch threads, data generation/loading "
+        f"{_fmt(metrics.get('data_s'))} s, on {os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()}), no GPU.",
+        f"- Epochs: {metrics.get('epochs')}; best validation score (mean hard Dice over foreground classes "
+        f"at model resolution): {_fmt(metrics.get('best_val_score'))}.",
+        f"- Data: {DATA_NOTES[modality]}",
+        "",
+    ]
     if cfg_train:
         lines += [f"- Training set: {cfg_train}", ""]
-    lines += ["### Training configuration", "", "```yaml", config_text.strip(), "```", "",
-              "![learning curve](learning_curve.png)", "",
-              "## Validation (training seed stream, full post-processing, original size)", "",
-              "| metric | value |", "|---|---|"]
+    lines += [
+        "### Training configuration",
+        "",
+        "```yaml",
+        config_text.strip(),
+        "```",
+        "",
+        "![learning curve](learning_curve.png)",
+        "",
+        "## Validation (training seed stream, full post-processing, original size)",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     for k, v in (metrics.get("final_val") or {}).items():
         if isinstance(v, (int, float)) or v is None:
             lines.append(f"| {k} | {_fmt(v)} |")
     lines.append("")
     if bench:
-        lines += ["## Held-out test set (`ir-robot bench perception`)", "",
-                  f"Test seed {bench.get('test_seed')}, {bench.get(f'{modality}_test_frames')} frames from phantoms "
-                  "and randomisation bands not used in training; classical = the OpenCV baseline on the same frames.",
-                  "", "| metric | learned | classical | target | met |", "|---|---|---|---|---|"]
+        lines += [
+            "## Held-out test set (`ir-robot bench perception`)",
+            "",
+            f"Test seed {bench.get('test_seed')}, {bench.get(f'{modality}_test_frames')} frames from phantoms "
+            "and randomisation bands not used in training; classical = the OpenCV baseline on the same frames.",
+            "",
+            "| metric | learned | classical | target | met |",
+            "|---|---|---|---|---|",
+        ]
         for k, (target, how, label) in TARGETS[modality].items():
             v = bench.get(k)
             sign = ">=" if how == "min" else "<="
-            lines.append(f"| {label} (`{k}`) | {_fmt(v)} | {_fmt(bench.get('classical_' + k))} | "
-                         f"{sign} {target:.4g} | {_met(v, target, how)} |")
-        held = {k: v for k, v in bench.items() if k.startswith("heldout_") and modality in k or
-                (modality == "us" and k.startswith("heldout_needle"))}
+            lines.append(
+                f"| {label} (`{k}`) | {_fmt(v)} | {_fmt(bench.get('classical_' + k))} | "
+                f"{sign} {target:.4g} | {_met(v, target, how)} |"
+            )
+        held = {
+            k: v
+            for k, v in bench.items()
+            if k.startswith("heldout_") and modality in k or (modality == "us" and k.startswith("heldout_needle"))
+        }
         if held:
-            lines += ["", "Frames in the held-out randomisation bands only: " +
-                      ", ".join(f"`{k}` {_fmt(v)}" for k, v in held.items()) + "."]
+            lines += [
+                "",
+                "Frames in the held-out randomisation bands only: "
+                + ", ".join(f"`{k}` {_fmt(v)}" for k, v in held.items())
+                + ".",
+            ]
         lines.append("")
-    lines += ["## Use", "",
-              f"`ir-robot segment --modality {modality} --input IMG.png --output MASK.png --overlay OUT.png`; in "
-              f"Python `ir_robot.perception.inference.{'UltrasoundPerception' if modality == 'us' else 'NirPerception'}"
-              f".default()`. Any image size is accepted (resized to the model input).", ""]
+    lines += [
+        "## Use",
+        "",
+        f"`ir-robot segment --modality {modality} --input IMG.png --output MASK.png --overlay OUT.png`; in "
+        f"Python `ir_robot.perception.inference.{'UltrasoundPerception' if modality == 'us' else 'NirPerception'}"
+        f".default()`. Any image size is accepted (resized to the model input).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -119,8 +155,9 @@ def _sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def ship(modality: str, run_dir: str | Path, *, bench_json: str | Path | None = None,
-         models_dir: str | Path | None = None) -> Path:
+def ship(
+    modality: str, run_dir: str | Path, *, bench_json: str | Path | None = None, models_dir: str | Path | None = None
+) -> Path:
     """Copy ``run_dir/model.pt`` (+ learning curve) to the models folder and write ``MODEL_CARD.md``."""
     from ir_robot.perception.inference import MODEL_DIRS, load_weights
 
@@ -129,8 +166,9 @@ def ship(modality: str, run_dir: str | Path, *, bench_json: str | Path | None = 
     run = Path(run_dir)
     for name in ("model.pt", "metrics.json", "config.yaml"):
         if not (run / name).is_file():
-            raise PerceptionError(f"training run {run}: missing {name}; train with `ir-robot train-perception "
-                                  f"{modality} --out {run}`")
+            raise PerceptionError(
+                f"training run {run}: missing {name}; train with `ir-robot train-perception {modality} --out {run}`"
+            )
     load_weights(run / "model.pt", expect_modality=modality)  # refuses weights of another model
     metrics = json.loads((run / "metrics.json").read_text())
     bench = None
@@ -139,9 +177,11 @@ def ship(modality: str, run_dir: str | Path, *, bench_json: str | Path | None = 
         weights_used = bench.get(f"{modality}_weights")
         # the bench must have measured these very weights (e.g. run with --us-weights RUN/model.pt)
         if not weights_used or not Path(weights_used).is_file() or _sha256(weights_used) != _sha256(run / "model.pt"):
-            raise PerceptionError(f"{bench_json} measured {modality} weights {weights_used}, not the ones in "
-                                  f"{run / 'model.pt'}; run `ir-robot bench perception --{modality}-weights "
-                                  f"{run / 'model.pt'} --json {bench_json}` first")
+            raise PerceptionError(
+                f"{bench_json} measured {modality} weights {weights_used}, not the ones in "
+                f"{run / 'model.pt'}; run `ir-robot bench perception --{modality}-weights "
+                f"{run / 'model.pt'} --json {bench_json}` first"
+            )
     if models_dir is None:
         from ir_robot.paths import share_dir
 

@@ -21,8 +21,12 @@ ARCHITECTURES = ("unet",)
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -37,14 +41,17 @@ class UNet(nn.Module):
         dropout: dropout probability at the bottleneck (0 disables it).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 4, base_channels: int = 16, depth: int = 4,
-                 dropout: float = 0.0):
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 4, base_channels: int = 16, depth: int = 4, dropout: float = 0.0
+    ):
         super().__init__()
         if depth < 2:
             raise ValueError(f"UNet depth must be >= 2, got {depth}")
         if in_channels < 1 or num_classes < 2 or base_channels < 2:
-            raise ValueError(f"UNet needs in_channels >= 1, num_classes >= 2, base_channels >= 2; got "
-                             f"{in_channels}, {num_classes}, {base_channels}")
+            raise ValueError(
+                f"UNet needs in_channels >= 1, num_classes >= 2, base_channels >= 2; got "
+                f"{in_channels}, {num_classes}, {base_channels}"
+            )
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.depth = depth

@@ -31,8 +31,8 @@ import numpy as np
 from ir_robot.config import param
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN
 
-
 # --------------------------------------------------------------------------- results
+
 
 @dataclass(frozen=True)
 class VesselDetection:
@@ -104,11 +104,15 @@ class UsResult:
         return tuple(v for v in self.vessels if v.kind == "artery")
 
     def to_dict(self) -> dict:
-        return {"modality": "us", "source": self.source,
-                "shape": list(self.mask.shape) if self.mask is not None else None,
-                "spacing_mm": list(self.spacing_mm), "vessels": [_asdict(v) for v in self.vessels],
-                "needle": _asdict(self.needle) if self.needle is not None else None,
-                "roi_px": list(self.roi_px) if self.roi_px is not None else None}
+        return {
+            "modality": "us",
+            "source": self.source,
+            "shape": list(self.mask.shape) if self.mask is not None else None,
+            "spacing_mm": list(self.spacing_mm),
+            "vessels": [_asdict(v) for v in self.vessels],
+            "needle": _asdict(self.needle) if self.needle is not None else None,
+            "roi_px": list(self.roi_px) if self.roi_px is not None else None,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,12 +150,16 @@ class NirResult:
     source: str = "model"
 
     def to_dict(self) -> dict:
-        return {"modality": "nir", "source": self.source,
-                "shape": list(self.mask.shape) if self.mask is not None else None,
-                "spacing_mm": list(self.spacing_mm), "veins": [_asdict(v) for v in self.veins]}
+        return {
+            "modality": "nir",
+            "source": self.source,
+            "shape": list(self.mask.shape) if self.mask is not None else None,
+            "spacing_mm": list(self.spacing_mm),
+            "veins": [_asdict(v) for v in self.veins],
+        }
 
 
-def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) -> str:
+def result_to_json(result: UsResult | NirResult, stamp_ns: int | None = None) -> str:
     """The detections of a result as one JSON text, at full float precision, without the mask.
 
     This is what a perception node sends on ``/<m>/result`` so that consumers (the controller)
@@ -162,9 +170,13 @@ def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) 
     def fields(obj) -> dict:
         return {name: _plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
 
-    d = {"modality": "us" if isinstance(result, UsResult) else "nir", "stamp_ns": stamp_ns,
-         "source": result.source, "spacing_mm": _plain(result.spacing_mm),
-         "shape": list(result.mask.shape) if result.mask is not None else None}
+    d = {
+        "modality": "us" if isinstance(result, UsResult) else "nir",
+        "stamp_ns": stamp_ns,
+        "source": result.source,
+        "spacing_mm": _plain(result.spacing_mm),
+        "shape": list(result.mask.shape) if result.mask is not None else None,
+    }
     if isinstance(result, UsResult):
         d["vessels"] = [fields(v) for v in result.vessels]
         d["needle"] = fields(result.needle) if result.needle is not None else None
@@ -174,7 +186,7 @@ def result_to_json(result: "UsResult | NirResult", stamp_ns: int | None = None) 
     return json.dumps(d, allow_nan=False)
 
 
-def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
+def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
     """Inverse of :func:`result_to_json`: ``(result with mask None, stamp_ns)``.
 
     Raises ValueError (naming the problem) on text that is not such a result.
@@ -194,11 +206,19 @@ def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
             nd = d["needle"]
             needle = NeedleDetection(**{k: tup(v) for k, v in nd.items()}) if nd is not None else None
             roi = d.get("roi_px")
-            result = UsResult(None, spacing, vessels, needle, d["source"],
-                              tuple(int(v) for v in roi) if roi is not None else None)
+            result = UsResult(
+                None, spacing, vessels, needle, d["source"], tuple(int(v) for v in roi) if roi is not None else None
+            )
         elif modality == "nir":
-            veins = tuple(NirVein(**{k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
-                                     for k, v in x.items()}) for x in d["veins"])
+            veins = tuple(
+                NirVein(
+                    **{
+                        k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
+                        for k, v in x.items()
+                    }
+                )
+                for x in d["veins"]
+            )
             result = NirResult(None, spacing, veins, d["source"])
         else:
             raise ValueError(f"unknown modality {modality!r}")
@@ -210,7 +230,8 @@ def result_from_json(text: str) -> "tuple[UsResult | NirResult, int | None]":
 
 def _plain(v, digits: int | None = None, array_digits: int | None = None):
     """JSON-ready plain Python of a result field (tuples -> lists, numpy -> Python); floats rounded
-    to ``digits`` (arrays to ``array_digits``) when given, else at full precision."""
+    to ``digits`` (arrays to ``array_digits``) when given, else at full precision.
+    """
     if isinstance(v, np.ndarray):
         return (np.round(v, array_digits) if array_digits is not None else v).tolist()
     if isinstance(v, (tuple, list)):
@@ -229,28 +250,38 @@ def _asdict(obj) -> dict:
 
 # --------------------------------------------------------------------------- parameters
 
+
 @dataclass(frozen=True)
 class PostprocessParams:
     """Thresholds of the mask analysis (shared by learned, ground-truth and classical paths)."""
 
-    min_vessel_area_mm2: float = param(0.8, range=(0.0, 100.0), unit="mm^2",
-                                       help="smaller vessel components are ignored")
-    band_elongation: float = param(3.0, range=(1.0, 50.0),
-                                   help="major/minor axis ratio above which a vessel is a longitudinal band")
-    min_needle_area_mm2: float = param(0.12, range=(0.0, 20.0), unit="mm^2",
-                                       help="frame-level needle detection: needle pixels needed (after RANSAC)")
-    min_needle_confidence: float = param(0.0, range=(0.0, 1.0),
-                                         help="learned models: mean needle probability a detection needs")
+    min_vessel_area_mm2: float = param(
+        0.8, range=(0.0, 100.0), unit="mm^2", help="smaller vessel components are ignored"
+    )
+    band_elongation: float = param(
+        3.0, range=(1.0, 50.0), help="major/minor axis ratio above which a vessel is a longitudinal band"
+    )
+    min_needle_area_mm2: float = param(
+        0.12, range=(0.0, 20.0), unit="mm^2", help="frame-level needle detection: needle pixels needed (after RANSAC)"
+    )
+    min_needle_confidence: float = param(
+        0.0, range=(0.0, 1.0), help="learned models: mean needle probability a detection needs"
+    )
     min_needle_fragment_px: int = param(3, range=(1, 1000), help="needle components smaller than this are noise")
     needle_inlier_mm: float = param(0.4, range=(0.05, 5.0), unit="mm", help="RANSAC inlier distance to the axis")
-    needle_band_mm: float = param(1.0, range=(0.1, 5.0), unit="mm",
-                                  help="needle pixels kept within this distance of the RANSAC axis (shaft radius + slack)")
-    needle_max_gap_mm: float = param(2.5, range=(0.1, 50.0), unit="mm",
-                                     help="gaps along the shaft longer than this split it (keep the larger run)")
-    tip_only_extent_mm: float = param(2.0, range=(0.0, 20.0), unit="mm",
-                                      help="a needle shorter than this is an out-of-plane dot: no angle")
-    tip_only_elongation: float = param(2.5, range=(1.0, 20.0),
-                                       help="... or shorter than this many shaft widths")
+    needle_band_mm: float = param(
+        1.0,
+        range=(0.1, 5.0),
+        unit="mm",
+        help="needle pixels kept within this distance of the RANSAC axis (shaft radius + slack)",
+    )
+    needle_max_gap_mm: float = param(
+        2.5, range=(0.1, 50.0), unit="mm", help="gaps along the shaft longer than this split it (keep the larger run)"
+    )
+    tip_only_extent_mm: float = param(
+        2.0, range=(0.0, 20.0), unit="mm", help="a needle shorter than this is an out-of-plane dot: no angle"
+    )
+    tip_only_elongation: float = param(2.5, range=(1.0, 20.0), help="... or shorter than this many shaft widths")
     ransac_iterations: int = param(64, range=(1, 10000))
     min_nir_vein_area_mm2: float = param(3.0, range=(0.0, 1000.0), unit="mm^2")
     nir_centreline_step_mm: float = param(1.0, range=(0.1, 20.0), unit="mm")
@@ -260,6 +291,7 @@ DEFAULT_POSTPROCESS = PostprocessParams()
 
 
 # --------------------------------------------------------------------------- geometry helpers
+
 
 def us_px_to_mm(rc, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> np.ndarray:
     """Ultrasound pixel (row, col) -> (lateral_mm, depth_mm); works on ``(..., 2)`` arrays."""
@@ -284,8 +316,15 @@ def nir_px_to_mm(rc, shape: tuple[int, int], spacing_mm: tuple[float, float]) ->
 
 # --------------------------------------------------------------------------- ultrasound
 
-def analyse_us(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.ndarray | None = None,
-               params: PostprocessParams = DEFAULT_POSTPROCESS, *, source: str = "model") -> UsResult:
+
+def analyse_us(
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    probs: np.ndarray | None = None,
+    params: PostprocessParams = DEFAULT_POSTPROCESS,
+    *,
+    source: str = "model",
+) -> UsResult:
     """Vessels and needle from an ultrasound label mask (``probs`` (4, H, W) adds confidences)."""
     mask = np.asarray(mask, dtype=np.uint8)
     spacing = (float(spacing_mm[0]), float(spacing_mm[1]))
@@ -294,8 +333,12 @@ def analyse_us(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.ndar
     return UsResult(mask, spacing, vessels, needle, source)
 
 
-def find_vessels(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.ndarray | None = None,
-                 params: PostprocessParams = DEFAULT_POSTPROCESS) -> tuple[VesselDetection, ...]:
+def find_vessels(
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    probs: np.ndarray | None = None,
+    params: PostprocessParams = DEFAULT_POSTPROCESS,
+) -> tuple[VesselDetection, ...]:
     """Connected vessel components (vein or artery pixels), classified by majority vote."""
     sy, sx = spacing_mm
     h, w = mask.shape
@@ -307,13 +350,14 @@ def find_vessels(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.nd
         area = int(stats[k, cv2.CC_STAT_AREA])
         if area < min_px:
             continue
-        x0, y0, bw, bh = (int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
-                                                     cv2.CC_STAT_HEIGHT))
-        comp = lab[y0:y0 + bh, x0:x0 + bw] == k
-        sub = mask[y0:y0 + bh, x0:x0 + bw]
+        x0, y0, bw, bh = (
+            int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT)
+        )
+        comp = lab[y0 : y0 + bh, x0 : x0 + bw] == k
+        sub = mask[y0 : y0 + bh, x0 : x0 + bw]
         if probs is not None:  # soft vote: summed probabilities over the component
-            p_art = float(probs[LABEL_ARTERY, y0:y0 + bh, x0:x0 + bw][comp].sum())
-            p_vein = float(probs[LABEL_VEIN, y0:y0 + bh, x0:x0 + bw][comp].sum())
+            p_art = float(probs[LABEL_ARTERY, y0 : y0 + bh, x0 : x0 + bw][comp].sum())
+            p_vein = float(probs[LABEL_VEIN, y0 : y0 + bh, x0 : x0 + bw][comp].sum())
             kind = "artery" if p_art > p_vein else "vein"
             conf = max(p_art, p_vein) / area
         else:  # majority of the labels
@@ -346,16 +390,28 @@ def find_vessels(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.nd
             c_centre, r_centre = float(cents[k][0]), float(cents[k][1])
             diameter = math.sqrt(4.0 * area * sy * sx / math.pi)
         centre_mm = us_px_to_mm((r_centre, c_centre), (h, w), spacing_mm)
-        out.append(VesselDetection(kind, (r_centre, c_centre), (float(centre_mm[0]), float(centre_mm[1])),
-                                   float(diameter), float(centre_mm[1]), area, float(conf), bool(band),
-                                   width_mm, height_mm))
+        out.append(
+            VesselDetection(
+                kind,
+                (r_centre, c_centre),
+                (float(centre_mm[0]), float(centre_mm[1])),
+                float(diameter),
+                float(centre_mm[1]),
+                area,
+                float(conf),
+                bool(band),
+                width_mm,
+                height_mm,
+            )
+        )
     out.sort(key=lambda v: (v.centre_px[1], v.centre_px[0]))
     return tuple(out)
 
 
 def _ransac_line(pts: np.ndarray, tol: float, iters: int, rng: np.random.Generator) -> np.ndarray | None:
     """Unit normal and offset ``(nx, ny, c)`` of the line ``n . p = c`` with most points of ``pts``
-    (N, 2) within ``tol``; all hypotheses are scored at once. None for degenerate input."""
+    (N, 2) within ``tol``; all hypotheses are scored at once. None for degenerate input.
+    """
     n = len(pts)
     if n <= 2:
         return None
@@ -375,9 +431,13 @@ def _ransac_line(pts: np.ndarray, tol: float, iters: int, rng: np.random.Generat
     return np.array([nrm[k, 0], nrm[k, 1], offs[k]])
 
 
-def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: np.ndarray | None = None,
-                params: PostprocessParams = DEFAULT_POSTPROCESS, rng: np.random.Generator | None = None
-                ) -> NeedleDetection | None:
+def find_needle(
+    needle_mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    prob: np.ndarray | None = None,
+    params: PostprocessParams = DEFAULT_POSTPROCESS,
+    rng: np.random.Generator | None = None,
+) -> NeedleDetection | None:
     """The needle from a boolean needle mask, or None when too few needle pixels remain."""
     sy, sx = spacing_mm
     h, w = needle_mask.shape
@@ -412,7 +472,7 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
     starts = np.r_[0, breaks + 1]
     ends = np.r_[breaks + 1, ts.size]
     best = int(np.argmax(ends - starts))
-    sel = order[starts[best]:ends[best]]
+    sel = order[starts[best] : ends[best]]
     if sel.size < max(min_px, 1):
         return None
     p_sel = p_in[sel]
@@ -446,14 +506,17 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
             tip = p_sel.mean(axis=0)
         tip_px = (float(tip[1] / sy), float(tip[0] / sx))
         tip_mm = us_px_to_mm(tip_px, (h, w), spacing_mm)
-        return NeedleDetection(tip_px, (float(tip_mm[0]), float(tip_mm[1])), None, None, conf, None, extent,
-                               int(sel.size))
+        return NeedleDetection(
+            tip_px, (float(tip_mm[0]), float(tip_mm[1])), None, None, conf, None, extent, int(sel.size)
+        )
     # the tip is the deeper end; for a near-horizontal needle, the end farther from the image border
     if abs(u[1]) > math.sin(math.radians(3.0)):
         tip, tail = (b_end, a_end) if b_end[1] > a_end[1] else (a_end, b_end)
     else:
+
         def border(p):
             return min(p[0], w * sx - p[0])
+
         tip, tail = (b_end, a_end) if border(b_end) >= border(a_end) else (a_end, b_end)
     d = tip - tail
     d /= max(np.hypot(*d), 1e-9)
@@ -463,9 +526,16 @@ def find_needle(needle_mask: np.ndarray, spacing_mm: tuple[float, float], prob: 
     tip_px = (float(tip[1] / sy), float(tip[0] / sx))
     tail_px = (float(tail[1] / sy), float(tail[0] / sx))
     tip_mm = us_px_to_mm(tip_px, (h, w), spacing_mm)
-    return NeedleDetection(tip_px, (float(tip_mm[0]), float(tip_mm[1])), float(angle),
-                           (float(dir_px[0]), float(dir_px[1])), conf, tail_px, float(np.hypot(*(tip - tail))),
-                           int(sel.size))
+    return NeedleDetection(
+        tip_px,
+        (float(tip_mm[0]), float(tip_mm[1])),
+        float(angle),
+        (float(dir_px[0]), float(dir_px[1])),
+        conf,
+        tail_px,
+        float(np.hypot(*(tip - tail))),
+        int(sel.size),
+    )
 
 
 def _axis_fit(pts: np.ndarray, sx: float, sy: float, weights: np.ndarray | None = None):
@@ -497,9 +567,16 @@ def _axis_fit(pts: np.ndarray, sx: float, sy: float, weights: np.ndarray | None 
 
 # --------------------------------------------------------------------------- NIR
 
-def analyse_nir(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.ndarray | None = None,
-                image: np.ndarray | None = None, params: PostprocessParams = DEFAULT_POSTPROCESS, *,
-                source: str = "model") -> NirResult:
+
+def analyse_nir(
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float],
+    probs: np.ndarray | None = None,
+    image: np.ndarray | None = None,
+    params: PostprocessParams = DEFAULT_POSTPROCESS,
+    *,
+    source: str = "model",
+) -> NirResult:
     """Veins (centreline, width, angle, length, contrast) from a NIR vein mask."""
     mask = np.asarray(mask, dtype=np.uint8)
     sy, sx = float(spacing_mm[0]), float(spacing_mm[1])
@@ -552,14 +629,36 @@ def analyse_nir(mask: np.ndarray, spacing_mm: tuple[float, float], probs: np.nda
         conf = float(probs[LABEL_VEIN][lab == k].mean()) if probs is not None else 1.0
         centre_px = (float(cents[k][1]), float(cents[k][0]))
         cmm = nir_px_to_mm(centre_px, (h, w), (sy, sx))
-        out.append(NirVein(centreline_px, centre_px, (float(cmm[0]), float(cmm[1])), float(width), float(angle),
-                           length, float(contrast), area, conf))
+        out.append(
+            NirVein(
+                centreline_px,
+                centre_px,
+                (float(cmm[0]), float(cmm[1])),
+                float(width),
+                float(angle),
+                length,
+                float(contrast),
+                area,
+                conf,
+            )
+        )
     out.sort(key=lambda v: -v.width_mm)
     return NirResult(mask, (sy, sx), tuple(out), source)
 
 
 __all__ = [
-    "VesselDetection", "NeedleDetection", "UsResult", "NirVein", "NirResult", "PostprocessParams",
-    "DEFAULT_POSTPROCESS", "analyse_us", "analyse_nir", "find_vessels", "find_needle", "us_px_to_mm",
-    "us_mm_to_px", "nir_px_to_mm",
+    "VesselDetection",
+    "NeedleDetection",
+    "UsResult",
+    "NirVein",
+    "NirResult",
+    "PostprocessParams",
+    "DEFAULT_POSTPROCESS",
+    "analyse_us",
+    "analyse_nir",
+    "find_vessels",
+    "find_needle",
+    "us_px_to_mm",
+    "us_mm_to_px",
+    "nir_px_to_mm",
 ]

@@ -27,14 +27,20 @@ from collections import deque
 
 import numpy as np
 
-from ir_robot.planning.pulsatility import (ARTERY, VEIN, CrossSectionSeries, PulsatilityError, PulsatilityParams,
-                                           assess_pulsatility)
+from ir_robot.planning.pulsatility import (
+    ARTERY,
+    VEIN,
+    CrossSectionSeries,
+    PulsatilityError,
+    PulsatilityParams,
+    assess_pulsatility,
+)
 
 
 @dataclasses.dataclass(eq=False)
 class _Track:
     centre_mm: np.ndarray
-    samples: deque            # (t_s, area_mm2, width_mm)
+    samples: deque  # (t_s, area_mm2, width_mm)
     last_s: float
     verdict: str = ""
 
@@ -64,7 +70,8 @@ class VesselKindTracker:
 
     def update(self, result, stamp_s: float):
         """Add one frame's :class:`~ir_robot.perception.postprocess.UsResult`; return it with each vessel's
-        ``kind`` set by its pulse where the test gives a verdict (else the segmenter's vote)."""
+        ``kind`` set by its pulse where the test gives a verdict (else the segmenter's vote).
+        """
         t = float(stamp_s)
         if not math.isfinite(t) or t <= self._last_s:
             raise ValueError(f"stamps must increase: {t} after {self._last_s}")

@@ -66,18 +66,23 @@ class TrainConfig:
     weight_decay: float = param(1e-4, range=(0.0, 1.0))
     input_size: int = param(128, range=(32, 1024), unit="px", help="square model input side")
     dice_weight: float = param(1.0, range=(0.0, 100.0))
-    class_weights: tuple[float, ...] = param((), range=(0.0, 1000.0),
-                                             help="per-class CE weights (empty: all 1)")
-    calibrate_classes: tuple[int, ...] = param((), range=(1, 3),
-                                               help="classes whose decision bias is tuned on the validation "
-                                                    "split for the best Dice (empty: plain argmax)")
+    class_weights: tuple[float, ...] = param((), range=(0.0, 1000.0), help="per-class CE weights (empty: all 1)")
+    calibrate_classes: tuple[int, ...] = param(
+        (),
+        range=(1, 3),
+        help="classes whose decision bias is tuned on the validation split for the best Dice (empty: plain argmax)",
+    )
     augment: bool = True
-    roi_crops: float = param(0.0, range=(0.0, 4.0),
-                             help="extra training samples per frame: a region of interest (1/zoom of the frame "
-                                  "around a vessel) resized to the input, as the controller's tracking ROI "
-                                  "feeds the network (ultrasound; 0: whole frames only)")
-    roi_zoom: tuple[float, float] = param((1.25, 2.0), range=(1.0, 8.0),
-                                          help="zoom range of those crops (frame side / crop side)")
+    roi_crops: float = param(
+        0.0,
+        range=(0.0, 4.0),
+        help="extra training samples per frame: a region of interest (1/zoom of the frame "
+        "around a vessel) resized to the input, as the controller's tracking ROI "
+        "feeds the network (ultrasound; 0: whole frames only)",
+    )
+    roi_zoom: tuple[float, float] = param(
+        (1.25, 2.0), range=(1.0, 8.0), help="zoom range of those crops (frame side / crop side)"
+    )
     threads: int = param(2, range=(1, 256), help="torch CPU threads")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -112,12 +117,15 @@ def load_config(path: str | Path | None, modality: str, **overrides) -> TrainCon
             merged[k] = to_dict(v)
         cfg = from_dict(TrainConfig, merged, source="command line")
     if cfg.class_weights and len(cfg.class_weights) != cfg.num_classes:
-        raise ConfigError(f"class_weights: {len(cfg.class_weights)} values given, the {modality!r} model has "
-                          f"{cfg.num_classes} classes")
+        raise ConfigError(
+            f"class_weights: {len(cfg.class_weights)} values given, the {modality!r} model has "
+            f"{cfg.num_classes} classes"
+        )
     return cfg
 
 
 # --------------------------------------------------------------------------- data preparation
+
 
 def prepare_arrays(images: np.ndarray, labels: np.ndarray, input_size: int, num_classes: int):
     """Model-size images (N, S, S) uint8 and soft targets (N, C, S, S) uint8 (area fraction x 255)."""
@@ -133,12 +141,14 @@ def prepare_arrays(images: np.ndarray, labels: np.ndarray, input_size: int, num_
     return x, y
 
 
-def roi_crops(images: np.ndarray, labels: np.ndarray, n: int, zoom_range: tuple[float, float],
-              rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def roi_crops(
+    images: np.ndarray, labels: np.ndarray, n: int, zoom_range: tuple[float, float], rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``n`` square crops (images, labels) of 1/zoom of the frame side, each around a random vessel
     pixel of a random frame (jittered by up to a sixth of the crop; anywhere when the frame has no
     vessel): what the network sees when the controller tracks a target through a region of interest
-    (:meth:`ir_robot.perception.inference.UltrasoundPerception.predict` with ``roi``)."""
+    (:meth:`ir_robot.perception.inference.UltrasoundPerception.predict` with ``roi``).
+    """
     lo, hi = sorted(float(z) for z in zoom_range)
     xs, ys = [], []
     for _ in range(n):
@@ -159,7 +169,7 @@ def roi_crops(images: np.ndarray, labels: np.ndarray, n: int, zoom_range: tuple[
 
 
 def _augment(x, y, gen, modality: str, torch):
-    """x (B, 1, S, S) in [0, 1], y (B, C, S, S) soft targets; returns augmented copies."""
+    """X (B, 1, S, S) in [0, 1], y (B, C, S, S) soft targets; returns augmented copies."""
     b = x.shape[0]
     flip = torch.rand(b, generator=gen) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -231,10 +241,15 @@ def _hard_dice(pred, target_idx, num_classes: int) -> list[float]:
 def git_hash() -> str:
     try:
         root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "ir_robot/perception"],
-                               capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "ir_robot/perception"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         h = out.stdout.strip()
         return (h + ("+dirty" if dirty.stdout.strip() else "")) if h else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -243,8 +258,18 @@ def git_hash() -> str:
 
 # --------------------------------------------------------------------------- training
 
-def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: bool = False,
-          train_set=None, val_set=None, evaluate: bool = True, log=print) -> dict:
+
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    train_set=None,
+    val_set=None,
+    evaluate: bool = True,
+    log=print,
+) -> dict:
     """Train a segmenter as configured; write the run folder; return the metrics dict.
 
     ``train_set`` / ``val_set`` (:class:`~ir_robot.perception.datasets.FrameSet`) replace the
@@ -263,21 +288,42 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     nc = cfg.num_classes
-    arch = {"name": "unet", "in_channels": 1, "num_classes": nc, "base_channels": cfg.model.base_channels,
-            "depth": cfg.model.depth, "dropout": cfg.model.dropout}
+    arch = {
+        "name": "unet",
+        "in_channels": 1,
+        "num_classes": nc,
+        "base_channels": cfg.model.base_channels,
+        "depth": cfg.model.depth,
+        "dropout": cfg.model.dropout,
+    }
     model = build_model(arch)
     if cfg.input_size % model.divisor:
-        raise ConfigError(f"input_size {cfg.input_size} must be a multiple of {model.divisor} for depth "
-                          f"{cfg.model.depth}")
+        raise ConfigError(
+            f"input_size {cfg.input_size} must be a multiple of {model.divisor} for depth {cfg.model.depth}"
+        )
     (out / "config.yaml").write_text(_yaml_dump(to_dict(cfg)))
 
     t0 = time.perf_counter()
     if train_set is None:
-        train_set = cached_dataset(cfg.modality, cfg.data.train_frames, cfg.data.seed, "train", cfg.data.cache_dir,
-                                   size_px=cfg.data.size_px, progress=progress)
+        train_set = cached_dataset(
+            cfg.modality,
+            cfg.data.train_frames,
+            cfg.data.seed,
+            "train",
+            cfg.data.cache_dir,
+            size_px=cfg.data.size_px,
+            progress=progress,
+        )
     if val_set is None:
-        val_set = cached_dataset(cfg.modality, cfg.data.val_frames, cfg.data.seed, "val", cfg.data.cache_dir,
-                                 size_px=cfg.data.size_px, progress=progress)
+        val_set = cached_dataset(
+            cfg.modality,
+            cfg.data.val_frames,
+            cfg.data.seed,
+            "val",
+            cfg.data.cache_dir,
+            size_px=cfg.data.size_px,
+            progress=progress,
+        )
     data_s = time.perf_counter() - t0
     xtr, ytr = prepare_arrays(train_set.images, train_set.labels, cfg.input_size, nc)
     n_roi = int(round(cfg.roi_crops * len(xtr)))
@@ -286,15 +332,18 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
         xr, yr = prepare_arrays(*crops, cfg.input_size, nc)
         xtr, ytr = np.concatenate([xtr, xr]), np.concatenate([ytr, yr])
     xva, yva = prepare_arrays(val_set.images, val_set.labels, cfg.input_size, nc)
-    log(f"train-perception {cfg.modality}: {len(xtr)} train ({n_roi} of them ROI crops) / {len(xva)} val frames "
+    log(
+        f"train-perception {cfg.modality}: {len(xtr)} train ({n_roi} of them ROI crops) / {len(xva)} val frames "
         f"({data_s:.0f} s data), "
-        f"U-Net {count_parameters(model) / 1e3:.0f} k params, input {cfg.input_size} px, {cfg.epochs} epochs")
+        f"U-Net {count_parameters(model) / 1e3:.0f} k params, input {cfg.input_size} px, {cfg.epochs} epochs"
+    )
 
     class_w = torch.tensor(cfg.class_weights or (1.0,) * nc, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(xtr) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best = -1.0
@@ -313,8 +362,13 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
     ytr_t = torch.from_numpy(ytr)
     xva_t = torch.from_numpy(xva)
     yva_t = torch.from_numpy(yva)
-    info_base = {"config": to_dict(cfg), "git": git_hash(), "command": _command_line(),
-                 "train_manifest": train_set.manifest, "val_manifest": val_set.manifest}
+    info_base = {
+        "config": to_dict(cfg),
+        "git": git_hash(),
+        "command": _command_line(),
+        "train_manifest": train_set.manifest,
+        "val_manifest": val_set.manifest,
+    }
     fov = _field_of_view(train_set) or DEFAULT_FOV_MM[cfg.modality]
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -329,7 +383,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
             it = bar
         run_loss = 0.0
         for step in it:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = xtr_t[idx].float().div_(255.0).unsqueeze(1)
             y = ytr_t[idx].float().div_(255.0)
             if cfg.augment:
@@ -348,30 +402,59 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True, resume: b
             bar.close()
         val_loss, val_dice = _validate(model, xva_t, yva_t, class_w, cfg, torch)
         score = float(np.mean(val_dice))
-        rec = {"epoch": epoch + 1, "train_loss": run_loss / steps_per_epoch, "val_loss": val_loss,
-               "val_dice": val_dice, "val_score": score, "lr": sched.get_last_lr()[0],
-               "epoch_s": round(time.perf_counter() - t_ep, 1)}
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": run_loss / steps_per_epoch,
+            "val_loss": val_loss,
+            "val_dice": val_dice,
+            "val_score": score,
+            "lr": sched.get_last_lr()[0],
+            "epoch_s": round(time.perf_counter() - t_ep, 1),
+        }
         history.append(rec)
         improved = score > best
         if improved:
             best = score
-            save_weights(out / "model.pt", model, modality=cfg.modality, arch=arch, input_size=cfg.input_size,
-                         field_of_view_mm=fov, info={**info_base, "epoch": epoch + 1, "val_score": score})
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(), "history": history, "best": best, "epoch": epoch}, ckpt_path)
-        log(f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {rec['train_loss']:.4f}  val loss {val_loss:.4f}  "
-            f"val dice {' '.join(f'{d:.3f}' for d in val_dice)}{'  *' if improved else ''}  ({rec['epoch_s']:.0f} s)")
+            save_weights(
+                out / "model.pt",
+                model,
+                modality=cfg.modality,
+                arch=arch,
+                input_size=cfg.input_size,
+                field_of_view_mm=fov,
+                info={**info_base, "epoch": epoch + 1, "val_score": score},
+            )
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": gen.get_state(),
+                "history": history,
+                "best": best,
+                "epoch": epoch,
+            },
+            ckpt_path,
+        )
+        log(
+            f"epoch {epoch + 1:3d}/{cfg.epochs}  train loss {rec['train_loss']:.4f}  val loss {val_loss:.4f}  "
+            f"val dice {' '.join(f'{d:.3f}' for d in val_dice)}{'  *' if improved else ''}  ({rec['epoch_s']:.0f} s)"
+        )
         _write_metrics(out, cfg, history, None, t_start, data_s, cpu_start)
     plot_learning_curve(history, out / "learning_curve.png", title=f"{cfg.modality} segmenter")
     if cfg.calibrate_classes:
         bias, table = calibrate_class_bias(out / "model.pt", val_set, cfg.calibrate_classes)
-        log(f"decision bias calibrated on the validation split: {[round(b, 2) for b in bias]} "
-            f"(Dice {', '.join(f'{k}: {v[0]:.4f} -> {v[1]:.4f}' for k, v in table.items())})")
+        log(
+            f"decision bias calibrated on the validation split: {[round(b, 2) for b in bias]} "
+            f"(Dice {', '.join(f'{k}: {v[0]:.4f} -> {v[1]:.4f}' for k, v in table.items())})"
+        )
     final = None
     if evaluate:
         final = evaluate_weights(out / "model.pt", val_set)
-        log("validation (full post-processing, original size): " +
-            ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float)))
+        log(
+            "validation (full post-processing, original size): "
+            + ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
+        )
     return _write_metrics(out, cfg, history, final, t_start, data_s, cpu_start)
 
 
@@ -408,8 +491,9 @@ def calibrate_class_bias(weights: str | Path, frameset, classes, grid=None) -> t
         table[int(c)] = (before, max(scores))
     blob = torch.load(weights, map_location="cpu", weights_only=True)
     blob["class_bias"] = [float(v) for v in bias]
-    blob.setdefault("info", {})["class_bias_calibration"] = {str(k): [round(a, 5), round(b, 5)]
-                                                              for k, (a, b) in table.items()}
+    blob.setdefault("info", {})["class_bias_calibration"] = {
+        str(k): [round(a, 5), round(b, 5)] for k, (a, b) in table.items()
+    }
     tmp = Path(weights).with_suffix(".pt.tmp")
     torch.save(blob, tmp)
     tmp.replace(weights)
@@ -421,8 +505,8 @@ def _validate(model, x_t, y_t, class_w, cfg: TrainConfig, torch) -> tuple[float,
     losses, preds = [], []
     with torch.inference_mode():
         for s in range(0, len(x_t), 64):
-            x = _standardise_t(x_t[s:s + 64].float().div_(255.0).unsqueeze(1), torch)
-            y, valid = _targets(y_t[s:s + 64].float().div_(255.0), torch)
+            x = _standardise_t(x_t[s : s + 64].float().div_(255.0).unsqueeze(1), torch)
+            y, valid = _targets(y_t[s : s + 64].float().div_(255.0), torch)
             logits = model(x)
             losses.append(float(_loss(logits, y, class_w, cfg.dice_weight, torch, valid)) * len(x))
             preds.append(logits.argmax(dim=1).numpy())
@@ -455,13 +539,22 @@ def _field_of_view(frameset) -> tuple[float, float] | None:
     return float(np.median(sp[:, 0]) * h), float(np.median(sp[:, 1]) * w)
 
 
-def _write_metrics(out: Path, cfg: TrainConfig, history, final, t_start: float, data_s: float,
-                   cpu_start: float = 0.0) -> dict:
-    metrics = {"modality": cfg.modality, "epochs": len(history), "history": history,
-               "best_val_score": max((h["val_score"] for h in history), default=None),
-               "final_val": final, "data_s": round(data_s, 1), "wall_s": round(time.perf_counter() - t_start, 1),
-               "cpu_s": round(time.process_time() - cpu_start, 1),
-               "git": git_hash(), "command": _command_line(), "torch_threads": cfg.threads}
+def _write_metrics(
+    out: Path, cfg: TrainConfig, history, final, t_start: float, data_s: float, cpu_start: float = 0.0
+) -> dict:
+    metrics = {
+        "modality": cfg.modality,
+        "epochs": len(history),
+        "history": history,
+        "best_val_score": max((h["val_score"] for h in history), default=None),
+        "final_val": final,
+        "data_s": round(data_s, 1),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "cpu_s": round(time.process_time() - cpu_start, 1),
+        "git": git_hash(),
+        "command": _command_line(),
+        "torch_threads": cfg.threads,
+    }
     (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2))
     return metrics
 
@@ -521,5 +614,14 @@ def plot_learning_curve(history: list[dict], path: str | Path, title: str = "") 
     return Path(path)
 
 
-__all__ = ["TrainConfig", "ModelConfig", "DataConfig", "load_config", "train", "evaluate_weights",
-           "prepare_arrays", "plot_learning_curve", "calibrate_class_bias"]
+__all__ = [
+    "TrainConfig",
+    "ModelConfig",
+    "DataConfig",
+    "load_config",
+    "train",
+    "evaluate_weights",
+    "prepare_arrays",
+    "plot_learning_curve",
+    "calibrate_class_bias",
+]

@@ -43,10 +43,14 @@ def validate_image(image, *, what: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise PerceptionError(f"{what}: expected a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
-        hint = ("scale and convert it, e.g. (img / img.max() * 255).astype(np.uint8)"
-                if image.dtype.kind in "fuib" else "convert it to 8-bit grey")
-        raise PerceptionError(f"{what}: dtype {image.dtype} is not supported; perception expects uint8 grey "
-                              f"images (0-255): {hint}")
+        hint = (
+            "scale and convert it, e.g. (img / img.max() * 255).astype(np.uint8)"
+            if image.dtype.kind in "fuib"
+            else "convert it to 8-bit grey"
+        )
+        raise PerceptionError(
+            f"{what}: dtype {image.dtype} is not supported; perception expects uint8 grey images (0-255): {hint}"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     elif image.ndim == 3 and image.shape[2] in (3, 4):
@@ -55,18 +59,24 @@ def validate_image(image, *, what: str = "image") -> np.ndarray:
             raise PerceptionError(
                 f"{what}: has {image.shape[2]} colour channels that differ; the models take single-channel grey "
                 f"ultrasound/NIR images: convert with cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if it really is "
-                f"a grey image in colour")
+                f"a grey image in colour"
+            )
         image = colour[:, :, 0]
     elif image.ndim != 2:
-        raise PerceptionError(f"{what}: shape {image.shape} is not an image; expected (H, W) grey "
-                              f"(or (H, W, 1), or grey stored as (H, W, 3))")
+        raise PerceptionError(
+            f"{what}: shape {image.shape} is not an image; expected (H, W) grey "
+            f"(or (H, W, 1), or grey stored as (H, W, 3))"
+        )
     h, w = image.shape
     if min(h, w) < MIN_SIDE_PX or max(h, w) > MAX_SIDE_PX:
-        raise PerceptionError(f"{what}: size {h}x{w} px is outside the supported {MIN_SIDE_PX}..{MAX_SIDE_PX} px "
-                              f"per side; crop or resize it first")
+        raise PerceptionError(
+            f"{what}: size {h}x{w} px is outside the supported {MIN_SIDE_PX}..{MAX_SIDE_PX} px "
+            f"per side; crop or resize it first"
+        )
     if max(h, w) / min(h, w) > MAX_ASPECT:
-        raise PerceptionError(f"{what}: aspect ratio {h}x{w} is more elongated than {MAX_ASPECT:g}:1; crop it to "
-                              f"the imaging sector first")
+        raise PerceptionError(
+            f"{what}: aspect ratio {h}x{w} is more elongated than {MAX_ASPECT:g}:1; crop it to the imaging sector first"
+        )
     return np.ascontiguousarray(image)
 
 
@@ -106,8 +116,10 @@ def read_image(path: str | Path, frame_index: int | None = None) -> np.ndarray:
         if img is None:
             raise PerceptionError(f"input image {p}: not a readable image (corrupt file or unknown format)")
     if img.dtype != np.uint8:
-        raise PerceptionError(f"input image {p}: {img.dtype} pixels ({8 * img.dtype.itemsize}-bit); perception "
-                              f"expects 8-bit grey images: convert it to 8 bits first")
+        raise PerceptionError(
+            f"input image {p}: {img.dtype} pixels ({8 * img.dtype.itemsize}-bit); perception "
+            f"expects 8-bit grey images: convert it to 8 bits first"
+        )
     if img.ndim == 3 and img.shape[2] in (3, 4) and not _channels_equal(img):
         # a lossy video codec perturbs channels slightly; accept near-grey frames from video only
         if p.suffix.lower() in VIDEO_SUFFIXES and _near_grey(img):
@@ -144,7 +156,8 @@ def resize_labels(labels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 def roi_box(centre_rc, side_px: float, shape_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """``(r0, c0, r1, c1)``: a square of ``side_px`` (at most the image's shorter side) around
-    ``centre_rc`` (row, col), shifted to lie inside an image of ``shape_hw``."""
+    ``centre_rc`` (row, col), shifted to lie inside an image of ``shape_hw``.
+    """
     h, w = int(shape_hw[0]), int(shape_hw[1])
     side = int(round(min(max(float(side_px), 1.0), h, w)))
     r0 = int(round(float(centre_rc[0]) - side / 2))
@@ -175,7 +188,8 @@ def to_model_input(images: np.ndarray, input_size: int) -> np.ndarray:
 def probs_to_size(probs: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Class probabilities ``(C, h, w)`` -> ``(C, H, W)`` (bilinear). The bilinear weights of a
     pixel sum to one, so the resized probabilities still sum to 1 (to float rounding, ~1e-7):
-    no renormalisation (it cost 2 ms a frame, more than the resize)."""
+    no renormalisation (it cost 2 ms a frame, more than the resize).
+    """
     c = probs.shape[0]
     if probs.shape[1:] == tuple(size_hw):
         return probs
@@ -185,12 +199,16 @@ def probs_to_size(probs: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
         up = cv2.resize(hwc, (w, h), interpolation=cv2.INTER_LINEAR)
         up = up.reshape(h, w, c)
     else:
-        up = np.stack([cv2.resize(np.ascontiguousarray(hwc[:, :, k]), (w, h), interpolation=cv2.INTER_LINEAR)
-                       for k in range(c)], axis=-1)
+        up = np.stack(
+            [cv2.resize(np.ascontiguousarray(hwc[:, :, k]), (w, h), interpolation=cv2.INTER_LINEAR) for k in range(c)],
+            axis=-1,
+        )
     return up.transpose(2, 0, 1)
 
 
-def scaled_spacing(spacing_mm: tuple[float, float], from_hw: tuple[int, int], to_hw: tuple[int, int]) -> tuple[float, float]:
+def scaled_spacing(
+    spacing_mm: tuple[float, float], from_hw: tuple[int, int], to_hw: tuple[int, int]
+) -> tuple[float, float]:
     """Pixel spacing after resizing an image covering the same field of view from ``from_hw`` to ``to_hw``."""
     return (float(spacing_mm[0]) * from_hw[0] / to_hw[0], float(spacing_mm[1]) * from_hw[1] / to_hw[1])
 
@@ -202,6 +220,7 @@ def check_spacing(spacing_mm, *, what: str = "spacing_mm") -> tuple[float, float
     except (TypeError, ValueError):
         raise PerceptionError(f"{what}: expected two numbers (row, col) in mm per pixel, got {spacing_mm!r}") from None
     if not (np.isfinite(sy) and np.isfinite(sx) and 0 < sy < 10 and 0 < sx < 10):
-        raise PerceptionError(f"{what}: ({sy}, {sx}) mm per pixel is not a plausible pixel size; expected "
-                              f"positive values below 10 mm")
+        raise PerceptionError(
+            f"{what}: ({sy}, {sx}) mm per pixel is not a plausible pixel size; expected positive values below 10 mm"
+        )
     return sy, sx

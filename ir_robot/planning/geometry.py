@@ -42,8 +42,9 @@ def probe_of(joints: JointVector, probe_offset_mm: float = PROBE_OFFSET_MM) -> P
     return ProbePose(joints.x_mm + probe_offset_mm, joints.y_mm, joints.probe_yaw_rad)
 
 
-def frame_probe(frame: ImageFrame, joints: JointVector | None = None,
-                probe_offset_mm: float = PROBE_OFFSET_MM) -> ProbePose:
+def frame_probe(
+    frame: ImageFrame, joints: JointVector | None = None, probe_offset_mm: float = PROBE_OFFSET_MM
+) -> ProbePose:
     """The probe pose a frame was taken from: its ``meta['probe']`` if present, else the rig joints."""
     p = frame.meta.get("probe") if isinstance(frame.meta, dict) else None
     if p is not None:
@@ -63,8 +64,9 @@ def us_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], pro
     return np.stack([probe.x_mm + lat * cu, probe.y_mm + lat * su, z], axis=-1)
 
 
-def world_to_us(points, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose
-                ) -> tuple[np.ndarray, np.ndarray]:
+def world_to_us(
+    points, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose
+) -> tuple[np.ndarray, np.ndarray]:
     """World points ``(..., 3)`` -> (pixel (row, col) ``(..., 2)``, out-of-plane distance mm ``(...)``)."""
     q = np.asarray(points, dtype=float)
     sy, sx = spacing_mm
@@ -76,21 +78,21 @@ def world_to_us(points, shape: tuple[int, int], spacing_mm: tuple[float, float],
     return rc, off
 
 
-def nir_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()
-                 ) -> np.ndarray:
+def nir_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()) -> np.ndarray:
     """NIR pixel(s) ``(..., 2)`` (row, col) -> world (x, y) ``(..., 2)``."""
     p = np.asarray(rc, dtype=float)
     sy, sx = spacing_mm
-    return np.stack([view.x_mm + (p[..., 1] - shape[1] / 2 + 0.5) * sx,
-                     view.y_mm + (p[..., 0] - shape[0] / 2 + 0.5) * sy], axis=-1)
+    return np.stack(
+        [view.x_mm + (p[..., 1] - shape[1] / 2 + 0.5) * sx, view.y_mm + (p[..., 0] - shape[0] / 2 + 0.5) * sy], axis=-1
+    )
 
 
-def world_to_nir(xy, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()
-                 ) -> np.ndarray:
+def world_to_nir(xy, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()) -> np.ndarray:
     q = np.asarray(xy, dtype=float)
     sy, sx = spacing_mm
-    return np.stack([(q[..., 1] - view.y_mm) / sy + shape[0] / 2 - 0.5,
-                     (q[..., 0] - view.x_mm) / sx + shape[1] / 2 - 0.5], axis=-1)
+    return np.stack(
+        [(q[..., 1] - view.y_mm) / sy + shape[0] / 2 - 0.5, (q[..., 0] - view.x_mm) / sx + shape[1] / 2 - 0.5], axis=-1
+    )
 
 
 def segment_points(a, b, step_mm: float = 0.25) -> np.ndarray:

@@ -64,25 +64,31 @@ class UnreachableTarget(IrRobotError):
 
 @dataclass(frozen=True)
 class InsertionParams:
-    pitch_range_deg: tuple[float, float] = param((15.0, 45.0), range=(1.0, 89.0), unit="deg",
-                                                 help="needle pitches to consider (also clipped to the rig)")
+    pitch_range_deg: tuple[float, float] = param(
+        (15.0, 45.0), range=(1.0, 89.0), unit="deg", help="needle pitches to consider (also clipped to the rig)"
+    )
     pitch_step_deg: float = param(1.0, range=(0.1, 10.0), unit="deg")
-    preferred_pitch_deg: float = param(20.0, range=(1.0, 89.0), unit="deg",
-                                       help="shallow pitches give a longer path in the lumen")
-    standoff_range_mm: tuple[float, float] = param((1.5, 15.0), range=(0.3, 60.0), unit="mm",
-                                                   help="pivot height above the skin (the tip starts there)")
-    reserve_mm: float = param(10.0, range=(0.0, 40.0), unit="mm",
-                              help="insertion room wanted past the target (wall tenting before it tears)")
+    preferred_pitch_deg: float = param(
+        20.0, range=(1.0, 89.0), unit="deg", help="shallow pitches give a longer path in the lumen"
+    )
+    standoff_range_mm: tuple[float, float] = param(
+        (1.5, 15.0), range=(0.3, 60.0), unit="mm", help="pivot height above the skin (the tip starts there)"
+    )
+    reserve_mm: float = param(
+        10.0, range=(0.0, 40.0), unit="mm", help="insertion room wanted past the target (wall tenting before it tears)"
+    )
     min_reserve_mm: float = param(4.0, range=(0.0, 40.0), unit="mm", help="least room accepted past the target")
-    max_plane_offset_mm: float = param(3.0, range=(0.0, 50.0), unit="mm",
-                                       help="largest distance of the target beyond the ultrasound plane")
+    max_plane_offset_mm: float = param(
+        3.0, range=(0.0, 50.0), unit="mm", help="largest distance of the target beyond the ultrasound plane"
+    )
     probe_offset_mm: float = param(PROBE_OFFSET_MM, range=(-100.0, 100.0), unit="mm")
     clearance_mm: float = param(1.0, range=(0.0, 20.0), unit="mm", help="gap to other vessels' walls")
     wall_estimate_mm: float = param(0.5, range=(0.0, 5.0), unit="mm", help="assumed wall thickness of obstacles")
     min_lumen_path_mm: float = param(0.9, range=(0.0, 20.0), unit="mm")
     target_x_step_mm: float = param(1.0, range=(0.1, 20.0), unit="mm")
-    target_x_range_mm: tuple[float, float] = param((-15.0, 22.0), range=(-500.0, 500.0), unit="mm",
-                                                   help="world x where targets may be placed (seen by NIR)")
+    target_x_range_mm: tuple[float, float] = param(
+        (-15.0, 22.0), range=(-500.0, 500.0), unit="mm", help="world x where targets may be placed (seen by NIR)"
+    )
     joint_margin_mm: float = param(1.0, range=(0.0, 20.0), unit="mm", help="keep the pivot inside the rig travel")
     weight_pitch: float = param(1.0, range=(0.0, 100.0), help="cost per degree from the preferred pitch")
     weight_x: float = param(0.3, range=(0.0, 100.0), help="cost per mm from the middle of the observed stretch")
@@ -96,14 +102,14 @@ class InsertionPlan:
 
     target_mm: tuple[float, float, float]
     pitch_rad: float
-    probe_x_mm: float                # x of the transverse ultrasound plane
+    probe_x_mm: float  # x of the transverse ultrasound plane
     pivot_mm: tuple[float, float, float]
-    insert_mm: float                 # s*: insertion that puts the tip at the target
-    max_insert_mm: float             # deepest insertion the plan allows (target + reserve)
-    lumen_half_path_mm: float        # along the needle from the centre to the lumen edge
-    wall_path_mm: float              # along the needle from the lumen edge to the outer wall
-    skin_insert_mm: float            # insertion at which the tip reaches the skin plane
-    clearance_mm: float              # smallest gap to another vessel's wall along the path
+    insert_mm: float  # s*: insertion that puts the tip at the target
+    max_insert_mm: float  # deepest insertion the plan allows (target + reserve)
+    lumen_half_path_mm: float  # along the needle from the centre to the lumen edge
+    wall_path_mm: float  # along the needle from the lumen edge to the outer wall
+    skin_insert_mm: float  # insertion at which the tip reaches the skin plane
+    clearance_mm: float  # smallest gap to another vessel's wall along the path
     vessel_index: int = -1
     cost: float = 0.0
 
@@ -135,7 +141,7 @@ class InsertionPlan:
     def tip_at(self, insert_mm: float) -> np.ndarray:
         return np.asarray(self.pivot_mm) + insert_mm * needle_direction(self.pitch_rad)
 
-    def moved(self, dy: float = 0.0, dz: float = 0.0, *, fixed_height: bool = False) -> "InsertionPlan":
+    def moved(self, dy: float = 0.0, dz: float = 0.0, *, fixed_height: bool = False) -> InsertionPlan:
         """The same insertion with the target (and so the pivot) moved sideways/up by (dy, dz).
 
         ``fixed_height``: the pivot cannot move up or down (a fixed stage): it follows sideways only,
@@ -143,13 +149,18 @@ class InsertionPlan:
         """
         t, p = self.target_mm, self.pivot_mm
         if not fixed_height:
-            return dataclasses.replace(self, target_mm=(t[0], t[1] + dy, t[2] + dz),
-                                       pivot_mm=(p[0], p[1] + dy, p[2] + dz))
+            return dataclasses.replace(
+                self, target_mm=(t[0], t[1] + dy, t[2] + dz), pivot_mm=(p[0], p[1] + dy, p[2] + dz)
+            )
         ds = -dz / math.sin(self.pitch_rad)
         step = ds * needle_direction(self.pitch_rad)
-        return dataclasses.replace(self, target_mm=(t[0] + float(step[0]), t[1] + dy, t[2] + float(step[2])),
-                                   pivot_mm=(p[0], p[1] + dy, p[2]), insert_mm=self.insert_mm + ds,
-                                   max_insert_mm=self.max_insert_mm + ds)
+        return dataclasses.replace(
+            self,
+            target_mm=(t[0] + float(step[0]), t[1] + dy, t[2] + float(step[2])),
+            pivot_mm=(p[0], p[1] + dy, p[2]),
+            insert_mm=self.insert_mm + ds,
+            max_insert_mm=self.max_insert_mm + ds,
+        )
 
 
 def lumen_path(vessel: VesselEstimate, x_mm: float, pitch_rad: float, wall_mm: float = 0.3) -> tuple[float, float]:
@@ -188,8 +199,7 @@ def _clearance(points: np.ndarray, obstacles: list[VesselEstimate], wall_mm: flo
 FIXED_TOLERANCE = 1e-6
 
 
-def fixed_joints(lower: JointVector, upper: JointVector, velocity_limits: JointVector | None = None
-                 ) -> tuple[str, ...]:
+def fixed_joints(lower: JointVector, upper: JointVector, velocity_limits: JointVector | None = None) -> tuple[str, ...]:
     """Joints the rig cannot move: equal lower and upper limits, or a zero speed limit."""
     lo, hi = lower.as_array(), upper.as_array()
     still = hi - lo < FIXED_TOLERANCE
@@ -198,10 +208,17 @@ def fixed_joints(lower: JointVector, upper: JointVector, velocity_limits: JointV
     return tuple(n for n, f in zip(JOINT_NAMES, still) if f)
 
 
-def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tuple = (), *,
-                   lower: JointVector, upper: JointVector, params: InsertionParams = InsertionParams(),
-                   skin_z_mm: float = 0.0, vessel_index: int = -1,
-                   target_x_mm: tuple[float, ...] | None = None) -> InsertionPlan:
+def plan_insertion(
+    vessel: VesselEstimate,
+    obstacles: list[VesselEstimate] | tuple = (),
+    *,
+    lower: JointVector,
+    upper: JointVector,
+    params: InsertionParams = InsertionParams(),
+    skin_z_mm: float = 0.0,
+    vessel_index: int = -1,
+    target_x_mm: tuple[float, ...] | None = None,
+) -> InsertionPlan:
     """The cheapest feasible insertion into ``vessel`` (see the module docstring).
 
     ``lower``/``upper``: the rig's joint limits (after safety margins); equal limits mark a fixed
@@ -216,19 +233,24 @@ def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tup
     if fixed_pitch:
         p_lo = p_hi = float(lo[3])
         if not 0.0 < p_lo < math.pi / 2:
-            raise UnreachableTarget(f"the rig's fixed needle pitch {math.degrees(p_lo):.1f} deg does not point the "
-                                    "needle down into the tissue (needs 0..90 deg)")
+            raise UnreachableTarget(
+                f"the rig's fixed needle pitch {math.degrees(p_lo):.1f} deg does not point the "
+                "needle down into the tissue (needs 0..90 deg)"
+            )
         pitches = np.array([p_lo])
     else:
         p_lo = max(math.radians(pr.pitch_range_deg[0]), lo[3])
         p_hi = min(math.radians(pr.pitch_range_deg[1]), hi[3])
         if p_lo > p_hi:
-            raise UnreachableTarget(f"no pitch in {pr.pitch_range_deg} deg is inside the rig's pitch limits "
-                                    f"[{math.degrees(lo[3]):.1f}, {math.degrees(hi[3]):.1f}] deg")
+            raise UnreachableTarget(
+                f"no pitch in {pr.pitch_range_deg} deg is inside the rig's pitch limits "
+                f"[{math.degrees(lo[3]):.1f}, {math.degrees(hi[3]):.1f}] deg"
+            )
         pitches = np.arange(p_lo, p_hi + 1e-9, math.radians(pr.pitch_step_deg))
     if fixed_z and lo[2] <= skin_z_mm:
-        raise UnreachableTarget(f"the rig's fixed pivot height {lo[2]:.1f} mm is not above the skin "
-                                f"({skin_z_mm:.1f} mm)")
+        raise UnreachableTarget(
+            f"the rig's fixed pivot height {lo[2]:.1f} mm is not above the skin ({skin_z_mm:.1f} mm)"
+        )
     # joint margin on the pivot axes the rig moves; a fixed axis is exactly where the plan puts it
     margin = np.where(hi[:3] - lo[:3] < FIXED_TOLERANCE, 0.0, pr.joint_margin_mm)
     tol = np.where(hi[:3] - lo[:3] < FIXED_TOLERANCE, FIXED_TOLERANCE, 0.0)
@@ -236,9 +258,11 @@ def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tup
         x0 = max(vessel.x_range_mm[0], pr.target_x_range_mm[0])
         x1 = min(vessel.x_range_mm[1], pr.target_x_range_mm[1])
         if x0 > x1:
-            raise UnreachableTarget(f"the vein was seen at x {vessel.x_range_mm[0]:.1f}..{vessel.x_range_mm[1]:.1f} "
-                                    f"mm, outside the targetable x range {pr.target_x_range_mm} mm",
-                                    {"outside targetable x range": 1})
+            raise UnreachableTarget(
+                f"the vein was seen at x {vessel.x_range_mm[0]:.1f}..{vessel.x_range_mm[1]:.1f} "
+                f"mm, outside the targetable x range {pr.target_x_range_mm} mm",
+                {"outside targetable x range": 1},
+            )
         xs = np.arange(x0, x1 + 1e-9, pr.target_x_step_mm) if x1 > x0 else np.array([x0])
     else:
         xs = np.asarray(target_x_mm, dtype=float)
@@ -283,16 +307,32 @@ def plan_insertion(vessel: VesselEstimate, obstacles: list[VesselEstimate] | tup
             if gap < pr.clearance_mm:
                 reasons[f"path within {pr.clearance_mm} mm of another vessel"] += 1
                 continue
-            cost = (pr.weight_pitch * abs(math.degrees(p) - pr.preferred_pitch_deg)
-                    + pr.weight_x * abs(float(x_t) - mid)
-                    + pr.weight_plane * abs(plane_off)
-                    + pr.weight_reserve * max(0.0, pr.reserve_mm - reserve))
+            cost = (
+                pr.weight_pitch * abs(math.degrees(p) - pr.preferred_pitch_deg)
+                + pr.weight_x * abs(float(x_t) - mid)
+                + pr.weight_plane * abs(plane_off)
+                + pr.weight_reserve * max(0.0, pr.reserve_mm - reserve)
+            )
             if best is None or cost < best.cost:
-                best = InsertionPlan(tuple(float(v) for v in target), float(p), float(pivot[0] + pr.probe_offset_mm),
-                                     tuple(float(v) for v in pivot), float(s_star), float(s_star + reserve),
-                                     float(half), float(wall), float(skin_s), float(gap), vessel_index, float(cost))
+                best = InsertionPlan(
+                    tuple(float(v) for v in target),
+                    float(p),
+                    float(pivot[0] + pr.probe_offset_mm),
+                    tuple(float(v) for v in pivot),
+                    float(s_star),
+                    float(s_star + reserve),
+                    float(half),
+                    float(wall),
+                    float(skin_s),
+                    float(gap),
+                    vessel_index,
+                    float(cost),
+                )
     if best is None:
         top = ", ".join(f"{r} ({n}x)" for r, n in reasons.most_common(3))
-        raise UnreachableTarget(f"no insertion reaches the vein at depth {float(vessel.depth_at(mid)):.1f} mm "
-                                f"(x {xs.min():.0f}..{xs.max():.0f} mm): {top}", dict(reasons))
+        raise UnreachableTarget(
+            f"no insertion reaches the vein at depth {float(vessel.depth_at(mid)):.1f} mm "
+            f"(x {xs.min():.0f}..{xs.max():.0f} mm): {top}",
+            dict(reasons),
+        )
     return best

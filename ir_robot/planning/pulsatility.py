@@ -68,41 +68,62 @@ class PulsatilityParams:
     """Thresholds of :func:`assess_pulsatility` and the dwell that feeds it."""
 
     enabled: bool = param(True, help="check every target for a pulse before inserting")
-    dwell_s: float = param(2.0, range=(0.5, 20.0), unit="s",
-                           help="time the probe stays transverse over the target collecting its cross-section")
-    max_dwell_s: float = param(4.0, range=(0.5, 30.0), unit="s",
-                               help="dwell at most this long waiting for enough usable frames")
-    band_hz: tuple[float, float] = param((0.8, 3.0), range=(0.05, 20.0), unit="Hz",
-                                         help="heart-rate band searched (48-180 per minute; see the module doc)")
-    artery_index: float = param(0.05, range=(0.0, 1.0),
-                                help="fractional area swing (half peak-to-peak) at or above which it pulsates")
+    dwell_s: float = param(
+        2.0,
+        range=(0.5, 20.0),
+        unit="s",
+        help="time the probe stays transverse over the target collecting its cross-section",
+    )
+    max_dwell_s: float = param(
+        4.0, range=(0.5, 30.0), unit="s", help="dwell at most this long waiting for enough usable frames"
+    )
+    band_hz: tuple[float, float] = param(
+        (0.8, 3.0),
+        range=(0.05, 20.0),
+        unit="Hz",
+        help="heart-rate band searched (48-180 per minute; see the module doc)",
+    )
+    artery_index: float = param(
+        0.05, range=(0.0, 1.0), help="fractional area swing (half peak-to-peak) at or above which it pulsates"
+    )
     vein_index: float = param(0.025, range=(0.0, 1.0), help="below this it does not pulsate")
-    min_band_fraction: float = param(0.7, range=(0.0, 1.0),
-                                     help="share of the detrended area variance a pulse must explain")
-    compressed_aspect: float = param(0.85, range=(0.1, 1.0),
-                                     help="height/width below this: a compressed (vein-like) lumen")
+    min_band_fraction: float = param(
+        0.7, range=(0.0, 1.0), help="share of the detrended area variance a pulse must explain"
+    )
+    compressed_aspect: float = param(
+        0.85, range=(0.1, 1.0), help="height/width below this: a compressed (vein-like) lumen"
+    )
     min_samples: int = param(10, range=(4, 10000), help="frames needed")
     min_duration_s: float = param(1.5, range=(0.1, 60.0), unit="s", help="time span the frames must cover")
     max_gap_s: float = param(0.45, range=(0.01, 10.0), unit="s", help="largest gap allowed between frames")
-    outlier_deviation: float = param(0.35, range=(0.05, 10.0),
-                                     help="a frame whose area is this far (fraction) from the median is a "
-                                          "segmentation outlier and left out")
-    max_outlier_fraction: float = param(0.2, range=(0.0, 1.0),
-                                        help="more outliers than this share of the frames: unstable, no verdict")
+    outlier_deviation: float = param(
+        0.35,
+        range=(0.05, 10.0),
+        help="a frame whose area is this far (fraction) from the median is a segmentation outlier and left out",
+    )
+    max_outlier_fraction: float = param(
+        0.2, range=(0.0, 1.0), help="more outliers than this share of the frames: unstable, no verdict"
+    )
     freq_step_hz: float = param(0.02, range=(0.001, 1.0), unit="Hz", help="frequency grid of the periodogram")
-    sway_band_hz: tuple[float, float] = param((0.05, 0.5), range=(0.01, 20.0), unit="Hz",
-                                              help="slower swings (the arm's sway): a pulse must fit better than "
-                                                   "any of them (empty band (x, x) disables the comparison)")
+    sway_band_hz: tuple[float, float] = param(
+        (0.05, 0.5),
+        range=(0.01, 20.0),
+        unit="Hz",
+        help="slower swings (the arm's sway): a pulse must fit better than "
+        "any of them (empty band (x, x) disables the comparison)",
+    )
 
     def __post_init__(self) -> None:
         if not self.band_hz[0] < self.band_hz[1]:
             raise ValueError(f"PulsatilityParams.band_hz must be (low, high) with low < high, got {self.band_hz}")
         if not self.vein_index <= self.artery_index:
-            raise ValueError(f"PulsatilityParams: vein_index {self.vein_index} must not exceed artery_index "
-                             f"{self.artery_index}")
+            raise ValueError(
+                f"PulsatilityParams: vein_index {self.vein_index} must not exceed artery_index {self.artery_index}"
+            )
         if self.max_dwell_s < self.dwell_s:
-            raise ValueError(f"PulsatilityParams: max_dwell_s {self.max_dwell_s} is shorter than dwell_s "
-                             f"{self.dwell_s}")
+            raise ValueError(
+                f"PulsatilityParams: max_dwell_s {self.max_dwell_s} is shorter than dwell_s {self.dwell_s}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,13 +135,15 @@ class CrossSectionSeries:
     width_mm: np.ndarray | None = None
 
     @classmethod
-    def from_samples(cls, t_s, area_mm2, width_mm=None) -> "CrossSectionSeries":
+    def from_samples(cls, t_s, area_mm2, width_mm=None) -> CrossSectionSeries:
         t = np.asarray(t_s, dtype=float).ravel()
         a = np.asarray(area_mm2, dtype=float).ravel()
         w = None if width_mm is None else np.asarray(width_mm, dtype=float).ravel()
         if len(a) != len(t) or (w is not None and len(w) != len(t)):
-            raise PulsatilityError(f"series lengths differ: {len(t)} stamps, {len(a)} areas"
-                                   + (f", {len(w)} widths" if w is not None else ""))
+            raise PulsatilityError(
+                f"series lengths differ: {len(t)} stamps, {len(a)} areas"
+                + (f", {len(w)} widths" if w is not None else "")
+            )
         return cls(t, a, w)
 
     def __len__(self) -> int:
@@ -135,23 +158,28 @@ class CrossSectionSeries:
 class PulsatilityResult:
     """The verdict and its evidence."""
 
-    verdict: str                 # "artery" | "vein" | "unknown"
-    index: float                 # fitted fractional area swing (half peak-to-peak)
-    frequency_hz: float          # of the best-fitting sinusoid in the band
-    band_fraction: float         # share of the detrended variance it explains
-    aspect: float                # median height/width (nan without widths)
-    compressed: bool             # aspect < compressed_aspect
+    verdict: str  # "artery" | "vein" | "unknown"
+    index: float  # fitted fractional area swing (half peak-to-peak)
+    frequency_hz: float  # of the best-fitting sinusoid in the band
+    band_fraction: float  # share of the detrended variance it explains
+    aspect: float  # median height/width (nan without widths)
+    compressed: bool  # aspect < compressed_aspect
     mean_area_mm2: float
     n_samples: int
     duration_s: float
     reason: str
 
     def describe(self) -> str:
-        shape = (f", aspect {self.aspect:.2f}{' (compressed)' if self.compressed else ''}"
-                 if math.isfinite(self.aspect) else "")
-        return (f"{self.verdict}: area swing {100 * self.index:.1f} % at {self.frequency_hz:.2f} Hz "
-                f"(explains {100 * self.band_fraction:.0f} % of the variation){shape}; "
-                f"{self.n_samples} frames over {self.duration_s:.1f} s; {self.reason}")
+        shape = (
+            f", aspect {self.aspect:.2f}{' (compressed)' if self.compressed else ''}"
+            if math.isfinite(self.aspect)
+            else ""
+        )
+        return (
+            f"{self.verdict}: area swing {100 * self.index:.1f} % at {self.frequency_hz:.2f} Hz "
+            f"(explains {100 * self.band_fraction:.0f} % of the variation){shape}; "
+            f"{self.n_samples} frames over {self.duration_s:.1f} s; {self.reason}"
+        )
 
 
 def check_series(series: CrossSectionSeries, params: PulsatilityParams = PulsatilityParams()) -> None:
@@ -172,19 +200,23 @@ def check_series(series: CrossSectionSeries, params: PulsatilityParams = Pulsati
         raise PulsatilityError(f"too short: the frames span {series.duration_s:.2f} s, need {params.min_duration_s} s")
     if float(dt.max()) > params.max_gap_s:
         i = int(np.argmax(dt))
-        raise PulsatilityError(f"irregular: a gap of {dt[i]:.2f} s between frames (at {t[i]:.2f} s; at most "
-                               f"{params.max_gap_s} s allowed)")
+        raise PulsatilityError(
+            f"irregular: a gap of {dt[i]:.2f} s between frames (at {t[i]:.2f} s; at most {params.max_gap_s} s allowed)"
+        )
     nyquist = 0.5 / float(np.median(dt))
     if nyquist < params.band_hz[1]:
-        raise PulsatilityError(f"sampled too slowly: median interval {float(np.median(dt)):.3f} s resolves up to "
-                               f"{nyquist:.2f} Hz, the band goes to {params.band_hz[1]} Hz")
+        raise PulsatilityError(
+            f"sampled too slowly: median interval {float(np.median(dt)):.3f} s resolves up to "
+            f"{nyquist:.2f} Hz, the band goes to {params.band_hz[1]} Hz"
+        )
 
 
 def pulse_fit(t_s, rel, band_hz: tuple[float, float], step_hz: float = 0.02) -> tuple[float, float, float]:
     """Best sinusoid in ``band_hz`` fitted jointly with a straight line to ``rel`` (least squares).
 
     Returns ``(amplitude, frequency_hz, band_fraction)``: the sinusoid's amplitude, its frequency and
-    the fraction of the variance left after the line that it explains (0 for a flat series)."""
+    the fraction of the variance left after the line that it explains (0 for a flat series).
+    """
     t = np.asarray(t_s, dtype=float)
     y = np.asarray(rel, dtype=float)
     tc = t - t.mean()
@@ -209,46 +241,68 @@ def pulse_fit(t_s, rel, band_hz: tuple[float, float], step_hz: float = 0.02) -> 
     return best
 
 
-def assess_pulsatility(series: CrossSectionSeries, params: PulsatilityParams = PulsatilityParams()
-                       ) -> PulsatilityResult:
+def assess_pulsatility(
+    series: CrossSectionSeries, params: PulsatilityParams = PulsatilityParams()
+) -> PulsatilityResult:
     """Pulsatility index, shape and verdict of one vessel's cross-section series (module docstring)."""
     check_series(series, params)
     dev = np.abs(series.area_mm2 / float(np.median(series.area_mm2)) - 1.0)
     keep = dev <= params.outlier_deviation
     n_out = int((~keep).sum())
     if n_out > params.max_outlier_fraction * len(series):
-        raise PulsatilityError(f"unstable segmentation: {n_out} of {len(series)} frames' areas are more than "
-                               f"{100 * params.outlier_deviation:.0f} % from the median")
+        raise PulsatilityError(
+            f"unstable segmentation: {n_out} of {len(series)} frames' areas are more than "
+            f"{100 * params.outlier_deviation:.0f} % from the median"
+        )
     if n_out:
-        series = CrossSectionSeries(series.t_s[keep], series.area_mm2[keep],
-                                    None if series.width_mm is None else series.width_mm[keep])
+        series = CrossSectionSeries(
+            series.t_s[keep], series.area_mm2[keep], None if series.width_mm is None else series.width_mm[keep]
+        )
         check_series(series, params)
     a = series.area_mm2
     mean = float(a.mean())
     amp, freq, frac = pulse_fit(series.t_s, a / mean - 1.0, params.band_hz, params.freq_step_hz)
     aspect = float("nan")
     if series.width_mm is not None and np.all(np.isfinite(series.width_mm)) and np.all(series.width_mm > 0):
-        aspect = float(np.median(4.0 * a / (math.pi * series.width_mm ** 2)))
+        aspect = float(np.median(4.0 * a / (math.pi * series.width_mm**2)))
     compressed = bool(math.isfinite(aspect) and aspect < params.compressed_aspect)
     pulsing = amp >= params.artery_index and frac >= params.min_band_fraction
-    sway_frac = 0.0   # fitted only for a candidate pulse: the second periodogram is not needed otherwise
+    sway_frac = 0.0  # fitted only for a candidate pulse: the second periodogram is not needed otherwise
     if pulsing and params.sway_band_hz[0] < params.sway_band_hz[1]:
         sway_frac = pulse_fit(series.t_s, a / mean - 1.0, params.sway_band_hz, params.freq_step_hz)[2]
     if pulsing and frac <= sway_frac:
-        verdict, reason = UNKNOWN, (f"a slower swing (the arm's sway, {params.sway_band_hz[0]}-"
-                                    f"{params.sway_band_hz[1]} Hz) explains {100 * sway_frac:.0f} %: not a pulse")
+        verdict, reason = (
+            UNKNOWN,
+            (
+                f"a slower swing (the arm's sway, {params.sway_band_hz[0]}-"
+                f"{params.sway_band_hz[1]} Hz) explains {100 * sway_frac:.0f} %: not a pulse"
+            ),
+        )
     elif pulsing:
-        verdict, reason = ARTERY, (f"pulsatile (swing >= {100 * params.artery_index:.1f} %, coherent)"
-                                   + ("; compressed like a vein, but a pulse is not" if compressed else ""))
+        verdict, reason = (
+            ARTERY,
+            (
+                f"pulsatile (swing >= {100 * params.artery_index:.1f} %, coherent)"
+                + ("; compressed like a vein, but a pulse is not" if compressed else "")
+            ),
+        )
     elif amp < params.vein_index:
-        verdict, reason = VEIN, (f"no pulse (swing < {100 * params.vein_index:.1f} %)"
-                                 + ("; compressed" if compressed else ""))
+        verdict, reason = (
+            VEIN,
+            (f"no pulse (swing < {100 * params.vein_index:.1f} %)" + ("; compressed" if compressed else "")),
+        )
     elif amp >= params.artery_index:
-        verdict, reason = UNKNOWN, (f"large but incoherent swing (explains < {100 * params.min_band_fraction:.0f} %): "
-                                    "measurement noise or a weak pulse")
+        verdict, reason = (
+            UNKNOWN,
+            (
+                f"large but incoherent swing (explains < {100 * params.min_band_fraction:.0f} %): "
+                "measurement noise or a weak pulse"
+            ),
+        )
     else:
         verdict, reason = UNKNOWN, "weak swing between the vein and artery thresholds"
     if n_out:
         reason += f"; {n_out} outlier frame(s) left out"
-    return PulsatilityResult(verdict, float(amp), float(freq), float(frac), aspect, compressed, mean, len(series),
-                             series.duration_s, reason)
+    return PulsatilityResult(
+        verdict, float(amp), float(freq), float(frac), aspect, compressed, mean, len(series), series.duration_s, reason
+    )

@@ -29,14 +29,20 @@ class TargetCriteria:
     max_diameter_mm: float = param(10.0, range=(0.5, 30.0), unit="mm")
     min_depth_mm: float = param(1.5, range=(0.0, 50.0), unit="mm", help="shallowest centre depth below the skin")
     max_depth_mm: float = param(14.0, range=(0.5, 60.0), unit="mm", help="deepest centre depth below the skin")
-    min_straight_length_mm: float = param(6.0, range=(0.0, 100.0), unit="mm",
-                                          help="the vein must stay straight over this length")
-    min_kind_confidence: float = param(0.6, range=(0.0, 1.0),
-                                       help="fraction of ultrasound views that must call it a vein")
-    uncertain_needs_pulse: bool = param(True, help="an uncertain vein/artery call may still be the target if the "
-                                                   "artery check then finds no pulse (a 'vein' verdict)")
-    min_artery_clearance_mm: float = param(1.0, range=(0.0, 50.0), unit="mm",
-                                           help="lateral gap (lumen edge to lumen edge) to the nearest artery")
+    min_straight_length_mm: float = param(
+        6.0, range=(0.0, 100.0), unit="mm", help="the vein must stay straight over this length"
+    )
+    min_kind_confidence: float = param(
+        0.6, range=(0.0, 1.0), help="fraction of ultrasound views that must call it a vein"
+    )
+    uncertain_needs_pulse: bool = param(
+        True,
+        help="an uncertain vein/artery call may still be the target if the "
+        "artery check then finds no pulse (a 'vein' verdict)",
+    )
+    min_artery_clearance_mm: float = param(
+        1.0, range=(0.0, 50.0), unit="mm", help="lateral gap (lumen edge to lumen edge) to the nearest artery"
+    )
     weight_diameter: float = param(1.0, range=(0.0, 100.0), help="score per mm of diameter")
     weight_depth: float = param(0.15, range=(0.0, 100.0), help="score penalty per mm of depth")
     weight_length: float = param(0.03, range=(0.0, 100.0), help="score per mm of straight length (up to 20 mm)")
@@ -50,16 +56,20 @@ class Candidate:
     accepted: bool
     score: float
     reasons: tuple[str, ...] = ()
-    needs_pulse: bool = False   # uncertain vein/artery call: a target only after a "vein" verdict of its pulse
+    needs_pulse: bool = False  # uncertain vein/artery call: a target only after a "vein" verdict of its pulse
 
     def describe(self) -> str:
         v = self.vessel
-        head = (f"vessel {self.index} ({v.kind}, {v.diameter_mm:.2f} mm wide, "
-                f"{float(v.depth_at(v.mid_x_mm)):.2f} mm deep)")
+        head = (
+            f"vessel {self.index} ({v.kind}, {v.diameter_mm:.2f} mm wide, {float(v.depth_at(v.mid_x_mm)):.2f} mm deep)"
+        )
         if not self.accepted:
             return head + ": " + "; ".join(self.reasons)
-        pulse = (f" (vein/artery call uncertain, {v.kind_confidence:.2f}: a target only if its pulse is found absent)"
-                 if self.needs_pulse else "")
+        pulse = (
+            f" (vein/artery call uncertain, {v.kind_confidence:.2f}: a target only if its pulse is found absent)"
+            if self.needs_pulse
+            else ""
+        )
         return head + f": score {self.score:.2f}" + pulse
 
 
@@ -72,14 +82,19 @@ def _artery_gap(v: VesselEstimate, arteries: list[VesselEstimate]) -> float:
     return float(min(gaps))
 
 
-def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
-                 criteria: TargetCriteria = TargetCriteria(), *, pulse_check: bool = False,
-                 pulse_verdicts: dict[int, str] | None = None) -> list[Candidate]:
+def rank_targets(
+    vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
+    criteria: TargetCriteria = TargetCriteria(),
+    *,
+    pulse_check: bool = False,
+    pulse_verdicts: dict[int, str] | None = None,
+) -> list[Candidate]:
     """All vessels as candidates: accepted ones best first (sure veins before those that ``needs_pulse``),
     then the rejected ones. ``pulse_check``: the caller checks every target for a pulse before
     puncturing it, so an uncertain call may be a candidate (module docstring). ``pulse_verdicts``:
     vessel index -> the verdict of its pulse check so far; an uncertain call whose check said anything
-    but "vein" is rejected."""
+    but "vein" is rejected.
+    """
     verdicts = pulse_verdicts or {}
     arteries = [v for v in vessels if v.kind == "artery"]
     out: list[Candidate] = []
@@ -94,8 +109,10 @@ def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
             if not (pulse_check and c.uncertain_needs_pulse):
                 reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f} < {c.min_kind_confidence})")
             elif verdicts.get(i, VEIN) != VEIN:
-                reasons.append(f"vein/artery call uncertain ({v.kind_confidence:.2f}) and its artery check found "
-                               f"no 'vein' verdict ({verdicts[i]})")
+                reasons.append(
+                    f"vein/artery call uncertain ({v.kind_confidence:.2f}) and its artery check found "
+                    f"no 'vein' verdict ({verdicts[i]})"
+                )
             else:
                 needs_pulse = True
         if v.diameter_mm < c.min_diameter_mm:
@@ -112,8 +129,12 @@ def rank_targets(vessels: tuple[VesselEstimate, ...] | list[VesselEstimate],
             gap = _artery_gap(v, arteries)
             if gap < c.min_artery_clearance_mm:
                 reasons.append(f"{gap:.1f} mm from an artery (need {c.min_artery_clearance_mm} mm)")
-        score = (c.weight_diameter * v.diameter_mm - c.weight_depth * depth
-                 + c.weight_length * min(v.straight_length_mm, 20.0) + (c.weight_nir if v.nir_linked else 0.0))
+        score = (
+            c.weight_diameter * v.diameter_mm
+            - c.weight_depth * depth
+            + c.weight_length * min(v.straight_length_mm, 20.0)
+            + (c.weight_nir if v.nir_linked else 0.0)
+        )
         out.append(Candidate(i, v, not reasons, float(score), tuple(reasons), needs_pulse and not reasons))
     out.sort(key=lambda cand: (not cand.accepted, cand.needs_pulse, -cand.score))
     return out

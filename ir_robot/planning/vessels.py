@@ -27,14 +27,14 @@ from ir_robot.config import param
 class CrossSection:
     """One vessel cross-section in a transverse ultrasound frame (world frame, mm)."""
 
-    kind: str                # "vein" | "artery"
+    kind: str  # "vein" | "artery"
     x_mm: float
     y_mm: float
     z_mm: float
-    width_mm: float          # lateral lumen extent
-    height_mm: float         # vertical lumen extent
+    width_mm: float  # lateral lumen extent
+    height_mm: float  # vertical lumen extent
     confidence: float = 1.0
-    area_mm2: float = 0.0    # lumen area in the image (0: not measured)
+    area_mm2: float = 0.0  # lumen area in the image (0: not measured)
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,29 @@ class NirTrace:
 
 @dataclass(frozen=True)
 class FusionParams:
-    link_gate_mm: float = param(2.0, range=(0.1, 20.0), unit="mm",
-                                help="cross-sections this close sideways (same x) are one vessel")
-    link_slope: float = param(0.25, range=(0.0, 2.0),
-                              help="plus this much per mm of x between them (angled veins, arm motion)")
+    link_gate_mm: float = param(
+        2.0, range=(0.1, 20.0), unit="mm", help="cross-sections this close sideways (same x) are one vessel"
+    )
+    link_slope: float = param(
+        0.25, range=(0.0, 2.0), help="plus this much per mm of x between them (angled veins, arm motion)"
+    )
     link_depth_mm: float = param(1.5, range=(0.1, 20.0), unit="mm", help="and this close in depth")
-    nir_gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm",
-                               help="an ultrasound vessel is linked to the NIR vein within this lateral distance")
-    straight_tolerance_mm: float = param(0.3, range=(0.01, 5.0), unit="mm",
-                                         help="largest sideways deviation from a straight line over the straight length")
+    nir_gate_mm: float = param(
+        1.5,
+        range=(0.1, 20.0),
+        unit="mm",
+        help="an ultrasound vessel is linked to the NIR vein within this lateral distance",
+    )
+    straight_tolerance_mm: float = param(
+        0.3,
+        range=(0.01, 5.0),
+        unit="mm",
+        help="largest sideways deviation from a straight line over the straight length",
+    )
     max_y_degree: int = param(2, range=(0, 2), help="degree of the fitted y(x) centreline")
-    min_stations: int = param(2, range=(1, 20),
-                              help="a vessel must be seen at this many scan x positions (one-off blobs are noise)")
+    min_stations: int = param(
+        2, range=(1, 20), help="a vessel must be seen at this many scan x positions (one-off blobs are noise)"
+    )
 
 
 @dataclass(frozen=True)
@@ -110,24 +121,35 @@ class VesselEstimate:
 
     def slope_at(self, x_mm: float) -> tuple[float, float]:
         """(dy/dx, dz/dx) of the centreline."""
-        return (float(np.polyval(np.polyder(self.y_coef), x_mm)) if len(self.y_coef) > 1 else 0.0,
-                float(np.polyval(np.polyder(self.z_coef), x_mm)) if len(self.z_coef) > 1 else 0.0)
+        return (
+            float(np.polyval(np.polyder(self.y_coef), x_mm)) if len(self.y_coef) > 1 else 0.0,
+            float(np.polyval(np.polyder(self.z_coef), x_mm)) if len(self.z_coef) > 1 else 0.0,
+        )
 
     @property
     def mid_x_mm(self) -> float:
         return 0.5 * (self.x_range_mm[0] + self.x_range_mm[1])
 
-    def shifted(self, dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> "VesselEstimate":
+    def shifted(self, dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> VesselEstimate:
         """The same vessel moved rigidly by (dx, dy, dz) mm."""
         ys = np.poly1d(self.y_coef)
         zs = np.poly1d(self.z_coef)
         shift = np.poly1d([1.0, -dx])
         y_new = tuple(float(c) for c in (ys(shift) + dy).coeffs)
         z_new = tuple(float(c) for c in (zs(shift) + dz).coeffs)
-        return VesselEstimate(self.kind, _pad(y_new, len(self.y_coef)), _pad(z_new, len(self.z_coef)),
-                              self.diameter_mm, self.height_mm,
-                              (self.x_range_mm[0] + dx, self.x_range_mm[1] + dx), self.straight_length_mm,
-                              self.n_views, self.kind_confidence, self.nir_linked, self.sections)
+        return VesselEstimate(
+            self.kind,
+            _pad(y_new, len(self.y_coef)),
+            _pad(z_new, len(self.z_coef)),
+            self.diameter_mm,
+            self.height_mm,
+            (self.x_range_mm[0] + dx, self.x_range_mm[1] + dx),
+            self.straight_length_mm,
+            self.n_views,
+            self.kind_confidence,
+            self.nir_linked,
+            self.sections,
+        )
 
 
 def _pad(coef: tuple[float, ...], n: int) -> tuple[float, ...]:
@@ -147,11 +169,12 @@ def straight_length(y_coef, x_range: tuple[float, float], tolerance_mm: float) -
     return min(extent, 2.0 * math.sqrt(tolerance_mm / abs(c)))
 
 
-def _cluster(secs: list[CrossSection], params: "FusionParams") -> np.ndarray:
+def _cluster(secs: list[CrossSection], params: FusionParams) -> np.ndarray:
     """Vessel labels for cross-sections: duplicates at one x (overlapping stations) are merged
     when close; successive x positions are then matched one-to-one (Hungarian assignment),
     with a sideways gate growing with the x distance (angled veins, arm motion) and a depth gate,
-    so an angled vein is followed without swallowing its neighbour."""
+    so an angled vein is followed without swallowing its neighbour.
+    """
     n = len(secs)
     if n <= 1:
         return np.zeros(n, int)
@@ -164,12 +187,13 @@ def _cluster(secs: list[CrossSection], params: "FusionParams") -> np.ndarray:
     levels = np.unique(np.round(x, 1))
     label = np.full(n, -1)
     next_label = 0
-    prev: list[tuple[int, float, float]] = []   # (label, y, z) of the groups at the previous x
+    prev: list[tuple[int, float, float]] = []  # (label, y, z) of the groups at the previous x
     prev_x = None
     for lx in levels:
         idx = np.flatnonzero(np.round(x, 1) == lx)
-        same = (np.abs(y[idx, None] - y[None, idx]) < params.link_gate_mm) & \
-               (np.abs(z[idx, None] - z[None, idx]) < params.link_depth_mm)
+        same = (np.abs(y[idx, None] - y[None, idx]) < params.link_gate_mm) & (
+            np.abs(z[idx, None] - z[None, idx]) < params.link_depth_mm
+        )
         k, sub = connected_components(same, directed=False)
         groups = [(idx[sub == g], float(y[idx[sub == g]].mean()), float(z[idx[sub == g]].mean())) for g in range(k)]
         assigned = [-1] * k
@@ -201,8 +225,11 @@ def _cluster(secs: list[CrossSection], params: "FusionParams") -> np.ndarray:
     return label
 
 
-def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list[NirTrace] | tuple = (),
-              params: FusionParams = FusionParams()) -> tuple[tuple[VesselEstimate, ...], tuple[NirTrace, ...]]:
+def fuse_scan(
+    sections: list[CrossSection] | tuple[CrossSection, ...],
+    nir: list[NirTrace] | tuple = (),
+    params: FusionParams = FusionParams(),
+) -> tuple[tuple[VesselEstimate, ...], tuple[NirTrace, ...]]:
     """Group cross-sections into vessels and fit their centrelines.
 
     Returns ``(vessels, unmatched_nir)``: the fused vessels (widest first) and the NIR
@@ -249,18 +276,24 @@ def fuse_scan(sections: list[CrossSection] | tuple[CrossSection, ...], nir: list
             deg = min(params.max_y_degree, 1, distinct_x - 1)
             y_coef = np.polyfit(xs, ys, deg, w=w) if deg > 0 else np.array([float(np.average(ys, weights=w))])
             x_lo, x_hi = float(xs.min()), float(xs.max())
-        z_coef = (np.polyfit(xs, zs, 1, w=w) if distinct_x >= 2
-                  else np.array([float(np.average(zs, weights=w))]))
+        z_coef = np.polyfit(xs, zs, 1, w=w) if distinct_x >= 2 else np.array([float(np.average(zs, weights=w))])
         y_coef = tuple(float(c) for c in y_coef)
         extent = (float(x_lo), float(x_hi))
         # a single station still says the vessel runs on both sides of it: credit the NIR length or 0
-        out.append(VesselEstimate(
-            kind=kind, y_coef=y_coef, z_coef=tuple(float(c) for c in z_coef),
-            diameter_mm=float(np.median([s.width_mm for s in group])),
-            height_mm=float(np.median([s.height_mm for s in group])),
-            x_range_mm=extent,
-            straight_length_mm=straight_length(y_coef, extent, params.straight_tolerance_mm),
-            n_views=len(group), kind_confidence=float(conf), nir_linked=best is not None and kind == "vein",
-            sections=tuple(group)))
+        out.append(
+            VesselEstimate(
+                kind=kind,
+                y_coef=y_coef,
+                z_coef=tuple(float(c) for c in z_coef),
+                diameter_mm=float(np.median([s.width_mm for s in group])),
+                height_mm=float(np.median([s.height_mm for s in group])),
+                x_range_mm=extent,
+                straight_length_mm=straight_length(y_coef, extent, params.straight_tolerance_mm),
+                n_views=len(group),
+                kind_confidence=float(conf),
+                nir_linked=best is not None and kind == "vein",
+                sections=tuple(group),
+            )
+        )
     out.sort(key=lambda v: -v.diameter_mm)
     return tuple(out), tuple(tr for k, tr in enumerate(nir) if k not in used_nir)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -36,13 +37,20 @@ class QosInfo:
 
     def to_rosbag2(self) -> dict:
         zero = {"sec": 0, "nsec": 0}
-        return {"history": "keep_last", "depth": int(self.depth), "reliability": self.reliability,
-                "durability": self.durability, "deadline": dict(zero), "lifespan": dict(zero),
-                "liveliness": "automatic", "liveliness_lease_duration": dict(zero),
-                "avoid_ros_namespace_conventions": False}
+        return {
+            "history": "keep_last",
+            "depth": int(self.depth),
+            "reliability": self.reliability,
+            "durability": self.durability,
+            "deadline": dict(zero),
+            "lifespan": dict(zero),
+            "liveliness": "automatic",
+            "liveliness_lease_duration": dict(zero),
+            "avoid_ros_namespace_conventions": False,
+        }
 
     @classmethod
-    def from_rosbag2(cls, entry: dict) -> "QosInfo":
+    def from_rosbag2(cls, entry: dict) -> QosInfo:
         def name(value, names):  # rosbag2 < 9 stored enum integers
             return names.get(value, "reliable") if isinstance(value, int) else str(value)
 
@@ -76,8 +84,9 @@ class McapRecorder:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "wb")
         except OSError as exc:
-            raise RecordingError(f"cannot write the recording {self.path}: {exc.strerror or exc}; "
-                                 "choose a writable path for --record") from None
+            raise RecordingError(
+                f"cannot write the recording {self.path}: {exc.strerror or exc}; choose a writable path for --record"
+            ) from None
         self._writer = Writer(self._file, chunk_size=chunk_size, compression=CompressionType.ZSTD)
         self._writer.start(profile="ros2", library="ir_robot recording (mcap + mcap-ros2-support)")
         self._lock = threading.Lock()
@@ -103,18 +112,23 @@ class McapRecorder:
                 return self._channels[topic]
             if stype not in self._schemas:
                 self._schemas[stype] = self._writer.register_schema(
-                    name=stype, encoding=SchemaEncoding.ROS2, data=message_definition(stype).encode())
+                    name=stype, encoding=SchemaEncoding.ROS2, data=message_definition(stype).encode()
+                )
             cid = self._writer.register_channel(
-                topic=topic, message_encoding=MessageEncoding.CDR, schema_id=self._schemas[stype],
-                metadata={"offered_qos_profiles": qos_to_yaml(qos)})
+                topic=topic,
+                message_encoding=MessageEncoding.CDR,
+                schema_id=self._schemas[stype],
+                metadata={"offered_qos_profiles": qos_to_yaml(qos)},
+            )
             self._channels[topic] = cid
             self._types[topic] = stype
             self.counts[topic] = 0
             return cid
 
     # ------------------------------------------------------------------ messages
-    def write_raw(self, topic: str, data: bytes, log_time_ns: int | None = None,
-                  publish_time_ns: int | None = None) -> None:
+    def write_raw(
+        self, topic: str, data: bytes, log_time_ns: int | None = None, publish_time_ns: int | None = None
+    ) -> None:
         """Write CDR bytes (with the 4-byte encapsulation header) on a registered topic."""
         now = time.time_ns() if log_time_ns is None else int(log_time_ns)
         with self._lock:
@@ -124,13 +138,23 @@ class McapRecorder:
             if cid is None:
                 raise RecordingError(f"topic {topic} has no channel yet; call add_channel(topic, type) first")
             seq = self.counts[topic]
-            self._writer.add_message(channel_id=cid, log_time=now,
-                                     publish_time=now if publish_time_ns is None else int(publish_time_ns),
-                                     sequence=seq, data=bytes(data))
+            self._writer.add_message(
+                channel_id=cid,
+                log_time=now,
+                publish_time=now if publish_time_ns is None else int(publish_time_ns),
+                sequence=seq,
+                data=bytes(data),
+            )
             self.counts[topic] = seq + 1
 
-    def write(self, topic: str, type_name: str, message: Any, log_time_ns: int | None = None,
-              publish_time_ns: int | None = None) -> None:
+    def write(
+        self,
+        topic: str,
+        type_name: str,
+        message: Any,
+        log_time_ns: int | None = None,
+        publish_time_ns: int | None = None,
+    ) -> None:
         """Encode a plain object (attributes or dict keys named like the fields) and write it."""
         from mcap_ros2._dynamic import serialize_dynamic
 
@@ -192,16 +216,21 @@ def summary(path: str | Path) -> dict[str, TopicInfo]:
             reader = make_reader(f)
             summ = reader.get_summary()
         except (McapError, ValueError, EOFError, OSError) as exc:
-            raise RecordingError(f"{path} is not a readable MCAP file ({exc}); was the recording closed cleanly?") \
-                from None
+            raise RecordingError(
+                f"{path} is not a readable MCAP file ({exc}); was the recording closed cleanly?"
+            ) from None
         if summ is None:
             raise RecordingError(f"{path} has no MCAP summary (the recorder did not finish); re-record it")
         counts = summ.statistics.channel_message_counts if summ.statistics else {}
         out = {}
         for cid, ch in summ.channels.items():
             schema = summ.schemas.get(ch.schema_id)
-            out[ch.topic] = TopicInfo(ch.topic, schema.name if schema else "", int(counts.get(cid, 0)),
-                                      qos_from_yaml(ch.metadata.get("offered_qos_profiles", "")))
+            out[ch.topic] = TopicInfo(
+                ch.topic,
+                schema.name if schema else "",
+                int(counts.get(cid, 0)),
+                qos_from_yaml(ch.metadata.get("offered_qos_profiles", "")),
+            )
         return out
 
 
@@ -221,8 +250,7 @@ def iter_raw(path: str | Path, topics: Iterable[str] | None = None) -> Iterator[
 
     with _open(path) as f:
         reader = make_reader(f)
-        for schema, channel, msg in reader.iter_messages(topics=list(topics) if topics else None,
-                                                        log_time_order=True):
+        for schema, channel, msg in reader.iter_messages(topics=list(topics) if topics else None, log_time_order=True):
             yield RawMessage(channel.topic, schema.name if schema else "", msg.log_time, msg.publish_time, msg.data)
 
 
@@ -234,5 +262,6 @@ def iter_decoded(path: str | Path, topics: Iterable[str] | None = None) -> Itera
     with _open(path) as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         for _schema, channel, msg, decoded in reader.iter_decoded_messages(
-                topics=list(topics) if topics else None, log_time_order=True):
+            topics=list(topics) if topics else None, log_time_order=True
+        ):
             yield channel.topic, msg.log_time, decoded

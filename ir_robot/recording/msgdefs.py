@@ -19,10 +19,25 @@ from ir_robot.core.errors import IrRobotError
 SEPARATOR = "=" * 80
 
 #: ROS 2 primitive field types (everything else names a message)
-PRIMITIVES = frozenset({
-    "bool", "byte", "char", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-    "int64", "uint64", "string", "wstring",
-})
+PRIMITIVES = frozenset(
+    {
+        "bool",
+        "byte",
+        "char",
+        "float32",
+        "float64",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "string",
+        "wstring",
+    }
+)
 
 _FIELD = re.compile(r"^\s*([A-Za-z][\w/]*)(?:<=\d+)?(?:\[[^\]]*\])?\s+([A-Za-z]\w*)(\s*=.*)?")
 
@@ -56,7 +71,7 @@ def search_prefixes() -> list[Path]:
     return unique
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def msg_file(pkg: str, name: str) -> Path:
     """Path of ``pkg/msg/name.msg`` under the first prefix that has it."""
     for prefix in search_prefixes():
@@ -66,7 +81,8 @@ def msg_file(pkg: str, name: str) -> Path:
     raise MessageDefinitionError(
         f"no definition for {pkg}/msg/{name}: looked for share/{pkg}/msg/{name}.msg under "
         f"{[str(p) for p in search_prefixes()]}; install the {pkg} package (pip: ros-{pkg.replace('_', '-')}) "
-        f"or source your ROS 2 setup so AMENT_PREFIX_PATH lists it")
+        f"or source your ROS 2 setup so AMENT_PREFIX_PATH lists it"
+    )
 
 
 def dependencies(pkg: str, text: str) -> list[tuple[str, str]]:
@@ -91,7 +107,7 @@ def dependencies(pkg: str, text: str) -> list[tuple[str, str]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def message_definition(type_name: str) -> str:
     """The full ``ros2msg`` schema text for ``type_name`` with every nested type appended once."""
     pkg, name = normalise_type(type_name)

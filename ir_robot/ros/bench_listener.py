@@ -1,5 +1,6 @@
 """The benchmark's probe node for ``ir-robot bench ros`` (:mod:`ir_robot.benchmarks.ros`): a listener in
-its own context that records ultrasound stamps, command latency and the nodes' stats."""
+its own context that records ultrasound stamps, command latency and the nodes' stats.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ class BenchListener:
         self.node.create_subscription(Image, "/us/image_raw", self._on_image, qos.sensor())
         self.node.create_subscription(JointState, "/rig/command", self._on_command, deep)
         self.node.create_subscription(String, "/rig/stats", lambda m: self._on_stats("rig", m), qos.command())
-        self.node.create_subscription(String, "/controller/stats", lambda m: self._on_stats("controller", m),
-                                      qos.command())
+        self.node.create_subscription(
+            String, "/controller/stats", lambda m: self._on_stats("controller", m), qos.command()
+        )
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.thread = spin_in_background(self.executor, "ir_robot-bench")

@@ -51,22 +51,30 @@ from ir_robot.ros.referee import RefereeMixin
 
 @dataclass(frozen=True)
 class BenchNodeConfig:
-    link_dir: str = param("/tmp/ir_robot_bench",
-                          help="where the node writes rig.yaml and the port symlinks grbl, loadcell (one bench per dir)")
+    link_dir: str = param(
+        "/tmp/ir_robot_bench",
+        help="where the node writes rig.yaml and the port symlinks grbl, loadcell (one bench per dir)",
+    )
     rig_config: str = param("", help="the rig YAML to emulate ('' = config/rig.yaml)")
-    venipuncture_config: str = param("venipuncture_rig.yaml",
-                                     help="the controller's config (its first scan point is where the stage starts)")
+    venipuncture_config: str = param(
+        "venipuncture_rig.yaml", help="the controller's config (its first scan point is where the stage starts)"
+    )
     seed: int = param(0, range=(0, 2**31 - 1), help="force noise, image speckle and the emulator's timing")
     us_rate_hz: float = param(30.0, range=(0.0, 120.0), unit="Hz", help="ultrasound frame rate (0: off)")
     nir_rate_hz: float = param(10.0, range=(0.0, 60.0), unit="Hz", help="NIR frame rate (0: off)")
-    status_poll_hz: float = param(20.0, range=(1.0, 20.0), unit="Hz",
-                                  help="the '?' rate written into link_dir/rig.yaml (closed-loop control wants 20)")
+    status_poll_hz: float = param(
+        20.0,
+        range=(1.0, 20.0),
+        unit="Hz",
+        help="the '?' rate written into link_dir/rig.yaml (closed-loop control wants 20)",
+    )
     publish_labels: bool = param(True, help="publish the rendered label masks on /us/labels and /nir/labels")
 
 
 def emulated_rig_yaml(base: dict, link_dir: str, status_poll_hz: float) -> dict:
     """The rig config ``base`` (a parsed rig YAML) as the emulated bench serves it: ports on ``link_dir``'s
-    symlinks, status at ``status_poll_hz``; everything else (homing, soft limits, axes) as configured."""
+    symlinks, status at ``status_poll_hz``; everything else (homing, soft limits, axes) as configured.
+    """
     data = json.loads(json.dumps(base))  # a deep copy of plain YAML data
     grbl = data.setdefault("grbl", {})
     grbl.update(port=os.path.join(link_dir, "grbl"), status_poll_hz=float(status_poll_hz))
@@ -116,8 +124,10 @@ class BenchNode(RefereeMixin, Node):
         self._next = {"us": 0.0, "nir": 0.0}
         rates = [r for r in (cfg.us_rate_hz, cfg.nir_rate_hz) if r > 0]
         self.create_timer(1.0 / (4 * max(rates + [25.0])), self._tick, callback_group=MutuallyExclusiveCallbackGroup())
-        self.get_logger().info(f"emulated bench: GRBL on {self.emulator.port}, load cell on "
-                               f"{self.emulator.loadcell_port} (links in {link_dir}); rig config {self.rig_yaml}")
+        self.get_logger().info(
+            f"emulated bench: GRBL on {self.emulator.port}, load cell on "
+            f"{self.emulator.loadcell_port} (links in {link_dir}); rig config {self.rig_yaml}"
+        )
 
     # ------------------------------------------------------------------ images
     def _tick(self) -> None:
@@ -143,7 +153,8 @@ class BenchNode(RefereeMixin, Node):
     # ------------------------------------------------------------------ reset
     def _srv_reset(self, request, response):
         """``/bench/reset`` (the supervisor's ``reset_service`` in this graph): a fresh phantom for the next
-        procedure; refused while the needle is in."""
+        procedure; refused while the needle is in.
+        """
         from ir_robot.core.errors import RigError
 
         try:
@@ -166,7 +177,8 @@ class BenchNode(RefereeMixin, Node):
 
     def referee(self, result: dict) -> dict:
         """The controller's report scored against the bench's ground truth: success needs the controller's
-        success, the tip in a vein lumen through the hold, and no back wall or artery punctured."""
+        success, the tip in a vein lumen through the hold, and no back wall or artery punctured.
+        """
         b = self.bench
         with self._lock:
             hold_in_lumen = self._hold_ticks > 0 and self._hold_in_vein == self._hold_ticks
@@ -179,15 +191,25 @@ class BenchNode(RefereeMixin, Node):
             reason = "back wall punctured (bench ground truth)"
         if artery:
             reason = "artery punctured (bench ground truth)"
-        return {"success": ok and hold_in_lumen and not back_wall and not artery, "tip_error_mm": None,
-                "attempts": int(result.get("attempts", 0)),
-                "duration_s": round(float(result.get("duration_s") or 0.0), 2),
-                "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3), "seed": self.params.config.seed,
-                "perception": self.perception, "reason": reason, "procedure": int(result.get("procedure", 0)),
-                "back_wall_punctured": back_wall, "artery_punctured": artery, "hold_in_lumen": hold_in_lumen,
-                "flashback": b.flashback, "bench": "emulated GRBL + load cell, rendered images",
-                "punctures": [[e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)]
-                              for e in b.events()]}
+        return {
+            "success": ok and hold_in_lumen and not back_wall and not artery,
+            "tip_error_mm": None,
+            "attempts": int(result.get("attempts", 0)),
+            "duration_s": round(float(result.get("duration_s") or 0.0), 2),
+            "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3),
+            "seed": self.params.config.seed,
+            "perception": self.perception,
+            "reason": reason,
+            "procedure": int(result.get("procedure", 0)),
+            "back_wall_punctured": back_wall,
+            "artery_punctured": artery,
+            "hold_in_lumen": hold_in_lumen,
+            "flashback": b.flashback,
+            "bench": "emulated GRBL + load cell, rendered images",
+            "punctures": [
+                [e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)] for e in b.events()
+            ],
+        }
 
     def close(self) -> None:
         self.emulator.close()

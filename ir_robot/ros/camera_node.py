@@ -47,16 +47,23 @@ _MODALITY = {"us": "ultrasound", "nir": "nir"}
 class CameraNodeConfig:
     source: str = param("0", help="cv2.VideoCapture source: device index ('0'), /dev/videoN, a video file or a URL")
     modality: str = param("us", choices=("us", "nir"), help="publish on /us/... or /nir/...")
-    spacing_mm: tuple[float, ...] = param((0.1, 0.1), range=(1e-4, 10.0), unit="mm",
-                                          help="(row, col) pixel size after cropping (docs/rig.md 'Pixel spacing')")
+    spacing_mm: tuple[float, ...] = param(
+        (0.1, 0.1),
+        range=(1e-4, 10.0),
+        unit="mm",
+        help="(row, col) pixel size after cropping (docs/rig.md 'Pixel spacing')",
+    )
     rate_hz: float = param(30.0, range=(0.1, 240.0), unit="Hz", help="publishing rate (video files are read at it)")
-    crop_px: tuple[int, ...] = param((0, 0, 0, 0), range=(0, 100000),
-                                     help="(row, col, height, width) of the image area in the grabbed frame; "
-                                          "zero height or width = the whole frame")
+    crop_px: tuple[int, ...] = param(
+        (0, 0, 0, 0),
+        range=(0, 100000),
+        help="(row, col, height, width) of the image area in the grabbed frame; zero height or width = the whole frame",
+    )
     loop: bool = param(False, help="rewind a video file at its end (otherwise stop publishing)")
     reopen_s: float = param(1.0, range=(0.05, 60.0), unit="s", help="retry period while the source cannot be opened")
-    read_timeout_s: float = param(1.0, range=(0.1, 30.0), unit="s",
-                                  help="a device that delivers no frame for this long is reported and reopened")
+    read_timeout_s: float = param(
+        1.0, range=(0.1, 30.0), unit="s", help="a device that delivers no frame for this long is reported and reopened"
+    )
 
     def camera_config(self) -> CameraConfig:
         if len(self.spacing_mm) != 2:
@@ -64,9 +71,14 @@ class CameraNodeConfig:
         if len(self.crop_px) != 4:
             raise ConfigError(f"field 'crop_px': give (row, col, height, width) in pixels, got {list(self.crop_px)}")
         crop = tuple(int(v) for v in self.crop_px) if self.crop_px[2] > 0 and self.crop_px[3] > 0 else None
-        return CameraConfig(source=self.source, modality=_MODALITY[self.modality], crop=crop,
-                            spacing_mm=tuple(float(v) for v in self.spacing_mm), grayscale=True,
-                            open_timeout_s=self.read_timeout_s)
+        return CameraConfig(
+            source=self.source,
+            modality=_MODALITY[self.modality],
+            crop=crop,
+            spacing_mm=tuple(float(v) for v in self.spacing_mm),
+            grayscale=True,
+            open_timeout_s=self.read_timeout_s,
+        )
 
 
 def is_video_file(source: str) -> bool:
@@ -101,8 +113,10 @@ class CameraNode(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._reader, name=f"{self.get_name()}-capture", daemon=True)
         self._thread.start()
-        self.get_logger().info(f"{cfg.modality} video from {cfg.source!r} at {cfg.rate_hz:g} Hz, "
-                               f"{cfg.spacing_mm[0]:g} x {cfg.spacing_mm[1]:g} mm per pixel")
+        self.get_logger().info(
+            f"{cfg.modality} video from {cfg.source!r} at {cfg.rate_hz:g} Hz, "
+            f"{cfg.spacing_mm[0]:g} x {cfg.spacing_mm[1]:g} mm per pixel"
+        )
 
     # ------------------------------------------------------------------ capture thread (reads and publishes)
     def _report(self, message: str) -> None:
@@ -141,8 +155,10 @@ class CameraNode(Node):
                         if cfg.loop and self.frames_read:
                             continue
                         self.ended = True
-                        self.get_logger().info(f"end of the video file {cfg.source!r} after {self.frames_read} "
-                                               "frame(s) (set loop: true to rewind)")
+                        self.get_logger().info(
+                            f"end of the video file {cfg.source!r} after {self.frames_read} "
+                            "frame(s) (set loop: true to rewind)"
+                        )
                         return
                     self._report(f"{exc} (reopening every {cfg.reopen_s:g} s)")
                     self._stop.wait(cfg.reopen_s)

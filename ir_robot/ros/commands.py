@@ -8,9 +8,16 @@ import sys
 def _launch(args) -> int:
     from ir_robot.ros.launcher import launch
 
-    return launch(args.graph, duration_s=args.duration, record=args.record, params=args.params or [],
-                  procedures=args.procedures, processes=args.processes, domain_id=args.domain_id,
-                  procedure_timeout_s=args.procedure_timeout)
+    return launch(
+        args.graph,
+        duration_s=args.duration,
+        record=args.record,
+        params=args.params or [],
+        procedures=args.procedures,
+        processes=args.processes,
+        domain_id=args.domain_id,
+        procedure_timeout_s=args.procedure_timeout,
+    )
 
 
 def _replay(args) -> int:
@@ -27,16 +34,32 @@ def _replay(args) -> int:
 def register(sub) -> None:
     from ir_robot.ros.graph import GRAPHS
 
-    p = sub.add_parser("launch", help="run the ROS 2 graph with plain rclpy (no ros2 launch needed)",
-                       description="Start every node of a graph (see docs/ros.md). Ctrl-C stops everything cleanly.")
-    p.add_argument("graph", choices=sorted(GRAPHS), help="which graph (sim: simulator + perception + control; rig: the benchtop rig; rig_emulator: the rig "
-                   "graph on the emulated bench, no hardware)")
+    p = sub.add_parser(
+        "launch",
+        help="run the ROS 2 graph with plain rclpy (no ros2 launch needed)",
+        description="Start every node of a graph (see docs/ros.md). Ctrl-C stops everything cleanly.",
+    )
+    p.add_argument(
+        "graph",
+        choices=sorted(GRAPHS),
+        help="which graph (sim: simulator + perception + control; rig: the benchtop rig; rig_emulator: the rig "
+        "graph on the emulated bench, no hardware)",
+    )
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--record", metavar="FILE.mcap", help="record every topic to an MCAP file")
-    p.add_argument("--params", action="append", metavar="FILE",
-                   help="ROS params YAML (node: ros__parameters: ...) applied after config/ros/; repeatable")
-    p.add_argument("--procedures", type=int, default=0, metavar="N",
-                   help="run N procedures back to back (print one JSON summary line each), then exit")
+    p.add_argument(
+        "--params",
+        action="append",
+        metavar="FILE",
+        help="ROS params YAML (node: ros__parameters: ...) applied after config/ros/; repeatable",
+    )
+    p.add_argument(
+        "--procedures",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N procedures back to back (print one JSON summary line each), then exit",
+    )
     p.add_argument("--procedure-timeout", type=float, default=300.0, metavar="S", help="per procedure")
     p.add_argument("--processes", action="store_true", help="one process per node instead of one executor")
     p.add_argument("--domain-id", type=int, metavar="ID", help="ROS_DOMAIN_ID for this graph (default: env)")

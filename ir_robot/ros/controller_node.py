@@ -70,21 +70,35 @@ from ir_robot.ros.trace import LatencyTrace
 
 @dataclass(frozen=True)
 class ControllerNodeConfig:
-    config_file: str = param("venipuncture.yaml",
-                             help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
-                                  "parameters below override; '' = the dataclass defaults")
+    config_file: str = param(
+        "venipuncture.yaml",
+        help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
+        "parameters below override; '' = the dataclass defaults",
+    )
     urdf: str = param("ir_rig.urdf", help="robot description under urdf/ giving joint and velocity limits")
-    rig_config: str = param("", help="'' = limits from `urdf`; a rig YAML ('default' = config/rig.yaml): the GRBL "
-                                     "rig's joint and speed limits, its fixed joints held (the benchtop rig graph)")
+    rig_config: str = param(
+        "",
+        help="'' = limits from `urdf`; a rig YAML ('default' = config/rig.yaml): the GRBL "
+        "rig's joint and speed limits, its fixed joints held (the benchtop rig graph)",
+    )
     use_nir: bool = param(True, help="use the NIR camera in the scan")
-    command_hold_s: float = param(0.1, range=(0.01, 2.0), unit="s",
-                                  help="how long the rig holds each command: must equal the rig's rig.command_hold_s "
-                                       "(the controller keeps every command inside the limits for this long)")
-    frame_wait_s: float = param(0.25, range=(0.0, 5.0), unit="s",
-                                help="when the controller asks for an ultrasound frame, wait this long for one taken "
-                                     "after the request before computing without it (a drop-out)")
-    max_time_s: float = param(120.0, range=(1.0, 3600.0), unit="s",
-                              help="abort (retract) a procedure running longer than this")
+    command_hold_s: float = param(
+        0.1,
+        range=(0.01, 2.0),
+        unit="s",
+        help="how long the rig holds each command: must equal the rig's rig.command_hold_s "
+        "(the controller keeps every command inside the limits for this long)",
+    )
+    frame_wait_s: float = param(
+        0.25,
+        range=(0.0, 5.0),
+        unit="s",
+        help="when the controller asks for an ultrasound frame, wait this long for one taken "
+        "after the request before computing without it (a drop-out)",
+    )
+    max_time_s: float = param(
+        120.0, range=(1.0, 3600.0), unit="s", help="abort (retract) a procedure running longer than this"
+    )
 
 
 def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
@@ -116,7 +130,8 @@ class ResultPerception:
     result (from ``/<m>/result``) in ``meta['result']``.
 
     The region of interest the controller asks for with a frame is kept in :attr:`roi_box`
-    (``(r0, c0, r1, c1)`` or None); the node sends it on ``/us/roi`` for the next frames."""
+    (``(r0, c0, r1, c1)`` or None); the node sends it on ``/us/roi`` for the next frames.
+    """
 
     def __init__(self, modality: str):
         self.modality = modality
@@ -126,8 +141,9 @@ class ResultPerception:
         self.roi_box = roi_box(roi[:2], roi[2], frame.shape) if roi is not None else None
         result = frame.meta.get("result") if isinstance(frame.meta, dict) else None
         if result is None:
-            raise PerceptionError(f"{self.modality} frame at {frame.stamp_s:.3f} s has no result from the "
-                                  f"perception node")
+            raise PerceptionError(
+                f"{self.modality} frame at {frame.stamp_s:.3f} s has no result from the perception node"
+            )
         return result
 
 
@@ -146,13 +162,14 @@ class _Stream:
 
 class _KeepAlive:
     """Calls ``on_late`` once when a compute runs longer than ``after_s`` (a thread, not an executor timer: the
-    node spins on a single-threaded executor, which a long compute blocks; an idle thread costs no wake-ups)."""
+    node spins on a single-threaded executor, which a long compute blocks; an idle thread costs no wake-ups).
+    """
 
     def __init__(self, after_s: float, on_late):
         self.after_s = after_s
         self.on_late = on_late
         self._cond = threading.Condition()
-        self._running = 0       # id of the compute in progress (0: none)
+        self._running = 0  # id of the compute in progress (0: none)
         self._count = 0
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="ir_robot-keepalive", daemon=True)
@@ -195,7 +212,8 @@ def joints_at(history, t_s: float, max_extrapolation_s: float = 0.1) -> JointVec
     ``max_extrapolation_s``); before the first, the first; None without any. The controller places an
     ultrasound frame at the probe pose of its stamp: a rig that reports its position a poll period late
     (GRBL) would otherwise put the frame where the stage was then, and a moving probe would see a still
-    target move."""
+    target move.
+    """
     after = None
     for stamp, joints, velocity in reversed(history):
         if stamp <= t_s:
@@ -217,8 +235,9 @@ class ControllerNode(Node):
         from ir_robot.paths import data_path
 
         self.params = declare_config(self, ControllerNodeConfig, prefix="node", read_only=True)
-        self.vp_params = declare_config(self, VenipunctureConfig, read_only=True,
-                                        base=venipuncture_config(self.params.config.config_file))
+        self.vp_params = declare_config(
+            self, VenipunctureConfig, read_only=True, base=venipuncture_config(self.params.config.config_file)
+        )
         if self.params.config.rig_config:
             from ir_robot.devices.config import load_rig_config
 
@@ -235,8 +254,8 @@ class ControllerNode(Node):
         self._phase = ""
         self._depth = 0.0
         self._plan = None
-        self._joints: deque = deque(maxlen=400)   # (stamp_s, JointVector, velocity JointVector)
-        self._state: RigState | None = None         # the last joint state
+        self._joints: deque = deque(maxlen=400)  # (stamp_s, JointVector, velocity JointVector)
+        self._state: RigState | None = None  # the last joint state
         self._state_stamp = None
         self._force_n = 0.0
         self._rig_status = "ok"
@@ -245,23 +264,27 @@ class ControllerNode(Node):
         self._us_request_ns: int | None = None
         self._last_compute = 0.0
         self.counts = {"commands": 0, "from_images": 0, "procedures": 0}
-        self.step_ms: deque = deque(maxlen=10_000)   # wall time of image-triggered steps (result in -> command out)
+        self.step_ms: deque = deque(maxlen=10_000)  # wall time of image-triggered steps (result in -> command out)
         self.trace = LatencyTrace(self.NODE_NAME)
-        group = MutuallyExclusiveCallbackGroup()   # the controller is not thread-safe: one callback at a time
+        group = MutuallyExclusiveCallbackGroup()  # the controller is not thread-safe: one callback at a time
         sensor, newest = qos.sensor(), qos.sensor()
         newest.depth = 1
         self.create_subscription(JointState, "/rig/joint_states", self._on_joints, qos.state(), callback_group=group)
         self.create_subscription(WrenchStamped, "/needle/force", self._on_force, qos.state(), callback_group=group)
         self.create_subscription(String, "/rig/status", self._on_status, qos.latched(), callback_group=group)
-        self.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
-                                 callback_group=group)
+        self.create_subscription(
+            String, "/procedure/state", self._on_procedure_state, qos.latched(), callback_group=group
+        )
         for m in ("us", "nir"):
-            self.create_subscription(CameraInfo, f"/{m}/camera_info", lambda msg, m=m: self._on_info(m, msg), sensor,
-                                     callback_group=group)
-            self.create_subscription(Image, f"/{m}/image_raw", lambda msg, m=m: self._on_image(m, msg), sensor,
-                                     callback_group=group)
-            self.create_subscription(String, f"/{m}/result", lambda msg, m=m: self._on_result(m, msg), newest,
-                                     callback_group=group)
+            self.create_subscription(
+                CameraInfo, f"/{m}/camera_info", lambda msg, m=m: self._on_info(m, msg), sensor, callback_group=group
+            )
+            self.create_subscription(
+                Image, f"/{m}/image_raw", lambda msg, m=m: self._on_image(m, msg), sensor, callback_group=group
+            )
+            self.create_subscription(
+                String, f"/{m}/result", lambda msg, m=m: self._on_result(m, msg), newest, callback_group=group
+            )
         self._cmd_pub = self.create_publisher(JointState, "/rig/command", qos.rig_command())
         self._depth_pub = self.create_publisher(Float64, "/rig/insertion_target", qos.latched())
         self._target_pub = self.create_publisher(PointStamped, "/plan/target", qos.latched())
@@ -270,7 +293,7 @@ class ControllerNode(Node):
         self._result_pub = self.create_publisher(String, "/procedure/result", qos.latched())
         self._stats_pub = self.create_publisher(String, "/controller/stats", qos.command())
         self._roi_pub = self.create_publisher(RegionOfInterest, "/us/roi", qos.command())
-        self._roi_sent: tuple | None = None      # the last /us/roi box sent (None: whole frames) and when
+        self._roi_sent: tuple | None = None  # the last /us/roi box sent (None: whole frames) and when
         self._roi_sent_t = -math.inf
         self._dt = self.vp_params.config.control.dt_s
         self.create_timer(self._dt, self._on_timer, callback_group=group)
@@ -279,6 +302,7 @@ class ControllerNode(Node):
         # the planner imports scipy on first use (1-2 s here): import it now, not inside the first procedure
         import scipy.optimize  # noqa: F401
         import scipy.sparse.csgraph  # noqa: F401
+
         self.create_timer(1.0, self._publish_stats, callback_group=group)
         self._publish_phase("idle")
 
@@ -366,8 +390,9 @@ class ControllerNode(Node):
         # the post-processing `ir-robot demo` gives its ultrasound perception (control.us_min_vessel_area_mm2)
         us = ResultPerception("us")
         nir = ResultPerception("nir") if self.params.config.use_nir else None
-        self.controller = VenipunctureController(cfg, us, nir, lower=self.lower, upper=self.upper,
-                                                 velocity_limits=self.vmax)
+        self.controller = VenipunctureController(
+            cfg, us, nir, lower=self.lower, upper=self.upper, velocity_limits=self.vmax
+        )
         self._running_since_ns = self.get_clock().now().nanoseconds
         self._pending_nir = None
         self._us_request_ns = None
@@ -383,8 +408,10 @@ class ControllerNode(Node):
     def _on_timer(self) -> None:
         if time.monotonic() - self._last_compute < 0.5 * self._dt:
             return  # an image-triggered step just ran
-        if self._us_request_ns is not None and \
-                self.get_clock().now().nanoseconds - self._us_request_ns < self.params.config.frame_wait_s * 1e9:
+        if (
+            self._us_request_ns is not None
+            and self.get_clock().now().nanoseconds - self._us_request_ns < self.params.config.frame_wait_s * 1e9
+        ):
             return  # the controller asked for a frame: its next step is the one with the frame
         self._step(us=None, stamp=None)
 
@@ -403,8 +430,7 @@ class ControllerNode(Node):
         if time.monotonic() - self._t_start > self.params.config.max_time_s:
             ctl.abort(f"time limit {self.params.config.max_time_s:.0f} s reached")
         wanted = ctl.sensors(state)
-        obs = Observation(us=us if "us" in wanted else None,
-                          nir=self._pending_nir if "nir" in wanted else None)
+        obs = Observation(us=us if "us" in wanted else None, nir=self._pending_nir if "nir" in wanted else None)
         if obs.nir is not None:
             self._pending_nir = None
         self._keep_alive.begin()
@@ -434,9 +460,10 @@ class ControllerNode(Node):
 
     def _log_events(self) -> None:
         """The controller's events (phase changes, pauses, puncture, verdicts: what `ir-robot demo` prints) to
-        the node's log, as they happen."""
+        the node's log, as they happen.
+        """
         events = self.controller.outcome.events
-        for t, message in events[self._events_logged:]:
+        for t, message in events[self._events_logged :]:
             self.get_logger().info(f"{t:7.2f} s  {message}")
         self._events_logged = len(events)
 
@@ -444,7 +471,8 @@ class ControllerNode(Node):
         """``/us/roi`` (sensor_msgs/RegionOfInterest): the square around the tracked target the us_perception
         node should segment in the next frames; all zeros = the whole frame. Sent when it changes, and a
         region every :data:`ROI_REFRESH_S` while it stands (the node drops one older than its
-        ``roi_timeout_s``)."""
+        ``roi_timeout_s``).
+        """
         now = time.monotonic()
         if box == self._roi_sent and (box is None or now - self._roi_sent_t < ROI_REFRESH_S):
             return
@@ -457,7 +485,8 @@ class ControllerNode(Node):
 
     def _send_stop(self) -> None:
         """A compute (e.g. planning) running longer than a command's hold: tell the rig to stop and wait,
-        instead of going silent (which would trip the safety watchdog). Runs on the keep-alive thread."""
+        instead of going silent (which would trip the safety watchdog). Runs on the keep-alive thread.
+        """
         self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
 
     def close(self) -> None:
@@ -468,8 +497,9 @@ class ControllerNode(Node):
         out = dict(self.counts)
         if self.step_ms:
             ms = np.asarray(self.step_ms)
-            out.update(step_ms_p50=round(float(np.percentile(ms, 50)), 2),
-                       step_ms_p99=round(float(np.percentile(ms, 99)), 2))
+            out.update(
+                step_ms_p50=round(float(np.percentile(ms, 50)), 2), step_ms_p99=round(float(np.percentile(ms, 99)), 2)
+            )
         return out
 
     def _publish_stats(self) -> None:
@@ -498,8 +528,10 @@ class ControllerNode(Node):
         path = PoseArray()
         path.header.stamp = now
         path.header.frame_id = WORLD_FRAME
-        path.poses = [pose_msg(plan.pivot_mm, d, now, WORLD_FRAME).pose,
-                      pose_msg(plan.target_mm, d, now, WORLD_FRAME).pose]
+        path.poses = [
+            pose_msg(plan.pivot_mm, d, now, WORLD_FRAME).pose,
+            pose_msg(plan.target_mm, d, now, WORLD_FRAME).pose,
+        ]
         self._path_pub.publish(path)
 
     def _finish(self) -> None:
@@ -511,12 +543,18 @@ class ControllerNode(Node):
         self._publish_roi(None)
         self._publish_phase(ctl.phase.value)
         o = ctl.outcome
-        result = {"outcome": "success" if o.success else "failed", "reason": o.reason, "attempts": int(o.attempts),
-                  "confirmed": bool(o.confirmed),
-                  "confirm_stamp_s": (ctl.t0 + o.confirm_t_s) if o.confirm_t_s is not None else None,
-                  "duration_s": round(float(o.duration_s), 3), "peak_force_n": round(float(o.peak_force_n), 3),
-                  "procedure": self.counts["procedures"], "end_stamp_s": self.get_clock().now().nanoseconds * 1e-9,
-                  "vessel_index": o.plan.vessel_index if o.plan is not None else None}
+        result = {
+            "outcome": "success" if o.success else "failed",
+            "reason": o.reason,
+            "attempts": int(o.attempts),
+            "confirmed": bool(o.confirmed),
+            "confirm_stamp_s": (ctl.t0 + o.confirm_t_s) if o.confirm_t_s is not None else None,
+            "duration_s": round(float(o.duration_s), 3),
+            "peak_force_n": round(float(o.peak_force_n), 3),
+            "procedure": self.counts["procedures"],
+            "end_stamp_s": self.get_clock().now().nanoseconds * 1e-9,
+            "vessel_index": o.plan.vessel_index if o.plan is not None else None,
+        }
         self._result_pub.publish(String(data=json.dumps(result)))
         self.get_logger().info(f"procedure {self.counts['procedures']}: {result['outcome']} ({o.reason})")
 

@@ -67,7 +67,8 @@ def ns_to_stamp(ns: int) -> Time:
 
 def perception_model_name(info_json: str) -> str | None:
     """The perception in use from a ``/us/perception_info`` message, named as ``ir-robot demo`` prints it
-    (``model`` for the learned one); None if the message is not that JSON."""
+    (``model`` for the learned one); None if the message is not that JSON.
+    """
     try:
         model = json.loads(info_json).get("model", "")
     except (ValueError, AttributeError):
@@ -77,7 +78,8 @@ def perception_model_name(info_json: str) -> str | None:
 
 def next_due(due_s: float, now_s: float, rate_hz: float) -> float:
     """When the next periodic event is due after one taken at ``now_s`` (it was due at ``due_s``): on the
-    ``rate_hz`` grid, or one period from now after falling behind (no burst to catch up)."""
+    ``rate_hz`` grid, or one period from now after falling behind (no burst to catch up).
+    """
     period = 1.0 / rate_hz
     return due_s + period if due_s + period > now_s else now_s + period
 
@@ -123,8 +125,14 @@ def msgs_to_rig_state(js: JointState, force_n: float = 0.0, status: str = "idle"
     q = _indexed(js.name, js.position, "joint state positions")
     v = _indexed(js.name, js.velocity, "joint state velocities") if len(js.velocity) else np.zeros(len(JOINT_NAMES))
     moving = bool(np.any(np.abs(v) > 1e-3))
-    return RigState(stamp_s=stamp_to_s(js.header.stamp), joints=JointVector.from_array(q),
-                    velocity=JointVector.from_array(v), force_n=float(force_n), moving=moving, status=status)
+    return RigState(
+        stamp_s=stamp_to_s(js.header.stamp),
+        joints=JointVector.from_array(q),
+        velocity=JointVector.from_array(v),
+        force_n=float(force_n),
+        moving=moving,
+        status=status,
+    )
 
 
 def command_to_msg(cmd: RigCommand, stamp) -> JointState:
@@ -170,14 +178,20 @@ def msg_to_image(msg: Image, *, shape: tuple[int, int] | None = None) -> np.ndar
     if shape is not None and (h, w) != tuple(shape):
         raise PerceptionError(f"image is {h}x{w}, expected {shape[0]}x{shape[1]} (parameter 'expected_size_px')")
     if step < w or len(msg.data) < step * h:
-        raise PerceptionError(f"image data has {len(msg.data)} bytes for {h} rows of step {step} (needs {h * step}, "
-                              f"step >= width {w})")
+        raise PerceptionError(
+            f"image data has {len(msg.data)} bytes for {h} rows of step {step} (needs {h * step}, step >= width {w})"
+        )
     buf = np.frombuffer(msg.data, dtype=np.uint8, count=step * h).reshape(h, step)
     return np.array(buf[:, :w])
 
 
-def camera_info(shape: tuple[int, int], spacing_mm: tuple[float, float], stamp, frame_id: str,
-                origin_px: tuple[float, float] | None = None) -> CameraInfo:
+def camera_info(
+    shape: tuple[int, int],
+    spacing_mm: tuple[float, float],
+    stamp,
+    frame_id: str,
+    origin_px: tuple[float, float] | None = None,
+) -> CameraInfo:
     """Orthographic camera info: k holds pixels per metre; (cx, cy) the pixel of the frame origin."""
     h, w = int(shape[0]), int(shape[1])
     sy, sx = float(spacing_mm[0]) * MM, float(spacing_mm[1]) * MM
@@ -195,7 +209,8 @@ def camera_info(shape: tuple[int, int], spacing_mm: tuple[float, float], stamp, 
 
 def image_origin_px(modality: str, shape: tuple[int, int]) -> tuple[float, float] | None:
     """Pixel (row, col) of an image frame's origin: the probe face centre (above the first row) for
-    ultrasound, the image centre (None: the default) for NIR and cameras."""
+    ultrasound, the image centre (None: the default) for NIR and cameras.
+    """
     if modality in ("us", "ultrasound"):
         return (-0.5, shape[1] / 2 - 0.5)
     return None
@@ -203,21 +218,27 @@ def image_origin_px(modality: str, shape: tuple[int, int]) -> tuple[float, float
 
 def frame_to_msgs(frame, stamp, modality: str | None = None) -> tuple[Image, CameraInfo]:
     """An :class:`~ir_robot.core.types.ImageFrame` as (``Image`` mono8, orthographic ``CameraInfo``) in its
-    image frame (``us_image`` / ``nir_image``); ``modality`` ("us" | "nir") defaults to the frame's own."""
+    image frame (``us_image`` / ``nir_image``); ``modality`` ("us" | "nir") defaults to the frame's own.
+    """
     m = modality or frame.modality
     frame_id = US_FRAME if m in ("us", "ultrasound") else NIR_FRAME
-    return (image_to_msg(frame.image, stamp, frame_id),
-            camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, image_origin_px(m, frame.image.shape)))
+    return (
+        image_to_msg(frame.image, stamp, frame_id),
+        camera_info(frame.image.shape, frame.spacing_mm, stamp, frame_id, image_origin_px(m, frame.image.shape)),
+    )
 
 
 class FramePublisher:
     """Publishes rendered frames as the rig's camera nodes publish captured ones (``/<m>/image_raw`` +
     ``/<m>/camera_info``), plus the renderer's label mask on ``/<m>/labels`` first, so a ground-truth
-    perception node has both when the image arrives. Used by the ``sim`` node and the emulated ``bench``."""
+    perception node has both when the image arrives. Used by the ``sim`` node and the emulated ``bench``.
+    """
 
     def __init__(self, node, qos_profile):
-        self._images = {name: node.create_publisher(Image, f"/{name}", qos_profile)
-                        for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")}
+        self._images = {
+            name: node.create_publisher(Image, f"/{name}", qos_profile)
+            for name in ("us/image_raw", "us/labels", "nir/image_raw", "nir/labels")
+        }
         self._infos = {m: node.create_publisher(CameraInfo, f"/{m}/camera_info", qos_profile) for m in ("us", "nir")}
 
     def publish(self, frame, stamp, labels: bool = True) -> None:
@@ -268,8 +289,10 @@ def pose_msg(position_mm, direction, stamp, frame_id: str) -> PoseStamped:
     msg = PoseStamped()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
-    msg.pose = Pose(position=Point(x=float(position_mm[0]) * MM, y=float(position_mm[1]) * MM,
-                                   z=float(position_mm[2]) * MM), orientation=quaternion_x_to(direction))
+    msg.pose = Pose(
+        position=Point(x=float(position_mm[0]) * MM, y=float(position_mm[1]) * MM, z=float(position_mm[2]) * MM),
+        orientation=quaternion_x_to(direction),
+    )
     return msg
 
 

@@ -22,12 +22,12 @@ from ir_robot.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class NodeSpec:
-    name: str                                  # node name = section in the params file
-    executable: str                            # console script for ros2 launch (package ir_robot)
-    node_class: str                            # "module:Class" (an rclpy Node subclass)
+    name: str  # node name = section in the params file
+    executable: str  # console script for ros2 launch (package ir_robot)
+    node_class: str  # "module:Class" (an rclpy Node subclass)
     remappings: tuple[tuple[str, str], ...] = ()
     description: str = ""
-    main: str = "main"                         # the module's main(args=None) for this node
+    main: str = "main"  # the module's main(args=None) for this node
     #: niceness added when the node runs as its own process (``nice -n``): nodes off the
     #: image-to-command path (sim/camera -> us_perception -> controller -> rig) yield the CPU to it
     nice: int = 0
@@ -42,30 +42,72 @@ class NodeSpec:
         return f"{self.module}:{self.main}"
 
 
-_SIM = NodeSpec("sim", "ir_robot_sim", "ir_robot.ros.sim_node:SimNode",
-                description="PyBullet needle world + simulated rig: images, joint states, force; obeys /rig/command")
-_US = NodeSpec("us_perception", "ir_robot_us_perception", "ir_robot.ros.perception_nodes:UsPerceptionNode", main="main_us",
-               description="ultrasound segmentation: vessel / needle detections, mask, markers")
-_NIR = NodeSpec("nir_perception", "ir_robot_nir_perception", "ir_robot.ros.perception_nodes:NirPerceptionNode", main="main_nir",
-                nice=5,
-                description="NIR vein segmentation: mask, vein centres, markers")
-_CONTROLLER = NodeSpec("controller", "ir_robot_controller", "ir_robot.ros.controller_node:ControllerNode",
-                       description="venipuncture state machine (scan, select + plan, align, insert, confirm, hold, "
-                                   "retract): perception + rig state -> /rig/command, /plan/target, /plan/path")
-_SUPERVISOR = NodeSpec("supervisor", "ir_robot_supervisor", "ir_robot.ros.supervisor:SupervisorNode", nice=5,
-                       description="operating state (latched) and the /procedure/* and /rig/estop services")
-_RIG = NodeSpec("rig_driver", "ir_robot_rig_driver", "ir_robot.ros.rig_driver:RigDriverNode",
-                description="a rig backend (parameter 'backend': sim | serial) behind the safety layer")
-_US_CAMERA = NodeSpec("us_camera", "ir_robot_camera", "ir_robot.ros.camera_node:UsCameraNode",
-                      description="ultrasound frame grabber (cv2.VideoCapture: device or video file) -> /us/image_raw, "
-                                  "/us/camera_info")
-_NIR_CAMERA = NodeSpec("nir_camera", "ir_robot_camera", "ir_robot.ros.camera_node:NirCameraNode",
-                       description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info")
-_BENCH = NodeSpec("bench", "ir_robot_bench", "ir_robot.ros.bench_node:BenchNode",
-                  description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
-                              "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw")
-RECORDER = NodeSpec("recorder", "ir_robot_recorder", "ir_robot.ros.recorder:RecorderNode",
-                    description="records every topic to MCAP (parameter 'path')")
+_SIM = NodeSpec(
+    "sim",
+    "ir_robot_sim",
+    "ir_robot.ros.sim_node:SimNode",
+    description="PyBullet needle world + simulated rig: images, joint states, force; obeys /rig/command",
+)
+_US = NodeSpec(
+    "us_perception",
+    "ir_robot_us_perception",
+    "ir_robot.ros.perception_nodes:UsPerceptionNode",
+    main="main_us",
+    description="ultrasound segmentation: vessel / needle detections, mask, markers",
+)
+_NIR = NodeSpec(
+    "nir_perception",
+    "ir_robot_nir_perception",
+    "ir_robot.ros.perception_nodes:NirPerceptionNode",
+    main="main_nir",
+    nice=5,
+    description="NIR vein segmentation: mask, vein centres, markers",
+)
+_CONTROLLER = NodeSpec(
+    "controller",
+    "ir_robot_controller",
+    "ir_robot.ros.controller_node:ControllerNode",
+    description="venipuncture state machine (scan, select + plan, align, insert, confirm, hold, "
+    "retract): perception + rig state -> /rig/command, /plan/target, /plan/path",
+)
+_SUPERVISOR = NodeSpec(
+    "supervisor",
+    "ir_robot_supervisor",
+    "ir_robot.ros.supervisor:SupervisorNode",
+    nice=5,
+    description="operating state (latched) and the /procedure/* and /rig/estop services",
+)
+_RIG = NodeSpec(
+    "rig_driver",
+    "ir_robot_rig_driver",
+    "ir_robot.ros.rig_driver:RigDriverNode",
+    description="a rig backend (parameter 'backend': sim | serial) behind the safety layer",
+)
+_US_CAMERA = NodeSpec(
+    "us_camera",
+    "ir_robot_camera",
+    "ir_robot.ros.camera_node:UsCameraNode",
+    description="ultrasound frame grabber (cv2.VideoCapture: device or video file) -> /us/image_raw, /us/camera_info",
+)
+_NIR_CAMERA = NodeSpec(
+    "nir_camera",
+    "ir_robot_camera",
+    "ir_robot.ros.camera_node:NirCameraNode",
+    description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info",
+)
+_BENCH = NodeSpec(
+    "bench",
+    "ir_robot_bench",
+    "ir_robot.ros.bench_node:BenchNode",
+    description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
+    "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw",
+)
+RECORDER = NodeSpec(
+    "recorder",
+    "ir_robot_recorder",
+    "ir_robot.ros.recorder:RecorderNode",
+    description="records every topic to MCAP (parameter 'path')",
+)
 
 #: graph name -> nodes, in start order
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {

@@ -74,8 +74,16 @@ class GraphRunner:
     Uses its own rclpy context, so several runners (and tests) never share global state.
     """
 
-    def __init__(self, graph_name: str = "sim", *, params: list[str | Path] = (), record: str | Path | None = None,
-                 domain_id: int | None = None, threads: int = 1, only: list[str] | None = None):
+    def __init__(
+        self,
+        graph_name: str = "sim",
+        *,
+        params: list[str | Path] = (),
+        record: str | Path | None = None,
+        domain_id: int | None = None,
+        threads: int = 1,
+        only: list[str] | None = None,
+    ):
         self.graph = graph_name
         self.specs = _select(graph_name, only, record)
         self.params = _check_params(list(params), self.specs)
@@ -87,7 +95,7 @@ class GraphRunner:
         self.executor = None
         self._thread = None
 
-    def start(self) -> "GraphRunner":
+    def start(self) -> GraphRunner:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
@@ -99,14 +107,19 @@ class GraphRunner:
         try:
             for spec in self.specs:
                 cls = load_class(spec.node_class)
-                self.nodes[spec.name] = cls(context=self.context,
-                                            cli_args=_node_args(spec, self.graph, self.params, self.record),
-                                            use_global_arguments=False)
+                self.nodes[spec.name] = cls(
+                    context=self.context,
+                    cli_args=_node_args(spec, self.graph, self.params, self.record),
+                    use_global_arguments=False,
+                )
         except BaseException:
             self.stop()
             raise
-        self.executor = (SingleThreadedExecutor(context=self.context) if self.threads <= 1 else
-                         MultiThreadedExecutor(num_threads=self.threads, context=self.context))
+        self.executor = (
+            SingleThreadedExecutor(context=self.context)
+            if self.threads <= 1
+            else MultiThreadedExecutor(num_threads=self.threads, context=self.context)
+        )
         for node in self.nodes.values():
             self.executor.add_node(node)
         self._thread = spin_in_background(self.executor, "ir_robot-graph")
@@ -154,7 +167,7 @@ class GraphRunner:
             ex.spin_once(timeout_sec=0.05)
         ex.shutdown()
 
-    def __enter__(self) -> "GraphRunner":
+    def __enter__(self) -> GraphRunner:
         return self.start()
 
     def __exit__(self, *exc) -> bool:
@@ -165,8 +178,16 @@ class GraphRunner:
 class ProcessRunner:
     """One process per node (``python -m ir_robot.ros.run NAME --ros-args ...``), stopped with SIGINT."""
 
-    def __init__(self, graph_name: str = "sim", *, params: list[str | Path] = (), record: str | Path | None = None,
-                 domain_id: int | None = None, env: dict | None = None, only: list[str] | None = None):
+    def __init__(
+        self,
+        graph_name: str = "sim",
+        *,
+        params: list[str | Path] = (),
+        record: str | Path | None = None,
+        domain_id: int | None = None,
+        env: dict | None = None,
+        only: list[str] | None = None,
+    ):
         self.graph = graph_name
         self.specs = _select(graph_name, only, record)
         self.params = _check_params(list(params), self.specs)
@@ -176,10 +197,15 @@ class ProcessRunner:
             self.env["ROS_DOMAIN_ID"] = str(int(domain_id))
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> "ProcessRunner":
+    def start(self) -> ProcessRunner:
         for spec in self.specs:
-            cmd = [sys.executable, "-m", "ir_robot.ros.run", spec.name,
-                   *_node_args(spec, self.graph, self.params, self.record)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "ir_robot.ros.run",
+                spec.name,
+                *_node_args(spec, self.graph, self.params, self.record),
+            ]
             if spec.nice > 0:
                 cmd = ["nice", "-n", str(spec.nice), *cmd]
             self.procs[spec.name] = subprocess.Popen(cmd, env=self.env)
@@ -206,7 +232,7 @@ class ProcessRunner:
                 codes[name] = p.wait()
         return codes
 
-    def __enter__(self) -> "ProcessRunner":
+    def __enter__(self) -> ProcessRunner:
         return self.start()
 
     def __exit__(self, *exc) -> bool:
@@ -291,15 +317,25 @@ class ProcedureClient:
         self.node.destroy_node()
 
 
-def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: str | None = None,
-           params: list[str] = (), procedures: int = 0, processes: bool = False, domain_id: int | None = None,
-           procedure_timeout_s: float = 300.0, out=sys.stdout) -> int:
+def launch(
+    graph_name: str = "sim",
+    *,
+    duration_s: float | None = None,
+    record: str | None = None,
+    params: list[str] = (),
+    procedures: int = 0,
+    processes: bool = False,
+    domain_id: int | None = None,
+    procedure_timeout_s: float = 300.0,
+    out=sys.stdout,
+) -> int:
     """Run a graph until Ctrl-C, ``duration_s`` or ``procedures`` summaries. Returns an exit code."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    runner = (ProcessRunner if processes else GraphRunner)(graph_name, params=params, record=record,
-                                                           domain_id=domain_id)
+    runner = (ProcessRunner if processes else GraphRunner)(
+        graph_name, params=params, record=record, domain_id=domain_id
+    )
     _interrupt_on_sigterm()
     client_ctx = client_ex = client_thread = None
     client = None
@@ -317,9 +353,12 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
         else:
             client = ProcedureClient(runner.context, "ir_robot_launcher")
             runner.add_node(client.node)
-        print(f"ir-robot launch: graph '{graph_name}' up ({'processes' if processes else 'in-process'}, "
-              f"{len(runner.specs)} nodes){f', recording to {record}' if record else ''}; Ctrl-C stops",
-              file=sys.stderr, flush=True)
+        print(
+            f"ir-robot launch: graph '{graph_name}' up ({'processes' if processes else 'in-process'}, "
+            f"{len(runner.specs)} nodes){f', recording to {record}' if record else ''}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
         done = 0
         while runner.ok:
             if duration_s is not None and time.monotonic() - t0 >= duration_s:
@@ -354,9 +393,9 @@ def launch(graph_name: str = "sim", *, duration_s: float | None = None, record: 
 
 def _interrupt_on_sigterm() -> None:
     """SIGTERM (``kill``, ``timeout``, systemd) stops the graph like Ctrl-C: cleanly, recording closed."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
-

@@ -18,7 +18,8 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.parameter import Parameter
@@ -28,18 +29,26 @@ from ir_robot.core.errors import ConfigError
 
 T = TypeVar("T")
 
-_SCALAR = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-           float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-_ARRAY = {bool: ParameterType.PARAMETER_BOOL_ARRAY, int: ParameterType.PARAMETER_INTEGER_ARRAY,
-          float: ParameterType.PARAMETER_DOUBLE_ARRAY, str: ParameterType.PARAMETER_STRING_ARRAY}
+_SCALAR = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+}
+_ARRAY = {
+    bool: ParameterType.PARAMETER_BOOL_ARRAY,
+    int: ParameterType.PARAMETER_INTEGER_ARRAY,
+    float: ParameterType.PARAMETER_DOUBLE_ARRAY,
+    str: ParameterType.PARAMETER_STRING_ARRAY,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ParamField:
-    name: str            # dotted ROS parameter name
+    name: str  # dotted ROS parameter name
     path: tuple[str, ...]
-    ptype: int           # rcl_interfaces ParameterType
-    optional: bool       # None <-> "" (strings) or NaN (numbers)
+    ptype: int  # rcl_interfaces ParameterType
+    optional: bool  # None <-> "" (strings) or NaN (numbers)
     meta: dict
     default: Any
 
@@ -116,8 +125,9 @@ def _descriptor(field: ParamField, read_only: bool) -> ParameterDescriptor:
         constraints = f"one of {list(meta['choices'])}"
     if meta.get("range") is not None and field.ptype in _ARRAY.values():
         constraints = f"each value in {list(meta['range'])}"
-    d = ParameterDescriptor(name=field.name, type=field.ptype, description=text, additional_constraints=constraints,
-                            read_only=read_only)
+    d = ParameterDescriptor(
+        name=field.name, type=field.ptype, description=text, additional_constraints=constraints, read_only=read_only
+    )
     rng = meta.get("range")
     if rng is not None and not field.optional:
         if field.ptype == ParameterType.PARAMETER_DOUBLE:
@@ -140,8 +150,16 @@ def _nest(flat: dict[tuple[str, ...], Any]) -> dict:
 class ConfigParameters(Generic[T]):
     """Bind ``schema`` to ``node``'s parameters (optionally under ``prefix``). ``.config`` is the live value."""
 
-    def __init__(self, node, schema: type[T], *, prefix: str = "", read_only: tuple[str, ...] | bool = (),
-                 on_change: Callable[[T, tuple[str, ...]], None] | None = None, base: T | None = None):
+    def __init__(
+        self,
+        node,
+        schema: type[T],
+        *,
+        prefix: str = "",
+        read_only: tuple[str, ...] | bool = (),
+        on_change: Callable[[T, tuple[str, ...]], None] | None = None,
+        base: T | None = None,
+    ):
         self.node = node
         self.schema = schema
         self.prefix = f"{prefix}." if prefix and not prefix.endswith(".") else prefix
@@ -150,18 +168,22 @@ class ConfigParameters(Generic[T]):
         overrides = getattr(node, "_parameter_overrides", {})  # read only, to accept 30 for a double
         values: dict[tuple[str, ...], Any] = {}
         for f in self.fields.values():
-            ro = read_only if isinstance(read_only, bool) else f.name[len(self.prefix):] in read_only
+            ro = read_only if isinstance(read_only, bool) else f.name[len(self.prefix) :] in read_only
             default = getattr_path(base, f.path) if base is not None else f.default
             if default is dataclasses.MISSING:
-                raise ConfigError(f"node {node.get_name()}: {schema.__name__}.{f.name} has no default; "
-                                  "give it in the params file")
+                raise ConfigError(
+                    f"node {node.get_name()}: {schema.__name__}.{f.name} has no default; give it in the params file"
+                )
             over = overrides.get(f.name)
             ignore = False
             ros_default = _to_ros(f, default)
             if over is not None and f.ptype == ParameterType.PARAMETER_DOUBLE and over.type_ == Parameter.Type.INTEGER:
                 ros_default, ignore = float(over.value), True
-            if over is not None and f.ptype == ParameterType.PARAMETER_DOUBLE_ARRAY and \
-                    over.type_ == Parameter.Type.INTEGER_ARRAY:
+            if (
+                over is not None
+                and f.ptype == ParameterType.PARAMETER_DOUBLE_ARRAY
+                and over.type_ == Parameter.Type.INTEGER_ARRAY
+            ):
                 ros_default, ignore = [float(v) for v in over.value], True
             desc = _descriptor(f, ro)
             if isinstance(ros_default, list) and not ros_default:
@@ -190,8 +212,11 @@ class ConfigParameters(Generic[T]):
             f = self.fields.get(p.name)
             if f is not None and f.ptype == ParameterType.PARAMETER_DOUBLE and p.type_ == Parameter.Type.INTEGER:
                 p = Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-            elif f is not None and f.ptype == ParameterType.PARAMETER_DOUBLE_ARRAY and \
-                    p.type_ == Parameter.Type.INTEGER_ARRAY:
+            elif (
+                f is not None
+                and f.ptype == ParameterType.PARAMETER_DOUBLE_ARRAY
+                and p.type_ == Parameter.Type.INTEGER_ARRAY
+            ):
                 p = Parameter(p.name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
             out.append(p)
         return out
@@ -279,6 +304,8 @@ def venipuncture_config(name: str):
         return VenipunctureConfig()
     path = Path(name) if ("/" in name or Path(name).is_absolute()) else data_path("config", name)
     if not path.is_file():
-        raise ConfigError(f"{path} not found: set the parameter to a VenipunctureConfig YAML "
-                          f"(e.g. venipuncture.yaml), or '' for the built-in defaults")
+        raise ConfigError(
+            f"{path} not found: set the parameter to a VenipunctureConfig YAML "
+            f"(e.g. venipuncture.yaml), or '' for the built-in defaults"
+        )
     return load_venipuncture_config(path)

@@ -39,10 +39,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, PointStamped, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from geometry_msgs.msg import PointStamped, PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
@@ -71,28 +70,47 @@ _COLOURS = {"vein": (0.1, 0.4, 1.0), "artery": (1.0, 0.15, 0.15), "needle": (1.0
 
 @dataclass(frozen=True)
 class PerceptionNodeConfig:
-    model: str = param("auto", choices=("auto", "learned", "classical", "ground_truth"),
-                       help="learned: shipped/`weights` model; classical: OpenCV baseline; ground_truth: the "
-                            "simulator's /<m>/labels; auto: learned if the weights exist, else ground_truth "
-                            "(as `ir-robot demo`)")
+    model: str = param(
+        "auto",
+        choices=("auto", "learned", "classical", "ground_truth"),
+        help="learned: shipped/`weights` model; classical: OpenCV baseline; ground_truth: the "
+        "simulator's /<m>/labels; auto: learned if the weights exist, else ground_truth "
+        "(as `ir-robot demo`)",
+    )
     weights: str = param("", help="weights file for model=learned ('' = models/<m>_seg/model.pt)")
     threads: int = param(1, range=(1, 16), help="torch threads")
-    expected_size_px: tuple[int, int] = param((256, 256), range=(0, 8192),
-                                              help="(rows, cols) accepted; other sizes are dropped ((0, 0) = any)")
+    expected_size_px: tuple[int, int] = param(
+        (256, 256), range=(0, 8192), help="(rows, cols) accepted; other sizes are dropped ((0, 0) = any)"
+    )
     publish_markers: bool = param(True, help="publish visualization_msgs/MarkerArray for RViz/Foxglove")
-    max_rate_hz: float = param(0.0, range=(0.0, 1000.0), unit="Hz",
-                               help="process at most this many frames per second (0: every frame); saves CPU when "
-                                    "the controller wants fewer frames than the camera gives")
-    min_vessel_area_mm2: float = param(0.8, range=(0.0, 100.0), unit="mm^2",
-                                       help="ultrasound: smaller vessel components are ignored (the graphs set "
-                                            "the controller's control.us_min_vessel_area_mm2)")
-    use_roi: bool = param(True, help="ultrasound, learned model: segment only the controller's /us/roi (the "
-                                     "square around its tracked target, a zoom for small veins) while it is fresh")
-    roi_timeout_s: float = param(1.0, range=(0.0, 60.0), unit="s",
-                                 help="a /us/roi older than this is ignored (whole frames again)")
-    skip_phases: tuple[str, ...] = param((), help="controller phases (/controller/phase) in which frames are not "
-                                                  "processed, e.g. NIR after the scan: the controller uses NIR only "
-                                                  "in its scan, and the cores go to the ultrasound path; () = none")
+    max_rate_hz: float = param(
+        0.0,
+        range=(0.0, 1000.0),
+        unit="Hz",
+        help="process at most this many frames per second (0: every frame); saves CPU when "
+        "the controller wants fewer frames than the camera gives",
+    )
+    min_vessel_area_mm2: float = param(
+        0.8,
+        range=(0.0, 100.0),
+        unit="mm^2",
+        help="ultrasound: smaller vessel components are ignored (the graphs set "
+        "the controller's control.us_min_vessel_area_mm2)",
+    )
+    use_roi: bool = param(
+        True,
+        help="ultrasound, learned model: segment only the controller's /us/roi (the "
+        "square around its tracked target, a zoom for small veins) while it is fresh",
+    )
+    roi_timeout_s: float = param(
+        1.0, range=(0.0, 60.0), unit="s", help="a /us/roi older than this is ignored (whole frames again)"
+    )
+    skip_phases: tuple[str, ...] = param(
+        (),
+        help="controller phases (/controller/phase) in which frames are not "
+        "processed, e.g. NIR after the scan: the controller uses NIR only "
+        "in its scan, and the cores go to the ultrasound path; () = none",
+    )
 
 
 def resolve_model(modality: str, config: PerceptionNodeConfig) -> str:
@@ -112,12 +130,16 @@ def make_predictor(modality: str, config: PerceptionNodeConfig):
     from ir_robot.perception import inference
 
     kind = "model" if config.model == "learned" else config.model
-    return inference.make_predictor(modality, kind, weights=config.weights or None, threads=config.threads,
-                                    us_min_vessel_area_mm2=config.min_vessel_area_mm2)
+    return inference.make_predictor(
+        modality,
+        kind,
+        weights=config.weights or None,
+        threads=config.threads,
+        us_min_vessel_area_mm2=config.min_vessel_area_mm2,
+    )
 
 
-def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None,
-                     postprocess=None):
+def result_from_mask(modality: str, mask: np.ndarray, spacing_mm, image: np.ndarray | None = None, postprocess=None):
     """Rebuild a UsResult / NirResult from a published mask with the shared post-processing."""
     from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, analyse_nir, analyse_us
 
@@ -139,8 +161,10 @@ class _PerceptionNode(Node):
         cfg = self.params.config
         self.model = resolve_model(m, cfg)
         if cfg.model == "auto" and self.model == "ground_truth":
-            self.get_logger().warning(f"model 'auto': no trained {m} weights, using ground-truth perception "
-                                      f"(train them with `ir-robot train-perception {m}`)")
+            self.get_logger().warning(
+                f"model 'auto': no trained {m} weights, using ground-truth perception "
+                f"(train them with `ir-robot train-perception {m}`)"
+            )
         self.predictor = make_predictor(m, dataclasses.replace(cfg, model=self.model))
         self._spacing: tuple[float, float] | None = None
         self._pending: OrderedDict[int, dict] = OrderedDict()
@@ -153,23 +177,34 @@ class _PerceptionNode(Node):
         group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(CameraInfo, f"/{m}/camera_info", self._on_info, qos.sensor(), callback_group=group)
         if self.model == "ground_truth":
-            self.create_subscription(Image, f"/{m}/labels", lambda msg: self._on_part(msg, "labels"), newest,
-                                     callback_group=group)
-        self.create_subscription(Image, f"/{m}/image_raw", lambda msg: self._on_part(msg, "image"), newest,
-                                 callback_group=group)
-        self._roi: tuple[float, float, float] | None = None   # (centre row, centre col, side) px
+            self.create_subscription(
+                Image, f"/{m}/labels", lambda msg: self._on_part(msg, "labels"), newest, callback_group=group
+            )
+        self.create_subscription(
+            Image, f"/{m}/image_raw", lambda msg: self._on_part(msg, "image"), newest, callback_group=group
+        )
+        self._roi: tuple[float, float, float] | None = None  # (centre row, centre col, side) px
         self._roi_t = -math.inf
         if m == "us":
             self.create_subscription(RegionOfInterest, "/us/roi", self._on_roi, qos.command(), callback_group=group)
-        self._phase = ""          # the controller's phase, from /controller/phase ('' until heard)
+        self._phase = ""  # the controller's phase, from /controller/phase ('' until heard)
         self.create_subscription(String, "/controller/phase", self._on_phase, qos.events(), callback_group=group)
         self._mask_pub = self.create_publisher(Image, f"/{m}/mask", qos.sensor())
         self._result_pub = self.create_publisher(String, f"/{m}/result", qos.sensor())
         self._marker_pub = self.create_publisher(MarkerArray, f"/{m}/markers", qos.sensor())
         self._make_publishers()
         info = self.create_publisher(String, f"/{m}/perception_info", qos.latched())
-        info.publish(String(data=json.dumps({"model": self.model, "requested": cfg.model,
-                                             "weights": cfg.weights if self.model == "learned" else ""})))
+        info.publish(
+            String(
+                data=json.dumps(
+                    {
+                        "model": self.model,
+                        "requested": cfg.model,
+                        "weights": cfg.weights if self.model == "learned" else "",
+                    }
+                )
+            )
+        )
         self.get_logger().info(f"{m} perception: model '{self.model}'")
 
     # --------------------------------------------------------------- inputs
@@ -191,7 +226,7 @@ class _PerceptionNode(Node):
 
     def _on_roi(self, msg: RegionOfInterest) -> None:
         if msg.width == 0 or msg.height == 0:
-            self._roi = None   # all zeros: the whole frame
+            self._roi = None  # all zeros: the whole frame
         else:
             side = float(max(msg.width, msg.height))
             self._roi = (msg.y_offset + 0.5 * msg.height, msg.x_offset + 0.5 * msg.width, side)
@@ -202,8 +237,12 @@ class _PerceptionNode(Node):
 
     def _current_roi(self):
         cfg = self.params.config
-        if (self._roi is None or not cfg.use_roi or self.model != "learned"
-                or time.monotonic() - self._roi_t > cfg.roi_timeout_s):
+        if (
+            self._roi is None
+            or not cfg.use_roi
+            or self.model != "learned"
+            or time.monotonic() - self._roi_t > cfg.roi_timeout_s
+        ):
             return None
         return self._roi
 
@@ -215,9 +254,9 @@ class _PerceptionNode(Node):
         entry[part] = msg
         while len(self._pending) > 8:
             _, old = self._pending.popitem(last=False)
-            if self._complete(old):   # a whole frame that waited for camera_info in vain
+            if self._complete(old):  # a whole frame that waited for camera_info in vain
                 self._drop_no_info()
-        if self._complete(entry) and self._spacing is not None:   # else it waits for the first camera_info
+        if self._complete(entry) and self._spacing is not None:  # else it waits for the first camera_info
             del self._pending[key]
             self._process(entry)
 
@@ -227,8 +266,9 @@ class _PerceptionNode(Node):
 
     def _drop_no_info(self) -> None:
         self.counts["dropped"] += 1
-        self.get_logger().warning(f"/{self.MODALITY}/image_raw dropped: no camera_info yet (pixel spacing unknown)",
-                                  throttle_duration_sec=2.0)
+        self.get_logger().warning(
+            f"/{self.MODALITY}/image_raw dropped: no camera_info yet (pixel spacing unknown)", throttle_duration_sec=2.0
+        )
 
     def _process(self, parts: dict) -> None:
         t0 = time.perf_counter()
@@ -250,8 +290,7 @@ class _PerceptionNode(Node):
         try:
             image = msg_to_image(msg, shape=shape)
             labels = msg_to_image(parts["labels"], shape=image.shape) if "labels" in parts else None
-            frame = ImageFrame(self.MODALITY, image, self._spacing, stamp_s=stamp_to_s(msg.header.stamp),
-                               labels=labels)
+            frame = ImageFrame(self.MODALITY, image, self._spacing, stamp_s=stamp_to_s(msg.header.stamp), labels=labels)
             roi = self._current_roi()
             result = self.predictor.predict(frame) if roi is None else self.predictor.predict(frame, roi=roi)
         except (PerceptionError, IrRobotError, ValueError) as exc:
@@ -316,8 +355,15 @@ class UsPerceptionNode(_PerceptionNode):
         clear.action = Marker.DELETEALL
         arr.markers.append(clear)
         for i, v in enumerate(result.vessels):
-            m = self._marker(stamp, frame_id, "us_vessels", i, Marker.SPHERE, _COLOURS.get(v.kind, (1, 1, 1)),
-                             (v.diameter_mm * MM,) * 3)
+            m = self._marker(
+                stamp,
+                frame_id,
+                "us_vessels",
+                i,
+                Marker.SPHERE,
+                _COLOURS.get(v.kind, (1, 1, 1)),
+                (v.diameter_mm * MM,) * 3,
+            )
             m.pose.position = Point(x=v.centre_mm[0] * MM, y=v.centre_mm[1] * MM, z=0.0)
             arr.markers.append(m)
         if nd is not None:
@@ -347,8 +393,15 @@ class NirPerceptionNode(_PerceptionNode):
         clear.action = Marker.DELETEALL
         arr.markers.append(clear)
         for i, v in enumerate(result.veins):
-            m = self._marker(stamp, frame_id, "nir_veins", i, Marker.LINE_STRIP, _COLOURS["vein"],
-                             (max(v.width_mm, 0.5) * MM, 0.0, 0.0))
+            m = self._marker(
+                stamp,
+                frame_id,
+                "nir_veins",
+                i,
+                Marker.LINE_STRIP,
+                _COLOURS["vein"],
+                (max(v.width_mm, 0.5) * MM, 0.0, 0.0),
+            )
             xy = nir_px_to_mm(v.centreline_px, result.mask.shape, result.spacing_mm) * MM
             m.points = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in np.asarray(xy).reshape(-1, 2)]
             arr.markers.append(m)

@@ -24,13 +24,21 @@ from rclpy.qos import (
 
 
 def sensor() -> QoSProfile:
-    return QoSProfile(history=qos_profile_sensor_data.history, depth=qos_profile_sensor_data.depth,
-                      reliability=qos_profile_sensor_data.reliability, durability=qos_profile_sensor_data.durability)
+    return QoSProfile(
+        history=qos_profile_sensor_data.history,
+        depth=qos_profile_sensor_data.depth,
+        reliability=qos_profile_sensor_data.reliability,
+        durability=qos_profile_sensor_data.durability,
+    )
 
 
 def command() -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
 
 
 def rig_command() -> QoSProfile:
@@ -44,8 +52,12 @@ def state() -> QoSProfile:
 
 
 def latched() -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 def events() -> QoSProfile:
@@ -66,7 +78,10 @@ def to_info(profile: QoSProfile):
 def from_info(info) -> QoSProfile:
     """The profile to offer when replaying a topic recorded with ``info``."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=max(1, int(info.depth)),
+        history=HistoryPolicy.KEEP_LAST,
+        depth=max(1, int(info.depth)),
         reliability=ReliabilityPolicy.BEST_EFFORT if info.reliability == "best_effort" else ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if info.durability == "transient_local"
-        else DurabilityPolicy.VOLATILE)
+        durability=DurabilityPolicy.TRANSIENT_LOCAL
+        if info.durability == "transient_local"
+        else DurabilityPolicy.VOLATILE,
+    )

@@ -80,8 +80,13 @@ class RecorderNode(Node):
                 self._subs[topic] = None
                 continue
             self._subs[topic] = self.create_subscription(
-                msg_cls, topic, lambda data, t=topic: self._write(t, data), profile, raw=True,
-                callback_group=self._group)
+                msg_cls,
+                topic,
+                lambda data, t=topic: self._write(t, data),
+                profile,
+                raw=True,
+                callback_group=self._group,
+            )
 
     @staticmethod
     def _adapted_qos(pubs) -> QoSProfile:

@@ -19,7 +19,8 @@ from ir_robot.ros.conversions import perception_model_name
 
 class RefereeMixin:
     """Mixed into an rclpy ``Node``: call :meth:`_init_referee` in ``__init__``; implement :meth:`referee`
-    (result dict -> summary dict) and optionally :meth:`_on_procedure_state_change`."""
+    (result dict -> summary dict) and optionally :meth:`_on_procedure_state_change`.
+    """
 
     def _init_referee(self, callback_group, lock=None) -> None:
         self.perception = ""
@@ -29,14 +30,18 @@ class RefereeMixin:
         self._last_result = ""
         self._referee_lock = lock
         self._summary_pub = self.create_publisher(String, "/sim/summary", qos.latched())
-        self.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
-                                 callback_group=callback_group)
-        self.create_subscription(String, "/procedure/result", self._on_result, qos.latched(),
-                                 callback_group=callback_group)
-        self.create_subscription(String, "/controller/phase", self._on_phase, qos.events(),
-                                 callback_group=callback_group)
-        self.create_subscription(String, "/us/perception_info", self._on_perception, qos.latched(),
-                                 callback_group=callback_group)
+        self.create_subscription(
+            String, "/procedure/state", self._on_procedure_state, qos.latched(), callback_group=callback_group
+        )
+        self.create_subscription(
+            String, "/procedure/result", self._on_result, qos.latched(), callback_group=callback_group
+        )
+        self.create_subscription(
+            String, "/controller/phase", self._on_phase, qos.events(), callback_group=callback_group
+        )
+        self.create_subscription(
+            String, "/us/perception_info", self._on_perception, qos.latched(), callback_group=callback_group
+        )
 
     def referee(self, result: dict) -> dict:  # pragma: no cover - each node scores with its own truth
         raise NotImplementedError

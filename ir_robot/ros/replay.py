@@ -14,8 +14,17 @@ from pathlib import Path
 from ir_robot.core.errors import IrRobotError
 
 
-def replay(path: str | Path, *, rate: float = 1.0, topics: list[str] | None = None, loop: bool = False,
-           domain_id: int | None = None, wait_s: float = 0.5, context=None, out=sys.stderr) -> dict[str, int]:
+def replay(
+    path: str | Path,
+    *,
+    rate: float = 1.0,
+    topics: list[str] | None = None,
+    loop: bool = False,
+    domain_id: int | None = None,
+    wait_s: float = 0.5,
+    context=None,
+    out=sys.stderr,
+) -> dict[str, int]:
     """Publish every message of ``path``; returns the count published per topic."""
     import rclpy
     from rclpy.node import Node
@@ -47,8 +56,11 @@ def replay(path: str | Path, *, rate: float = 1.0, topics: list[str] | None = No
             profile = qos_mod.from_info(ti.qos[0]) if ti.qos else qos_mod.command()
             pubs[t] = node.create_publisher(msg_cls, t, profile)
         time.sleep(wait_s)  # let subscribers discover the publishers
-        print(f"replaying {path}: {len(wanted)} topics, {sum(info[t].count for t in wanted)} messages at x{rate}",
-              file=out, flush=True)
+        print(
+            f"replaying {path}: {len(wanted)} topics, {sum(info[t].count for t in wanted)} messages at x{rate}",
+            file=out,
+            flush=True,
+        )
         while True:
             t0_wall = time.monotonic()
             t0_log = None

@@ -29,18 +29,28 @@ from ir_robot.sim.world import WorldConfig
 @dataclass(frozen=True)
 class RigBackendConfig:
     backend: str = param("sim", choices=("sim", "serial"), help="which Rig implementation to drive")
-    rate_hz: float = param(50.0, range=(1.0, 1000.0), unit="Hz",
-                           help="state publishing rate (and simulation step for backend sim)")
+    rate_hz: float = param(
+        50.0, range=(1.0, 1000.0), unit="Hz", help="state publishing rate (and simulation step for backend sim)"
+    )
     port: str = param("", help="serial: GRBL port ('' = the one in rig_config)")
     loadcell_port: str = param("", help="serial: load-cell port ('' = the one in rig_config, 'none' = no load cell)")
     rig_config: str = param("", help="serial: rig YAML ('' = config/rig.yaml)")
-    unlock: bool = param(False, help="serial: send $X after connecting (leaves GRBL's start-up Alarm without homing): "
-                                     "for the emulator; home a real rig with `ir-robot rig home` before the launch")
-    connect_timeout_s: float = param(0.0, range=(0.0, 600.0), unit="s",
-                                     help="serial: keep trying to open the rig config and the board this long (a board "
-                                          "plugged in, or an emulator started, after the node); 0 = fail at once")
-    safety_file: str = param("venipuncture.yaml", help="YAML whose `safety` section gives the safety limits "
-                                                       "(rig.safety.* override single values)")
+    unlock: bool = param(
+        False,
+        help="serial: send $X after connecting (leaves GRBL's start-up Alarm without homing): "
+        "for the emulator; home a real rig with `ir-robot rig home` before the launch",
+    )
+    connect_timeout_s: float = param(
+        0.0,
+        range=(0.0, 600.0),
+        unit="s",
+        help="serial: keep trying to open the rig config and the board this long (a board "
+        "plugged in, or an emulator started, after the node); 0 = fail at once",
+    )
+    safety_file: str = param(
+        "venipuncture.yaml",
+        help="YAML whose `safety` section gives the safety limits (rig.safety.* override single values)",
+    )
 
 
 def make_backend(config: RigBackendConfig, world_config=None):
@@ -90,8 +100,13 @@ class RigDriverNode(Node):
         super().__init__(self.NODE_NAME, **kwargs)
         self.params = declare_config(self, RigBackendConfig, read_only=True)
         self.world_params = declare_config(self, WorldConfig, prefix="world", read_only=True)
-        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig", base=rig_config_base(
-            self.params.config.safety_file), on_change=lambda c, _n: self.rig.set_config(c))
+        self.rig_params = declare_config(
+            self,
+            RigDriverConfig,
+            prefix="rig",
+            base=rig_config_base(self.params.config.safety_file),
+            on_change=lambda c, _n: self.rig.set_config(c),
+        )
         cfg = self.params.config
         self.backend = make_backend(cfg, self.world_params.config)
         self.rig = RigInterface(self, self.backend, self.rig_params.config, callback_group=ReentrantCallbackGroup())
@@ -111,7 +126,8 @@ class RigDriverNode(Node):
         """The ROS time the state was measured: GrblRig's joints are those of its last status report
         (``stamp_s``, monotonic clock), up to a poll period plus the serial line old. Stamping them with
         the publish time would place every ultrasound frame where the stage was a status ago (the
-        controller pairs frames with joint states by stamp). The sim backend's state is of now."""
+        controller pairs frames with joint states by stamp). The sim backend's state is of now.
+        """
         if self.params.config.backend != "serial" or not state.stamp_s > 0:
             return now
         age = min(max(time.monotonic() - state.stamp_s, 0.0), 1.0)

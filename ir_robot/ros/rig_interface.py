@@ -48,15 +48,17 @@ from ir_robot.ros.trace import LatencyTrace
 
 @dataclass(frozen=True)
 class RigDriverConfig:
-    command_hold_s: float = param(0.1, range=(0.01, 2.0), unit="s",
-                                  help="each /rig/command rate is held this long unless a new one replaces it")
+    command_hold_s: float = param(
+        0.1, range=(0.01, 2.0), unit="s", help="each /rig/command rate is held this long unless a new one replaces it"
+    )
     require_running: bool = param(True, help="accept /rig/command only while /procedure/state is running/aborting")
     safety: SafetyConfig = dataclasses.field(default_factory=SafetyConfig)
 
 
 def rig_config_base(safety_file: str) -> RigDriverConfig:
     """RigDriverConfig whose safety limits come from the venipuncture YAML the CLI uses (its ``safety``
-    section; '' = SafetyConfig defaults); node parameters ``rig.*`` then override single values."""
+    section; '' = SafetyConfig defaults); node parameters ``rig.*`` then override single values.
+    """
     if not safety_file:
         return RigDriverConfig()
     from ir_robot.ros.params import venipuncture_config
@@ -84,12 +86,15 @@ class RigInterface:
         self._status_pub = node.create_publisher(String, "/rig/status", qos.latched())
         self._stats_pub = node.create_publisher(String, "/rig/stats", qos.command())
         node.create_timer(1.0, self._publish_stats, callback_group=callback_group)
-        node.create_subscription(JointState, "/rig/command", self._on_command, qos.rig_command(),
-                                 callback_group=callback_group)
-        node.create_subscription(String, "/procedure/state", self._on_procedure_state, qos.latched(),
-                                 callback_group=callback_group)
-        node.create_subscription(Float64, "/rig/insertion_target", self._on_target, qos.latched(),
-                                 callback_group=callback_group)
+        node.create_subscription(
+            JointState, "/rig/command", self._on_command, qos.rig_command(), callback_group=callback_group
+        )
+        node.create_subscription(
+            String, "/procedure/state", self._on_procedure_state, qos.latched(), callback_group=callback_group
+        )
+        node.create_subscription(
+            Float64, "/rig/insertion_target", self._on_target, qos.latched(), callback_group=callback_group
+        )
         self._publish_status("ok")
 
     # ----------------------------------------------------------------- backend swap (sim reset)
@@ -117,8 +122,11 @@ class RigInterface:
             self.trace(stamp_to_ns(msg.header.stamp), "rig_in", now_ns)
         if self.config.require_running and self.procedure_state not in MOTION_STATES:
             self.counts["not_running"] += 1
-            log.warning(f"/rig/command dropped: procedure state is '{self.procedure_state}', motion is allowed only "
-                        f"in {list(MOTION_STATES)}", throttle_duration_sec=2.0)
+            log.warning(
+                f"/rig/command dropped: procedure state is '{self.procedure_state}', motion is allowed only "
+                f"in {list(MOTION_STATES)}",
+                throttle_duration_sec=2.0,
+            )
             return
         try:
             cmd = msg_to_command(msg, self.config.command_hold_s)
@@ -142,7 +150,8 @@ class RigInterface:
     def _saturate(self, cmd: RigCommand) -> RigCommand:
         """Saturate rates so that no joint (nor the pivot, with the workspace) crosses its limit within the
         command's hold, from where the rig is now (a rig past a limit is the safety layer's: it trips on the
-        state read; a hair past, as a position servo settles, counts as at the limit)."""
+        state read; a hair past, as a position servo settles, counts as at the limit).
+        """
         st = self._last_state
         v = cmd.velocity.as_array()
         horizon = min(cmd.duration_s, self.config.safety.lookahead_s)
@@ -197,8 +206,10 @@ class RigInterface:
         lat = np.asarray(self.command_latency_s, dtype=float) * 1e3
         out = dict(self.counts)
         if lat.size:
-            out.update(latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
-                       latency_ms_p99=round(float(np.percentile(lat, 99)), 2))
+            out.update(
+                latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
+                latency_ms_p99=round(float(np.percentile(lat, 99)), 2),
+            )
         return out
 
     def _publish_stats(self) -> None:

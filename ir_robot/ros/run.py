@@ -21,6 +21,7 @@ def load_class(path: str):
 
 def spin_in_background(executor, name: str = "ir_robot-executor") -> threading.Thread:
     """Spin ``executor`` in a daemon thread until it (or its context) is shut down; returns the thread."""
+
     def spin() -> None:
         from rclpy.executors import ExternalShutdownException
 

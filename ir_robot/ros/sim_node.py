@@ -59,19 +59,30 @@ from ir_robot.sim.world import WorldConfig
 
 @dataclass(frozen=True)
 class SimNodeConfig:
-    control_rate_hz: float = param(100.0, range=(10.0, 1000.0), unit="Hz",
-                                   help="simulation tick; each tick advances the world by the wall time elapsed")
+    control_rate_hz: float = param(
+        100.0,
+        range=(10.0, 1000.0),
+        unit="Hz",
+        help="simulation tick; each tick advances the world by the wall time elapsed",
+    )
     us_rate_hz: float = param(30.0, range=(0.0, 120.0), unit="Hz", help="ultrasound frame rate (0: off)")
     nir_rate_hz: float = param(10.0, range=(0.0, 60.0), unit="Hz", help="NIR frame rate (0: off)")
-    state_rate_hz: float = param(50.0, range=(1.0, 1000.0), unit="Hz",
-                                 help="/rig/joint_states and /needle/force rate (at most the control rate)")
+    state_rate_hz: float = param(
+        50.0, range=(1.0, 1000.0), unit="Hz", help="/rig/joint_states and /needle/force rate (at most the control rate)"
+    )
     seed: int = param(0, range=(0, 2**31 - 1), help="procedure k (1, 2, ...) runs on seed + k - 1")
-    phantoms: str = param("episode", choices=("episode", "world"),
-                          help="episode: procedure k gets the phantom of `ir-robot demo --seed seed+k-1` (and of "
-                               "evaluate's episode); world: the world config's phantom / randomize")
+    phantoms: str = param(
+        "episode",
+        choices=("episode", "world"),
+        help="episode: procedure k gets the phantom of `ir-robot demo --seed seed+k-1` (and of "
+        "evaluate's episode); world: the world config's phantom / randomize",
+    )
     publish_labels: bool = param(True, help="publish the ground-truth label masks on /us/labels and /nir/labels")
-    safety_file: str = param("venipuncture.yaml", help="YAML whose `safety` section gives the rig's safety limits "
-                                                       "(the CLI's; rig.safety.* override single values)")
+    safety_file: str = param(
+        "venipuncture.yaml",
+        help="YAML whose `safety` section gives the rig's safety limits "
+        "(the CLI's; rig.safety.* override single values)",
+    )
 
 
 class SimNode(RefereeMixin, Node):
@@ -86,17 +97,23 @@ class SimNode(RefereeMixin, Node):
 
         self.params = declare_config(self, SimNodeConfig, on_change=self._on_params, read_only=("safety_file",))
         self.world_params = declare_config(self, WorldConfig, prefix="world", read_only=True)
-        self.rig_params = declare_config(self, RigDriverConfig, prefix="rig", base=rig_config_base(
-            self.params.config.safety_file), on_change=lambda c, _n: self.rig.set_config(c))
+        self.rig_params = declare_config(
+            self,
+            RigDriverConfig,
+            prefix="rig",
+            base=rig_config_base(self.params.config.safety_file),
+            on_change=lambda c, _n: self.rig.set_config(c),
+        )
         self._sim_rig_cls = SimRig
         self.world = NeedleWorld(self.world_params.config)
         self.resets = 0
         self._reset_world(self.params.config.seed)
         self._world_lock = threading.RLock()
-        self._group = MutuallyExclusiveCallbackGroup()   # everything that steps or resets the world
+        self._group = MutuallyExclusiveCallbackGroup()  # everything that steps or resets the world
         io_group = ReentrantCallbackGroup()
-        self.rig = RigInterface(self, SimRig(self.world), self.rig_params.config, callback_group=io_group,
-                                lock=self._world_lock)  # one lock for the world and its rig
+        self.rig = RigInterface(
+            self, SimRig(self.world), self.rig_params.config, callback_group=io_group, lock=self._world_lock
+        )  # one lock for the world and its rig
         sensor = qos.sensor()
         self._frames_out = FramePublisher(self, sensor)
         self._init_referee(io_group, lock=self._world_lock)
@@ -177,11 +194,14 @@ class SimNode(RefereeMixin, Node):
     def _send_tf(self, stamp) -> None:
         probe, view = self.world.probe_pose(), self.world.nir_view()
         off = self.world.state().phantom_offset_mm
-        self.tf.send(stamp, [
-            (WORLD_FRAME, PHANTOM_FRAME, off, 0.0, None),
-            (WORLD_FRAME, US_FRAME, (probe.x_mm, probe.y_mm, 0.0), None, us_image_quaternion(probe.yaw_rad)),
-            (WORLD_FRAME, NIR_FRAME, (view.x_mm, view.y_mm, 0.0), 0.0, None),
-        ])
+        self.tf.send(
+            stamp,
+            [
+                (WORLD_FRAME, PHANTOM_FRAME, off, 0.0, None),
+                (WORLD_FRAME, US_FRAME, (probe.x_mm, probe.y_mm, 0.0), None, us_image_quaternion(probe.yaw_rad)),
+                (WORLD_FRAME, NIR_FRAME, (view.x_mm, view.y_mm, 0.0), 0.0, None),
+            ],
+        )
 
     # ------------------------------------------------------------------ reset
     @property
@@ -221,7 +241,8 @@ class SimNode(RefereeMixin, Node):
 
     def _score_tick(self, state) -> None:
         """Ground truth while the controller holds the tip in the lumen (``run_episode``'s Scorer, fed the
-        controller's phase from /controller/phase)."""
+        controller's phase from /controller/phase).
+        """
         if state.status == "estop" and not self._tripped:
             self._tripped = state.message or "e-stop"
         if self._scorer is not None:
@@ -229,21 +250,35 @@ class SimNode(RefereeMixin, Node):
 
     def referee(self, result: dict) -> dict:
         """Score a finished procedure with the rule of ``ir_robot.control.episode.run_episode`` (the line
-        ``ir-robot demo`` prints): :func:`ir_robot.control.episode.judge`."""
+        ``ir-robot demo`` prints): :func:`ir_robot.control.episode.judge`.
+        """
         from ir_robot.control.episode import judge
 
         sc = self._scorer
         duration = float(result.get("duration_s") or 0.0)
-        v = judge(self.world, sc, controller_success=result.get("outcome") == "success",
-                  controller_reason=str(result.get("reason", "")), duration_s=duration,
-                  safety_trip=self._tripped or None)
+        v = judge(
+            self.world,
+            sc,
+            controller_success=result.get("outcome") == "success",
+            controller_reason=str(result.get("reason", "")),
+            duration_s=duration,
+            safety_trip=self._tripped or None,
+        )
         err = sc.rms_error_mm if sc is not None else float("nan")
-        return {"success": v.success, "tip_error_mm": round(err, 3) if np.isfinite(err) else None,
-                "attempts": int(result.get("attempts", 0)), "duration_s": round(duration, 2),
-                "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3), "seed": self.seed,
-                "perception": self.perception, "reason": v.reason,
-                "procedure": int(result.get("procedure", 0)), "back_wall_punctured": v.back_wall_punctured,
-                "artery_punctured": v.artery_punctured, "hold_in_lumen": v.hold_in_lumen}
+        return {
+            "success": v.success,
+            "tip_error_mm": round(err, 3) if np.isfinite(err) else None,
+            "attempts": int(result.get("attempts", 0)),
+            "duration_s": round(duration, 2),
+            "peak_force_n": round(float(result.get("peak_force_n", 0.0)), 3),
+            "seed": self.seed,
+            "perception": self.perception,
+            "reason": v.reason,
+            "procedure": int(result.get("procedure", 0)),
+            "back_wall_punctured": v.back_wall_punctured,
+            "artery_punctured": v.artery_punctured,
+            "hold_in_lumen": v.hold_in_lumen,
+        }
 
     def close(self) -> None:
         self.trace.close()

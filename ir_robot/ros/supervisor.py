@@ -42,8 +42,9 @@ FINISHED = ("idle", "done", "failed", "aborted")
 class SupervisorConfig:
     reset_service: str = param("/sim/reset", help="Trigger service called on start before running ('' = none)")
     reset_timeout_s: float = param(10.0, range=(0.1, 120.0), unit="s", help="wait this long for the reset service")
-    procedure_timeout_s: float = param(180.0, range=(1.0, 3600.0), unit="s",
-                                       help="abort a procedure still running after this long (wall time)")
+    procedure_timeout_s: float = param(
+        180.0, range=(1.0, 3600.0), unit="s", help="abort a procedure still running after this long (wall time)"
+    )
 
 
 class ProcedureStateMachine:
@@ -57,7 +58,8 @@ class ProcedureStateMachine:
     def start(self) -> tuple[bool, str]:
         if self.state not in FINISHED:
             why = {"estop": "the e-stop is latched: call /procedure/reset after checking the rig"}.get(
-                self.state, f"a procedure is already {self.state}; call /procedure/abort first")
+                self.state, f"a procedure is already {self.state}; call /procedure/abort first"
+            )
             return False, f"cannot start in state '{self.state}': {why}"
         self.state = "starting"
         self.procedures += 1
@@ -168,8 +170,12 @@ class SupervisorNode(Node):
         if not client.wait_for_service(timeout_sec=self.params.config.reset_timeout_s):
             self.machine.start_failed(f"reset service {self._reset_name} is not available")
             self._publish()
-            return self._answer(response, False, f"cannot start: reset service {self._reset_name} is not available "
-                                                 f"(is the sim node running? set parameter reset_service '' if none)")
+            return self._answer(
+                response,
+                False,
+                f"cannot start: reset service {self._reset_name} is not available "
+                f"(is the sim node running? set parameter reset_service '' if none)",
+            )
         future = client.call_async(Trigger.Request())
         future.add_done_callback(self._reset_done)
         return self._answer(response, True, msg)

@@ -23,8 +23,9 @@ from ir_robot.core.errors import ConfigError
 def check_rng(rng) -> np.random.Generator:
     """Refuse anything but a numpy Generator (no global RNG anywhere)."""
     if not isinstance(rng, np.random.Generator):
-        raise ConfigError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}; "
-                          "pass np.random.default_rng(seed)")
+        raise ConfigError(
+            f"rng: expected a numpy.random.Generator, got {type(rng).__name__}; pass np.random.default_rng(seed)"
+        )
     return rng
 
 
@@ -50,8 +51,9 @@ def periodic_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: t
     return (out / (std if std > 0 else 1.0)).astype(np.float32)
 
 
-def speckle_envelope(rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float],
-                     density: float = 1.0) -> np.ndarray:
+def speckle_envelope(
+    rng: np.random.Generator, shape: tuple[int, int], sigma_px: tuple[float, float], density: float = 1.0
+) -> np.ndarray:
     """Periodic speckle: |complex Gaussian scatterers (kept with probability ``density``) * Gaussian PSF|.
 
     Rayleigh-distributed when ``density`` is high (fully developed speckle); the grain size
@@ -66,7 +68,7 @@ def speckle_envelope(rng: np.random.Generator, shape: tuple[int, int], sigma_px:
 
 def ridge_lines(field: np.ndarray, width: float) -> np.ndarray:
     """Thin curvy lines (values in [0, 1]) along the zero level set of a smooth noise field."""
-    return np.exp(-(field / np.float32(width)) ** 2).astype(np.float32)
+    return np.exp(-((field / np.float32(width)) ** 2)).astype(np.float32)
 
 
 class PeriodicBank:
@@ -95,7 +97,7 @@ class PeriodicBank:
         h, w = self.crop_shape
         r0 = int(r0) % self.period[0]
         c0 = int(c0) % self.period[1]
-        return self._data[k, r0:r0 + h, c0:c0 + w]
+        return self._data[k, r0 : r0 + h, c0 : c0 + w]
 
     def random_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """A random texture, offset and flip drawn from ``rng``; returns (view, (k, r0, c0, flip))."""

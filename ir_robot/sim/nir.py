@@ -84,12 +84,18 @@ class NirParams:
     blur_mm_per_mm_depth: float = param(0.35, range=(0.0, 3.0), unit="mm/mm", help="diffuse blur sigma per mm depth")
     optics_blur_px: float = param(0.6, range=(0.0, 5.0), unit="px", help="lens/focus blur sigma")
     vein_label_min_contrast: float = param(0.08, range=(0.0, 1.0), help="apparent contrast needed to label a vein")
-    vein_label_clutter_factor: float = param(1.0, range=(0.0, 10.0),
-                                             help="... and at least this x (skin_texture + noise_sigma): a vein "
-                                                  "fainter than the skin's own mottling is not visible")
-    vein_ignore_fraction: float = param(0.5, range=(0.0, 1.0),
-                                        help="veins between this x the label threshold and the threshold, "
-                                             "and arteries down to this x the threshold, are labelled don't-care (255)")
+    vein_label_clutter_factor: float = param(
+        1.0,
+        range=(0.0, 10.0),
+        help="... and at least this x (skin_texture + noise_sigma): a vein "
+        "fainter than the skin's own mottling is not visible",
+    )
+    vein_ignore_fraction: float = param(
+        0.5,
+        range=(0.0, 1.0),
+        help="veins between this x the label threshold and the threshold, "
+        "and arteries down to this x the threshold, are labelled don't-care (255)",
+    )
     name: str = param("default", help="label echoed in frame meta")
 
     def __post_init__(self) -> None:
@@ -146,8 +152,9 @@ class NirRenderer:
         self._camera *= np.float32(self.reflectance)
         self._tone_factor = 1.0 - 0.35 * p.skin_tone
         #: apparent contrast a vein needs to be labelled (see the module docstring)
-        self.label_threshold = max(p.vein_label_min_contrast,
-                                   p.vein_label_clutter_factor * (p.skin_texture + p.noise_sigma))
+        self.label_threshold = max(
+            p.vein_label_min_contrast, p.vein_label_clutter_factor * (p.skin_texture + p.noise_sigma)
+        )
 
     # ------------------------------------------------------------------ construction
     def _make_skin(self, rng: np.random.Generator, shape: tuple[int, int], s_mm: float) -> np.ndarray:
@@ -207,8 +214,10 @@ class NirRenderer:
         """World (x, y) seen by pixel (row, col) under ``view`` (the documented mapping)."""
         H, W = self.shape
         s = view.fov_mm / W
-        return (view.x_mm + (np.asarray(cols, float) - W / 2 + 0.5) * s,
-                view.y_mm + (np.asarray(rows, float) - H / 2 + 0.5) * s)
+        return (
+            view.x_mm + (np.asarray(cols, float) - W / 2 + 0.5) * s,
+            view.y_mm + (np.asarray(rows, float) - H / 2 + 0.5) * s,
+        )
 
     def world_to_pixel(self, points_world, view: NirView) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) of world points (..., 3) projected straight down; float, not clipped."""
@@ -218,8 +227,9 @@ class NirRenderer:
         return (p[..., 1] - view.y_mm) / s + H / 2 - 0.5, (p[..., 0] - view.x_mm) / s + W / 2 - 0.5
 
     # ------------------------------------------------------------------ render
-    def render(self, phantom: Phantom, view: NirView, t_s: float, rng: np.random.Generator,
-               needle: NeedlePose | None = None) -> ImageFrame:
+    def render(
+        self, phantom: Phantom, view: NirView, t_s: float, rng: np.random.Generator, needle: NeedlePose | None = None
+    ) -> ImageFrame:
         """One NIR frame with vein labels and ground truth at time ``t_s``."""
         check_rng(rng)
         if not isinstance(phantom, Phantom):
@@ -311,13 +321,16 @@ class NirRenderer:
             "noise_crop": noise_key,
             "phantom": phantom.spec.name,
             "phantom_offset_mm": tuple(float(v) for v in off),
-            "label_rule": (f"vein lumen footprint where apparent contrast >= {self.label_threshold:.3g}; "
-                           f"don't care ({LABEL_IGNORE}) for veins >= "
-                           f"{p.vein_ignore_fraction * self.label_threshold:.3g} and arteries of that contrast"),
+            "label_rule": (
+                f"vein lumen footprint where apparent contrast >= {self.label_threshold:.3g}; "
+                f"don't care ({LABEL_IGNORE}) for veins >= "
+                f"{p.vein_ignore_fraction * self.label_threshold:.3g} and arteries of that contrast"
+            ),
             **needle_meta,
         }
-        return ImageFrame("nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths),
-                          tuple(kinds), meta)
+        return ImageFrame(
+            "nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths), tuple(kinds), meta
+        )
 
     def _noise_crop(self, rng: np.random.Generator):
         return self._noise.random_crop(rng)
@@ -333,8 +346,7 @@ class NirRenderer:
         q = np.clip(1.0 - (u / a) ** 2, 0.0, None)
         prof = (1.0 - np.exp(-mu * 2.0 * b * np.sqrt(q))).astype(np.float32)[None, :]
         if sigma_mm > 0:
-            prof = cv2.GaussianBlur(prof, (0, 1), sigmaX=sigma_mm / step, sigmaY=0.0,
-                                    borderType=cv2.BORDER_CONSTANT)
+            prof = cv2.GaussianBlur(prof, (0, 1), sigmaX=sigma_mm / step, sigmaY=0.0, borderType=cv2.BORDER_CONSTANT)
         return u, prof[0]
 
     def _draw_needle(self, img: np.ndarray, needle: NeedlePose, view: NirView, off: np.ndarray):

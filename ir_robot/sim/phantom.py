@@ -37,7 +37,8 @@ class LayerSpec:
     """One tissue layer. Mechanics follow Okamura, Simone & O'Leary 2004:
     stiffness ``k1*d + k2*d^2`` before its top membrane is punctured at
     ``puncture_force_n``, then friction per mm of shaft in the layer and a
-    constant cutting force while the tip advances in it."""
+    constant cutting force while the tip advances in it.
+    """
 
     name: str = param(choices=("skin", "fat", "muscle"))
     thickness_mm: float = param(range=(0.3, 100.0), unit="mm")
@@ -87,10 +88,14 @@ class PhantomSpec:
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
         if names != ["skin", "fat", "muscle"]:
-            raise ConfigError(f"field 'layers': expected exactly the layers [skin, fat, muscle] from the surface down, got {names}")
+            raise ConfigError(
+                f"field 'layers': expected exactly the layers [skin, fat, muscle] from the surface down, got {names}"
+            )
         top = self.layers[0].thickness_mm + self.layers[1].thickness_mm
         if top >= self.block.height_mm:
-            raise ConfigError(f"field 'layers': skin + fat ({top} mm) must be thinner than block.height_mm ({self.block.height_mm} mm)")
+            raise ConfigError(
+                f"field 'layers': skin + fat ({top} mm) must be thinner than block.height_mm ({self.block.height_mm} mm)"
+            )
         if not 1 <= len(self.vessels) <= 4:
             raise ConfigError(f"field 'vessels': need 1 to 4 vessels, got {len(self.vessels)}")
         skin = self.layers[0].thickness_mm
@@ -105,11 +110,13 @@ class PhantomSpec:
                 raise ConfigError(
                     f"field 'vessels[{i}].depth_mm': vessel runs outside the tissue (centre depth "
                     f"{depth.min():.2f}..{depth.max():.2f} mm); allowed range [{lo_depth:.2f}, {hi_depth:.2f}] mm "
-                    f"below the skin for diameter {v.diameter_mm} mm")
+                    f"below the skin for diameter {v.diameter_mm} mm"
+                )
             if np.abs(y).max() > half_w - r:
                 raise ConfigError(
                     f"field 'vessels[{i}].y_mm': vessel leaves the block sideways (|y| up to {np.abs(y).max():.2f} mm); "
-                    f"allowed range [{-(half_w - r):.2f}, {half_w - r:.2f}] mm along the whole length")
+                    f"allowed range [{-(half_w - r):.2f}, {half_w - r:.2f}] mm along the whole length"
+                )
 
 
 def load_phantom(path: str | Path) -> PhantomSpec:
@@ -126,6 +133,7 @@ def phantom_from_dict(data: dict, source: str | None = None) -> PhantomSpec:
 
 
 # --------------------------------------------------------------------------- sampling
+
 
 @dataclass(frozen=True)
 class PhantomRanges:
@@ -158,21 +166,47 @@ def _u(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
     return float(rng.uniform(lo_hi[0], lo_hi[1]))
 
 
-def sample_phantom(rng: np.random.Generator, ranges: PhantomRanges | None = None, *, motion: bool = False,
-                   n_vessels: int | None = None, vein_diameter_mm: tuple[float, float] | None = None,
-                   name: str = "random") -> PhantomSpec:
+def sample_phantom(
+    rng: np.random.Generator,
+    ranges: PhantomRanges | None = None,
+    *,
+    motion: bool = False,
+    n_vessels: int | None = None,
+    vein_diameter_mm: tuple[float, float] | None = None,
+    name: str = "random",
+) -> PhantomSpec:
     """Draw a physically plausible phantom. All randomness comes from ``rng``."""
     rg = ranges or PhantomRanges()
     block = BlockSpec(80.0, 50.0, 30.0)
     skin_t, fat_t = _u(rng, rg.skin_mm), _u(rng, rg.fat_mm)
     layers = (
-        LayerSpec("skin", skin_t, _u(rng, rg.skin_puncture_n), _u(rng, rg.skin_stiffness_n_per_mm),
-                  float(rng.uniform(0.02, 0.08)), float(rng.uniform(0.01, 0.03)), float(rng.uniform(0.25, 0.45))),
-        LayerSpec("fat", fat_t, _u(rng, rg.fat_puncture_n), float(rng.uniform(0.05, 0.15)), 0.0,
-                  float(rng.uniform(0.005, 0.015)), float(rng.uniform(0.05, 0.15))),
-        LayerSpec("muscle", block.height_mm - skin_t - fat_t, _u(rng, rg.muscle_puncture_n),
-                  float(rng.uniform(0.2, 0.5)), float(rng.uniform(0.0, 0.05)), float(rng.uniform(0.01, 0.03)),
-                  float(rng.uniform(0.2, 0.5))),
+        LayerSpec(
+            "skin",
+            skin_t,
+            _u(rng, rg.skin_puncture_n),
+            _u(rng, rg.skin_stiffness_n_per_mm),
+            float(rng.uniform(0.02, 0.08)),
+            float(rng.uniform(0.01, 0.03)),
+            float(rng.uniform(0.25, 0.45)),
+        ),
+        LayerSpec(
+            "fat",
+            fat_t,
+            _u(rng, rg.fat_puncture_n),
+            float(rng.uniform(0.05, 0.15)),
+            0.0,
+            float(rng.uniform(0.005, 0.015)),
+            float(rng.uniform(0.05, 0.15)),
+        ),
+        LayerSpec(
+            "muscle",
+            block.height_mm - skin_t - fat_t,
+            _u(rng, rg.muscle_puncture_n),
+            float(rng.uniform(0.2, 0.5)),
+            float(rng.uniform(0.0, 0.05)),
+            float(rng.uniform(0.01, 0.03)),
+            float(rng.uniform(0.2, 0.5)),
+        ),
     )
     count = n_vessels if n_vessels is not None else int(rng.integers(rg.n_vessels[0], rg.n_vessels[1] + 1))
     has_artery = count >= 2 and rng.random() < rg.artery_probability
@@ -201,13 +235,28 @@ def sample_phantom(rng: np.random.Generator, ranges: PhantomRanges | None = None
             yaw = _u(rng, rg.yaw_deg)
             curv = _u(rng, rg.curvature_per_mm)
             y0 = float(rng.uniform(-16.0, 16.0))
-            cand = VesselSpec(kind, dia, depth, y0, yaw, pitch, curv, comp, pulsation, float(rng.uniform(0.8, 1.6)),
-                              wall, _u(rng, rg.wall_puncture_n) * (1.6 if kind == "artery" else 1.0),
-                              _u(rng, rg.wall_stiffness_n_per_mm))
+            cand = VesselSpec(
+                kind,
+                dia,
+                depth,
+                y0,
+                yaw,
+                pitch,
+                curv,
+                comp,
+                pulsation,
+                float(rng.uniform(0.8, 1.6)),
+                wall,
+                _u(rng, rg.wall_puncture_n) * (1.6 if kind == "artery" else 1.0),
+                _u(rng, rg.wall_stiffness_n_per_mm),
+            )
             yc = y0 + np.tan(np.radians(yaw)) * xs + 0.5 * curv * xs**2
             dc = depth + np.tan(np.radians(pitch)) * xs
-            if np.abs(yc).max() > block.width_mm / 2 - r_out - 2 or dc.min() < skin_t + r_out + 0.5 \
-                    or dc.max() > block.height_mm - r_out - 1:
+            if (
+                np.abs(yc).max() > block.width_mm / 2 - r_out - 2
+                or dc.min() < skin_t + r_out + 0.5
+                or dc.max() > block.height_mm - r_out - 1
+            ):
                 continue
             ok = True
             for other in vessels:
@@ -231,6 +280,7 @@ def sample_phantom(rng: np.random.Generator, ranges: PhantomRanges | None = None
 
 
 # --------------------------------------------------------------------------- geometry
+
 
 class Phantom:
     """Analytic geometry of a :class:`PhantomSpec` with time (motion, pulsation).

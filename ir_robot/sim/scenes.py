@@ -23,8 +23,14 @@ class StraightInsertion:
     distance_mm: float  # insertion from the pivot to the target
 
 
-def plan_straight_insertion(phantom, vessel: int = 0, pitch_deg: float = 30.0, standoff_mm: float = 3.0,
-                            target_x_mm: float = 0.0, t_s: float = 0.0) -> StraightInsertion:
+def plan_straight_insertion(
+    phantom,
+    vessel: int = 0,
+    pitch_deg: float = 30.0,
+    standoff_mm: float = 3.0,
+    target_x_mm: float = 0.0,
+    t_s: float = 0.0,
+) -> StraightInsertion:
     """Pivot ``standoff_mm`` above the skin on the line through vessel ``vessel``'s centre at x."""
     yc, zc = phantom.centreline(np.array(target_x_mm))
     target = phantom.to_world(np.array([target_x_mm, float(yc[vessel]), float(zc[vessel])]), t_s)
@@ -35,24 +41,32 @@ def plan_straight_insertion(phantom, vessel: int = 0, pitch_deg: float = 30.0, s
     return StraightInsertion(tuple(float(v) for v in pivot), p, tuple(float(v) for v in target), float(dist))
 
 
-def run_straight_insertion(world, plan: StraightInsertion, *, rate_mm_s: float = 2.0, extra_mm: float = 0.0,
-                           dt: float = 0.01, frames: int = 0):
+def run_straight_insertion(
+    world, plan: StraightInsertion, *, rate_mm_s: float = 2.0, extra_mm: float = 0.0, dt: float = 0.01, frames: int = 0
+):
     """Insert along ``plan`` to the target (+ ``extra_mm``).
 
     Returns (trace dict, list of (insert_mm, us, nir)) with ``frames`` image pairs evenly
     spaced from the start to the end of the insertion (both included).
     """
     j0 = world.state().joints
-    world.reset_joints(JointVector(plan.pivot_mm[0], plan.pivot_mm[1], plan.pivot_mm[2], plan.pitch_rad, 0.0,
-                                   j0.probe_yaw_rad))
+    world.reset_joints(
+        JointVector(plan.pivot_mm[0], plan.pivot_mm[1], plan.pivot_mm[2], plan.pitch_rad, 0.0, j0.probe_yaw_rad)
+    )
     trace = {k: [] for k in ("t_s", "insert_mm", "force_n", "true_force_n", "tissue", "in_lumen")}
     shots = []
     goal = plan.distance_mm + extra_mm
     marks = list(np.linspace(0.0, goal, frames)) if frames > 1 else ([goal] if frames == 1 else [])
     while True:
         s = world.state()
-        for key, val in (("t_s", s.t_s), ("insert_mm", s.joints.insert_mm), ("force_n", s.force_n),
-                         ("true_force_n", s.true_force_n), ("tissue", int(s.tip_tissue)), ("in_lumen", s.in_lumen)):
+        for key, val in (
+            ("t_s", s.t_s),
+            ("insert_mm", s.joints.insert_mm),
+            ("force_n", s.force_n),
+            ("true_force_n", s.true_force_n),
+            ("tissue", int(s.tip_tissue)),
+            ("in_lumen", s.in_lumen),
+        ):
             trace[key].append(val)
         at_goal = s.joints.insert_mm >= goal - 1e-3
         while marks and (s.joints.insert_mm >= marks[0] - 1e-3 or at_goal):

@@ -63,38 +63,65 @@ _LAYER_OF = {_SKIN: 0, _FAT: 1, _MUSCLE: 2}
 class ForceModelParams:
     """Parameters of :class:`NeedleTissueModel` (tissue mechanics themselves live in the phantom)."""
 
-    noise_n: float = param(0.01, range=(0.0, 1.0), unit="N",
-                           help="sigma of the Gaussian sensor noise added to the measured force")
-    karnopp_static_ratio: float = param(1.3, range=(1.0, 3.0),
-                                        help="static / dynamic friction (the most friction the stick band can hold)")
-    karnopp_stick_band_mm_s: float = param(0.1, range=(1e-4, 5.0), unit="mm/s",
-                                           help="half width of the Karnopp stick band around zero velocity")
-    karnopp_viscous_n_s_per_mm2: float = param(0.002, range=(0.0, 0.1), unit="N s/mm^2",
-                                               help="viscous friction per mm of shaft in tissue per mm/s")
-    karnopp_retract_ratio: float = param(1.0, range=(0.2, 3.0),
-                                         help="dynamic friction when retracting / when inserting")
-    wall_cutting_force_n: float = param(0.15, range=(0.0, 5.0), unit="N",
-                                        help="cutting force while the tip advances through a vessel wall")
-    lumen_friction_n_per_mm: float = param(0.0, range=(0.0, 0.1), unit="N/mm",
-                                           help="friction per mm of shaft inside a lumen (blood)")
-    reference_diameter_mm: float = param(0.9, range=(0.2, 3.0), unit="mm",
-                                         help="needle diameter the phantom's friction and cutting values are for; "
-                                              "both scale with diameter / this")
-    relax_mm: float = param(0.05, range=(0.001, 2.0), unit="mm",
-                            help="travel after a tear over which the membrane's stiffness force vanishes")
-    relax_s: float = param(0.02, range=(0.001, 1.0), unit="s",
-                           help="time constant of the same relaxation when the needle stops")
-    profile_step_mm: float = param(0.05, range=(0.005, 0.5), unit="mm",
-                                   help="sampling step of the tissue profile along the needle line")
-    profile_refine: int = param(15, range=(0, 255),
-                                help="extra points per sampling step locating each tissue boundary "
-                                     "(boundary error <= step / (2 * (refine + 1)))")
-    profile_lookahead_mm: float = param(10.0, range=(1.0, 200.0), unit="mm",
-                                        help="the profile covers the line up to this far beyond the tip "
-                                             "(re-sampled when the tip gets within half of it of the end)")
-    profile_tolerance_mm: float = param(0.1, range=(0.001, 1.0), unit="mm",
-                                        help="re-sample the profile when the line moved this much across itself "
-                                             "(phantom frame) or an artery near it changed radius this much")
+    noise_n: float = param(
+        0.01, range=(0.0, 1.0), unit="N", help="sigma of the Gaussian sensor noise added to the measured force"
+    )
+    karnopp_static_ratio: float = param(
+        1.3, range=(1.0, 3.0), help="static / dynamic friction (the most friction the stick band can hold)"
+    )
+    karnopp_stick_band_mm_s: float = param(
+        0.1, range=(1e-4, 5.0), unit="mm/s", help="half width of the Karnopp stick band around zero velocity"
+    )
+    karnopp_viscous_n_s_per_mm2: float = param(
+        0.002, range=(0.0, 0.1), unit="N s/mm^2", help="viscous friction per mm of shaft in tissue per mm/s"
+    )
+    karnopp_retract_ratio: float = param(
+        1.0, range=(0.2, 3.0), help="dynamic friction when retracting / when inserting"
+    )
+    wall_cutting_force_n: float = param(
+        0.15, range=(0.0, 5.0), unit="N", help="cutting force while the tip advances through a vessel wall"
+    )
+    lumen_friction_n_per_mm: float = param(
+        0.0, range=(0.0, 0.1), unit="N/mm", help="friction per mm of shaft inside a lumen (blood)"
+    )
+    reference_diameter_mm: float = param(
+        0.9,
+        range=(0.2, 3.0),
+        unit="mm",
+        help="needle diameter the phantom's friction and cutting values are for; both scale with diameter / this",
+    )
+    relax_mm: float = param(
+        0.05,
+        range=(0.001, 2.0),
+        unit="mm",
+        help="travel after a tear over which the membrane's stiffness force vanishes",
+    )
+    relax_s: float = param(
+        0.02, range=(0.001, 1.0), unit="s", help="time constant of the same relaxation when the needle stops"
+    )
+    profile_step_mm: float = param(
+        0.05, range=(0.005, 0.5), unit="mm", help="sampling step of the tissue profile along the needle line"
+    )
+    profile_refine: int = param(
+        15,
+        range=(0, 255),
+        help="extra points per sampling step locating each tissue boundary "
+        "(boundary error <= step / (2 * (refine + 1)))",
+    )
+    profile_lookahead_mm: float = param(
+        10.0,
+        range=(1.0, 200.0),
+        unit="mm",
+        help="the profile covers the line up to this far beyond the tip "
+        "(re-sampled when the tip gets within half of it of the end)",
+    )
+    profile_tolerance_mm: float = param(
+        0.1,
+        range=(0.001, 1.0),
+        unit="mm",
+        help="re-sample the profile when the line moved this much across itself "
+        "(phantom frame) or an artery near it changed radius this much",
+    )
 
 
 @dataclass(frozen=True)
@@ -102,8 +129,8 @@ class PunctureEvent:
     """A membrane tore. ``insert_mm`` is the needle insertion (from the pivot) at the tear."""
 
     t_s: float
-    membrane: str          # "skin", "fat", "muscle" (fascia at the layer top), "vessel_wall", "back_wall"
-    vessel_index: int      # -1 for layers
+    membrane: str  # "skin", "fat", "muscle" (fascia at the layer top), "vessel_wall", "back_wall"
+    vessel_index: int  # -1 for layers
     peak_force_n: float
     insert_mm: float
 
@@ -121,29 +148,44 @@ class NeedleContact:
     inserted_mm: float
     events: tuple[PunctureEvent, ...]
     components: dict
-    tenting_mm: float = 0.0        # how far the membrane in front of the tip is pushed past its rest position
+    tenting_mm: float = 0.0  # how far the membrane in front of the tip is pushed past its rest position
 
 
 class _Membrane:
     __slots__ = ("u", "g", "kind", "vessel", "key", "puncture_n", "k1", "k2", "before")
 
     def __init__(self, u, g, kind, vessel, key, puncture_n, k1, k2, before):
-        self.u = u                    # rest position along the line (profile coordinate, mm)
-        self.g = g                    # d(u)/d(sideways shift of the line), 3 floats
+        self.u = u  # rest position along the line (profile coordinate, mm)
+        self.g = g  # d(u)/d(sideways shift of the line), 3 floats
         self.kind = kind
         self.vessel = vessel
-        self.key = key                # identity kept across profile re-sampling
+        self.key = key  # identity kept across profile re-sampling
         self.puncture_n = puncture_n
         self.k1 = k1
         self.k2 = k2
-        self.before = before          # index of the segment on the near side
+        self.before = before  # index of the segment on the near side
 
 
 class _Profile:
     """Piecewise-constant tissue along the line ``p0 + u * d`` (phantom frame)."""
 
-    __slots__ = ("p0", "d", "u_far", "u_end", "bounds", "tissue", "vessel", "mu", "cut", "solid", "cum_mu",
-                 "cum_solid", "membranes", "pulse_idx", "pulse_r")
+    __slots__ = (
+        "p0",
+        "d",
+        "u_far",
+        "u_end",
+        "bounds",
+        "tissue",
+        "vessel",
+        "mu",
+        "cut",
+        "solid",
+        "cum_mu",
+        "cum_solid",
+        "membranes",
+        "pulse_idx",
+        "pulse_r",
+    )
 
     def seg(self, u: float) -> int:
         return bisect_right(self.bounds, u)
@@ -165,11 +207,14 @@ class NeedleTissueModel:
     the tissue (the rig's remote centre of motion sits above the skin).
     """
 
-    def __init__(self, phantom: Phantom, params: ForceModelParams = ForceModelParams(),
-                 needle_diameter_mm: float = 0.9):
+    def __init__(
+        self, phantom: Phantom, params: ForceModelParams = ForceModelParams(), needle_diameter_mm: float = 0.9
+    ):
         if not isinstance(phantom, Phantom):
-            raise IrRobotError(f"NeedleTissueModel needs a Phantom (geometry), got {type(phantom).__name__}; "
-                               "wrap a PhantomSpec with Phantom(spec)")
+            raise IrRobotError(
+                f"NeedleTissueModel needs a Phantom (geometry), got {type(phantom).__name__}; "
+                "wrap a PhantomSpec with Phantom(spec)"
+            )
         if not needle_diameter_mm > 0:
             raise IrRobotError(f"needle_diameter_mm must be > 0, got {needle_diameter_mm}")
         self.phantom = phantom
@@ -183,7 +228,7 @@ class NeedleTissueModel:
         self._lumen_mu = params.lumen_friction_n_per_mm * scale
         self._moving = bool(phantom.spec.motion.enabled)
         self._pulsing = np.flatnonzero([v.pulsation > 0 for v in phantom.spec.vessels])
-        self._tol2 = params.profile_tolerance_mm ** 2
+        self._tol2 = params.profile_tolerance_mm**2
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -195,8 +240,8 @@ class NeedleTissueModel:
 
     def _clear_tissue_state(self) -> None:
         self._torn: set = set()
-        self._carry: dict = {}          # key -> how far an untorn membrane is carried past its rest position
-        self._residual: list = []       # [force held at the tear, insert at tear, t at tear, furthest insert since]
+        self._carry: dict = {}  # key -> how far an untorn membrane is carried past its rest position
+        self._residual: list = []  # [force held at the tear, insert at tear, t at tear, furthest insert since]
         self._back_wall = False
 
     @property
@@ -210,8 +255,17 @@ class NeedleTissueModel:
         return frozenset(self._torn)
 
     # ------------------------------------------------------------------ update
-    def update(self, pivot_mm, direction, insert_mm: float, insert_rate_mm_s: float, t_s: float,
-               rng: np.random.Generator, *, applied_force_n: float | None = None) -> NeedleContact:
+    def update(
+        self,
+        pivot_mm,
+        direction,
+        insert_mm: float,
+        insert_rate_mm_s: float,
+        t_s: float,
+        rng: np.random.Generator,
+        *,
+        applied_force_n: float | None = None,
+    ) -> NeedleContact:
         """Advance the model to the needle state at ``t_s`` and return what the needle feels.
 
         ``applied_force_n`` (optional): the non-friction axial force the drive applies;
@@ -280,7 +334,7 @@ class NeedleTissueModel:
             if m_next.kind == "back_wall":
                 self._back_wall = True
             events.append(PunctureEvent(float(t_s), m_next.kind, m_next.vessel, stiff + fric + cut, insert))
-            for m in membranes[j + 1:]:
+            for m in membranes[j + 1 :]:
                 if m.key not in torn:
                     past = u_tip - rest(m)
                     if past > carry.get(m.key, 0.0):
@@ -320,11 +374,17 @@ class NeedleTissueModel:
             inserted = 0.0
         noise = self.params.noise_n * rng.standard_normal()
         return NeedleContact(
-            force_n=force, measured_force_n=force + noise, tip_tissue=Tissue(tissue), in_lumen=in_lumen,
-            lumen_vessel=prof.vessel[seg] if in_lumen else -1, back_wall_punctured=self._back_wall,
-            inserted_mm=inserted, events=tuple(events),
+            force_n=force,
+            measured_force_n=force + noise,
+            tip_tissue=Tissue(tissue),
+            in_lumen=in_lumen,
+            lumen_vessel=prof.vessel[seg] if in_lumen else -1,
+            back_wall_punctured=self._back_wall,
+            inserted_mm=inserted,
+            events=tuple(events),
             components={"stiffness": stiffness, "friction": fric, "cutting": cut},
-            tenting_mm=max(d, 0.0))
+            tenting_mm=max(d, 0.0),
+        )
 
     def _next_untorn(self, membranes, rest):
         torn = self._torn
@@ -333,8 +393,9 @@ class NeedleTissueModel:
                 return j, m, rest(m)
         return len(membranes), None, math.inf
 
-    def _friction_cutting(self, prof: _Profile, u_tip: float, m_next, u_next: float, rate: float,
-                          applied_force_n, stiff: float) -> tuple[float, float, int]:
+    def _friction_cutting(
+        self, prof: _Profile, u_tip: float, m_next, u_next: float, rate: float, applied_force_n, stiff: float
+    ) -> tuple[float, float, int]:
         """Karnopp friction along the shaft and cutting at the tip; also the tip's segment."""
         p = self.params
         if u_tip >= u_next:
@@ -426,8 +487,9 @@ class NeedleTissueModel:
             sub = u[change, None] + h * frac
             diff = ph.tissue_at(p0 + sub[..., None] * d, t_s) != tis[change, None]
             first = np.where(diff.any(axis=1), diff.argmax(axis=1), p.profile_refine)
-            edges = np.concatenate([np.zeros((change.size, 1)), frac[None].repeat(change.size, 0),
-                                    np.ones((change.size, 1))], axis=1)
+            edges = np.concatenate(
+                [np.zeros((change.size, 1)), frac[None].repeat(change.size, 0), np.ones((change.size, 1))], axis=1
+            )
             rows = np.arange(change.size)
             bounds = u[change] + h * 0.5 * (edges[rows, first] + edges[rows, first + 1])
         else:
@@ -439,11 +501,11 @@ class NeedleTissueModel:
         # one elliptical-radius query for the segment midpoints (and the arteries' proximity)
         coarse = p0 + u[::10, None] * d if self._pulsing.size else np.zeros((0, 3))
         qw = ph.vessel_q(np.concatenate([mids, coarse]), t_s, wall=True)
-        q_mid = qw[:len(mids)]
+        q_mid = qw[: len(mids)]
         seg_ves = np.where(seg_tis >= _WALL, q_mid.argmin(axis=1), -1)  # wall and lumen codes are >= _WALL
         host = np.searchsorted(np.asarray(ph.boundaries_mm), -mids[:, 2], side="right").clip(0, 2)
         if self._pulsing.size:  # arteries the line passes near (q < 2.5: within ~1.6 outer radii)
-            near = self._pulsing[qw[len(mids):, self._pulsing].min(axis=0) < 2.5]
+            near = self._pulsing[qw[len(mids) :, self._pulsing].min(axis=0) < 2.5]
             prof.pulse_idx = near
             prof.pulse_r = ph.radius_mm(t_s)[near]
         mu, cut, solid = [], [], []
@@ -466,8 +528,9 @@ class NeedleTissueModel:
                 solid.append(False)
         lengths = np.diff(bounds)
         cum_mu = np.concatenate([[0.0], np.cumsum(lengths * np.asarray(mu[1:-1]))]) if bounds.size else np.zeros(0)
-        cum_solid = (np.concatenate([[0.0], np.cumsum(lengths * np.asarray(solid[1:-1], float))])
-                     if bounds.size else np.zeros(0))
+        cum_solid = (
+            np.concatenate([[0.0], np.cumsum(lengths * np.asarray(solid[1:-1], float))]) if bounds.size else np.zeros(0)
+        )
         prof.bounds = bounds.tolist()
         prof.tissue = seg_tis.tolist()
         prof.vessel = seg_ves.tolist()
@@ -511,8 +574,10 @@ class NeedleTissueModel:
                 surface = ("plane", -1)
             found.append((ub, kind, vessel, (kind, vessel, ordinal), mech, i, surface))
         grads = self._shift_gradients([(f[0], f[6]) for f in found], p0, d, t_s)
-        return [_Membrane(ub, g, kind, vessel, key, mech[0], mech[1], mech[2], i)
-                for (ub, kind, vessel, key, mech, i, _), g in zip(found, grads)]
+        return [
+            _Membrane(ub, g, kind, vessel, key, mech[0], mech[1], mech[2], i)
+            for (ub, kind, vessel, key, mech, i, _), g in zip(found, grads)
+        ]
 
     def _shift_gradients(self, where: list, p0: np.ndarray, d: np.ndarray, t_s: float) -> list[tuple]:
         """How each membrane's position along the line moves when the line shifts sideways (first order).
@@ -550,9 +615,21 @@ class NeedleTissueModel:
 
 # --------------------------------------------------------------------------- helpers
 
-def insertion_profile(phantom: Phantom, pivot, direction, depths_mm, rate_mm_s: float = 2.0, dt: float = 1e-3,
-                      t0: float = 0.0, *, params: ForceModelParams | None = None, needle_diameter_mm: float = 0.9,
-                      rng: np.random.Generator | None = None, seed: int = 0) -> dict:
+
+def insertion_profile(
+    phantom: Phantom,
+    pivot,
+    direction,
+    depths_mm,
+    rate_mm_s: float = 2.0,
+    dt: float = 1e-3,
+    t0: float = 0.0,
+    *,
+    params: ForceModelParams | None = None,
+    needle_diameter_mm: float = 0.9,
+    rng: np.random.Generator | None = None,
+    seed: int = 0,
+) -> dict:
     """Drive a fresh model through ``depths_mm`` (insertion from the pivot, mm) at ``|rate_mm_s|``.
 
     The model is stepped every ``dt`` (the needle moves ``rate*dt`` per step, the
@@ -576,19 +653,40 @@ def insertion_profile(phantom: Phantom, pivot, direction, depths_mm, rate_mm_s: 
     rng = rng if rng is not None else np.random.default_rng(seed)
     pivot = np.asarray(pivot, dtype=float)
     direction = np.asarray(direction, dtype=float)
-    keys = ("insert_mm", "t_s", "force_n", "measured_force_n", "stiffness_n", "friction_n", "cutting_n", "tissue",
-            "in_lumen", "lumen_vessel", "tenting_mm", "back_wall_punctured")
+    keys = (
+        "insert_mm",
+        "t_s",
+        "force_n",
+        "measured_force_n",
+        "stiffness_n",
+        "friction_n",
+        "cutting_n",
+        "tissue",
+        "in_lumen",
+        "lumen_vessel",
+        "tenting_mm",
+        "back_wall_punctured",
+    )
     out = {k: [] for k in keys}
     events: list[PunctureEvent] = []
     step = speed * dt
     t, pos, rate = t0, float(depths[0]), speed if depths.size < 2 or depths[1] >= depths[0] else -speed
 
     def record(c: NeedleContact) -> None:
-        for k, v in (("insert_mm", pos), ("t_s", t), ("force_n", c.force_n),
-                     ("measured_force_n", c.measured_force_n), ("stiffness_n", c.components["stiffness"]),
-                     ("friction_n", c.components["friction"]), ("cutting_n", c.components["cutting"]),
-                     ("tissue", int(c.tip_tissue)), ("in_lumen", c.in_lumen), ("lumen_vessel", c.lumen_vessel),
-                     ("tenting_mm", c.tenting_mm), ("back_wall_punctured", c.back_wall_punctured)):
+        for k, v in (
+            ("insert_mm", pos),
+            ("t_s", t),
+            ("force_n", c.force_n),
+            ("measured_force_n", c.measured_force_n),
+            ("stiffness_n", c.components["stiffness"]),
+            ("friction_n", c.components["friction"]),
+            ("cutting_n", c.components["cutting"]),
+            ("tissue", int(c.tip_tissue)),
+            ("in_lumen", c.in_lumen),
+            ("lumen_vessel", c.lumen_vessel),
+            ("tenting_mm", c.tenting_mm),
+            ("back_wall_punctured", c.back_wall_punctured),
+        ):
             out[k].append(v)
 
     c = model.update(pivot, direction, pos, rate, t, rng)

@@ -124,14 +124,17 @@ class UltrasoundParams:
     fascia_strength: float = param(0.9, range=(0.0, 5.0), help="fat/muscle fascia line brightness")
     wall_echo: float = param(0.7, range=(0.0, 5.0), help="vessel wall echogenicity at normal incidence")
     lumen_echo: float = param(0.002, range=(0.0, 0.5), help="blood echogenicity")
-    posterior_enhancement_db_per_mm: float = param(2.0, range=(0.0, 6.0), unit="dB/mm",
-                                                   help="less attenuation per mm of lumen on the beam path")
-    edge_shadow_db: float = param(8.0, range=(0.0, 30.0), unit="dB",
-                                  help="refraction shadow below the lateral vessel walls")
+    posterior_enhancement_db_per_mm: float = param(
+        2.0, range=(0.0, 6.0), unit="dB/mm", help="less attenuation per mm of lumen on the beam path"
+    )
+    edge_shadow_db: float = param(
+        8.0, range=(0.0, 30.0), unit="dB", help="refraction shadow below the lateral vessel walls"
+    )
     reverb_strength: float = param(0.25, range=(0.0, 1.0), help="near-field reverberation of the skin echo")
     needle_brightness: float = param(8.0, range=(0.0, 20.0), help="needle echo at normal incidence")
-    needle_specular_width_deg: float = param(28.0, range=(5.0, 90.0), unit="deg",
-                                             help="angle scale of the specular falloff")
+    needle_specular_width_deg: float = param(
+        28.0, range=(5.0, 90.0), unit="deg", help="angle scale of the specular falloff"
+    )
     needle_diffuse: float = param(0.06, range=(0.0, 1.0), help="needle echo floor at steep angles")
     needle_reverb_decay: float = param(0.35, range=(0.0, 0.95), help="comet-tail decay per echo")
     needle_reverb_count: int = param(4, range=(0, 30), help="comet-tail echoes drawn")
@@ -195,14 +198,14 @@ def sample_ultrasound_params(rng: np.random.Generator, **overrides) -> Ultrasoun
 class _Needle2D:
     """The needle in one image: projected visible segment and what is needed to draw it."""
 
-    a_mm: np.ndarray        # (lateral, depth) of the visible segment's end nearest the tip
-    b_mm: np.ndarray        # other end
+    a_mm: np.ndarray  # (lateral, depth) of the visible segment's end nearest the tip
+    b_mm: np.ndarray  # other end
     s_a: float
     s_b: float
-    e0: float               # out-of-plane distance of the tip
-    en: float               # d(out-of-plane)/d(s)
-    angle_deg: float        # in-image angle of travel (0 = towards +col, positive = going deeper)
-    tilt_deg: float         # needle angle to the skin plane
+    e0: float  # out-of-plane distance of the tip
+    en: float  # d(out-of-plane)/d(s)
+    angle_deg: float  # in-image angle of travel (0 = towards +col, positive = going deeper)
+    tilt_deg: float  # needle angle to the skin plane
     tip_px: tuple[float, float] | None
 
 
@@ -223,8 +226,8 @@ class UltrasoundRenderer:
         self.sx = p.width_mm / W
         self.sy = p.depth_mm / H
         self.lateral_mm = (np.arange(W) - W / 2 + 0.5) * self.sx  # (W,)
-        self.depth_mm = (np.arange(H) + 0.5) * self.sy            # (H,)
-        self._wz = -self.depth_mm                                  # world z of each row
+        self.depth_mm = (np.arange(H) + 0.5) * self.sy  # (H,)
+        self._wz = -self.depth_mm  # world z of each row
         ax_fwhm, lat_fwhm = p.psf_fwhm_mm
         self.psf_sigma_px = (ax_fwhm * _FWHM_TO_SIGMA / self.sy, lat_fwhm * _FWHM_TO_SIGMA / self.sx)  # (row, col)
         rng = np.random.default_rng(self.seed)
@@ -237,8 +240,9 @@ class UltrasoundRenderer:
         self._atten_row = (10.0 ** (-atten_db / 20.0)).astype(np.float32)[:, None]
         scale = 255.0 / p.dynamic_range_db
         self._log_scale = np.float32(_DB * scale)
-        self._row_offset = ((p.tgc_db_per_cm * depth_cm + p.gain_db + p.dynamic_range_db - REFERENCE_DB) * scale
-                            ).astype(np.float32)[:, None]
+        self._row_offset = (
+            (p.tgc_db_per_cm * depth_cm + p.gain_db + p.dynamic_range_db - REFERENCE_DB) * scale
+        ).astype(np.float32)[:, None]
         self._enh_db_per_px = np.float32(p.posterior_enhancement_db_per_mm * self.sy)
         self._params_dict = to_dict(p)
 
@@ -369,7 +373,7 @@ class UltrasoundRenderer:
         cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
         rel = T - np.array([probe.x_mm, probe.y_mm, 0.0])
         e0 = -su * rel[0] + cu * rel[1]
-        en = -su * D[0] + cu * D[1]            # S(s) = T - s D  ->  e(s) = e0 - s en
+        en = -su * D[0] + cu * D[1]  # S(s) = T - s D  ->  e(s) = e0 - s en
         half = p.elevation_mm / 2 + r
         lo, hi = 0.0, float(needle.length_mm)
         if abs(en) < 1e-12:
@@ -448,7 +452,9 @@ class UltrasoundRenderer:
         s = nd.s_a + t * (nd.s_b - nd.s_a)
         e = nd.e0 - s * nd.en
         beam = np.exp(-4.0 * math.log(2.0) * (e / p.elevation_mm) ** 2)
-        spec = p.needle_diffuse + (1.0 - p.needle_diffuse) * math.exp(-(nd.tilt_deg / p.needle_specular_width_deg) ** 2)
+        spec = p.needle_diffuse + (1.0 - p.needle_diffuse) * math.exp(
+            -((nd.tilt_deg / p.needle_specular_width_deg) ** 2)
+        )
         echo = (body * beam).astype(np.float32) * np.float32(p.needle_brightness * spec)
         weight = (np.clip((r_draw + 0.5 * px_mm - dist) / px_mm, 0.0, 1.0) * beam).astype(np.float32)
         if n_tail:
@@ -500,8 +506,9 @@ class UltrasoundRenderer:
         return tuple(centres), tuple(depths), tuple(kinds)
 
     # ------------------------------------------------------------------ render
-    def render(self, phantom: Phantom, probe: ProbePose, needle: NeedlePose | None, t_s: float,
-               rng: np.random.Generator) -> ImageFrame:
+    def render(
+        self, phantom: Phantom, probe: ProbePose, needle: NeedlePose | None, t_s: float, rng: np.random.Generator
+    ) -> ImageFrame:
         """One B-mode frame with labels and ground truth at time ``t_s``."""
         check_rng(rng)
         if not isinstance(phantom, Phantom):
@@ -582,7 +589,7 @@ class UltrasoundRenderer:
             c_hi = max(cs.stop for _, cs, _ in sources)
             extra = np.zeros((H - r_first, c_hi - c_lo), np.float32)
             for rs, cs, db in sources:
-                extra[rs.start - r_first:rs.stop - r_first, cs.start - c_lo:cs.stop - c_lo] += db
+                extra[rs.start - r_first : rs.stop - r_first, cs.start - c_lo : cs.stop - c_lo] += db
             # column-wise cumulative sum via the integral image (fast; float32 error << 0.01 dB)
             integ = cv2.integral(extra, sdepth=cv2.CV_32F)
             cum = integ[1:, 1:] - integ[1:, :-1]

@@ -53,7 +53,8 @@ class WorldConfig:
     nir_fov_mm: float = param(50.0, range=(10.0, 200.0), unit="mm")
     urdf: str = param("ir_rig.urdf", help="file under urdf/")
     home: tuple[float, float, float, float, float, float] = param(
-        (-12.0, 0.0, 8.0, 0.5236, 0.0, 0.0), help="joint positions after reset, JOINT_NAMES order (mm, rad)")
+        (-12.0, 0.0, 8.0, 0.5236, 0.0, 0.0), help="joint positions after reset, JOINT_NAMES order (mm, rad)"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class WorldState:
     t_s: float
     joints: JointVector
     velocity: JointVector
-    force_n: float                 # measured (noisy) axial needle force
+    force_n: float  # measured (noisy) axial needle force
     true_force_n: float
     tip_mm: tuple[float, float, float]
     tip_tissue: Tissue
@@ -70,7 +71,7 @@ class WorldState:
     back_wall_punctured: bool
     inserted_mm: float
     phantom_offset_mm: tuple[float, float, float]
-    events: tuple = ()             # every PunctureEvent since reset
+    events: tuple = ()  # every PunctureEvent since reset
     clamped: tuple[str, ...] = ()  # limit clamps applied during the last step
 
 
@@ -81,8 +82,14 @@ def _joint_limits_from_urdf(client: int, body: int, pb) -> dict:
         name = info[1].decode()
         if name in JOINT_NAMES:
             scale = 1000.0 if info[2] == pb.JOINT_PRISMATIC else 1.0
-            out[name] = dict(index=j, lower=info[8] * scale, upper=info[9] * scale, effort=info[10],
-                             velocity=info[11] * scale, scale=scale)
+            out[name] = dict(
+                index=j,
+                lower=info[8] * scale,
+                upper=info[9] * scale,
+                effort=info[10],
+                velocity=info[11] * scale,
+                scale=scale,
+            )
     missing = [n for n in JOINT_NAMES if n not in out]
     if missing:
         raise ConfigError(f"URDF is missing joints {missing}; the rig needs {JOINT_NAMES}")
@@ -92,8 +99,15 @@ def _joint_limits_from_urdf(client: int, body: int, pb) -> dict:
 class NeedleWorld:
     """Venipuncture world: PyBullet rig + analytic phantom + force model + imaging."""
 
-    def __init__(self, config: WorldConfig | None = None, *, gui: bool = False, phantom: PhantomSpec | None = None,
-                 us_params=None, nir_params=None):
+    def __init__(
+        self,
+        config: WorldConfig | None = None,
+        *,
+        gui: bool = False,
+        phantom: PhantomSpec | None = None,
+        us_params=None,
+        nir_params=None,
+    ):
         import pybullet as pb  # imported here so `import ir_robot.sim` stays light
 
         from ir_robot.sim.nir import NirParams, NirRenderer
@@ -118,8 +132,11 @@ class NeedleWorld:
         self.upper = np.array([self.joint_info[n]["upper"] for n in JOINT_NAMES])
         self.vmax = np.array([self.joint_info[n]["velocity"] for n in JOINT_NAMES])
         self._effort = [self.joint_info[n]["effort"] for n in JOINT_NAMES]
-        self._probe_link = next(j for j in range(pb.getNumJoints(self._robot, physicsClientId=self._client))
-                                if pb.getJointInfo(self._robot, j, physicsClientId=self._client)[12] == b"probe_link")
+        self._probe_link = next(
+            j
+            for j in range(pb.getNumJoints(self._robot, physicsClientId=self._client))
+            if pb.getJointInfo(self._robot, j, physicsClientId=self._client)[12] == b"probe_link"
+        )
         self._fixed_phantom = phantom
         self._us = UltrasoundRenderer(us_params or UltrasoundParams(), seed=0)
         self._nir = NirRenderer(nir_params or NirParams(), seed=0)
@@ -157,8 +174,9 @@ class NeedleWorld:
             spec = dataclasses.replace(spec, motion=dataclasses.replace(spec.motion, enabled=self.config.motion))
         return spec
 
-    def reset(self, seed: int | None = None, *, phantom: PhantomSpec | None = None,
-              joints: JointVector | None = None) -> WorldState:
+    def reset(
+        self, seed: int | None = None, *, phantom: PhantomSpec | None = None, joints: JointVector | None = None
+    ) -> WorldState:
         """Start over: new random streams from ``seed``, a phantom, the rig at ``home``."""
         pb = self._pb
         ss = np.random.SeedSequence(seed)
@@ -197,10 +215,12 @@ class NeedleWorld:
             pb.removeBody(self._block_body, physicsClientId=self._client)
         b = self.phantom.spec.block
         half = [b.length_mm / 2000, b.width_mm / 2000, b.height_mm / 2000]
-        vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=[0.93, 0.75, 0.65, 0.6],
-                                   physicsClientId=self._client)
-        self._block_body = pb.createMultiBody(baseMass=0, baseVisualShapeIndex=vis,
-                                              basePosition=[0, 0, -half[2]], physicsClientId=self._client)
+        vis = pb.createVisualShape(
+            pb.GEOM_BOX, halfExtents=half, rgbaColor=[0.93, 0.75, 0.65, 0.6], physicsClientId=self._client
+        )
+        self._block_body = pb.createMultiBody(
+            baseMass=0, baseVisualShapeIndex=vis, basePosition=[0, 0, -half[2]], physicsClientId=self._client
+        )
 
     # ------------------------------------------------------------------ stepping
     def clamp_command(self, command: RigCommand, dt: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -244,9 +264,18 @@ class NeedleWorld:
         pb, c = self._pb, self._client
         v, target, notes = self.clamp_command(command, n * self._dt_phys)
         for j, q, vv, f, s, vm in zip(self._idx, target, v, self._effort, self._scale, self.vmax):
-            pb.setJointMotorControl2(self._robot, j, pb.POSITION_CONTROL, targetPosition=float(q / s),
-                                     targetVelocity=float(vv / s), maxVelocity=float((abs(vv) + 0.05 * vm) / s),
-                                     force=f, positionGain=0.5, velocityGain=1.0, physicsClientId=c)
+            pb.setJointMotorControl2(
+                self._robot,
+                j,
+                pb.POSITION_CONTROL,
+                targetPosition=float(q / s),
+                targetVelocity=float(vv / s),
+                maxVelocity=float((abs(vv) + 0.05 * vm) / s),
+                force=f,
+                positionGain=0.5,
+                velocityGain=1.0,
+                physicsClientId=c,
+            )
         self._q_ref = target
         contact = None
         ins_i = JOINT_NAMES.index("insert_mm")
@@ -256,15 +285,17 @@ class NeedleWorld:
             js = pb.getJointStates(self._robot, self._idx, physicsClientId=c)
             q = np.array([s[0] for s in js]) * self._scale
             qd = np.array([s[1] for s in js]) * self._scale
-            contact = self.tissue.update(self._pivot(q), needle_direction(q[3]), q[ins_i], qd[ins_i], self._t,
-                                         self._rng_force)
+            contact = self.tissue.update(
+                self._pivot(q), needle_direction(q[3]), q[ins_i], qd[ins_i], self._t, self._rng_force
+            )
             if contact.events:
                 self._events.extend(contact.events)
         if self._block_body is not None and self.phantom.spec.motion.enabled:
             off = self.phantom.offset_mm(self._t) / 1000.0
             h = self.phantom.spec.block.height_mm / 2000
-            pb.resetBasePositionAndOrientation(self._block_body, [off[0], off[1], off[2] - h], [0, 0, 0, 1],
-                                               physicsClientId=c)
+            pb.resetBasePositionAndOrientation(
+                self._block_body, [off[0], off[1], off[2] - h], [0, 0, 0, 1], physicsClientId=c
+            )
         self._state = self._read(contact, notes)
         return self._state
 
@@ -280,13 +311,21 @@ class NeedleWorld:
             contact = self.tissue.update(self._pivot(q), needle_direction(q[3]), q[4], qd[4], self._t, self._rng_force)
         tip = self._pivot(q) + q[4] * needle_direction(q[3])
         return WorldState(
-            t_s=self._t, joints=JointVector.from_array(q), velocity=JointVector.from_array(qd),
-            force_n=float(contact.measured_force_n), true_force_n=float(contact.force_n),
-            tip_mm=tuple(float(x) for x in tip), tip_tissue=Tissue(int(contact.tip_tissue)),
-            in_lumen=bool(contact.in_lumen), lumen_vessel=int(contact.lumen_vessel),
-            back_wall_punctured=bool(contact.back_wall_punctured), inserted_mm=float(contact.inserted_mm),
+            t_s=self._t,
+            joints=JointVector.from_array(q),
+            velocity=JointVector.from_array(qd),
+            force_n=float(contact.measured_force_n),
+            true_force_n=float(contact.force_n),
+            tip_mm=tuple(float(x) for x in tip),
+            tip_tissue=Tissue(int(contact.tip_tissue)),
+            in_lumen=bool(contact.in_lumen),
+            lumen_vessel=int(contact.lumen_vessel),
+            back_wall_punctured=bool(contact.back_wall_punctured),
+            inserted_mm=float(contact.inserted_mm),
             phantom_offset_mm=tuple(float(x) for x in self.phantom.offset_mm(self._t)),
-            events=tuple(self._events), clamped=tuple(clamped))
+            events=tuple(self._events),
+            clamped=tuple(clamped),
+        )
 
     def state(self) -> WorldState:
         return self._state
@@ -294,12 +333,16 @@ class NeedleWorld:
     # ------------------------------------------------------------------ sensing
     def needle_pose(self) -> NeedlePose:
         j = self._state.joints
-        return NeedlePose(tip_mm=self._state.tip_mm, direction=tuple(needle_direction(j.pitch_rad)),
-                          diameter_mm=self.needle_diameter_mm)
+        return NeedlePose(
+            tip_mm=self._state.tip_mm,
+            direction=tuple(needle_direction(j.pitch_rad)),
+            diameter_mm=self.needle_diameter_mm,
+        )
 
     def probe_pose(self) -> ProbePose:
-        ls = self._pb.getLinkState(self._robot, self._probe_link, computeForwardKinematics=True,
-                                   physicsClientId=self._client)
+        ls = self._pb.getLinkState(
+            self._robot, self._probe_link, computeForwardKinematics=True, physicsClientId=self._client
+        )
         pos = ls[4]
         return ProbePose(x_mm=pos[0] * 1000.0, y_mm=pos[1] * 1000.0, yaw_rad=self._state.joints.probe_yaw_rad)
 
@@ -311,7 +354,9 @@ class NeedleWorld:
         return self._us.render(self.phantom, probe or self.probe_pose(), self.needle_pose(), self._t, self._rng_us)
 
     def nir(self, view: NirView | None = None) -> ImageFrame:
-        return self._nir.render(self.phantom, view or self.nir_view(), self._t, self._rng_nir, needle=self.needle_pose())
+        return self._nir.render(
+            self.phantom, view or self.nir_view(), self._t, self._rng_nir, needle=self.needle_pose()
+        )
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:

@@ -25,8 +25,15 @@ class KinematicRig(Rig):
         self.status = "idle"
 
     def read_state(self) -> RigState:
-        return RigState(self.t, JointVector.from_array(self.q), JointVector.from_array(self.v), self.force_n,
-                        bool(np.any(self.v)), self.status, self.stops[-1] if self.stops else "")
+        return RigState(
+            self.t,
+            JointVector.from_array(self.q),
+            JointVector.from_array(self.v),
+            self.force_n,
+            bool(np.any(self.v)),
+            self.status,
+            self.stops[-1] if self.stops else "",
+        )
 
     def command(self, cmd: RigCommand) -> None:
         self.commands.append(cmd)
@@ -43,8 +50,10 @@ class KinematicRig(Rig):
         self.status = "estop"
 
     def limits(self):
-        return (JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0),
-                JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, math.pi / 2))
+        return (
+            JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0),
+            JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, math.pi / 2),
+        )
 
     def velocity_limits(self):
         return JointVector(20.0, 20.0, 10.0, 0.5, 10.0, 1.0)

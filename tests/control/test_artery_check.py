@@ -11,7 +11,7 @@ from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import Phase
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
 
-SEED = 5002   # small-vein phantom whose artery (2.5 mm) outranks its 1-2 mm veins once it is called a vein
+SEED = 5002  # small-vein phantom whose artery (2.5 mm) outranks its 1-2 mm veins once it is called a vein
 SMALL = (1.0, 2.0)
 
 
@@ -29,8 +29,9 @@ class Relabel:
         art, vein = r.mask == LABEL_ARTERY, r.mask == LABEL_VEIN
         mask[art] = LABEL_ARTERY if self.kinds["artery"] == "artery" else LABEL_VEIN
         mask[vein] = LABEL_ARTERY if self.kinds["vein"] == "artery" else LABEL_VEIN
-        return dataclasses.replace(r, mask=mask, vessels=tuple(dataclasses.replace(v, kind=self.kinds[v.kind])
-                                                               for v in r.vessels))
+        return dataclasses.replace(
+            r, mask=mask, vessels=tuple(dataclasses.replace(v, kind=self.kinds[v.kind]) for v in r.vessels)
+        )
 
 
 def _artery_events(r):
@@ -39,17 +40,22 @@ def _artery_events(r):
 
 def test_an_artery_called_a_vein_is_not_punctured_and_the_next_vein_is_used(cfg, gt, world):
     us, nir = gt
-    r = run_episode(SEED, cfg, Relabel(us, {"artery": "vein", "vein": "vein"}), nir, world=world,
-                    vein_diameter_mm=SMALL)
+    r = run_episode(
+        SEED, cfg, Relabel(us, {"artery": "vein", "vein": "vein"}), nir, world=world, vein_diameter_mm=SMALL
+    )
     assert not r.artery_punctured and not r.back_wall_punctured and not r.safety_trip
     events = _artery_events(r)
     # the classifier's favourite was the (mislabelled) artery: the check found it pulsating and rejected it
     assert events[0].startswith("artery check of vessel 0: artery: area swing"), events
     assert "align -> select: vessel 0 pulsates: an artery, not punctured" in events[1]
-    assert "vein: area swing" in events[2]                      # the next candidate does not pulsate
+    assert "vein: area swing" in events[2]  # the next candidate does not pulsate
     out = r.extra["outcome"]
     assert [(a, b) for _, a, b, _ in out.transitions][:4] == [
-        ("scan", "select"), ("select", "align"), ("align", "select"), ("select", "align")]
+        ("scan", "select"),
+        ("select", "align"),
+        ("align", "select"),
+        ("select", "align"),
+    ]
     assert any("vessel 0 (artery" in c and "artery (rejected)" in c for c in out.candidates)
     assert r.target_kind == "vein" and r.success, r.reason
     assert r.duration_s <= 60.0
@@ -63,8 +69,15 @@ def test_with_every_class_swapped_it_rejects_the_only_vein_candidate_and_never_i
         if state.joints.insert_mm > 0.5:
             inserted.append(ctl.phase)
 
-    r = run_episode(SEED, cfg, Relabel(us, {"artery": "vein", "vein": "artery"}), nir, world=world,
-                    vein_diameter_mm=SMALL, on_tick=hook)
+    r = run_episode(
+        SEED,
+        cfg,
+        Relabel(us, {"artery": "vein", "vein": "artery"}),
+        nir,
+        world=world,
+        vein_diameter_mm=SMALL,
+        on_tick=hook,
+    )
     assert not r.success and not r.artery_punctured and not inserted
     assert r.extra["controller"].phase == Phase.FAILED
     assert r.reason.startswith("no suitable vein"), r.reason
@@ -80,8 +93,9 @@ def _uncertain_calls(monkeypatch):
 
     def fuse(*args, **kwargs):
         vessels, unmatched = real(*args, **kwargs)
-        return tuple(dataclasses.replace(v, kind_confidence=0.55) if v.kind == "vein" else v
-                     for v in vessels), unmatched
+        return tuple(
+            dataclasses.replace(v, kind_confidence=0.55) if v.kind == "vein" else v for v in vessels
+        ), unmatched
 
     monkeypatch.setattr(vp, "fuse_scan", fuse)
 
@@ -93,7 +107,7 @@ def test_an_uncertain_vein_is_punctured_once_its_pulse_is_found_absent(cfg, gt, 
     out = r.extra["outcome"]
     assert any("a target only if its pulse is found absent" in c for c in out.candidates), out.candidates
     events = _artery_events(r)
-    assert events and "vein: area swing" in events[0], events   # the dwell found no pulse: a vein
+    assert events and "vein: area swing" in events[0], events  # the dwell found no pulse: a vein
     assert r.target_kind == "vein" and r.success, r.reason
     assert not r.artery_punctured and not r.back_wall_punctured
 
@@ -103,8 +117,9 @@ def test_an_uncertain_call_on_an_artery_is_settled_by_its_pulse(cfg, gt, world, 
     # rejected, then an uncertain vein without a pulse
     _uncertain_calls(monkeypatch)
     us, nir = gt
-    r = run_episode(SEED, cfg, Relabel(us, {"artery": "vein", "vein": "vein"}), nir, world=world,
-                    vein_diameter_mm=SMALL)
+    r = run_episode(
+        SEED, cfg, Relabel(us, {"artery": "vein", "vein": "vein"}), nir, world=world, vein_diameter_mm=SMALL
+    )
     events = _artery_events(r)
     assert "artery: area swing" in events[0] and "pulsates: an artery, not punctured" in events[1], events
     assert r.target_kind == "vein" and r.success, r.reason
@@ -116,8 +131,13 @@ def test_an_uncertain_call_without_a_vein_verdict_is_never_punctured(cfg, gt, wo
     from ir_robot.planning.pulsatility import UNKNOWN, PulsatilityResult
 
     _uncertain_calls(monkeypatch)
-    monkeypatch.setattr(vp, "assess_pulsatility", lambda series, params: PulsatilityResult(
-        UNKNOWN, 0.04, 1.2, 0.5, 1.0, False, 3.0, len(series), series.duration_s, "weak swing (test)"))
+    monkeypatch.setattr(
+        vp,
+        "assess_pulsatility",
+        lambda series, params: PulsatilityResult(
+            UNKNOWN, 0.04, 1.2, 0.5, 1.0, False, 3.0, len(series), series.duration_s, "weak swing (test)"
+        ),
+    )
     inserted = []
 
     def hook(state, obs, cmd, ctl):
@@ -125,9 +145,17 @@ def test_an_uncertain_call_without_a_vein_verdict_is_never_punctured(cfg, gt, wo
             inserted.append(ctl.phase)
 
     us, nir = gt
-    r = run_episode(SEED, cfg, Relabel(us, {"artery": "vein", "vein": "vein"}), nir, world=world,
-                    vein_diameter_mm=SMALL, on_tick=hook)
+    r = run_episode(
+        SEED,
+        cfg,
+        Relabel(us, {"artery": "vein", "vein": "vein"}),
+        nir,
+        world=world,
+        vein_diameter_mm=SMALL,
+        on_tick=hook,
+    )
     assert not r.success and not inserted and not r.artery_punctured
     assert r.reason.startswith("no suitable vein") and "found no 'vein' verdict (unknown)" in r.reason, r.reason
     assert "uncertain vein/artery call and its pulse is not clearly absent (unknown)" in " ".join(
-        m for _, m in r.extra["outcome"].events)
+        m for _, m in r.extra["outcome"].events
+    )

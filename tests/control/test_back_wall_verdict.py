@@ -19,10 +19,16 @@ def test_back_wall_punctured_then_retracted_is_still_a_failure():
         assert s.back_wall_punctured and back_wall_punctured(w)
         for _ in range(170):
             s = w.step(RigCommand(JointVector(insert_mm=-4.0), 0.05), 0.05)
-        assert s.joints.insert_mm < 0.1 and not s.back_wall_punctured      # the flag cleared with the needle out
-        assert back_wall_punctured(w)                                     # the event did not
+        assert s.joints.insert_mm < 0.1 and not s.back_wall_punctured  # the flag cleared with the needle out
+        assert back_wall_punctured(w)  # the event did not
         scorer = Scorer(w)
         scorer.hold_lumen = [True]
-        verdict = judge(w, scorer, controller_success=True, controller_reason="venipuncture completed",
-                        duration_s=20.0, safety_trip=None)
+        verdict = judge(
+            w,
+            scorer,
+            controller_success=True,
+            controller_reason="venipuncture completed",
+            duration_s=20.0,
+            safety_trip=None,
+        )
         assert not verdict.success and verdict.back_wall_punctured and "back wall punctured" in verdict.reason

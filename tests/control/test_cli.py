@@ -4,8 +4,14 @@ import json
 
 from ir_robot.cli import main
 
-SUMMARY_KEYS = {"success_rate", "first_attempt_success_rate", "tip_error_mm_rms", "back_wall_punctures",
-                "mean_duration_s", "peak_force_n_mean"}
+SUMMARY_KEYS = {
+    "success_rate",
+    "first_attempt_success_rate",
+    "tip_error_mm_rms",
+    "back_wall_punctures",
+    "mean_duration_s",
+    "peak_force_n_mean",
+}
 
 
 def test_cli_demo(tmp_path, capsys):
@@ -23,8 +29,24 @@ def test_cli_demo(tmp_path, capsys):
 
 def test_cli_evaluate(tmp_path, capsys):
     js = tmp_path / "summary.json"
-    rc = main(["evaluate", "venipuncture", "--controller", "classical", "--episodes", "1", "--seed", "3",
-               "--ground-truth-perception", "--json", str(js), "--out", str(tmp_path / "ev"), "--no-progress"])
+    rc = main(
+        [
+            "evaluate",
+            "venipuncture",
+            "--controller",
+            "classical",
+            "--episodes",
+            "1",
+            "--seed",
+            "3",
+            "--ground-truth-perception",
+            "--json",
+            str(js),
+            "--out",
+            str(tmp_path / "ev"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     summary = json.loads(js.read_text())
     assert SUMMARY_KEYS <= set(summary) and summary["perception"] == "ground_truth"

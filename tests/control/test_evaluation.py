@@ -9,13 +9,20 @@ from ir_robot.control.config import VenipunctureConfig, load_venipuncture_config
 from ir_robot.control.episode import evaluate
 from ir_robot.core.errors import ConfigError
 
-SUMMARY_KEYS = {"success_rate", "first_attempt_success_rate", "tip_error_mm_rms", "back_wall_punctures",
-                "mean_duration_s", "peak_force_n_mean"}
+SUMMARY_KEYS = {
+    "success_rate",
+    "first_attempt_success_rate",
+    "tip_error_mm_rms",
+    "back_wall_punctures",
+    "mean_duration_s",
+    "peak_force_n_mean",
+}
 
 
 def test_short_seeded_evaluation_reaches_success(tmp_path):
-    summary, results = evaluate(2, 2, VenipunctureConfig(), perception="ground_truth", motion=True,
-                                out_dir=tmp_path, progress=False)
+    summary, results = evaluate(
+        2, 2, VenipunctureConfig(), perception="ground_truth", motion=True, out_dir=tmp_path, progress=False
+    )
     assert [r.seed for r in results] == [2, 3]
     assert summary["success_rate"] == 1.0, [r.reason for r in results]
     assert summary["first_attempt_success_rate"] == 1.0

@@ -5,13 +5,14 @@ back harder with every 0.1 mm. Right after a tear the torn membrane's residual f
 and that fall can cancel the tenting wall's rise during the short probe: the forward travel
 from the drop to the probe's start must be flat too.
 """
+
 import numpy as np
 import pytest
 
 from ir_robot.control.venipuncture import SETTLE_TICKS, lumen_verdict, probe_sample_ready
 
 THRESHOLD = 0.15  # N/mm, config/venipuncture.yaml
-TEAR = 0.08       # N, the force monitor's drop threshold
+TEAR = 0.08  # N, the force monitor's drop threshold
 
 
 def trace(s0, s1, force, n=12, noise=0.0, seed=0):
@@ -85,10 +86,10 @@ def test_a_stage_that_starts_late_does_not_fill_the_probe_with_the_friction_turn
     stood for 4 ticks before its jog ran, with the shaft friction reversed (-0.06 N), and the filtered force
     caught up 2 ticks after it moved (+0.17 N, flat in the lumen). Sampling from the 4th tick on read that
     turn-round as +0.49 N/mm, a membrane ahead; samples wait for the travel the settle ticks cover."""
-    dt, v = 0.05, 0.4                       # control period, probe speed (config/venipuncture.yaml)
+    dt, v = 0.05, 0.4  # control period, probe speed (config/venipuncture.yaml)
     s0, ticks = 23.118, []
     for k in range(1, 22):
-        moving = max(k - 4, 0)              # the jog starts on the 5th tick
+        moving = max(k - 4, 0)  # the jog starts on the 5th tick
         s = min(s0 + moving * v * dt, 23.52)
         f = -0.06 if moving <= 2 else 0.17 + 0.01 * (s - s0)
         ticks.append((k, s, f))
@@ -98,5 +99,5 @@ def test_a_stage_that_starts_late_does_not_fill_the_probe_with_the_friction_turn
 
     ok, why = lumen_verdict(probe(lambda k, d: probe_sample_ready(k, d, dt, v)), [], THRESHOLD, TEAR)
     assert ok and "flat" in why, why
-    ok, why = lumen_verdict(probe(lambda k, d: k > SETTLE_TICKS), [], THRESHOLD, TEAR)   # ticks alone
+    ok, why = lumen_verdict(probe(lambda k, d: k > SETTLE_TICKS), [], THRESHOLD, TEAR)  # ticks alone
     assert not ok and "rising" in why

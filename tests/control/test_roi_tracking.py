@@ -25,7 +25,7 @@ def test_the_controller_tracks_its_target_through_a_region_of_interest(cfg, gt, 
     r = run_episode(2, cfg, us, gt[1], world=world)
     assert r.success
     rois = [roi for _, roi in us.calls]
-    assert rois[0] is None                        # the scan sees whole frames
+    assert rois[0] is None  # the scan sees whole frames
     first = next(i for i, roi in enumerate(rois) if roi is not None)
     # align, insert and retract: zoomed; the confirmation and the hold: one run of whole frames
     runs, n = [], 0
@@ -35,7 +35,7 @@ def test_the_controller_tracks_its_target_through_a_region_of_interest(cfg, gt, 
         elif n:
             runs.append(n)
             n = 0
-    assert max(runs) >= 5                          # the hold alone lasts several frames
+    assert max(runs) >= 5  # the hold alone lasts several frames
     assert sum(roi is not None for roi in rois[first:]) > 0.9 * (len(rois[first:]) - max(runs))
     dist = []
     for frame, roi in us.calls[first:]:
@@ -50,7 +50,7 @@ def test_the_controller_tracks_its_target_through_a_region_of_interest(cfg, gt, 
 
 def test_a_zero_roi_side_keeps_whole_frames(cfg, gt, world):
     us = RecordingPerception(gt[0])
-    assert cfg.control.us_roi_mm == 0.0            # the default: whole frames
+    assert cfg.control.us_roi_mm == 0.0  # the default: whole frames
     r = run_episode(2, cfg, us, gt[1], world=world)
     assert r.success and all(roi is None for _, roi in us.calls)
 

@@ -17,11 +17,11 @@ def rate(**kw) -> RigCommand:
 
 def assert_tripped(safe: SafeRig, rig: KinematicRig, reason: str) -> None:
     assert safe.tripped and safe.trip.reason == reason
-    assert rig.stops and reason in rig.stops[-1]          # the backend was stopped, with the reason
+    assert rig.stops and reason in rig.stops[-1]  # the backend was stopped, with the reason
     assert rig.status == "estop"
     st = safe.read_state()
     assert st.status == "estop" and reason in st.message  # reads report it too
-    with pytest.raises(SafetyTrip) as again:               # latched: no motion until reset
+    with pytest.raises(SafetyTrip) as again:  # latched: no motion until reset
         safe.command(rate(x_mm=1.0))
     assert again.value.reason == reason
     assert not any(rig.v)
@@ -41,11 +41,11 @@ def test_joint_limit(kin_rig):
     kin_rig.q[4] = 39.95
     safe.read_state()
     with pytest.raises(SafetyTrip) as err:
-        safe.command(rate(insert_mm=5.0))          # would reach 40.45 mm > 40 mm within the command
+        safe.command(rate(insert_mm=5.0))  # would reach 40.45 mm > 40 mm within the command
     assert err.value.reason == "joint_limit" and "insert_mm" in str(err.value)
     assert_tripped(safe, kin_rig, "joint_limit")
     safe.reset()
-    safe.command(rate(insert_mm=-1.0))             # after reset, motion back inside is fine
+    safe.command(rate(insert_mm=-1.0))  # after reset, motion back inside is fine
     assert not safe.tripped
 
 
@@ -53,7 +53,7 @@ def test_joint_limit_margin_and_state_outside(kin_rig):
     safe = SafeRig(kin_rig, SafetyConfig(limit_margin_mm=2.0))
     lo, hi = safe.limits()
     assert hi.x_mm == pytest.approx(43.0) and lo.z_mm == pytest.approx(2.0)
-    kin_rig.q[0] = 44.0                             # backend reports a joint beyond the margin
+    kin_rig.q[0] = 44.0  # backend reports a joint beyond the margin
     safe.read_state()
     assert_tripped(safe, kin_rig, "joint_limit")
 
@@ -71,7 +71,7 @@ def test_velocity_limit_and_non_finite_rates(kin_rig):
     safe = SafeRig(kin_rig, SafetyConfig(velocity_scale=0.5))
     safe.read_state()
     with pytest.raises(SafetyTrip):
-        safe.command(rate(x_mm=11.0))               # 0.5 * 20 mm/s allowed
+        safe.command(rate(x_mm=11.0))  # 0.5 * 20 mm/s allowed
     assert_tripped(safe, kin_rig, "velocity_limit")
     rig2 = KinematicRig()
     safe2 = SafeRig(rig2)
@@ -97,11 +97,11 @@ def test_max_depth_beyond_target(kin_rig):
     safe.set_insertion_target(10.0)
     assert safe.insertion_limit_mm == pytest.approx(11.5)
     safe.read_state()
-    safe.command(rate(insert_mm=4.0))               # 11.4 mm: allowed
+    safe.command(rate(insert_mm=4.0))  # 11.4 mm: allowed
     kin_rig.advance(0.1)
     safe.read_state()
     with pytest.raises(SafetyTrip) as err:
-        safe.command(rate(insert_mm=4.0))           # 11.8 mm: more than 1.5 mm past the target
+        safe.command(rate(insert_mm=4.0))  # 11.8 mm: more than 1.5 mm past the target
     assert "beyond the target" in str(err.value)
     assert_tripped(safe, kin_rig, "max_depth")
     # a state already past the limit trips on read
@@ -115,17 +115,17 @@ def test_max_depth_beyond_target(kin_rig):
 
 def test_force_ceiling_sustained_and_hard_but_not_a_single_spike(kin_rig):
     safe = SafeRig(kin_rig, SafetyConfig(force_ceiling_n=3.0, force_hard_ceiling_n=8.0, force_window=3))
-    for f in (1.0, 5.0, 1.2, 1.1):                  # one 5 N spike: the median stays low
+    for f in (1.0, 5.0, 1.2, 1.1):  # one 5 N spike: the median stays low
         kin_rig.force_n = f
         safe.read_state()
     assert not safe.tripped
-    for f in (3.5, 3.6, 3.7):                        # sustained: trips
+    for f in (3.5, 3.6, 3.7):  # sustained: trips
         kin_rig.force_n = f
         safe.read_state()
     assert_tripped(safe, kin_rig, "force_ceiling")
     rig2 = KinematicRig()
     safe2 = SafeRig(rig2)
-    rig2.force_n = 9.0                               # one reading above the hard ceiling trips at once
+    rig2.force_n = 9.0  # one reading above the hard ceiling trips at once
     safe2.read_state()
     assert_tripped(safe2, rig2, "force_ceiling")
 
@@ -133,7 +133,7 @@ def test_force_ceiling_sustained_and_hard_but_not_a_single_spike(kin_rig):
 def test_watchdog_stops_a_rig_nobody_commands(kin_rig):
     safe = SafeRig(kin_rig, SafetyConfig(command_timeout_s=0.5))
     safe.read_state()
-    safe.command(RigCommand(JointVector(x_mm=1.0), 10.0))   # a long command, then silence
+    safe.command(RigCommand(JointVector(x_mm=1.0), 10.0))  # a long command, then silence
     for _ in range(4):
         kin_rig.advance(0.1)
         safe.read_state()
@@ -201,10 +201,10 @@ def test_a_failing_backend_trips_stops_and_says_why():
 def test_a_backend_that_cannot_even_stop_still_latches_the_trip():
     rig = FailingRig(stop_fails=True)
     safe = SafeRig(rig)
-    with pytest.raises(SafetyTrip) as info:   # not the RigError of the failed stop: the caller sees the trip
+    with pytest.raises(SafetyTrip) as info:  # not the RigError of the failed stop: the caller sees the trip
         safe.command(rate(x_mm=5.0))
     assert info.value.reason == "backend" and safe.tripped and safe.trip.reason == "backend"
-    assert rig.stops and "backend" in rig.stops[-1]   # the stop was attempted
+    assert rig.stops and "backend" in rig.stops[-1]  # the stop was attempted
 
 
 def test_move_to_is_checked_too(kin_rig):
@@ -242,7 +242,7 @@ def test_force_trip_leaves_the_simulated_rig_stopped():
             safe.advance(dt)
         assert safe.tripped and safe.trip.reason == "force_ceiling"
         stopped_at = world.state().joints.insert_mm
-        assert stopped_at < plan.distance_mm                   # it never reached the vessel
+        assert stopped_at < plan.distance_mm  # it never reached the vessel
         with pytest.raises(SafetyTrip):
             safe.command(RigCommand(JointVector(insert_mm=2.0), dt))
         for _ in range(20):

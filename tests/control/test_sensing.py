@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ir_robot.control.sensing import (in_ellipse, is_blank, layer_profile, measure_us, needle_at_x,
-                                     profile_shift_mm)
+from ir_robot.control.sensing import in_ellipse, is_blank, layer_profile, measure_us, needle_at_x, profile_shift_mm
 from ir_robot.core.types import LABEL_NEEDLE, LABEL_VEIN, ImageFrame
 from ir_robot.perception.inference import GroundTruthPerception
 from ir_robot.perception.postprocess import PostprocessParams
@@ -17,19 +16,20 @@ SP = (30 / 256, 30 / 256)
 def frame(labels, probe=(5.0, 2.0, math.pi / 2), t=1.0):
     rng = np.random.default_rng(0)
     img = rng.integers(40, 200, labels.shape).astype(np.uint8)
-    return ImageFrame("us", img, SP, t, labels,
-                      meta={"probe": {"x_mm": probe[0], "y_mm": probe[1], "yaw_rad": probe[2]}})
+    return ImageFrame(
+        "us", img, SP, t, labels, meta={"probe": {"x_mm": probe[0], "y_mm": probe[1], "yaw_rad": probe[2]}}
+    )
 
 
 def disc(lab, rc, r_px, code=LABEL_VEIN):
-    rr, cc = np.mgrid[:lab.shape[0], :lab.shape[1]]
-    lab[(rr - rc[0]) ** 2 + (cc - rc[1]) ** 2 < r_px ** 2] = code
+    rr, cc = np.mgrid[: lab.shape[0], : lab.shape[1]]
+    lab[(rr - rc[0]) ** 2 + (cc - rc[1]) ** 2 < r_px**2] = code
 
 
 def test_cross_sections_are_placed_in_the_world_and_edge_clipped_ones_dropped():
     lab = np.zeros((256, 256), np.uint8)
-    disc(lab, (80, 160), 10)          # a whole vein
-    disc(lab, (120, 2), 10)           # one cut by the left image edge
+    disc(lab, (80, 160), 10)  # a whole vein
+    disc(lab, (120, 2), 10)  # one cut by the left image edge
     m = measure_us(frame(lab), GroundTruthPerception(PostprocessParams(min_vessel_area_mm2=0.25)))
     assert len(m.sections) == 1
     s = m.sections[0]
@@ -53,8 +53,14 @@ def test_the_needle_dot_is_placed_in_the_world():
 
 def test_blank_frames_are_flagged():
     lab = np.zeros((64, 64), np.uint8)
-    f = ImageFrame("us", np.zeros((64, 64), np.uint8), SP, 0.0, lab,
-                   meta={"probe": {"x_mm": 0.0, "y_mm": 0.0, "yaw_rad": math.pi / 2}})
+    f = ImageFrame(
+        "us",
+        np.zeros((64, 64), np.uint8),
+        SP,
+        0.0,
+        lab,
+        meta={"probe": {"x_mm": 0.0, "y_mm": 0.0, "yaw_rad": math.pi / 2}},
+    )
     assert is_blank(f.image)
     m = measure_us(f, GroundTruthPerception())
     assert m.blank and not m.sections
@@ -72,12 +78,16 @@ def test_needle_point_correction_and_ellipse():
 def layered(shift_px: float, rng, h=256, w=256):
     """Horizontal bright layers (skin, fascia, fibres) moved down by ``shift_px``, speckle, a dark vessel."""
     rows = np.arange(h, dtype=float)[:, None] - shift_px
-    img = 60 + 80 * np.exp(-0.5 * ((rows - 6) / 2.0) ** 2) + 90 * np.exp(-0.5 * ((rows - 60) / 1.5) ** 2) \
+    img = (
+        60
+        + 80 * np.exp(-0.5 * ((rows - 6) / 2.0) ** 2)
+        + 90 * np.exp(-0.5 * ((rows - 60) / 1.5) ** 2)
         + 25 * np.sin(rows / 4.0) * (rows > 60)
+    )
     img = img + rng.normal(0, 12, (h, w))
     rr, cc = np.mgrid[:h, :w]
-    img[(rr - 90) ** 2 + (cc - 60) ** 2 < 15 ** 2] = 10
-    img[:, 120:136] = 5          # the needle's shadow column (excluded)
+    img[(rr - 90) ** 2 + (cc - 60) ** 2 < 15**2] = 10
+    img[:, 120:136] = 5  # the needle's shadow column (excluded)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -107,11 +117,11 @@ def test_measure_us_asks_for_a_region_of_interest_around_a_world_point():
     lab = np.zeros((256, 256), np.uint8)
     disc(lab, (80, 160), 10)
     per = _RecordingPerception()
-    f = frame(lab)                                    # probe at y 2.0 mm, transverse
-    y, z = 2.0 + (160 - 128 + 0.5) * SP[1], -(80 + 0.5) * SP[0]   # the vein's centre in the world
+    f = frame(lab)  # probe at y 2.0 mm, transverse
+    y, z = 2.0 + (160 - 128 + 0.5) * SP[1], -(80 + 0.5) * SP[0]  # the vein's centre in the world
     m = measure_us(f, per, roi_yz_mm=(y, z), roi_side_mm=20.0)
     assert per.rois[-1] == pytest.approx((80.0, 160.0, 20.0 / SP[0]), abs=1e-6)
     assert len(m.sections) == 1
-    measure_us(f, per)                                # no region: the predictor is called without one
+    measure_us(f, per)  # no region: the predictor is called without one
     measure_us(f, per, roi_yz_mm=(y, z), roi_side_mm=0.0)
     assert per.rois[-2:] == [None, None]

@@ -46,13 +46,19 @@ def test_successful_procedure_visits_every_phase_in_order(cfg, gt, world):
     assert seen == [Phase.SCAN, Phase.ALIGN, Phase.INSERT, Phase.CONFIRM, Phase.HOLD, Phase.RETRACT, Phase.DONE]
     out = r.extra["outcome"]
     assert [(a, b) for _, a, b, _ in out.transitions] == [
-        ("scan", "select"), ("select", "align"), ("align", "insert"), ("insert", "confirm"),
-        ("confirm", "hold"), ("hold", "retract"), ("retract", "done")]
+        ("scan", "select"),
+        ("select", "align"),
+        ("align", "insert"),
+        ("insert", "confirm"),
+        ("confirm", "hold"),
+        ("hold", "retract"),
+        ("retract", "done"),
+    ]
     # ground truth (scoring only): the tip sat in a vein lumen, close to its centre, during the hold
     assert r.hold_in_lumen and r.tip_error_mm < 0.5
     assert not r.back_wall_punctured and not r.safety_trip
     assert r.duration_s <= 60.0
-    assert world.state().joints.insert_mm < 0.1   # the needle is out at the end
+    assert world.state().joints.insert_mm < 0.1  # the needle is out at the end
 
 
 def test_abort_during_insertion_retracts_and_never_advances_again(cfg, gt, world):
@@ -99,9 +105,9 @@ def test_a_hidden_target_is_waited_for_longer_only_at_the_lumen(cfg, gt):
         tr.freeze(9.9)
         assert tr.motion.valid and tr.grace_s == tr.params.motion_grace_s > 0
         c.phase, c._sub = Phase.INSERT, sub
-        t = 9.9 + p.dropout_timeout_s + 0.5 * tr.params.motion_grace_s   # past the old timeout, inside the grace
+        t = 9.9 + p.dropout_timeout_s + 0.5 * tr.params.motion_grace_s  # past the old timeout, inside the grace
         ok, give_up = c._guard(t, quiet, "")
-        assert not ok                                                       # paused either way: no fresh fix
+        assert not ok  # paused either way: no fresh fix
         assert (give_up is not None) == gives_up
         if gives_up:
             assert give_up.startswith("perception lost the target")

@@ -13,11 +13,11 @@ def feed(mon: ForceMonitor, forces, rates):
 
 def test_a_tear_is_one_drop_a_spike_is_not():
     rng = np.random.default_rng(0)
-    ramp = list(np.linspace(0.2, 0.9, 30) + 0.01 * rng.standard_normal(30))     # tenting membrane
-    after = list(0.25 + 0.01 * rng.standard_normal(10))                            # torn: friction only
+    ramp = list(np.linspace(0.2, 0.9, 30) + 0.01 * rng.standard_normal(30))  # tenting membrane
+    after = list(0.25 + 0.01 * rng.standard_normal(10))  # torn: friction only
     out = feed(ForceMonitor(), ramp + after, [1.0] * 40)
     drops = [i for i, r in enumerate(out) if r.drop_n > 0]
-    assert len(drops) == 1 and 30 <= drops[0] <= 32          # reported once, within two readings
+    assert len(drops) == 1 and 30 <= drops[0] <= 32  # reported once, within two readings
     assert out[drops[0]].drop_n == pytest.approx(0.65, abs=0.1)
     # a single high reading: flagged as a spike, never a puncture (the median filter hides it)
     sig = [0.3] * 10 + [2.5] + [0.3] * 10
@@ -69,8 +69,8 @@ def test_tracker_follows_a_moving_target_and_predicts_with_its_velocity():
 
 def test_lock_picks_the_vein_nearest_the_prediction_within_the_gate():
     tr = TargetTracker()
-    assert not tr.lock((sec(5.0, -5.0),), (0.0, -5.0), 0.0)                 # too far
-    assert not tr.lock((sec(0.2, -5.0, "artery"),), (0.0, -5.0), 0.0)       # never an artery
+    assert not tr.lock((sec(5.0, -5.0),), (0.0, -5.0), 0.0)  # too far
+    assert not tr.lock((sec(0.2, -5.0, "artery"),), (0.0, -5.0), 0.0)  # never an artery
     assert tr.lock((sec(3.0, -5.0), sec(0.4, -5.1)), (0.0, -5.0), 0.0)
     assert tr.pos == pytest.approx([0.4, -5.1])
 
@@ -78,7 +78,7 @@ def test_lock_picks_the_vein_nearest_the_prediction_within_the_gate():
 def test_hidden_target_is_carried_by_the_reference_vessels():
     tr = TargetTracker()
     tr.lock((sec(0.0, -5.0), sec(6.0, -6.0)), (0.0, -5.0), 0.0, references=[(6.0, -6.0)])
-    for k in range(1, 11):                       # seen together: the offset is learnt
+    for k in range(1, 11):  # seen together: the offset is learnt
         run_motion(tr, 0.1 * k, (0.0, -5.0), [(6.0, -6.0)])
     # the arm moves 0.8 mm sideways while the needle dot covers the target
     for k in range(11, 31):
@@ -123,7 +123,7 @@ def test_a_blob_that_follows_the_probe_is_never_a_reference():
 def test_held_depth_does_not_drift_with_a_stale_velocity():
     tr = TargetTracker()
     tr.lock((sec(0.0, -5.0),), (0.0, -5.0), 0.0)
-    for k in range(1, 11):                      # the target was rising at 0.5 mm/s before the needle came
+    for k in range(1, 11):  # the target was rising at 0.5 mm/s before the needle came
         run_motion(tr, 0.1 * k, (0.0, -5.0 + 0.05 * k), [])
     tr.freeze(1.0)
     z0 = tr.predict(1.0)[1]
@@ -148,6 +148,7 @@ def test_frozen_depth_follows_the_tissue_layers_when_measured():
 
 
 # ----------------------------------------------------------------------------- periodic motion
+
 
 def sway(t, amp=1.2, f=0.25, drift=0.05, phase=0.7):
     """An oblique vein in a fixed probe plane while the arm sways along it: a sinusoid plus a drift."""
@@ -209,19 +210,23 @@ def test_a_reference_vessel_that_disagrees_with_the_fitted_sway_is_not_followed(
     oblique reference moves differently in the probe plane when the arm sways along x: once it
     disagrees with the fitted sway by more than ``reference_gate_mm`` it is not used (seed 1090: a
     1.1-1.6 mm wrong reference fix steered the tip out of a 2.2 mm vein during the hold)."""
-    off = np.array([6.0, -1.0])                 # the reference sits 6 mm to the side, 1 mm deeper
+    off = np.array([6.0, -1.0])  # the reference sits 6 mm to the side, 1 mm deeper
 
     def hidden_run(gate):
         tr = TargetTracker(TrackerParams(reference_gate_mm=gate))
-        assert tr.lock((sec(*sway(0.0)), sec(*(np.asarray(sway(0.0)) + off))), sway(0.0), 0.0,
-                       references=[tuple(np.asarray(sway(0.0)) + off)])
-        for k in range(1, 100):                 # seen together for 10 s: the offset and the sway are learnt
+        assert tr.lock(
+            (sec(*sway(0.0)), sec(*(np.asarray(sway(0.0)) + off))),
+            sway(0.0),
+            0.0,
+            references=[tuple(np.asarray(sway(0.0)) + off)],
+        )
+        for k in range(1, 100):  # seen together for 10 s: the offset and the sway are learnt
             t = 0.1 * k
             assert run_motion(tr, t, sway(t), [tuple(np.asarray(sway(t)) + off)])
         assert tr.motion.valid
         tr.freeze(9.95)
         used, errors = [], []
-        for t in np.arange(10.0, 12.0, 0.1):   # the needle hides the target for 2 s
+        for t in np.arange(10.0, 12.0, 0.1):  # the needle hides the target for 2 s
             y, z = sway(t)
             slide = -1.0 if t > 10.25 else 0.0  # after 0.3 s the reference slides 1 mm against the sway
             used.append(run_motion(tr, t, None, [(y + off[0] + slide, z + off[1])], needle_yz=(y, z)))
@@ -230,6 +235,6 @@ def test_a_reference_vessel_that_disagrees_with_the_fitted_sway_is_not_followed(
 
     used, errors = hidden_run(TrackerParams().reference_gate_mm)
     assert all(used[:3]) and not any(used[3:])  # the reference carried the target until it slid away
-    assert max(errors) < 0.45                   # then the fitted sway did
-    used, errors = hidden_run(10.0)             # without the gate the tracker follows the reference
+    assert max(errors) < 0.45  # then the fitted sway did
+    used, errors = hidden_run(10.0)  # without the gate the tracker follows the reference
     assert all(used[-10:]) and errors[-1] > 1.0

@@ -8,8 +8,13 @@ import pytest
 
 from ir_robot.core.errors import RigError
 from ir_robot.core.types import ImageFrame
-from ir_robot.devices.camera import (Camera, process_frame, spacing_from_checkerboard, spacing_from_depth,
-                                     spacing_from_points)
+from ir_robot.devices.camera import (
+    Camera,
+    process_frame,
+    spacing_from_checkerboard,
+    spacing_from_depth,
+    spacing_from_points,
+)
 from ir_robot.devices.config import CameraConfig
 
 
@@ -70,7 +75,7 @@ def test_spacing_from_checkerboard():
     for r in range(rows):
         for c in range(cols):
             if (r + c) % 2 == 0:
-                board[r * square_px_row:(r + 1) * square_px_row, c * square_px_col:(c + 1) * square_px_col] = 255
+                board[r * square_px_row : (r + 1) * square_px_row, c * square_px_col : (c + 1) * square_px_col] = 255
     img = cv2.copyMakeBorder(board, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
     row_mm, col_mm = spacing_from_checkerboard(img, (cols - 1, rows - 1), square_mm=6.0)
     assert row_mm == pytest.approx(6.0 / square_px_row, rel=0.02)

@@ -214,9 +214,20 @@ def test_feed_hold_resume_and_jog_cancel(host, emu):
 
 def test_gcode_errors(host):
     host.cmd("$X")
-    for line, code in [("G1 X-1", 22), ("X", 2), ("1G", 1), ("G2 X1", 20), ("G0 G1 X1", 21), ("G1 X1 X2 F1", 25),
-                       ("G4", 28), ("G1 P1 X-1 F10", 36), ("N0 G0", 27), ("G38.2 Z-1", 20), ("G1 F-1", 4),
-                       ("G1 X-1 F100 " + "Y-1 " * 30, 11)]:
+    for line, code in [
+        ("G1 X-1", 22),
+        ("X", 2),
+        ("1G", 1),
+        ("G2 X1", 20),
+        ("G0 G1 X1", 21),
+        ("G1 X1 X2 F1", 25),
+        ("G4", 28),
+        ("G1 P1 X-1 F10", 36),
+        ("N0 G0", 27),
+        ("G38.2 Z-1", 20),
+        ("G1 F-1", 4),
+        ("G1 X-1 F100 " + "Y-1 " * 30, 11),
+    ]:
         reply = host.cmd(line)
         assert isinstance(reply, P.ErrorReply) and reply.code == code, line
     assert host.cmd("G4 P0.05") == P.Ok()
@@ -284,8 +295,14 @@ def test_default_force_comes_from_the_tissue_model(rig_config):
     emu.mpos = cfg.mpos_from_joints(emu.joints().replace(x_mm=-10.0, y_mm=5.0, insert_mm=depth_insert))
     f = emu.force_now(time.monotonic())
     assert 0.2 < f < 5.0
-    assert emu.joints() == JointVector(x_mm=-10.0, y_mm=5.0, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad,
-                                       insert_mm=pytest.approx(depth_insert), probe_yaw_rad=cfg.fixed.probe_yaw_rad)
+    assert emu.joints() == JointVector(
+        x_mm=-10.0,
+        y_mm=5.0,
+        z_mm=cfg.fixed.z_mm,
+        pitch_rad=cfg.fixed.pitch_rad,
+        insert_mm=pytest.approx(depth_insert),
+        probe_yaw_rad=cfg.fixed.probe_yaw_rad,
+    )
 
 
 def test_garbage_and_determinism(rig_config):

@@ -6,8 +6,8 @@ import pytest
 from ir_robot.core.errors import ProtocolError, RigError
 from ir_robot.devices import grbl as P
 
-
 # ----------------------------------------------------------------------------- responses and pushes
+
 
 def test_ok_and_error_replies():
     assert P.parse_line(b"ok\r\n") == P.Ok()
@@ -81,9 +81,11 @@ def test_settings_and_startup_lines():
 
 # ----------------------------------------------------------------------------- status reports
 
+
 def test_status_report_with_every_field():
-    s = P.parse_line(b"<Run|MPos:-10.000,-2.500,-0.125|Bf:14,100|Ln:42|FS:600,0|Pn:XZP|WCO:1.000,2.000,3.000"
-                     b"|Ov:100,90,110|A:SF>\r\n")
+    s = P.parse_line(
+        b"<Run|MPos:-10.000,-2.500,-0.125|Bf:14,100|Ln:42|FS:600,0|Pn:XZP|WCO:1.000,2.000,3.000|Ov:100,90,110|A:SF>\r\n"
+    )
     assert s.state == "Run" and s.substate is None and s.full_state == "Run"
     assert s.mpos == (-10.0, -2.5, -0.125) and s.wpos is None
     assert (s.planner_blocks_free, s.rx_bytes_free) == (14, 100)
@@ -108,24 +110,27 @@ def test_every_state(state):
     assert P.parse_line(f"<{state}|MPos:0,0,0>").state == state
 
 
-@pytest.mark.parametrize("line,why", [
-    (b"<Hold:2|MPos:0,0,0>", "sub-state"),
-    (b"<Door:4|MPos:0,0,0>", "sub-state"),
-    (b"<Idle:0|MPos:0,0,0>", "no sub-state"),
-    (b"<Hold:|MPos:0,0,0>", "integer"),
-    (b"<Walking|MPos:0,0,0>", "unknown machine state"),
-    (b"<Idle|FS:0,0>", "exactly one of MPos or WPos"),
-    (b"<Idle|MPos:0,0,0|WPos:0,0,0>", "exactly one"),
-    (b"<Idle|MPos:0,0>", "3 or 4"),
-    (b"<Idle|MPos:0,0,nan>", "not a number"),
-    (b"<Idle|MPos:0,0,0|MPos:0,0,0>", "twice"),
-    (b"<Idle|MPos:0,0,0|Bf:15>", "Bf"),
-    (b"<Idle|MPos:0,0,0|Pn:Q>", "Pn"),
-    (b"<Idle|MPos:0,0,0|Ov:100,100>", "Ov"),
-    (b"<Idle|MPos:0,0,0|garbage>", "Name:value"),
-    (b"<Idle|MPos:0,0,0", "enclosed in"),
-    (b"<Idle|MPos:0,0,0|F:1|FS:1,0>", "both F and FS"),
-])
+@pytest.mark.parametrize(
+    "line,why",
+    [
+        (b"<Hold:2|MPos:0,0,0>", "sub-state"),
+        (b"<Door:4|MPos:0,0,0>", "sub-state"),
+        (b"<Idle:0|MPos:0,0,0>", "no sub-state"),
+        (b"<Hold:|MPos:0,0,0>", "integer"),
+        (b"<Walking|MPos:0,0,0>", "unknown machine state"),
+        (b"<Idle|FS:0,0>", "exactly one of MPos or WPos"),
+        (b"<Idle|MPos:0,0,0|WPos:0,0,0>", "exactly one"),
+        (b"<Idle|MPos:0,0>", "3 or 4"),
+        (b"<Idle|MPos:0,0,nan>", "not a number"),
+        (b"<Idle|MPos:0,0,0|MPos:0,0,0>", "twice"),
+        (b"<Idle|MPos:0,0,0|Bf:15>", "Bf"),
+        (b"<Idle|MPos:0,0,0|Pn:Q>", "Pn"),
+        (b"<Idle|MPos:0,0,0|Ov:100,100>", "Ov"),
+        (b"<Idle|MPos:0,0,0|garbage>", "Name:value"),
+        (b"<Idle|MPos:0,0,0", "enclosed in"),
+        (b"<Idle|MPos:0,0,0|F:1|FS:1,0>", "both F and FS"),
+    ],
+)
 def test_malformed_status_reports(line, why):
     with pytest.raises(ProtocolError, match=why):
         P.parse_line(line)
@@ -144,6 +149,7 @@ def test_wpos_mpos_conversion_with_wco():
 
 # ----------------------------------------------------------------------------- bytes and lines
 
+
 def test_non_printable_bytes_are_a_protocol_error_naming_baud():
     with pytest.raises(ProtocolError, match="baud"):
         P.parse_line(b"o\xffk")
@@ -160,7 +166,14 @@ def test_line_splitter_byte_by_byte_equals_chunks():
     b = P.LineSplitter()
     assert one == b.feed(stream)
     assert one[0] == b"" and one[1] == b"Grbl 1.1h ['$' for help]" and len(one) == 6
-    assert [type(P.parse_line(x)).__name__ for x in one] == ["NoneType", "Welcome", "Message", "Ok", "ErrorReply", "StatusReport"]
+    assert [type(P.parse_line(x)).__name__ for x in one] == [
+        "NoneType",
+        "Welcome",
+        "Message",
+        "Ok",
+        "ErrorReply",
+        "StatusReport",
+    ]
 
 
 def test_line_splitter_caps_runaway_lines():
@@ -181,13 +194,18 @@ def test_realtime_bytes():
 
 # ----------------------------------------------------------------------------- formatting
 
+
 def test_format_jog_and_move():
     assert P.format_jog({"X": 1.0, "Y": 0.0, "Z": -0.25}, 300.0) == "$J=G91 G21 X1.000 Z-0.250 F300.0"
     assert P.format_move({"X": -10, "Y": -5.5, "Z": 0.0}, 480) == "G90 G21 G53 G1 X-10.000 Y-5.500 Z0.000 F480.0"
     assert P.format_move({"X": 1}, 60, machine_coords=False) == "G90 G21 G1 X1.000 F60.0"
     assert P.format_number(-0.0001) == "0.000" and P.format_number(2.5, 1) == "2.5"
-    for bad in (lambda: P.format_jog({"X": 0.0}, 100), lambda: P.format_jog({"X": 1}, 0),
-                lambda: P.format_move({"X": float("nan")}, 100), lambda: P.format_jog({"Q": 1}, 100)):
+    for bad in (
+        lambda: P.format_jog({"X": 0.0}, 100),
+        lambda: P.format_jog({"X": 1}, 0),
+        lambda: P.format_move({"X": float("nan")}, 100),
+        lambda: P.format_jog({"Q": 1}, 100),
+    ):
         with pytest.raises(P.GrblLineError):
             bad()
 
@@ -209,6 +227,7 @@ def test_settings_mismatch_messages_name_the_setting():
 
 
 # ----------------------------------------------------------------------------- character counting
+
 
 def test_character_counter_never_exceeds_capacity_and_frees_oldest():
     rng = np.random.default_rng(3)
@@ -235,10 +254,21 @@ def test_character_counter_never_exceeds_capacity_and_frees_oldest():
 
 # ----------------------------------------------------------------------------- fuzz
 
-VALID = [b"ok", b"error:22", b"ALARM:3", b"Grbl 1.1h ['$' for help]", b"$110=600.000", b"[MSG:Caution: Unlocked]",
-         b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]", b"[VER:1.1h.20190825:]", b"[OPT:V,15,128]",
-         b"<Jog|MPos:-1.000,-2.000,-3.000|Bf:15,128|FS:600,0|WCO:0.000,0.000,0.000>",
-         b"<Hold:1|WPos:1.000,2.000,3.000|Ov:100,100,100|A:S>", b"[G54:0.000,0.000,0.000]", b">G54:ok"]
+VALID = [
+    b"ok",
+    b"error:22",
+    b"ALARM:3",
+    b"Grbl 1.1h ['$' for help]",
+    b"$110=600.000",
+    b"[MSG:Caution: Unlocked]",
+    b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]",
+    b"[VER:1.1h.20190825:]",
+    b"[OPT:V,15,128]",
+    b"<Jog|MPos:-1.000,-2.000,-3.000|Bf:15,128|FS:600,0|WCO:0.000,0.000,0.000>",
+    b"<Hold:1|WPos:1.000,2.000,3.000|Ov:100,100,100|A:S>",
+    b"[G54:0.000,0.000,0.000]",
+    b">G54:ok",
+]
 
 
 def _malformed(rng: np.random.Generator) -> bytes:
@@ -251,7 +281,7 @@ def _malformed(rng: np.random.Generator) -> bytes:
         return bytes(raw)
     if kind == 1:  # a valid line with one byte replaced by a control or high byte
         raw = bytearray(VALID[int(rng.integers(len(VALID)))])
-        raw[int(rng.integers(len(raw)))] = int(rng.choice([0x00, 0x07, 0x1b, 0x7f, 0x80, 0xc3, 0xff]))
+        raw[int(rng.integers(len(raw)))] = int(rng.choice([0x00, 0x07, 0x1B, 0x7F, 0x80, 0xC3, 0xFF]))
         return bytes(raw)
     if kind == 2:  # a status report cut short or with a broken number
         s = b"<Run|MPos:-1.000,-2.000,-3.000|FS:600,0>"
@@ -288,7 +318,7 @@ def test_ten_thousand_random_mutations_never_crash_the_parser():
             if op == 0 and raw:
                 del raw[min(pos, len(raw) - 1)]
             elif op == 1:
-                raw.insert(pos, int(rng.integers(0x20, 0x7f)))
+                raw.insert(pos, int(rng.integers(0x20, 0x7F)))
             elif raw:
                 raw[min(pos, len(raw) - 1)] = int(rng.integers(0, 256))
         try:

@@ -11,15 +11,33 @@ from ir_robot.devices.emulator import GrblEmulator
 from ir_robot.devices.loadcell import LoadCell, calibrate, counts_to_force, parse_loadcell_line
 
 
-@pytest.mark.parametrize("raw,value", [(b"123456", 123456.0), (b"-2048\r", -2048.0), (b"1024,-77", -77.0),
-                                       (b"HX711: 5000", 5000.0), (b"t=12 raw=+42", 42.0), (b"1.5", 1.5),
-                                       ("  8388607 ", 8388607.0)])
+@pytest.mark.parametrize(
+    "raw,value",
+    [
+        (b"123456", 123456.0),
+        (b"-2048\r", -2048.0),
+        (b"1024,-77", -77.0),
+        (b"HX711: 5000", 5000.0),
+        (b"t=12 raw=+42", 42.0),
+        (b"1.5", 1.5),
+        ("  8388607 ", 8388607.0),
+    ],
+)
 def test_parse_reading(raw, value):
     assert parse_loadcell_line(raw) == value
 
 
-@pytest.mark.parametrize("raw,why", [(b"", "empty"), (b"abc", "not a number"), (b"12\xff", "non-ASCII"),
-                                     (b"99999999", "24-bit"), (b"1" * 100, "characters"), (b"1,2,", "not a number")])
+@pytest.mark.parametrize(
+    "raw,why",
+    [
+        (b"", "empty"),
+        (b"abc", "not a number"),
+        (b"12\xff", "non-ASCII"),
+        (b"99999999", "24-bit"),
+        (b"1" * 100, "characters"),
+        (b"1,2,", "not a number"),
+    ],
+)
 def test_parse_errors(raw, why):
     with pytest.raises(ProtocolError, match=why):
         parse_loadcell_line(raw)
@@ -52,7 +70,9 @@ def test_reader_tare_and_callbacks_on_the_emulator(rig_config):
             assert f == pytest.approx(0.75, abs=0.01) and lc.age_s() < 0.1
             assert len(seen) >= n and seen[-1][1] == pytest.approx(0.75, abs=0.01)
             tare = lc.tare(n_samples=10)
-            assert tare == pytest.approx(rig_config.loadcell.tare_counts + 0.75 * rig_config.loadcell.counts_per_n, abs=20)
+            assert tare == pytest.approx(
+                rig_config.loadcell.tare_counts + 0.75 * rig_config.loadcell.counts_per_n, abs=20
+            )
             time.sleep(0.1)
             assert abs(lc.latest()[1]) < 0.01
             emu._lc_pty.close()

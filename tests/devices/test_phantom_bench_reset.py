@@ -21,17 +21,17 @@ def _insert(bench: PhantomBench, to_mm: float, t0: float = 0.0, step_mm: float =
 
 def test_reset_gives_a_fresh_phantom_and_is_refused_with_the_needle_in():
     bench = PhantomBench()
-    t = _insert(bench, 22.0)                      # through the skin and the front wall of the vein
+    t = _insert(bench, 22.0)  # through the skin and the front wall of the vein
     assert bench.flashback and any(e.membrane == "vessel_wall" for e in bench.events())
     with pytest.raises(RigError, match="retract it"):
         bench.reset()
-    assert bench.events()                          # refused: nothing forgotten
+    assert bench.events()  # refused: nothing forgotten
     s = 22.0
-    while s > 0.0:                                 # out again
+    while s > 0.0:  # out again
         s = max(s - 0.2, 0.0)
         t += 0.05
         bench.force_fn(t, PIVOT.replace(insert_mm=s), -4.0)
     bench.reset()
     assert not bench.flashback and not bench.events() and not bench.back_wall_punctured
-    _insert(bench, 22.0, t)                        # the new block's membranes tear again
+    _insert(bench, 22.0, t)  # the new block's membranes tear again
     assert {e.membrane for e in bench.events()} >= {"skin", "vessel_wall"}

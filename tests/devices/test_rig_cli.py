@@ -37,8 +37,18 @@ def run(capsys, *argv):
 
 
 def test_status_json(capsys, emu, config_file):
-    code, out, _ = run(capsys, "rig", "status", "--port", emu.port, "--loadcell-port", emu.loadcell_port,
-                       "--config", config_file, "--json")
+    code, out, _ = run(
+        capsys,
+        "rig",
+        "status",
+        "--port",
+        emu.port,
+        "--loadcell-port",
+        emu.loadcell_port,
+        "--config",
+        config_file,
+        "--json",
+    )
     assert code == 0
     d = json.loads(out)
     assert d["grbl_version"] == "1.1h" and d["grbl_state"] == "Alarm" and d["rx_buffer_budget_bytes"] == 127
@@ -46,19 +56,54 @@ def test_status_json(capsys, emu, config_file):
 
 
 def test_move_and_jog_with_homing_in_the_same_session(capsys, emu, config_file):
-    code, out, _ = run(capsys, "rig", "move", "--home", "--x-mm", "40", "--insert-mm", "2", "--speed-mm-s", "10",
-                       "--port", emu.port, "--loadcell-port", "none", "--config", config_file, "--json")
+    code, out, _ = run(
+        capsys,
+        "rig",
+        "move",
+        "--home",
+        "--x-mm",
+        "40",
+        "--insert-mm",
+        "2",
+        "--speed-mm-s",
+        "10",
+        "--port",
+        emu.port,
+        "--loadcell-port",
+        "none",
+        "--config",
+        config_file,
+        "--json",
+    )
     assert code == 0
     d = json.loads(out)
     assert d["joints"]["x_mm"] == 40.0 and d["joints"]["insert_mm"] == 2.0 and d["status"] == "idle"
-    code, out, _ = run(capsys, "rig", "jog", "--home", "--joint", "insert_mm", "--distance-mm", "1.5", "--speed-mm-s",
-                       "3", "--port", emu.port, "--loadcell-port", "none", "--config", config_file, "--json")
+    code, out, _ = run(
+        capsys,
+        "rig",
+        "jog",
+        "--home",
+        "--joint",
+        "insert_mm",
+        "--distance-mm",
+        "1.5",
+        "--speed-mm-s",
+        "3",
+        "--port",
+        emu.port,
+        "--loadcell-port",
+        "none",
+        "--config",
+        config_file,
+        "--json",
+    )
     assert code == 0 and json.loads(out)["joints"]["insert_mm"] == 2.5  # homed at insert 1.0, +1.5
 
 
 def test_move_without_homing_explains_the_alarm(capsys, emu, config_file):
-    code, _, err = run(capsys, "rig", "move", "--x-mm", "45", "--port", emu.port, "--loadcell-port", "none",
-                       "--config", config_file)
+    code, _, err = run(
+        capsys, "rig", "move", "--x-mm", "45", "--port", emu.port, "--loadcell-port", "none", "--config", config_file
+    )
     assert code == 2 and "Alarm" in err and "rig home" in err
 
 
@@ -76,9 +121,23 @@ def test_errors_are_one_clear_line(capsys, config_file):
 
 def test_rig_emulator_process_serves_until_ctrl_c(tmp_path, config_file, rig_config):
     links = tmp_path / "links"
-    proc = subprocess.Popen([sys.executable, "-m", "ir_robot.cli", "rig-emulator", "--config", config_file,
-                             "--boot-delay-s", "0.05", "--link-dir", str(links)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ir_robot.cli",
+            "rig-emulator",
+            "--config",
+            config_file,
+            "--boot-delay-s",
+            "0.05",
+            "--link-dir",
+            str(links),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 30

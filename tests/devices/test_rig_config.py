@@ -21,8 +21,14 @@ def test_shipped_config_loads_and_implies_the_settings():
 
 def test_joint_mapping_round_trip_and_limits():
     cfg = load_rig_config()
-    j = JointVector(x_mm=12.5, y_mm=-7.0, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad, insert_mm=18.0,
-                    probe_yaw_rad=cfg.fixed.probe_yaw_rad)
+    j = JointVector(
+        x_mm=12.5,
+        y_mm=-7.0,
+        z_mm=cfg.fixed.z_mm,
+        pitch_rad=cfg.fixed.pitch_rad,
+        insert_mm=18.0,
+        probe_yaw_rad=cfg.fixed.probe_yaw_rad,
+    )
     mpos = cfg.mpos_from_joints(j)
     assert np.allclose(mpos, [-32.5, -29.0, -18.0])
     assert cfg.joints_from_mpos(mpos) == j

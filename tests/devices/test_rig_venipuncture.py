@@ -40,6 +40,7 @@ def test_venipuncture_completes_through_the_emulator():
     hold_in_lumen, commands = [], []
 
     with EmulatedBench(cfg, probe_offset_mm=vcfg.control.probe_offset_mm, seed=3, start=start) as eb:
+
         def on_tick(state, obs, cmd, controller):
             commands.append(cmd.velocity.as_array())
             if controller.phase == Phase.HOLD:
@@ -57,8 +58,10 @@ def test_venipuncture_completes_through_the_emulator():
         skipped = eb.rig.jogs_skipped
     out = res.outcome
     events = [msg for _, msg in out.events]
-    why = (f"{out.reason} (safety trip: {res.safety_trip}; rig: {final.status} {final.message}; "
-           f"jogs skipped {skipped})\n" + "\n".join(f"{t:7.2f} {m}" for t, m in out.events))
+    why = (
+        f"{out.reason} (safety trip: {res.safety_trip}; rig: {final.status} {final.message}; "
+        f"jogs skipped {skipped})\n" + "\n".join(f"{t:7.2f} {m}" for t, m in out.events)
+    )
 
     # the controller reports success after one attempt, with no safety trip, in time
     assert out.success and res.safety_trip is None and not res.timed_out, why
@@ -82,7 +85,7 @@ def test_venipuncture_completes_through_the_emulator():
     assert drops, why
     s_drop = float(drops[0].split(" at ")[1].split(" mm")[0])
     assert abs(s_drop - walls[0].insert_mm) < 0.5
-    assert lc_samples > 80 * 10 * 0.8 and out.peak_force_n > 1.0   # 80 Hz stream; skin peak ~1.6 N
+    assert lc_samples > 80 * 10 * 0.8 and out.peak_force_n > 1.0  # 80 Hz stream; skin peak ~1.6 N
     t_wall = [t for t, f in samples if f > 0.6]
     assert t_wall and max(f for _, f in samples) < cfg.loadcell.force_limit_n
     assert any(m.startswith("lumen test: force flat") for m in events), why
@@ -107,8 +110,9 @@ def test_a_fixed_longitudinal_probe_is_refused_with_the_fix():
 def test_cli_without_the_ultrasound_camera_is_one_clear_error(capsys):
     from ir_robot.cli import main
 
-    code = main(["rig", "venipuncture", "--port", "/dev/ttyNOPE9", "--us-source", "/dev/video97",
-                 "--perception", "classical"])
+    code = main(
+        ["rig", "venipuncture", "--port", "/dev/ttyNOPE9", "--us-source", "/dev/video97", "--perception", "classical"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("ir-robot: error: camera /dev/video97 does not exist")
 
@@ -161,4 +165,4 @@ def test_safety_margins_leave_the_fixed_joints_of_the_stage_alone():
     lo, hi = safe.limits()
     assert (lo.x_mm, hi.x_mm, lo.insert_mm, hi.insert_mm) == (-44.0, 44.0, 1.0, 39.0)
     assert lo.pitch_rad == hi.pitch_rad == cfg.fixed.pitch_rad and lo.z_mm == hi.z_mm == cfg.fixed.z_mm
-    assert safe.read_state().status != "estop"    # the stage's fixed pitch and height are not "outside" its limits
+    assert safe.read_state().status != "estop"  # the stage's fixed pitch and height are not "outside" its limits

@@ -26,11 +26,18 @@ def wait_for(pred, timeout=3.0, step=0.01):
 
 
 def joints(cfg, x=0.0, y=0.0, insert=0.0):
-    return JointVector(x_mm=x, y_mm=y, z_mm=cfg.fixed.z_mm, pitch_rad=cfg.fixed.pitch_rad, insert_mm=insert,
-                       probe_yaw_rad=cfg.fixed.probe_yaw_rad)
+    return JointVector(
+        x_mm=x,
+        y_mm=y,
+        z_mm=cfg.fixed.z_mm,
+        pitch_rad=cfg.fixed.pitch_rad,
+        insert_mm=insert,
+        probe_yaw_rad=cfg.fixed.probe_yaw_rad,
+    )
 
 
 # ----------------------------------------------------------------------------- wake-up and queries
+
 
 def test_connect_reads_banner_build_info_and_settings(rig, emulator):
     assert isinstance(rig, Rig)
@@ -87,6 +94,7 @@ def test_wpos_reports_are_converted_with_wco(rig_config, flat_force):
 
 
 # ----------------------------------------------------------------------------- motion
+
 
 def test_move_to_reaches_the_target_in_machine_coordinates(ready_rig, emulator, rig_config):
     target = joints(rig_config, x=40.0, y=19.0, insert=2.5)
@@ -166,16 +174,26 @@ def test_jogs_still_queued_count_against_the_travel(ready_rig, emulator):
     # so the third may add only what is left (0.2 mm) and the fourth nothing; no jog is refused
     for _ in range(4):
         ready_rig.command(RigCommand(JointVector(x_mm=4.0), duration_s=0.1))
-    jogs = [float(dict(re.findall(r"([XYZF])(-?[\d.]+)", line))["X"]) for line in emulator.received_lines
-            if line.startswith("$J=")]
+    jogs = [
+        float(dict(re.findall(r"([XYZF])(-?[\d.]+)", line))["X"])
+        for line in emulator.received_lines
+        if line.startswith("$J=")
+    ]
     assert sum(jogs) <= 1.0 and jogs[:2] == [0.4, 0.4] and ready_rig.jogs_clipped >= 1
     ready_rig.wait_idle(timeout=5)
     assert -0.01 <= emulator.mpos[0] <= 0.0
 
 
 def test_error_codes_map_to_exceptions_with_meaning(ready_rig):
-    cases = {"G2 X1 Y1 I1": 20, "G1 X-1": 22, "$J=G91 X-1": 22, "$J=G91 M3 X-1 F10": 16, "G4": 28, "$FOO": 3,
-             "G0 G1 X-1": 21}
+    cases = {
+        "G2 X1 Y1 I1": 20,
+        "G1 X-1": 22,
+        "$J=G91 X-1": 22,
+        "$J=G91 M3 X-1 F10": 16,
+        "G4": 28,
+        "$FOO": 3,
+        "G0 G1 X-1": 21,
+    }
     for line, code in cases.items():
         with pytest.raises(P.GrblCommandError) as info:
             ready_rig.send(line)
@@ -229,13 +247,14 @@ def test_alarm_push_raises_with_meaning_and_resets_critical_alarms(ready_rig, em
 
 # ----------------------------------------------------------------------------- streaming
 
+
 def test_streaming_ten_thousand_lines_none_lost_none_duplicated(ready_rig, emulator):
     lines = [f"N{i + 1} G{90 + i % 2} G21" if i % 3 else f"N{i + 1} F{100 + i % 900}" for i in range(10_000)]
     n_before = len(emulator.received_lines)
     ok_before = emulator.ok_sent
     res = ready_rig.stream(lines)
     assert res.sent == 10_000 and res.ok == 10_000 and res.errors == []
-    assert emulator.received_lines[n_before:] == lines          # none lost, none duplicated, in order
+    assert emulator.received_lines[n_before:] == lines  # none lost, none duplicated, in order
     assert emulator.ok_sent - ok_before == 10_000
     assert not emulator.rx_overflow and emulator.rx_overflow_bytes == 0
     assert emulator.rx_max_used <= 127 and res.max_in_flight_bytes <= 127
@@ -243,7 +262,7 @@ def test_streaming_ten_thousand_lines_none_lost_none_duplicated(ready_rig, emula
 
 
 def test_stream_with_motion_waits_for_the_planner(ready_rig, emulator):
-    lines = [f"G91 G1 X-0.05 F3000" for _ in range(60)]  # more blocks than the 15-block planner holds
+    lines = ["G91 G1 X-0.05 F3000" for _ in range(60)]  # more blocks than the 15-block planner holds
     res = ready_rig.stream(lines + ["G90"])
     assert res.ok == 61 and not emulator.rx_overflow
     st = ready_rig.wait_idle(timeout=10)
@@ -269,6 +288,7 @@ def test_naive_flooding_does_overflow_the_emulator(emulator):
 
 
 # ----------------------------------------------------------------------------- faults
+
 
 def test_port_vanishing_mid_move_is_reported_and_halted_within_100_ms(ready_rig, emulator, rig_config):
     ready_rig.move_to(joints(rig_config, x=0.0, y=19.0, insert=1.0), speed_mm_s=10.0)
@@ -308,6 +328,7 @@ def test_no_status_reply_for_500_ms_halts_with_a_clear_error(ready_rig, emulator
     waited = ready_rig.fault_time - t_stall
     assert 0.3 < waited < 1.0
     assert "no status reply" in str(ready_rig.fault) and ready_rig.port in str(ready_rig.fault)
+
     def after():
         return [b for t, b in emulator.realtime_log if t >= t_stall]
 
@@ -381,6 +402,7 @@ def test_load_cell_going_silent_halts(rig_config, flat_force):
 
 
 # ----------------------------------------------------------------------------- connection errors
+
 
 def test_wrong_port_names_it_and_the_fix(rig_config):
     with pytest.raises(RigError) as info:

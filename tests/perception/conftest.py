@@ -25,6 +25,12 @@ def tiny_weights(tmp_path_factory):
     for modality, nc in (("us", 4), ("nir", 2)):
         arch = {"name": "unet", "in_channels": 1, "num_classes": nc, "base_channels": 4, "depth": 3}
         model = UNet(1, nc, 4, 3)
-        out[modality] = save_weights(d / f"{modality}.pt", model, modality=modality, arch=arch, input_size=64,
-                                     field_of_view_mm=(30.0, 30.0) if modality == "us" else (50.0, 50.0))
+        out[modality] = save_weights(
+            d / f"{modality}.pt",
+            model,
+            modality=modality,
+            arch=arch,
+            input_size=64,
+            field_of_view_mm=(30.0, 30.0) if modality == "us" else (50.0, 50.0),
+        )
     return out

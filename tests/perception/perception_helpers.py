@@ -20,7 +20,7 @@ def needle_mask(shape, tip_rc, angle_deg, length_px, width_px):
     d = np.array([math.sin(a), math.cos(a)])
     tip = np.asarray(tip_rc, float)
     tail = tip - length_px * d
-    rr, cc = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
     q = np.stack([rr - tail[0], cc - tail[1]], axis=-1)
     t = np.clip(q @ d, 0.0, length_px)
     dist = np.linalg.norm(q - t[..., None] * d, axis=-1)

@@ -23,14 +23,15 @@ def _phantom(*vessels: VesselSpec) -> Phantom:
 
 
 def _render(phantom: Phantom, **params) -> ImageFrame:
-    return NirRenderer(NirParams(**params), seed=0).render(phantom, NirView(0.0, 0.0, 50.0), 0.0,
-                                                           np.random.default_rng(0))
+    return NirRenderer(NirParams(**params), seed=0).render(
+        phantom, NirView(0.0, 0.0, 50.0), 0.0, np.random.default_rng(0)
+    )
 
 
 def test_nir_visible_artery_is_dont_care_never_vein():
     fr = _render(_phantom(VesselSpec("artery", 3.0, 4.0, 0.0)))
     row = 127  # the artery runs along x through the image centre
-    assert (fr.labels[row - 3:row + 4] == LABEL_IGNORE).any()
+    assert (fr.labels[row - 3 : row + 4] == LABEL_IGNORE).any()
     assert not (fr.labels == LABEL_VEIN).any() and fr.vessel_kinds == ()
 
 
@@ -83,12 +84,10 @@ def test_barely_visible_needle_is_dont_care_and_outside_precision_recall():
     labels[30:32, 10:40] = LABEL_NEEDLE
     plain = np.full((64, 64), 100, np.uint8)
     mid = (datasets.NEEDLE_VISIBILITY_MIN + datasets.NEEDLE_VISIBILITY_CLEAR) / 2
-    for boost, expect in ((mid, LABEL_IGNORE), (datasets.NEEDLE_VISIBILITY_CLEAR * 2, LABEL_NEEDLE),
-                          (1, 0)):
+    for boost, expect in ((mid, LABEL_IGNORE), (datasets.NEEDLE_VISIBILITY_CLEAR * 2, LABEL_NEEDLE), (1, 0)):
         img = plain + np.uint8(round(boost))  # visibility = mean grey change near the needle
         fr = ImageFrame("us", img, (0.1, 0.1), 0.0, labels.copy(), (30.5, 39.5))
-        out = datasets._label_visible_needle(fr, ImageFrame("us", plain, (0.1, 0.1), 0.0,
-                                                            np.zeros_like(labels)))
+        out = datasets._label_visible_needle(fr, ImageFrame("us", plain, (0.1, 0.1), 0.0, np.zeros_like(labels)))
         assert (out.labels[30:32, 10:40] == expect).all(), (boost, expect)
         assert (out.tip_px is None) == (expect != LABEL_NEEDLE)
     # the evaluator: an ambiguous frame counts neither as a miss nor as a false detection

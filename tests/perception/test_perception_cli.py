@@ -18,9 +18,25 @@ def test_dataset_and_segment_commands(tmp_path, capsys, tiny_weights):
     assert img_path.is_file() and (out / "labels" / "000001.png").is_file() and (out / "frames.jsonl").is_file()
 
     mask_path, overlay, js = tmp_path / "m.png", tmp_path / "o.png", tmp_path / "r.json"
-    code = main(["segment", "--modality", "us", "--input", str(img_path), "--output", str(mask_path),
-                 "--overlay", str(overlay), "--json", str(js), "--weights", str(tiny_weights["us"]),
-                 "--threads", "1"])
+    code = main(
+        [
+            "segment",
+            "--modality",
+            "us",
+            "--input",
+            str(img_path),
+            "--output",
+            str(mask_path),
+            "--overlay",
+            str(overlay),
+            "--json",
+            str(js),
+            "--weights",
+            str(tiny_weights["us"]),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (256, 256) and mask.dtype == np.uint8 and mask.max() <= 3

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ir_robot.perception.datasets import (GAUGE_DIAMETER_MM, TRAIN_BANDS, TRAIN_GAUGES, generate, iter_frames,
-                                          load_dataset, save_dataset)
+from ir_robot.perception.datasets import (
+    GAUGE_DIAMETER_MM,
+    TRAIN_BANDS,
+    TRAIN_GAUGES,
+    generate,
+    iter_frames,
+    load_dataset,
+    save_dataset,
+)
 
 
 def test_frames_do_not_depend_on_dataset_size():
@@ -24,8 +31,11 @@ def test_training_split_avoids_the_held_out_bands():
     assert len(freqs) >= 2
     lo_hi = TRAIN_BANDS["us"]["frequency_mhz"]
     assert all(any(lo <= v <= hi for lo, hi in lo_hi) for v in freqs)
-    gauges = {min(GAUGE_DIAMETER_MM, key=lambda g: abs(GAUGE_DIAMETER_MM[g] - f.meta["needle"]["diameter_mm"]))
-              for f in frames if f.meta.get("needle")}
+    gauges = {
+        min(GAUGE_DIAMETER_MM, key=lambda g: abs(GAUGE_DIAMETER_MM[g] - f.meta["needle"]["diameter_mm"]))
+        for f in frames
+        if f.meta.get("needle")
+    }
     assert gauges <= set(TRAIN_GAUGES)
     phantoms_train = {f.meta["phantom_key"] for f in frames}
     phantoms_test = {f.meta["phantom_key"] for f in iter_frames("us", 30, seed=3, split="test")}
@@ -57,7 +67,7 @@ def test_training_views_of_the_needle_at_the_target_vessel():
     assert not any(f.meta["scenario"].startswith("near_") for f in iter_frames("us", 40, seed=4, split="test"))
     for f in near:
         assert f.meta["view"] == "transverse"
-        if f.tip_px is None:      # barely visible: labelled don't care or absent
+        if f.tip_px is None:  # barely visible: labelled don't care or absent
             continue
         sy, sx = f.spacing_mm
         # the tip (or, past the plane, the shaft's section) sits in or just above a vessel

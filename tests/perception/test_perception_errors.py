@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ir_robot.core.errors import PerceptionError
-from ir_robot.perception.inference import (NirPerception, UltrasoundPerception, load_weights, save_weights)
+from ir_robot.perception.inference import NirPerception, UltrasoundPerception, load_weights, save_weights
 from ir_robot.perception.models import UNet
 from ir_robot.perception.transforms import read_image, validate_image
 
@@ -20,19 +20,24 @@ def test_accepts_grey_in_common_layouts():
     assert np.array_equal(validate_image(np.dstack([g, g, g])), g)  # grey stored as BGR
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((64, 64), np.float32), "dtype float32"),
-    (np.zeros((64, 64), np.uint16), "dtype uint16"),
-    (np.zeros((64, 64), bool), "dtype bool"),
-    (np.dstack([np.zeros((64, 64), np.uint8), np.full((64, 64), 9, np.uint8), np.zeros((64, 64), np.uint8)]),
-     "colour channels that differ"),
-    (np.zeros((64, 64, 2), np.uint8), "not an image"),
-    (np.zeros((10, 64), np.uint8), "outside the supported"),
-    (np.zeros((40, 400), np.uint8), "aspect ratio"),
-    (np.zeros(64, np.uint8), "not an image"),
-    ([[1, 2], [3, 4]], "numpy array"),
-    (None, "None"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((64, 64), np.float32), "dtype float32"),
+        (np.zeros((64, 64), np.uint16), "dtype uint16"),
+        (np.zeros((64, 64), bool), "dtype bool"),
+        (
+            np.dstack([np.zeros((64, 64), np.uint8), np.full((64, 64), 9, np.uint8), np.zeros((64, 64), np.uint8)]),
+            "colour channels that differ",
+        ),
+        (np.zeros((64, 64, 2), np.uint8), "not an image"),
+        (np.zeros((10, 64), np.uint8), "outside the supported"),
+        (np.zeros((40, 400), np.uint8), "aspect ratio"),
+        (np.zeros(64, np.uint8), "not an image"),
+        ([[1, 2], [3, 4]], "numpy array"),
+        (None, "None"),
+    ],
+)
 def test_bad_arrays_are_refused(bad, match):
     with pytest.raises(PerceptionError, match=match):
         validate_image(bad)
@@ -83,9 +88,14 @@ def test_weights_problems_are_named(tmp_path, tiny_weights):
         NirPerception.from_weights(tiny_weights["us"])
     # right format and modality, but tensors of another architecture
     lying = tmp_path / "lying.pt"
-    save_weights(lying, UNet(1, 4, 6, 3), modality="us",
-                 arch={"name": "unet", "in_channels": 1, "num_classes": 4, "base_channels": 4, "depth": 3},
-                 input_size=64, field_of_view_mm=(30, 30))
+    save_weights(
+        lying,
+        UNet(1, 4, 6, 3),
+        modality="us",
+        arch={"name": "unet", "in_channels": 1, "num_classes": 4, "base_channels": 4, "depth": 3},
+        input_size=64,
+        field_of_view_mm=(30, 30),
+    )
     with pytest.raises(PerceptionError, match="do not fit"):
         load_weights(lying)
 
@@ -108,8 +118,19 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys, tiny_weights):
 
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"garbage")
-    code = main(["segment", "--modality", "us", "--input", str(bad), "--output", str(tmp_path / "m.png"),
-                 "--weights", str(tiny_weights["us"])])
+    code = main(
+        [
+            "segment",
+            "--modality",
+            "us",
+            "--input",
+            str(bad),
+            "--output",
+            str(tmp_path / "m.png"),
+            "--weights",
+            str(tiny_weights["us"]),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "not a readable image" in err and "Traceback" not in err
     assert not (tmp_path / "m.png").exists()

@@ -7,8 +7,15 @@ import pytest
 from perception_helpers import SPACING, needle_mask
 
 from ir_robot.core.types import LABEL_NEEDLE, LABEL_VEIN, ImageFrame
-from ir_robot.perception.metrics import (NirEvaluator, UsEvaluator, angle_error_deg, dice, match_points,
-                                         precision_recall, tip_error_mm)
+from ir_robot.perception.metrics import (
+    NirEvaluator,
+    UsEvaluator,
+    angle_error_deg,
+    dice,
+    match_points,
+    precision_recall,
+    tip_error_mm,
+)
 from ir_robot.perception.postprocess import analyse_nir, analyse_us
 
 
@@ -51,14 +58,24 @@ def test_match_points_gate_and_one_to_one():
 
 def _frame(labels, tip=None, centres=(), kinds=(), angle=None):
     meta = {} if angle is None else {"needle_angle_deg": angle}
-    return ImageFrame("us", np.zeros(labels.shape, np.uint8), SPACING, 0.0, labels, tip, centres,
-                      tuple(c[0] * SPACING[0] for c in centres), kinds, meta)
+    return ImageFrame(
+        "us",
+        np.zeros(labels.shape, np.uint8),
+        SPACING,
+        0.0,
+        labels,
+        tip,
+        centres,
+        tuple(c[0] * SPACING[0] for c in centres),
+        kinds,
+        meta,
+    )
 
 
 def test_us_evaluator_perfect_and_faulty_predictions():
     labels = np.zeros((256, 256), np.uint8)
     rr, cc = np.mgrid[0:256, 0:256]
-    labels[(rr - 100) ** 2 + (cc - 60) ** 2 <= 15 ** 2] = LABEL_VEIN
+    labels[(rr - 100) ** 2 + (cc - 60) ** 2 <= 15**2] = LABEL_VEIN
     labels[needle_mask((256, 256), (150.0, 180.0), 30.0, 100, 7)] = LABEL_NEEDLE
     f_needle = _frame(labels, (150.0, 180.0), ((100.0, 60.0),), ("vein",), angle=30.0)
     empty = np.zeros((256, 256), np.uint8)

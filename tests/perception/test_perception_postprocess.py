@@ -10,7 +10,7 @@ import pytest
 from perception_helpers import SPACING, needle_mask
 
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN
-from ir_robot.perception.postprocess import (analyse_nir, analyse_us, find_needle, us_mm_to_px, us_px_to_mm)
+from ir_robot.perception.postprocess import analyse_nir, analyse_us, find_needle, us_mm_to_px, us_px_to_mm
 
 
 @pytest.mark.parametrize("angle", [20.0, 35.0, 45.0, 150.0])
@@ -48,8 +48,8 @@ def test_needle_axis_is_weighted_by_the_probability():
     bulge = np.zeros((256, 256), np.uint8)
     # a 5 px band along the upper side of the tail half (rows above the shaft)
     a = math.radians(angle)
-    d = np.array([math.sin(a), math.cos(a)])          # (row, col) direction tail -> tip
-    n = np.array([-math.cos(a), math.sin(a)])         # towards shallower rows
+    d = np.array([math.sin(a), math.cos(a)])  # (row, col) direction tail -> tip
+    n = np.array([-math.cos(a), math.sin(a)])  # towards shallower rows
     tail_mid = np.array([140.0, 150.0]) - d * 90
     p0 = tail_mid - d * 25 + n * 5
     p1 = tail_mid + d * 25 + n * 5
@@ -57,7 +57,7 @@ def test_needle_axis_is_weighted_by_the_probability():
     extra = (bulge > 0) & ~m
     m2 = m | extra
     prob[extra] = 0.35  # argmax of 4 classes: a needle pixel can be this unsure
-    plain = find_needle(m2, SPACING)                   # no probabilities: every pixel counts fully
+    plain = find_needle(m2, SPACING)  # no probabilities: every pixel counts fully
     weighted = find_needle(m2, SPACING, prob)
     assert plain is not None and weighted is not None
     # the bulge weighs 0.35 / 0.95 of the shaft per pixel: well under the unweighted tilt
@@ -167,9 +167,16 @@ def test_results_survive_the_json_message_exactly():
     assert back.veins[0].width_mm == nir.veins[0].width_mm and back.veins[0].centre_mm == nir.veins[0].centre_mm
 
 
-@pytest.mark.parametrize("text", ["", "[]", '{"modality": "us"}', '{"modality": "ct", "spacing_mm": [1, 1]}',
-                                  '{"modality": "us", "spacing_mm": [1, 1], "source": "x", "vessels": [{"k": 1}], '
-                                  '"needle": null}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"modality": "us"}',
+        '{"modality": "ct", "spacing_mm": [1, 1]}',
+        '{"modality": "us", "spacing_mm": [1, 1], "source": "x", "vessels": [{"k": 1}], "needle": null}',
+    ],
+)
 def test_a_malformed_result_message_is_a_clear_error(text):
     from ir_robot.perception.postprocess import result_from_json
 

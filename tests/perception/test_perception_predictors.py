@@ -69,16 +69,16 @@ def test_single_frame_backends_match_the_eager_model(tiny_weights, backend):
     assert seg.backend == backend and seg._single is not None
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (2, 200, 180)).astype(np.uint8)
-    batch = seg.probabilities_batch(imgs)                  # N = 2: the eager model
-    one = seg.probabilities(imgs[0])                       # N = 1: the backend
+    batch = seg.probabilities_batch(imgs)  # N = 2: the eager model
+    one = seg.probabilities(imgs[0])  # N = 1: the backend
     assert np.abs(one - batch[0]).max() < 1e-4
-    assert np.allclose(one.sum(axis=0), 1.0, atol=1e-5)    # bilinear resizing keeps them summing to one
+    assert np.allclose(one.sum(axis=0), 1.0, atol=1e-5)  # bilinear resizing keeps them summing to one
 
 
 def test_auto_backend_prefers_onnxruntime_and_bad_names_are_refused(tiny_weights):
     from ir_robot.core.errors import PerceptionError
     from ir_robot.perception.inference import Segmenter
 
-    assert Segmenter.from_weights(tiny_weights["us"]).backend == "onnxruntime"   # a pinned requirement
+    assert Segmenter.from_weights(tiny_weights["us"]).backend == "onnxruntime"  # a pinned requirement
     with pytest.raises(PerceptionError, match="unknown inference backend 'tensorrt'"):
         Segmenter.from_weights(tiny_weights["us"], backend="tensorrt")

@@ -17,9 +17,18 @@ SP = (30 / 256, 30 / 256)
 
 def _vessel(kind, centre_mm, area_mm2, width_mm=3.0):
     px = area_mm2 / (SP[0] * SP[1])
-    return VesselDetection(kind, (centre_mm[1] / SP[0], 128 + centre_mm[0] / SP[1]), centre_mm,
-                           2 * math.sqrt(area_mm2 / math.pi), centre_mm[1], int(round(px)), 0.9, False, width_mm,
-                           width_mm)
+    return VesselDetection(
+        kind,
+        (centre_mm[1] / SP[0], 128 + centre_mm[0] / SP[1]),
+        centre_mm,
+        2 * math.sqrt(area_mm2 / math.pi),
+        centre_mm[1],
+        int(round(px)),
+        0.9,
+        False,
+        width_mm,
+        width_mm,
+    )
 
 
 def _run(tracker, n=25, rate=10.0, noise=0.01, seed=0):
@@ -30,9 +39,13 @@ def _run(tracker, n=25, rate=10.0, noise=0.01, seed=0):
         t = k / rate
         pulsing = 7.0 * (1 + 0.12 * math.sin(2 * math.pi * 1.2 * t)) * (1 + rng.normal(0, noise))
         still = 5.0 * (1 + rng.normal(0, noise))
-        drift = 0.05 * k          # the phantom drifts 0.5 mm/s sideways: tracks follow it
-        res = tracker.update(UsResult(None, SP, (_vessel("vein", (-4.0 + drift, 8.0), pulsing),
-                                                 _vessel("artery", (5.0 + drift, 6.0), still))), t)
+        drift = 0.05 * k  # the phantom drifts 0.5 mm/s sideways: tracks follow it
+        res = tracker.update(
+            UsResult(
+                None, SP, (_vessel("vein", (-4.0 + drift, 8.0), pulsing), _vessel("artery", (5.0 + drift, 6.0), still))
+            ),
+            t,
+        )
     return res
 
 
@@ -42,7 +55,7 @@ def test_the_pulse_overrides_the_single_frame_vote():
 
 
 def test_too_short_a_clip_keeps_the_segmenters_vote():
-    res = _run(VesselKindTracker(), n=8)      # 0.7 s: no verdict yet
+    res = _run(VesselKindTracker(), n=8)  # 0.7 s: no verdict yet
     assert [v.kind for v in res.vessels] == ["vein", "artery"]
 
 
@@ -79,8 +92,14 @@ def test_simulated_clips_show_arteries_pulsing_and_veins_still():
         tr = VesselKindTracker()
         for f in clip:
             res = gt.predict(f)
-            flipped = UsResult(res.mask, res.spacing_mm, tuple(
-                v.__class__(**{**v.__dict__, "kind": "vein" if v.kind == "artery" else "artery"}) for v in res.vessels))
+            flipped = UsResult(
+                res.mask,
+                res.spacing_mm,
+                tuple(
+                    v.__class__(**{**v.__dict__, "kind": "vein" if v.kind == "artery" else "artery"})
+                    for v in res.vessels
+                ),
+            )
             out = tr.update(flipped, f.stamp_s)
         truth = {tuple(np.round(c)): k for c, k in zip(clip[-1].vessel_centres_px, clip[-1].vessel_kinds)}
         for v in out.vessels:

@@ -13,8 +13,9 @@ from ir_robot.perception.train import DataConfig, ModelConfig, TrainConfig, load
 
 def _fake_set(n, seed):
     rng = np.random.default_rng(seed)
-    return FrameSet.from_frames([fake_us_frame(rng, size=64, needle=bool(i % 2)) for i in range(n)],
-                                {"modality": "us", "fake": True})
+    return FrameSet.from_frames(
+        [fake_us_frame(rng, size=64, needle=bool(i % 2)) for i in range(n)], {"modality": "us", "fake": True}
+    )
 
 
 def test_soft_targets_are_area_fractions():
@@ -27,10 +28,26 @@ def test_soft_targets_are_area_fractions():
 
 
 def test_tiny_training_lowers_the_loss(tmp_path):
-    cfg = TrainConfig(modality="us", seed=0, epochs=10, batch_size=8, lr=1e-2, input_size=64, threads=1,
-                      model=ModelConfig(base_channels=4, depth=3), data=DataConfig(train_frames=32, val_frames=8))
-    metrics = train(cfg, tmp_path, progress=False, train_set=_fake_set(48, 1), val_set=_fake_set(8, 2),
-                    evaluate=True, log=lambda *_: None)
+    cfg = TrainConfig(
+        modality="us",
+        seed=0,
+        epochs=10,
+        batch_size=8,
+        lr=1e-2,
+        input_size=64,
+        threads=1,
+        model=ModelConfig(base_channels=4, depth=3),
+        data=DataConfig(train_frames=32, val_frames=8),
+    )
+    metrics = train(
+        cfg,
+        tmp_path,
+        progress=False,
+        train_set=_fake_set(48, 1),
+        val_set=_fake_set(8, 2),
+        evaluate=True,
+        log=lambda *_: None,
+    )
     hist = metrics["history"]
     assert len(hist) == 10
     assert hist[-1]["train_loss"] < 0.7 * hist[0]["train_loss"]
@@ -47,12 +64,21 @@ def test_tiny_training_lowers_the_loss(tmp_path):
 
 
 def test_training_resumes_from_the_checkpoint(tmp_path):
-    cfg = TrainConfig(modality="us", seed=0, epochs=2, batch_size=8, input_size=64, threads=1,
-                      model=ModelConfig(base_channels=4, depth=3), data=DataConfig(train_frames=8, val_frames=4))
+    cfg = TrainConfig(
+        modality="us",
+        seed=0,
+        epochs=2,
+        batch_size=8,
+        input_size=64,
+        threads=1,
+        model=ModelConfig(base_channels=4, depth=3),
+        data=DataConfig(train_frames=8, val_frames=4),
+    )
     tr, va = _fake_set(8, 1), _fake_set(4, 2)
     first = train(cfg, tmp_path, progress=False, train_set=tr, val_set=va, evaluate=False, log=lambda *_: None)
-    again = train(cfg, tmp_path, progress=False, train_set=tr, val_set=va, evaluate=False, resume=True,
-                  log=lambda *_: None)
+    again = train(
+        cfg, tmp_path, progress=False, train_set=tr, val_set=va, evaluate=False, resume=True, log=lambda *_: None
+    )
     assert len(again["history"]) == 2 and again["history"] == first["history"]
 
 
@@ -91,12 +117,27 @@ def test_ship_model_copies_weights_and_writes_the_card_from_the_records(tmp_path
     from ir_robot.perception.model_card import ship
 
     run = tmp_path / "run"
-    cfg = TrainConfig(modality="us", seed=0, epochs=1, batch_size=8, input_size=64, threads=1,
-                      model=ModelConfig(base_channels=4, depth=3), data=DataConfig(train_frames=8, val_frames=4))
-    train(cfg, run, progress=False, train_set=_fake_set(8, 1), val_set=_fake_set(4, 2), evaluate=True,
-          log=lambda *_: None)
-    bench = {"us_weights": str(run / "model.pt"), "test_seed": 90210, "us_test_frames": 600,
-             "us_vessel_dice": 0.95, "classical_us_vessel_dice": 0.7, "needle_recall": 0.9}
+    cfg = TrainConfig(
+        modality="us",
+        seed=0,
+        epochs=1,
+        batch_size=8,
+        input_size=64,
+        threads=1,
+        model=ModelConfig(base_channels=4, depth=3),
+        data=DataConfig(train_frames=8, val_frames=4),
+    )
+    train(
+        cfg, run, progress=False, train_set=_fake_set(8, 1), val_set=_fake_set(4, 2), evaluate=True, log=lambda *_: None
+    )
+    bench = {
+        "us_weights": str(run / "model.pt"),
+        "test_seed": 90210,
+        "us_test_frames": 600,
+        "us_vessel_dice": 0.95,
+        "classical_us_vessel_dice": 0.7,
+        "needle_recall": 0.9,
+    }
     (tmp_path / "bench.json").write_text(json.dumps(bench))
     dest = ship("us", run, bench_json=tmp_path / "bench.json", models_dir=tmp_path / "models")
     assert (dest / "model.pt").read_bytes() == (run / "model.pt").read_bytes()

@@ -34,10 +34,10 @@ def test_fixed_joints_come_from_the_limits_and_speed_limits():
 
 def test_plan_uses_the_fixed_pitch_and_height_and_puts_the_tip_at_the_target():
     depth = 5.0
-    offset = (Z + depth) / math.tan(PITCH)              # the mount that images this depth in the plane
+    offset = (Z + depth) / math.tan(PITCH)  # the mount that images this depth in the plane
     v = vessel(y=4.0, depth=depth)
     plan = plan_insertion(v, lower=LO, upper=HI, params=params(offset))
-    assert plan.pitch_rad == PITCH                       # not the preferred 20 deg or the 15..45 deg grid
+    assert plan.pitch_rad == PITCH  # not the preferred 20 deg or the 15..45 deg grid
     assert plan.pivot_mm[2] == pytest.approx(Z, abs=1e-9)  # the stage's height, not the standoff range
     assert plan.pivot_mm[1] == pytest.approx(4.0)
     assert plan.insert_mm == pytest.approx((Z + depth) / math.sin(PITCH))
@@ -55,8 +55,9 @@ def test_depths_the_fixed_geometry_cannot_image_are_refused_and_say_why():
     with pytest.raises(UnreachableTarget, match="off the ultrasound plane"):
         plan_insertion(vessel(depth=9.0), lower=LO, upper=HI, params=p)
     # a pitch range that excludes the stage's tilt does not matter: the rig has one angle
-    plan = plan_insertion(vessel(depth=5.0), lower=LO, upper=HI,
-                          params=dataclasses.replace(p, pitch_range_deg=(30.0, 45.0)))
+    plan = plan_insertion(
+        vessel(depth=5.0), lower=LO, upper=HI, params=dataclasses.replace(p, pitch_range_deg=(30.0, 45.0))
+    )
     assert plan.pitch_rad == PITCH
     below = dataclasses.replace(LO, z_mm=-1.0)
     with pytest.raises(UnreachableTarget, match="not above the skin"):
@@ -70,8 +71,8 @@ def test_a_moved_target_slides_along_the_needle_when_the_height_is_fixed():
     assert moved.pivot_mm == pytest.approx((plan.pivot_mm[0], plan.pivot_mm[1] + 0.4, plan.pivot_mm[2]))
     assert moved.target_mm[1] == pytest.approx(plan.target_mm[1] + 0.4)
     assert moved.target_mm[2] == pytest.approx(plan.target_mm[2] - 0.3)
-    assert moved.tip_at(moved.insert_mm) == pytest.approx(moved.target_mm)     # still on the needle line
+    assert moved.tip_at(moved.insert_mm) == pytest.approx(moved.target_mm)  # still on the needle line
     assert moved.insert_mm - plan.insert_mm == pytest.approx(0.3 / math.sin(PITCH))
     assert moved.reserve_mm == pytest.approx(plan.reserve_mm)
-    free = plan.moved(0.4, -0.3)                                               # a rig that can follow in z
+    free = plan.moved(0.4, -0.3)  # a rig that can follow in z
     assert free.pivot_mm[2] == pytest.approx(plan.pivot_mm[2] - 0.3) and free.insert_mm == plan.insert_mm

@@ -10,18 +10,28 @@ from ir_robot.core.types import JointVector, NirView, ProbePose, needle_directio
 from ir_robot.planning.geometry import nir_to_world, tip_of, us_to_world, world_to_nir, world_to_us
 from ir_robot.planning.insertion import InsertionParams, UnreachableTarget, lumen_path, plan_insertion
 from ir_robot.planning.targets import TargetCriteria, rank_targets
-from ir_robot.planning.vessels import (CrossSection, FusionParams, NirTrace, VesselEstimate, fuse_scan,
-                                      straight_length)
+from ir_robot.planning.vessels import CrossSection, FusionParams, NirTrace, VesselEstimate, fuse_scan, straight_length
 
 # the rig of urdf/ir_rig.urdf
 LO = JointVector(-45.0, -22.0, 0.0, math.radians(15), 0.0, 0.0)
 HI = JointVector(45.0, 22.0, 60.0, math.radians(45), 40.0, math.pi / 2)
 
 
-def vessel(y=0.0, depth=5.0, d=2.0, h=None, kind="vein", slope_y=0.0, slope_z=0.0, x_range=(-10.0, 20.0),
-           straight=30.0, nir=True):
-    return VesselEstimate(kind, (slope_y, y), (slope_z, -depth), d, h if h is not None else d, x_range, straight,
-                          nir_linked=nir)
+def vessel(
+    y=0.0,
+    depth=5.0,
+    d=2.0,
+    h=None,
+    kind="vein",
+    slope_y=0.0,
+    slope_z=0.0,
+    x_range=(-10.0, 20.0),
+    straight=30.0,
+    nir=True,
+):
+    return VesselEstimate(
+        kind, (slope_y, y), (slope_z, -depth), d, h if h is not None else d, x_range, straight, nir_linked=nir
+    )
 
 
 def path_gap(plan, other: VesselEstimate, wall=0.5) -> float:
@@ -35,6 +45,7 @@ def path_gap(plan, other: VesselEstimate, wall=0.5) -> float:
 
 
 # ----------------------------------------------------------------------------- frames
+
 
 def test_ultrasound_pixels_round_trip_and_match_the_documented_formula():
     probe = ProbePose(3.0, -2.0, math.pi / 2)
@@ -55,12 +66,15 @@ def test_tip_from_joints():
 
 # ----------------------------------------------------------------------------- fusion
 
+
 def test_fuse_scan_groups_cross_sections_fits_slopes_and_links_nir():
     secs = [
         # vein A at y = 2 + 0.1 x, z = -5 - 0.05 x, seen at x = 0 and x = 10
-        CrossSection("vein", 0.0, 2.0, -5.0, 2.0, 1.6), CrossSection("vein", 10.0, 3.0, -5.5, 2.2, 1.6),
+        CrossSection("vein", 0.0, 2.0, -5.0, 2.0, 1.6),
+        CrossSection("vein", 10.0, 3.0, -5.5, 2.2, 1.6),
         # artery B at y = -9, z = -9
-        CrossSection("artery", 0.0, -9.0, -9.0, 3.0, 3.0), CrossSection("vein", 10.0, -9.1, -9.0, 3.0, 3.0),
+        CrossSection("artery", 0.0, -9.0, -9.0, 3.0, 3.0),
+        CrossSection("vein", 10.0, -9.1, -9.0, 3.0, 3.0),
         CrossSection("artery", 10.0, -9.05, -9.0, 3.0, 3.0),
     ]
     xs = np.linspace(-20, 20, 41)
@@ -80,12 +94,17 @@ def test_fuse_scan_groups_cross_sections_fits_slopes_and_links_nir():
 
 def test_fusion_links_an_angled_vein_across_stations_but_keeps_neighbours_apart():
     # a vein at 8 deg plus 1 mm of arm motion between stations: 2.4 mm sideways over 10 mm of x
-    secs = [CrossSection("vein", 0.0, -3.0, -10.3, 4.2, 2.8), CrossSection("vein", 10.0, -0.6, -10.0, 4.2, 2.8),
-            # its neighbour 6 mm away, same depth, and a vessel right above it at another depth
-            CrossSection("vein", 0.0, 3.0, -10.2, 2.0, 2.0), CrossSection("vein", 10.0, 5.3, -10.1, 2.0, 2.0),
-            CrossSection("vein", 0.0, -3.0, -5.0, 2.0, 2.0), CrossSection("vein", 10.0, -2.5, -5.1, 2.0, 2.0),
-            # a one-off blob seen at one station only
-            CrossSection("vein", 0.0, 12.0, -4.0, 1.0, 1.0)]
+    secs = [
+        CrossSection("vein", 0.0, -3.0, -10.3, 4.2, 2.8),
+        CrossSection("vein", 10.0, -0.6, -10.0, 4.2, 2.8),
+        # its neighbour 6 mm away, same depth, and a vessel right above it at another depth
+        CrossSection("vein", 0.0, 3.0, -10.2, 2.0, 2.0),
+        CrossSection("vein", 10.0, 5.3, -10.1, 2.0, 2.0),
+        CrossSection("vein", 0.0, -3.0, -5.0, 2.0, 2.0),
+        CrossSection("vein", 10.0, -2.5, -5.1, 2.0, 2.0),
+        # a one-off blob seen at one station only
+        CrossSection("vein", 0.0, 12.0, -4.0, 1.0, 1.0),
+    ]
     vessels, _ = fuse_scan(secs)
     assert sorted(v.n_views for v in vessels) == [2, 2, 2]
     wide = max(vessels, key=lambda v: v.diameter_mm)
@@ -112,14 +131,15 @@ def test_shifted_vessel_moves_rigidly():
 
 # ----------------------------------------------------------------------------- selection
 
+
 def test_selection_rejects_arteries_small_deep_and_curved_veins_and_ranks_the_rest():
     vs = [
-        vessel(y=-10, depth=6, d=4.0, kind="artery"),     # biggest, but an artery
-        vessel(y=0, depth=4, d=0.6),                      # too small
-        vessel(y=5, depth=20, d=3.0),                     # too deep
-        vessel(y=10, depth=5, d=2.5, straight=3.0),       # too curved
-        vessel(y=15, depth=6, d=2.0),                     # ok
-        vessel(y=-4, depth=3, d=2.2),                     # ok, better (wider, shallower), but 2.9 mm from the artery
+        vessel(y=-10, depth=6, d=4.0, kind="artery"),  # biggest, but an artery
+        vessel(y=0, depth=4, d=0.6),  # too small
+        vessel(y=5, depth=20, d=3.0),  # too deep
+        vessel(y=10, depth=5, d=2.5, straight=3.0),  # too curved
+        vessel(y=15, depth=6, d=2.0),  # ok
+        vessel(y=-4, depth=3, d=2.2),  # ok, better (wider, shallower), but 2.9 mm from the artery
     ]
     cands = rank_targets(vs, TargetCriteria(min_artery_clearance_mm=2.0))
     by_index = {c.index: c for c in cands}
@@ -138,14 +158,20 @@ def test_selection_rejects_arteries_small_deep_and_curved_veins_and_ranks_the_re
 def test_an_uncertain_call_is_a_candidate_only_for_a_caller_that_checks_the_pulse():
     import dataclasses
 
-    vs = [dataclasses.replace(vessel(y=0, depth=5, d=4.0), kind_confidence=0.55),   # best score, uncertain
-          vessel(y=12, depth=6, d=2.0),                                              # sure vein
-          dataclasses.replace(vessel(y=-12, depth=5, d=3.0), kind_confidence=0.45, kind="artery")]
+    vs = [
+        dataclasses.replace(vessel(y=0, depth=5, d=4.0), kind_confidence=0.55),  # best score, uncertain
+        vessel(y=12, depth=6, d=2.0),  # sure vein
+        dataclasses.replace(vessel(y=-12, depth=5, d=3.0), kind_confidence=0.45, kind="artery"),
+    ]
     plain = {c.index: c for c in rank_targets(vs, TargetCriteria())}
     assert not plain[0].accepted and "uncertain" in plain[0].reasons[0] and not plain[0].needs_pulse
     cands = rank_targets(vs, TargetCriteria(), pulse_check=True)
     # sure veins first, then the uncertain one, which needs a "vein" verdict; an artery stays rejected
-    assert [(c.index, c.accepted, c.needs_pulse) for c in cands] == [(1, True, False), (0, True, True), (2, False, False)]
+    assert [(c.index, c.accepted, c.needs_pulse) for c in cands] == [
+        (1, True, False),
+        (0, True, True),
+        (2, False, False),
+    ]
     assert "its pulse is found absent" in cands[1].describe()
     # switched off: as without a pulse check
     off = {c.index: c for c in rank_targets(vs, TargetCriteria(uncertain_needs_pulse=False), pulse_check=True)}
@@ -154,6 +180,7 @@ def test_an_uncertain_call_is_a_candidate_only_for_a_caller_that_checks_the_puls
 
 # ----------------------------------------------------------------------------- insertion plans
 
+
 def test_plan_puts_the_tip_at_the_lumen_centre_in_the_ultrasound_plane():
     v = vessel(y=3.0, depth=6.0, d=2.0, slope_y=0.05, slope_z=-0.02)
     p = InsertionParams()
@@ -161,8 +188,8 @@ def test_plan_puts_the_tip_at_the_lumen_centre_in_the_ultrasound_plane():
     target = np.asarray(plan.target_mm)
     assert plan.tip_at(plan.insert_mm) == pytest.approx(target, abs=1e-9)
     assert target == pytest.approx(v.centre_at(target[0]), abs=1e-9)
-    assert plan.pivot_mm[1] == pytest.approx(target[1])          # needle plane through the target
-    assert abs(plan.plane_offset_mm) < 0.05                       # the probe images the target
+    assert plan.pivot_mm[1] == pytest.approx(target[1])  # needle plane through the target
+    assert abs(plan.plane_offset_mm) < 0.05  # the probe images the target
     standoff = plan.pivot_mm[2]
     assert p.standoff_range_mm[0] - 1e-9 <= standoff <= p.standoff_range_mm[1] + 1e-9
     assert math.radians(15) <= plan.pitch_rad <= math.radians(45)
@@ -183,7 +210,7 @@ def test_plan_steers_clear_of_a_vessel_crossing_over_the_target():
     # a shallower vein crossing diagonally right above the target around x = 0..5
     crossing = vessel(y=-1.0, depth=4.0, d=2.0, slope_y=0.5, x_range=(-10.0, 20.0))
     free = plan_insertion(target, lower=LO, upper=HI)
-    assert path_gap(free, crossing) < 1.0        # without the obstacle the cheapest plan goes through it
+    assert path_gap(free, crossing) < 1.0  # without the obstacle the cheapest plan goes through it
     plan = plan_insertion(target, [crossing], lower=LO, upper=HI)
     assert path_gap(plan, crossing) >= InsertionParams().clearance_mm - 0.05
     assert plan.clearance_mm >= InsertionParams().clearance_mm
@@ -198,12 +225,19 @@ def test_vessel_directly_above_all_along_makes_the_target_unreachable():
     assert "another vessel" in str(err.value)
 
 
-@pytest.mark.parametrize("v, params, words", [
-    (vessel(depth=30.0, d=3.0), InsertionParams(), "off the ultrasound plane"),   # too deep for the probe geometry
-    (vessel(depth=30.0, d=3.0), InsertionParams(max_plane_offset_mm=50.0), "insertion axis"),  # and for 40 mm travel
-    (vessel(y=21.8, depth=5.0), InsertionParams(), "pivot y outside the rig's travel"),  # beyond the Y carriage
-    (vessel(depth=5.0, d=2.0, h=0.2), InsertionParams(), "lumen path shorter"),          # flattened to nothing
-])
+@pytest.mark.parametrize(
+    "v, params, words",
+    [
+        (vessel(depth=30.0, d=3.0), InsertionParams(), "off the ultrasound plane"),  # too deep for the probe geometry
+        (
+            vessel(depth=30.0, d=3.0),
+            InsertionParams(max_plane_offset_mm=50.0),
+            "insertion axis",
+        ),  # and for 40 mm travel
+        (vessel(y=21.8, depth=5.0), InsertionParams(), "pivot y outside the rig's travel"),  # beyond the Y carriage
+        (vessel(depth=5.0, d=2.0, h=0.2), InsertionParams(), "lumen path shorter"),  # flattened to nothing
+    ],
+)
 def test_unreachable_targets_say_why(v, params, words):
     with pytest.raises(UnreachableTarget) as err:
         plan_insertion(v, lower=LO, upper=HI, params=params)

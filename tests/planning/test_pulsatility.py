@@ -6,8 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from ir_robot.planning.pulsatility import (ARTERY, UNKNOWN, VEIN, CrossSectionSeries, PulsatilityError,
-                                           PulsatilityParams, assess_pulsatility, pulse_fit)
+from ir_robot.planning.pulsatility import (
+    ARTERY,
+    UNKNOWN,
+    VEIN,
+    CrossSectionSeries,
+    PulsatilityError,
+    PulsatilityParams,
+    assess_pulsatility,
+    pulse_fit,
+)
 
 P = PulsatilityParams()
 
@@ -31,7 +39,7 @@ def test_a_pulsating_cross_section_is_an_artery(pulsation, hz):
     t, a, w = radius_series(pulsation, hz)
     r = assess_pulsatility(series(a, t, w), P)
     assert r.verdict == ARTERY, r.describe()
-    assert r.index == pytest.approx(2 * pulsation, rel=0.15)     # area swings twice the radius
+    assert r.index == pytest.approx(2 * pulsation, rel=0.15)  # area swings twice the radius
     assert r.frequency_hz == pytest.approx(hz, abs=0.1)
     assert r.band_fraction > 0.95
     assert r.aspect == pytest.approx(1.0, abs=0.02) and not r.compressed
@@ -40,7 +48,7 @@ def test_a_pulsating_cross_section_is_an_artery(pulsation, hz):
 
 def test_a_flat_cross_section_is_a_vein_and_its_compression_is_reported():
     t, a, w = radius_series(0.0)
-    r = assess_pulsatility(series(a * 0.8, t, w), P)            # an ellipse with axis ratio 0.8
+    r = assess_pulsatility(series(a * 0.8, t, w), P)  # an ellipse with axis ratio 0.8
     assert r.verdict == VEIN and r.index < 1e-9
     assert r.aspect == pytest.approx(0.8, abs=0.01) and r.compressed
     assert "no pulse" in r.describe() and "compressed" in r.describe()
@@ -83,29 +91,32 @@ def test_irregular_stamps_are_handled_and_outlier_frames_left_out():
     _, a, _ = radius_series(0.06, t=t)
     assert assess_pulsatility(series(a, t), P).verdict == ARTERY
     a2 = a.copy()
-    a2[[4, 13]] *= 1.8                                          # the segmenter merged it with a shadow twice
+    a2[[4, 13]] *= 1.8  # the segmenter merged it with a shadow twice
     r = assess_pulsatility(series(a2, t), P)
     assert r.verdict == ARTERY and r.n_samples == 19 and "2 outlier" in r.reason
     a3 = a.copy()
-    a3[::3] *= 0.4                                              # every third frame lost half the lumen
+    a3[::3] *= 0.4  # every third frame lost half the lumen
     with pytest.raises(PulsatilityError, match="unstable segmentation"):
         assess_pulsatility(series(a3, t), P)
 
 
 def test_weak_swing_is_unknown():
-    t, a, _ = radius_series(0.018)                             # 3.6 % area swing: between the thresholds
+    t, a, _ = radius_series(0.018)  # 3.6 % area swing: between the thresholds
     assert assess_pulsatility(series(a, t), P).verdict == UNKNOWN
 
 
-@pytest.mark.parametrize("t,area,match", [
-    (0.1 * np.arange(5), np.ones(5), "too short: 5 frame"),
-    (0.1 * np.arange(12), np.ones(12), "too short: the frames span 1.10 s"),
-    (np.r_[0.1 * np.arange(10), 1.6 + 0.1 * np.arange(10)], np.ones(20), "irregular: a gap of 0.70 s"),
-    (0.3 * np.arange(20), np.ones(20), "sampled too slowly"),
-    (np.r_[0.1 * np.arange(10), 0.9, 1.0 + 0.1 * np.arange(10)], np.ones(21), "not strictly increasing"),
-    (0.1 * np.arange(20), np.r_[np.ones(19), 0.0], "non-positive area"),
-    (0.1 * np.arange(20), np.r_[np.ones(19), np.nan], "non-finite"),
-])
+@pytest.mark.parametrize(
+    "t,area,match",
+    [
+        (0.1 * np.arange(5), np.ones(5), "too short: 5 frame"),
+        (0.1 * np.arange(12), np.ones(12), "too short: the frames span 1.10 s"),
+        (np.r_[0.1 * np.arange(10), 1.6 + 0.1 * np.arange(10)], np.ones(20), "irregular: a gap of 0.70 s"),
+        (0.3 * np.arange(20), np.ones(20), "sampled too slowly"),
+        (np.r_[0.1 * np.arange(10), 0.9, 1.0 + 0.1 * np.arange(10)], np.ones(21), "not strictly increasing"),
+        (0.1 * np.arange(20), np.r_[np.ones(19), 0.0], "non-positive area"),
+        (0.1 * np.arange(20), np.r_[np.ones(19), np.nan], "non-finite"),
+    ],
+)
 def test_series_that_cannot_be_assessed_raise_clear_errors(t, area, match):
     with pytest.raises(PulsatilityError, match=match):
         assess_pulsatility(series(area, t), P)
@@ -123,6 +134,7 @@ def test_bad_inputs_and_params_are_refused():
 
 # ---------------------------------------------------------------------------------- simulated frames
 
+
 def test_verdict_on_simulated_frames_over_an_artery_and_a_vein():
     """Transverse frames at 10 Hz for 2 s over each vessel of a moving phantom, cross-sections from
     GroundTruthPerception placed by measure_us (the controller's path): artery pulsates, veins do not."""
@@ -134,10 +146,13 @@ def test_verdict_on_simulated_frames_over_an_artery_and_a_vein():
     from ir_robot.sim.ultrasound import UltrasoundParams, UltrasoundRenderer
 
     base = sample_phantom(np.random.default_rng(3), n_vessels=2)
-    vessels = (VesselSpec("artery", 3.0, 9.0, -6.0, pulsation=0.05, pulse_hz=0.9),      # weak, slow pulse
-               VesselSpec("vein", 1.2, 4.0, 6.0, compression=0.8))                       # small, squashed
-    spec = PhantomSpec("pulse", base.block, base.layers, vessels,
-                       MotionSpec(True, (0.05, 0.05, 0.0), (1.5, 0.9, 0.3), 0.25, 0.4))
+    vessels = (
+        VesselSpec("artery", 3.0, 9.0, -6.0, pulsation=0.05, pulse_hz=0.9),  # weak, slow pulse
+        VesselSpec("vein", 1.2, 4.0, 6.0, compression=0.8),
+    )  # small, squashed
+    spec = PhantomSpec(
+        "pulse", base.block, base.layers, vessels, MotionSpec(True, (0.05, 0.05, 0.0), (1.5, 0.9, 0.3), 0.25, 0.4)
+    )
     ph = Phantom(spec)
     ren = UltrasoundRenderer(UltrasoundParams(), seed=0)
     gt = GroundTruthPerception(PostprocessParams(min_vessel_area_mm2=0.25))

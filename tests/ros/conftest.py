@@ -20,8 +20,10 @@ def domain_id() -> int:
 def gt_params(tmp_path):
     """Ground-truth perception (no weights needed, fast) for graph tests."""
     p = tmp_path / "gt.yaml"
-    p.write_text("us_perception:\n  ros__parameters:\n    model: ground_truth\n"
-                 "nir_perception:\n  ros__parameters:\n    model: ground_truth\n")
+    p.write_text(
+        "us_perception:\n  ros__parameters:\n    model: ground_truth\n"
+        "nir_perception:\n  ros__parameters:\n    model: ground_truth\n"
+    )
     return p
 
 
@@ -53,12 +55,13 @@ class Probe:
         self.node = Node("test_probe", context=self.ctx)
         self.states, self.phases, self.summaries, self.joints = [], [], [], []
         self.node.create_subscription(String, "/procedure/state", lambda m: self.states.append(m.data), qos.latched())
-        self.node.create_subscription(String, "/controller/phase", lambda m: self.phases.append(m.data),
-                                      qos.events())
-        self.node.create_subscription(String, "/sim/summary", lambda m: self.summaries.append(json.loads(m.data)),
-                                      qos.latched())
-        self.node.create_subscription(JointState, "/rig/joint_states", lambda m: self.joints.append(list(m.position)),
-                                      qos.state())
+        self.node.create_subscription(String, "/controller/phase", lambda m: self.phases.append(m.data), qos.events())
+        self.node.create_subscription(
+            String, "/sim/summary", lambda m: self.summaries.append(json.loads(m.data)), qos.latched()
+        )
+        self.node.create_subscription(
+            JointState, "/rig/joint_states", lambda m: self.joints.append(list(m.position)), qos.state()
+        )
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(self.node)
         self.thread = spin_in_background(self.executor, "test-probe")

@@ -33,17 +33,28 @@ def test_bad_input_is_refused_and_no_node_crashes(domain_id, tmp_path, probe):
 
     quiet = tmp_path / "quiet.yaml"
     quiet.write_text(QUIET)
-    runner = GraphRunner("sim", params=[quiet], domain_id=domain_id,
-                         only=["sim", "us_perception", "supervisor"]).start()
+    runner = GraphRunner(
+        "sim", params=[quiet], domain_id=domain_id, only=["sim", "us_perception", "supervisor"]
+    ).start()
     try:
         sim, us = runner.nodes["sim"], runner.nodes["us_perception"]
         # a parameter set to an invalid value: rejected with the reason, old value kept
-        req = SetParameters.Request(parameters=[ParameterMsg(
-            name="us_rate_hz", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=500.0))])
+        req = SetParameters.Request(
+            parameters=[
+                ParameterMsg(
+                    name="us_rate_hz", value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=500.0)
+                )
+            ]
+        )
         res = probe.call(SetParameters, "/sim/set_parameters", req).results[0]
         assert not res.successful and "out of range" in res.reason
-        req = SetParameters.Request(parameters=[ParameterMsg(
-            name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="classical"))])
+        req = SetParameters.Request(
+            parameters=[
+                ParameterMsg(
+                    name="model", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="classical")
+                )
+            ]
+        )
         res = probe.call(SetParameters, "/us_perception/set_parameters", req).results[0]
         assert not res.successful and "read-only" in res.reason
         got = probe.call(GetParameters, "/sim/get_parameters", GetParameters.Request(names=["us_rate_hz"]))
@@ -76,7 +87,7 @@ def test_bad_input_is_refused_and_no_node_crashes(domain_id, tmp_path, probe):
         # malformed and out-of-state rig commands: dropped with a reason, the rig does not move
         cmd = probe.node.create_publisher(JointState, "/rig/command", qos.command())
         time.sleep(0.5)
-        cmd.publish(JointState(name=["insert_mm"], velocity=[0.002]))       # not running
+        cmd.publish(JointState(name=["insert_mm"], velocity=[0.002]))  # not running
         probe.wait(lambda: sim.rig.counts["not_running"] >= 1, 10, "the command refused outside a procedure")
         # a service in the wrong state answers success=false with the reason
         res = probe.call(Trigger, "/procedure/abort")

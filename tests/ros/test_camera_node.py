@@ -73,20 +73,27 @@ def test_video_file_is_published_cropped_with_its_spacing_each_frame_once(ros_co
     from ir_robot.ros.conversions import msg_to_image, spacing_from_info, stamp_to_s
 
     listener, got = _listener(ros_context, "us")
-    cam = _camera(ros_context, UsCameraNode, source=str(video), modality="us", rate_hz=20.0,
-                  spacing_mm="[0.2, 0.125]", crop_px="[10, 30, 100, 120]")
+    cam = _camera(
+        ros_context,
+        UsCameraNode,
+        source=str(video),
+        modality="us",
+        rate_hz=20.0,
+        spacing_mm="[0.2, 0.125]",
+        crop_px="[10, 30, 100, 120]",
+    )
     try:
         _spin(ros_context, [cam, listener], lambda: cam.ended and cam.frames_published == cam.frames_read, 20.0)
         assert cam.ended and cam.frames_read == N_FRAMES
-        assert cam.frames_published == N_FRAMES             # each frame once, none repeated
+        assert cam.frames_published == N_FRAMES  # each frame once, none repeated
         _spin(ros_context, [cam, listener], lambda: False, 0.3)
         images = [msg_to_image(m) for m in got["image"]]
-        assert len(images) >= N_FRAMES - 2                   # the first one or two may precede discovery
+        assert len(images) >= N_FRAMES - 2  # the first one or two may precede discovery
         assert all(m.encoding == "mono8" and m.header.frame_id == "us_image" for m in got["image"])
         assert all(img.shape == (100, 120) for img in images)  # cropped
         # order and content: the flat grey level of each frame, and the white square at the crop's (10, 10)
         means = [float(np.median(img)) for img in images]
-        expected = _levels()[N_FRAMES - len(images):]
+        expected = _levels()[N_FRAMES - len(images) :]
         assert means == pytest.approx(expected, abs=4)
         assert all(img[12:24, 12:24].min() > 230 for img in images)
         stamps = [stamp_to_s(m.header.stamp) for m in got["image"]]
@@ -109,11 +116,11 @@ def test_nir_file_loops_and_a_missing_device_is_reported_not_fatal(ros_context, 
     missing = _camera(ros_context, UsCameraNode, source="/dev/video97", modality="us", reopen_s=0.1)
     try:
         _spin(ros_context, [nir, missing, listener], lambda: nir.frames_read > 2 * N_FRAMES + 2, 20.0)
-        assert nir.frames_read > 2 * N_FRAMES and not nir.ended      # rewound at the end of the file
+        assert nir.frames_read > 2 * N_FRAMES and not nir.ended  # rewound at the end of the file
         assert got["image"] and got["image"][-1].header.frame_id == "nir_image"
-        assert got["info"][-1].k[2] == pytest.approx((W - 1) / 2)     # NIR origin: the image centre
+        assert got["info"][-1].k[2] == pytest.approx((W - 1) / 2)  # NIR origin: the image centre
         assert "/dev/video97 does not exist" in missing.last_error and missing.frames_read == 0
-        assert missing._thread.is_alive()                            # still retrying
+        assert missing._thread.is_alive()  # still retrying
     finally:
         for n in (nir, missing):
             n.close()
@@ -125,8 +132,10 @@ def test_rig_graph_feeds_the_camera_into_perception(tmp_path, video, domain_id):
     from ir_robot.ros.launcher import GraphRunner
 
     params = tmp_path / "cams.yaml"
-    params.write_text(f"us_camera:\n  ros__parameters:\n    source: {video}\n    loop: true\n    rate_hz: 20.0\n"
-                      "us_perception:\n  ros__parameters:\n    model: classical\n    expected_size_px: [120, 160]\n")
+    params.write_text(
+        f"us_camera:\n  ros__parameters:\n    source: {video}\n    loop: true\n    rate_hz: 20.0\n"
+        "us_perception:\n  ros__parameters:\n    model: classical\n    expected_size_px: [120, 160]\n"
+    )
     runner = GraphRunner("rig", params=[params], domain_id=domain_id, only=["us_camera", "us_perception"]).start()
     try:
         deadline = time.monotonic() + 30.0

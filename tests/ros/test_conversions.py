@@ -13,8 +13,12 @@ from ir_robot.ros import conversions as cv
 
 
 def test_joint_state_is_si_and_round_trips():
-    st = RigState(stamp_s=1.5, joints=JointVector(10.0, -2.0, 8.0, 0.5, 3.0, 1.2),
-                  velocity=JointVector(insert_mm=2.0), force_n=0.7)
+    st = RigState(
+        stamp_s=1.5,
+        joints=JointVector(10.0, -2.0, 8.0, 0.5, 3.0, 1.2),
+        velocity=JointVector(insert_mm=2.0),
+        force_n=0.7,
+    )
     js, wrench = cv.rig_state_to_msgs(st, cv.to_stamp(1.5))
     assert list(js.name) == list(JOINT_NAMES)
     assert js.position[0] == pytest.approx(0.010) and js.position[3] == pytest.approx(0.5)  # m and rad
@@ -34,12 +38,15 @@ def test_command_message_any_order_and_missing_joints_zero():
     assert cv.msg_to_command(out, 0.1).velocity.insert_mm == pytest.approx(1.5)
 
 
-@pytest.mark.parametrize("msg, words", [
-    (JointState(name=["elbow"], velocity=[1.0]), "unknown joint"),
-    (JointState(name=["x_mm", "y_mm"], velocity=[1.0]), "2 joint names but 1 values"),
-    (JointState(name=["x_mm"], velocity=[math.nan]), "non-finite"),
-    (JointState(name=["x_mm"], position=[0.01]), "no velocity"),
-])
+@pytest.mark.parametrize(
+    "msg, words",
+    [
+        (JointState(name=["elbow"], velocity=[1.0]), "unknown joint"),
+        (JointState(name=["x_mm", "y_mm"], velocity=[1.0]), "2 joint names but 1 values"),
+        (JointState(name=["x_mm"], velocity=[math.nan]), "non-finite"),
+        (JointState(name=["x_mm"], position=[0.01]), "no velocity"),
+    ],
+)
 def test_malformed_commands_are_refused_with_a_reason(msg, words):
     with pytest.raises(RigError, match=words):
         cv.msg_to_command(msg, 0.1)
@@ -56,11 +63,14 @@ def test_image_round_trip_and_padded_rows():
     np.testing.assert_array_equal(cv.msg_to_image(msg2), img)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(encoding="rgb8", height=2, width=2, step=6, data=bytes(12)), "encoding 'rgb8'"),
-    (dict(encoding="mono8", height=4, width=4, step=4, data=bytes(10)), "10 bytes"),
-    (dict(encoding="mono8", height=0, width=4, step=4, data=b""), "size 0x4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(encoding="rgb8", height=2, width=2, step=6, data=bytes(12)), "encoding 'rgb8'"),
+        (dict(encoding="mono8", height=4, width=4, step=4, data=bytes(10)), "10 bytes"),
+        (dict(encoding="mono8", height=0, width=4, step=4, data=b""), "size 0x4"),
+    ],
+)
 def test_bad_images_raise_perception_error(kwargs, words):
     with pytest.raises(PerceptionError, match=words):
         cv.msg_to_image(Image(**kwargs))

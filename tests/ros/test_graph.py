@@ -7,8 +7,17 @@ import types
 import pytest
 import yaml
 
-from ir_robot.ros.graph import (GRAPHS, NODES, RECORDER, console_scripts, graph, node_spec, params_files, params_path,
-                                ros_arguments)
+from ir_robot.ros.graph import (
+    GRAPHS,
+    NODES,
+    RECORDER,
+    console_scripts,
+    graph,
+    node_spec,
+    params_files,
+    params_path,
+    ros_arguments,
+)
 
 
 def _fake_launch_modules(monkeypatch):
@@ -41,9 +50,13 @@ def _fake_launch_modules(monkeypatch):
     launch_ros = types.ModuleType("launch_ros")
     launch_ros.actions = types.ModuleType("launch_ros.actions")
     launch_ros.actions.Node = Node
-    for name, mod in {"launch": launch, "launch.actions": launch.actions,
-                      "launch.substitutions": launch.substitutions, "launch_ros": launch_ros,
-                      "launch_ros.actions": launch_ros.actions}.items():
+    for name, mod in {
+        "launch": launch,
+        "launch.actions": launch.actions,
+        "launch.substitutions": launch.substitutions,
+        "launch_ros": launch_ros,
+        "launch_ros.actions": launch_ros.actions,
+    }.items():
         monkeypatch.setitem(sys.modules, name, mod)
     return made
 
@@ -92,7 +105,7 @@ def test_shipped_params_files_validate_against_the_node_configs(graph_name):
     from ir_robot.ros.params import validate_section
     from ir_robot.ros.run import load_class
 
-    data: dict = {}   # the files in the order they apply (a base graph's first), later values win, as in ROS
+    data: dict = {}  # the files in the order they apply (a base graph's first), later values win, as in ROS
     for path in params_files(graph_name):
         for node, section in yaml.safe_load(path.read_text()).items():
             merged = data.setdefault(node, {"ros__parameters": {}})["ros__parameters"]

@@ -31,8 +31,16 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
         runner.stop()
     s = probe.summaries[0]
     # the line `ir-robot demo` prints, scored the same way
-    assert list(s)[:8] == ["success", "tip_error_mm", "attempts", "duration_s", "peak_force_n", "seed", "perception",
-                           "reason"]
+    assert list(s)[:8] == [
+        "success",
+        "tip_error_mm",
+        "attempts",
+        "duration_s",
+        "peak_force_n",
+        "seed",
+        "perception",
+        "reason",
+    ]
     assert s["perception"] == "ground_truth" and s["seed"] == 0
     assert probe.states[:3] == ["idle", "starting", "running"] and probe.states[-1] in ("done", "failed")
     assert probe.phases[0] == "idle" and probe.phases[-1] in ("done", "failed")
@@ -44,14 +52,24 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     assert probe.joints and max(abs(a - b) for a, b in zip(probe.joints[0], probe.joints[-1])) > 1e-3
     # the recording: every topic of the graph, plausible counts for the time the procedure ran
     info = summary(mcap)
-    expect = {"/us/image_raw": "sensor_msgs/msg/Image", "/us/mask": "sensor_msgs/msg/Image",
-              "/us/result": "std_msgs/msg/String", "/nir/result": "std_msgs/msg/String",
-              "/nir/image_raw": "sensor_msgs/msg/Image", "/us/camera_info": "sensor_msgs/msg/CameraInfo",
-              "/rig/joint_states": "sensor_msgs/msg/JointState", "/rig/command": "sensor_msgs/msg/JointState",
-              "/needle/force": "geometry_msgs/msg/WrenchStamped", "/procedure/state": "std_msgs/msg/String",
-              "/procedure/result": "std_msgs/msg/String", "/sim/summary": "std_msgs/msg/String",
-              "/us/markers": "visualization_msgs/msg/MarkerArray", "/plan/target": "geometry_msgs/msg/PointStamped",
-              "/plan/path": "geometry_msgs/msg/PoseArray", "/controller/phase": "std_msgs/msg/String"}
+    expect = {
+        "/us/image_raw": "sensor_msgs/msg/Image",
+        "/us/mask": "sensor_msgs/msg/Image",
+        "/us/result": "std_msgs/msg/String",
+        "/nir/result": "std_msgs/msg/String",
+        "/nir/image_raw": "sensor_msgs/msg/Image",
+        "/us/camera_info": "sensor_msgs/msg/CameraInfo",
+        "/rig/joint_states": "sensor_msgs/msg/JointState",
+        "/rig/command": "sensor_msgs/msg/JointState",
+        "/needle/force": "geometry_msgs/msg/WrenchStamped",
+        "/procedure/state": "std_msgs/msg/String",
+        "/procedure/result": "std_msgs/msg/String",
+        "/sim/summary": "std_msgs/msg/String",
+        "/us/markers": "visualization_msgs/msg/MarkerArray",
+        "/plan/target": "geometry_msgs/msg/PointStamped",
+        "/plan/path": "geometry_msgs/msg/PoseArray",
+        "/controller/phase": "std_msgs/msg/String",
+    }
     for topic, type_name in expect.items():
         assert topic in info and info[topic].type_name == type_name, topic
     # (lower bounds leave room for a busy machine: the simulator slows down rather than skipping time)
@@ -65,5 +83,5 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     recorded = [json.loads(m.data) for _, _, m in iter_decoded(mcap, ["/sim/summary"])]
     assert recorded == [s]
     phases = [m.data for _, _, m in iter_decoded(mcap, ["/controller/phase"])]
-    for phase in ("scan", "align", "insert"):   # select runs inside one step
+    for phase in ("scan", "align", "insert"):  # select runs inside one step
         assert phase in phases, (phase, phases, s["reason"])

@@ -12,22 +12,33 @@ def test_trace_is_off_without_a_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("IR_ROBOT_LATENCY_TRACE", raising=False)
     t = LatencyTrace("controller")
     assert not t.enabled
-    t(1, "ctl_pub")   # a no-op
+    t(1, "ctl_pub")  # a no-op
     assert list(tmp_path.iterdir()) == []
 
 
 def test_breakdown_joins_the_nodes_traces_per_frame(tmp_path):
     stamp = 10_000 * MS
-    events = {"sim": [("sim_tick", 0), ("sim_pub", 2)], "us_perception": [("perc_in", 3), ("perc_pub", 5)],
-              "controller": [("ctl_result", 6), ("ctl_pub", 10)], "sim2": [("rig_in", 11)]}
+    events = {
+        "sim": [("sim_tick", 0), ("sim_pub", 2)],
+        "us_perception": [("perc_in", 3), ("perc_pub", 5)],
+        "controller": [("ctl_result", 6), ("ctl_pub", 10)],
+        "sim2": [("rig_in", 11)],
+    }
     for node, evs in events.items():
         t = LatencyTrace(node, directory=str(tmp_path))
         for ev, ms in evs:
             t(stamp, ev, stamp + ms * MS)
-        t(stamp + 33 * MS, "sim_pub", stamp + 35 * MS)   # a frame that caused no command: not counted
+        t(stamp + 33 * MS, "sim_pub", stamp + 35 * MS)  # a frame that caused no command: not counted
         t.close()
-    assert set(read_traces(tmp_path)[stamp]) == {"sim_tick", "sim_pub", "perc_in", "perc_pub", "ctl_result",
-                                                 "ctl_pub", "rig_in"}
+    assert set(read_traces(tmp_path)[stamp]) == {
+        "sim_tick",
+        "sim_pub",
+        "perc_in",
+        "perc_pub",
+        "ctl_result",
+        "ctl_pub",
+        "rig_in",
+    }
     out = breakdown(tmp_path)
     assert out["latency_samples"] == 1
     assert out["latency_ms_p50"] == 10.0 and out["rig_latency_ms_p99"] == 11.0
@@ -43,10 +54,10 @@ def test_keep_alive_fires_once_for_a_long_step_only():
     ka = _KeepAlive(0.05, lambda: fired.append(time.monotonic()))
     try:
         ka.begin()
-        ka.end()              # a short step
+        ka.end()  # a short step
         time.sleep(0.1)
         assert fired == []
-        ka.begin()            # a long one (planning)
+        ka.begin()  # a long one (planning)
         time.sleep(0.2)
         ka.end()
         assert len(fired) == 1

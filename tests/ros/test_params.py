@@ -37,8 +37,12 @@ def _node(ctx, tmp_path, text: str | None = None) -> Node:
 
 
 def test_params_file_values_reach_the_config_with_int_for_float(ros_context, tmp_path):
-    node = _node(ros_context, tmp_path, "t:\n  ros__parameters:\n    rate_hz: 20\n    inner:\n      gain_n: 2\n"
-                                        "    home_mm: [3, 4]\n    weights: w.pt\n")
+    node = _node(
+        ros_context,
+        tmp_path,
+        "t:\n  ros__parameters:\n    rate_hz: 20\n    inner:\n      gain_n: 2\n"
+        "    home_mm: [3, 4]\n    weights: w.pt\n",
+    )
     try:
         cfg = declare_config(node, Cfg).config
         assert cfg == Cfg(rate_hz=20.0, home_mm=(3.0, 4.0), inner=Inner(2.0), weights="w.pt")
@@ -58,15 +62,18 @@ def test_bad_params_file_fails_at_start_naming_field_and_range(ros_context, tmp_
         node.destroy_node()
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("rate_hz", 500.0, "out of range"),
-    ("mode", "z", "not one of"),
-    ("count", 0, "out of range"),
-    ("inner.gain_n", -1.0, "out of range"),
-    ("home_mm", [30.0, 0.0], "outside the allowed range"),
-    ("rate_hz", "fast", "type"),
-    ("locked", 1.5, "read-only"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("rate_hz", 500.0, "out of range"),
+        ("mode", "z", "not one of"),
+        ("count", 0, "out of range"),
+        ("inner.gain_n", -1.0, "out of range"),
+        ("home_mm", [30.0, 0.0], "outside the allowed range"),
+        ("rate_hz", "fast", "type"),
+        ("locked", 1.5, "read-only"),
+    ],
+)
 def test_invalid_set_is_rejected_with_reason_and_old_value_kept(ros_context, tmp_path, name, value, words):
     node = _node(ros_context, tmp_path)
     changes = []

@@ -15,7 +15,7 @@ def _us_frame():
     rng = np.random.default_rng(0)
     img = rng.integers(90, 140, (256, 256)).astype(np.uint8)
     rr, cc = np.mgrid[:256, :256]
-    vein = (rr - 120) ** 2 + (cc - 100) ** 2 < 15 ** 2
+    vein = (rr - 120) ** 2 + (cc - 100) ** 2 < 15**2
     img[vein] = 10
     labels = np.where(vein, 1, 0).astype(np.uint8)
     return img, labels
@@ -23,8 +23,11 @@ def _us_frame():
 
 @pytest.fixture
 def us_node(ros_context):
-    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
-                            cli_args=["--ros-args", "-p", "model:=classical", "-p", "max_rate_hz:=10.0"])
+    node = UsPerceptionNode(
+        context=ros_context,
+        use_global_arguments=False,
+        cli_args=["--ros-args", "-p", "model:=classical", "-p", "max_rate_hz:=10.0"],
+    )
     node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
     yield node
     node.destroy_node()
@@ -32,7 +35,7 @@ def us_node(ros_context):
 
 def test_frames_are_throttled_to_max_rate(us_node):
     img, _ = _us_frame()
-    for k in range(30):                                   # one second of 30 Hz frames
+    for k in range(30):  # one second of 30 Hz frames
         us_node._on_part(image_to_msg(img, to_stamp(100.0 + k / 30.0), "us_image"), "image")
     assert us_node.counts["frames"] == 10 and us_node.counts["dropped"] == 0
 
@@ -53,8 +56,9 @@ def test_frames_before_the_first_camera_info_wait_for_it(ros_context):
     """camera_info and image_raw are discovered separately, so the first frames may come before any
     pixel spacing: the newest waits for it instead of being dropped; only a frame that waited
     through 8 newer ones without camera_info counts as dropped."""
-    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
-                            cli_args=["--ros-args", "-p", "model:=classical"])
+    node = UsPerceptionNode(
+        context=ros_context, use_global_arguments=False, cli_args=["--ros-args", "-p", "model:=classical"]
+    )
     try:
         img, _ = _us_frame()
         for k in range(3):
@@ -66,10 +70,11 @@ def test_frames_before_the_first_camera_info_wait_for_it(ros_context):
         assert node.counts["frames"] == 2
     finally:
         node.destroy_node()
-    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
-                            cli_args=["--ros-args", "-p", "model:=classical"])
+    node = UsPerceptionNode(
+        context=ros_context, use_global_arguments=False, cli_args=["--ros-args", "-p", "model:=classical"]
+    )
     try:
-        for k in range(10):                    # a camera that never sends camera_info
+        for k in range(10):  # a camera that never sends camera_info
             node._on_part(image_to_msg(img, to_stamp(1.0 + 0.1 * k), "us_image"), "image")
         assert node.counts["frames"] == 0 and node.counts["dropped"] == 2 and len(node._pending) == 8
     finally:
@@ -126,8 +131,11 @@ def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
 
     from ir_robot.perception.postprocess import result_from_json
 
-    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
-                            cli_args=["--ros-args", "-p", "model:=learned", "-p", "roi_timeout_s:=30.0"])
+    node = UsPerceptionNode(
+        context=ros_context,
+        use_global_arguments=False,
+        cli_args=["--ros-args", "-p", "model:=learned", "-p", "roi_timeout_s:=30.0"],
+    )
     try:
         node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
         sent = []
@@ -143,10 +151,10 @@ def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
         res = frame(2.0)
         assert res.roi_px == (60, 40, 220, 200)
         assert all(60 <= v.centre_px[0] < 220 and 40 <= v.centre_px[1] < 200 for v in res.vessels)
-        node._on_roi(RegionOfInterest())                  # all zeros: the whole frame
+        node._on_roi(RegionOfInterest())  # all zeros: the whole frame
         assert frame(3.0).roi_px is None
         node._on_roi(RegionOfInterest(x_offset=40, y_offset=60, width=160, height=160))
-        node._roi_t -= 31.0                               # older than roi_timeout_s
+        node._roi_t -= 31.0  # older than roi_timeout_s
         assert frame(4.0).roi_px is None
     finally:
         node.destroy_node()
@@ -156,9 +164,11 @@ def test_frames_are_skipped_in_the_configured_controller_phases(ros_context):
     """NIR after the scan: the controller no longer uses it, so the node leaves the cores to ultrasound."""
     from std_msgs.msg import String
 
-    node = UsPerceptionNode(context=ros_context, use_global_arguments=False,
-                            cli_args=["--ros-args", "-p", "model:=classical",
-                                      "-p", "skip_phases:=['align', 'insert']"])
+    node = UsPerceptionNode(
+        context=ros_context,
+        use_global_arguments=False,
+        cli_args=["--ros-args", "-p", "model:=classical", "-p", "skip_phases:=['align', 'insert']"],
+    )
     try:
         node._on_info(camera_info((256, 256), (0.117, 0.117), Time(), "us_image", (-0.5, 127.5)))
         img, _ = _us_frame()
@@ -168,7 +178,7 @@ def test_frames_are_skipped_in_the_configured_controller_phases(ros_context):
             t[0] += 0.1
             node._on_part(image_to_msg(img, to_stamp(t[0]), "us_image"), "image")
 
-        frame()                                   # no phase heard yet: processed
+        frame()  # no phase heard yet: processed
         node._on_phase(String(data="scan"))
         frame()
         assert node.counts["frames"] == 2

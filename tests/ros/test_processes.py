@@ -12,8 +12,9 @@ def test_one_process_per_node_stops_cleanly_on_ctrl_c(tmp_path, domain_id, fast_
     from ir_robot.ros.launcher import ProcessRunner
 
     mcap = tmp_path / "p.mcap"
-    runner = ProcessRunner("sim", params=[fast_params], record=mcap, domain_id=domain_id,
-                           only=["sim", "supervisor"]).start()
+    runner = ProcessRunner(
+        "sim", params=[fast_params], record=mcap, domain_id=domain_id, only=["sim", "supervisor"]
+    ).start()
     try:
         probe.wait(lambda: probe.states[-1:] == ["idle"] and len(probe.joints) > 10, 60, "the graph's processes")
         assert runner.ok
@@ -25,9 +26,9 @@ def test_one_process_per_node_stops_cleanly_on_ctrl_c(tmp_path, domain_id, fast_
         assert os.getpriority(os.PRIO_PROCESS, runner.procs["sim"].pid) == base
         time.sleep(1.0)
     finally:
-        codes = runner.stop()   # SIGINT to every process, as Ctrl-C does
+        codes = runner.stop()  # SIGINT to every process, as Ctrl-C does
     assert codes == {"sim": 0, "supervisor": 0, "recorder": 0}, codes
-    info = summary(mcap)        # readable: the recorder finished the file on SIGINT
+    info = summary(mcap)  # readable: the recorder finished the file on SIGINT
     assert info["/procedure/state"].count >= 1 and info["/rig/joint_states"].count > 10
 
 
@@ -69,7 +70,6 @@ def test_replay_republishes_with_recorded_qos(tmp_path, domain_id):
         rclpy.try_shutdown(context=ctx)
 
 
-
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
 def test_ir_robot_launch_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, domain_id, gt_params, how):
     import signal
@@ -79,8 +79,19 @@ def test_ir_robot_launch_stops_cleanly_on_ctrl_c_or_sigterm(tmp_path, domain_id,
     from ir_robot.recording.mcap_io import summary
 
     mcap = tmp_path / "cli.mcap"
-    cmd = [sys.executable, "-m", "ir_robot.cli", "launch", "sim", "--record", str(mcap), "--params", str(gt_params),
-           "--domain-id", str(domain_id)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ir_robot.cli",
+        "launch",
+        "sim",
+        "--record",
+        str(mcap),
+        "--params",
+        str(gt_params),
+        "--domain-id",
+        str(domain_id),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         lines = []

@@ -9,16 +9,24 @@ from ir_robot.recording.msgdefs import MessageDefinitionError, dependencies, mes
 def test_schema_expands_every_nested_type_once():
     text = message_definition("visualization_msgs/msg/MarkerArray")
     names = [line[5:] for line in text.splitlines() if line.startswith("MSG: ")]
-    for dep in ("visualization_msgs/Marker", "std_msgs/Header", "builtin_interfaces/Time", "geometry_msgs/Pose",
-                "geometry_msgs/Point", "std_msgs/ColorRGBA", "sensor_msgs/CompressedImage"):
+    for dep in (
+        "visualization_msgs/Marker",
+        "std_msgs/Header",
+        "builtin_interfaces/Time",
+        "geometry_msgs/Pose",
+        "geometry_msgs/Point",
+        "std_msgs/ColorRGBA",
+        "sensor_msgs/CompressedImage",
+    ):
         assert dep in names
     assert len(names) == len(set(names))
     assert message_definition("sensor_msgs/Image") == message_definition("sensor_msgs/msg/Image")
 
 
 def test_dependencies_skip_constants_and_resolve_same_package():
-    deps = dependencies("geometry_msgs", "int32 FOO=1\nstd_msgs/Header header  # c\nPoint[] points\nfloat64[9] k\n"
-                                         "string<=5 s\n")
+    deps = dependencies(
+        "geometry_msgs", "int32 FOO=1\nstd_msgs/Header header  # c\nPoint[] points\nfloat64[9] k\nstring<=5 s\n"
+    )
     assert deps == [("std_msgs", "Header"), ("geometry_msgs", "Point")]
 
 

@@ -29,16 +29,16 @@ def test_frames_are_placed_at_the_joints_of_their_stamp():
     # GRBL status reports at 0.00 and 0.05 s (x 0 -> 0.5 mm at 10 mm/s)
     history = [(0.00, _jv(0.0), _jv(10.0)), (0.05, _jv(0.5), _jv(10.0))]
     assert joints_at([], 1.0) is None
-    assert joints_at(history, 0.02).x_mm == pytest.approx(0.2)          # between two reports: interpolated
-    assert joints_at(history, 0.08).x_mm == pytest.approx(0.8)          # after the last: its velocity
-    assert joints_at(history, 0.50).x_mm == pytest.approx(0.5 + 10.0 * 0.1)   # at most 0.1 s ahead
-    assert joints_at(history, -1.0).x_mm == 0.0                          # before the first: the first
+    assert joints_at(history, 0.02).x_mm == pytest.approx(0.2)  # between two reports: interpolated
+    assert joints_at(history, 0.08).x_mm == pytest.approx(0.8)  # after the last: its velocity
+    assert joints_at(history, 0.50).x_mm == pytest.approx(0.5 + 10.0 * 0.1)  # at most 0.1 s ahead
+    assert joints_at(history, -1.0).x_mm == 0.0  # before the first: the first
 
 
 def test_rig_driver_waits_for_the_board_and_says_why_it_gave_up(tmp_path):
     cfg = RigBackendConfig(backend="serial", rig_config=str(tmp_path / "rig.yaml"), connect_timeout_s=0.3, unlock=True)
     t0 = time.monotonic()
-    with pytest.raises(IrRobotError, match="rig.yaml"):          # nothing there: the last error, after the timeout
+    with pytest.raises(IrRobotError, match="rig.yaml"):  # nothing there: the last error, after the timeout
         _connect_serial(cfg)
     assert time.monotonic() - t0 >= 0.3
     # the emulated board appears 0.5 s after the driver started waiting for it
@@ -57,10 +57,13 @@ def test_rig_driver_waits_for_the_board_and_says_why_it_gave_up(tmp_path):
     th = threading.Thread(target=plug_in)
     th.start()
     try:
-        rig = _connect_serial(RigBackendConfig(backend="serial", rig_config=str(tmp_path / "rig.yaml"),
-                                               connect_timeout_s=20.0, unlock=True))
+        rig = _connect_serial(
+            RigBackendConfig(
+                backend="serial", rig_config=str(tmp_path / "rig.yaml"), connect_timeout_s=20.0, unlock=True
+            )
+        )
         try:
-            assert rig.read_state().status == "idle"               # connected and unlocked ($X): no Alarm
+            assert rig.read_state().status == "idle"  # connected and unlocked ($X): no Alarm
         finally:
             rig.close()
     finally:
@@ -76,15 +79,20 @@ def test_rig_graph_on_the_emulated_bench_completes_a_venipuncture(tmp_path, doma
 
     link_dir = tmp_path / "bench"
     params = tmp_path / "bench.yaml"
-    params.write_text(f"bench:\n  ros__parameters:\n    link_dir: {link_dir}\n"
-                      f"rig_driver:\n  ros__parameters:\n    rig_config: {link_dir / 'rig.yaml'}\n")
+    params.write_text(
+        f"bench:\n  ros__parameters:\n    link_dir: {link_dir}\n"
+        f"rig_driver:\n  ros__parameters:\n    rig_config: {link_dir / 'rig.yaml'}\n"
+    )
     # ground-truth perception (the bench publishes the rendered labels): the same cross-sections every run, so
     # the test checks the rig path, not the networks. With the trained models 14 of 15 runs succeeded at the
     # first attempt; one picked another vein from a mis-measured scan section and failed safely (docs/rig.md)
     runner = GraphRunner("rig_emulator", params=[gt_params, params], domain_id=domain_id).start()
     try:
-        probe.wait(lambda: probe.states[-1:] == ["idle"] and len(probe.joints) > 5, 30,
-                   "the supervisor and joint states from the emulated GRBL board")
+        probe.wait(
+            lambda: probe.states[-1:] == ["idle"] and len(probe.joints) > 5,
+            30,
+            "the supervisor and joint states from the emulated GRBL board",
+        )
         driver = runner.nodes["rig_driver"]
         assert type(driver.backend).__name__ == "GrblRig" and (link_dir / "grbl").is_symlink()
         assert probe.call(Trigger, "/procedure/start").success
@@ -101,7 +109,7 @@ def test_rig_graph_on_the_emulated_bench_completes_a_venipuncture(tmp_path, doma
     assert s["hold_in_lumen"] and s["flashback"] and not s["back_wall_punctured"] and not s["artery_punctured"]
     assert s["perception"] == "ground_truth" and s["attempts"] == 1
     assert [p[0] for p in s["punctures"]][-1] == "vessel_wall"
-    assert resets == 1   # the supervisor asked the bench for a fresh phantom before it started
+    assert resets == 1  # the supervisor asked the bench for a fresh phantom before it started
     # the real serial path carried it: jogs executed, none refused, GRBL never refused a jog
     assert counts["executed"] > 100 and counts["refused"] == 0 and counts["malformed"] == 0 and trip is None
     # while the needle was in (> 15 mm) the stage did not sweep sideways: the phantom does not move (with the

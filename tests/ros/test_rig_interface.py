@@ -62,10 +62,10 @@ def test_rates_are_saturated_at_the_limits_from_where_the_rig_is(iface):
     ri._on_command(_cmd(probe_yaw_rad=0.5, insert_mm=-0.002, y_mm=0.005))  # yaw and insert would cross; y not
     cmd = rig.commands[-1]
     assert cmd.velocity.probe_yaw_rad == pytest.approx((1.5708 - 1.56) / 0.1)
-    assert cmd.velocity.insert_mm == 0.0                    # at its lower limit already
-    assert cmd.velocity.y_mm == pytest.approx(5.0)          # untouched
+    assert cmd.velocity.insert_mm == 0.0  # at its lower limit already
+    assert cmd.velocity.y_mm == pytest.approx(5.0)  # untouched
     assert cmd.duration_s == 0.1 and ri.counts["saturated"] == 1 and not ri.rig.tripped
-    ri._on_command(_cmd(x_mm=0.02))                          # 20 mm/s towards x = 45 from 44: 10 mm/s at most
+    ri._on_command(_cmd(x_mm=0.02))  # 20 mm/s towards x = 45 from 44: 10 mm/s at most
     assert rig.commands[-1].velocity.x_mm == pytest.approx(10.0)
     ri._on_command(_cmd(y_mm=0.005))
     assert ri.counts["saturated"] == 2 and rig.commands[-1].velocity.y_mm == pytest.approx(5.0)
@@ -73,17 +73,17 @@ def test_rates_are_saturated_at_the_limits_from_where_the_rig_is(iface):
 
 def test_the_safety_layer_still_trips_on_what_it_owns(iface):
     ri, rig = iface
-    ri._on_command(_cmd(pitch_rad=-2.0))                     # above the 0.5 rad/s velocity limit
+    ri._on_command(_cmd(pitch_rad=-2.0))  # above the 0.5 rad/s velocity limit
     assert ri.counts["refused"] == 1 and ri.rig.tripped and ri.rig.trip.reason == "velocity_limit"
     assert rig.stops
-    ri._on_command(_cmd(y_mm=0.001))                         # latched: refused until a reset
+    ri._on_command(_cmd(y_mm=0.001))  # latched: refused until a reset
     assert ri.counts["refused"] == 2
-    ri._on_procedure_state(String(data="idle"))              # /procedure/reset clears the latch
+    ri._on_procedure_state(String(data="idle"))  # /procedure/reset clears the latch
     ri._on_procedure_state(String(data="running"))
-    ri._on_target(Float64(data=0.002))                       # planned insertion 2 mm: at most 14 mm allowed
+    ri._on_target(Float64(data=0.002))  # planned insertion 2 mm: at most 14 mm allowed
     ri._on_command(_cmd(insert_mm=0.001))
     assert rig.commands[-1].velocity.insert_mm == pytest.approx(1.0) and not ri.rig.tripped
-    rig.joints = rig.joints.replace(insert_mm=14.5)          # deeper than target + max_depth_beyond_target_mm
+    rig.joints = rig.joints.replace(insert_mm=14.5)  # deeper than target + max_depth_beyond_target_mm
     ri.read_state()
     assert ri.rig.tripped and ri.rig.trip.reason == "max_depth"
 
@@ -98,12 +98,12 @@ def test_commands_outside_a_procedure_or_malformed_never_reach_the_backend(iface
     ri._on_command(_cmd(shoulder=1.0))
     ri._on_command(JointState(name=["x_mm"], velocity=[float("inf")]))
     assert ri.counts["malformed"] == 2
-    assert all(not any(c.velocity.as_array()) for c in rig.commands)   # only stops were sent
+    assert all(not any(c.velocity.as_array()) for c in rig.commands)  # only stops were sent
 
 
 def test_a_rig_a_hair_past_its_limit_is_saturated_not_tripped(iface):
     ri, rig = iface
-    rig.joints = rig.joints.replace(probe_yaw_rad=1.5708 + 2e-5)   # a position servo settling on the limit
+    rig.joints = rig.joints.replace(probe_yaw_rad=1.5708 + 2e-5)  # a position servo settling on the limit
     ri.read_state()
     ri._on_command(_cmd(probe_yaw_rad=0.3))
     assert not ri.rig.tripped and rig.commands[-1].velocity.probe_yaw_rad == 0.0

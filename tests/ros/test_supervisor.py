@@ -26,12 +26,15 @@ def test_abort_then_result_is_aborted_whatever_the_controller_says():
     assert m.result({"outcome": "success"}) == (True, "aborted")
 
 
-@pytest.mark.parametrize("setup, call, words", [
-    ([], "abort", "nothing to abort in state 'idle'"),
-    (["start", "started"], "start", "already running"),
-    (["estop"], "start", "e-stop is latched"),
-    (["start", "started"], "reset", "cannot reset while running"),
-])
+@pytest.mark.parametrize(
+    "setup, call, words",
+    [
+        ([], "abort", "nothing to abort in state 'idle'"),
+        (["start", "started"], "start", "already running"),
+        (["estop"], "start", "e-stop is latched"),
+        (["start", "started"], "reset", "cannot reset while running"),
+    ],
+)
 def test_wrong_state_calls_refused_with_reason_and_no_change(setup, call, words):
     m = ProcedureStateMachine()
     for s in setup:
@@ -59,8 +62,9 @@ def test_services_answer_in_wrong_state(ros_context):
     from ir_robot.ros import qos
     from ir_robot.ros.supervisor import SupervisorNode
 
-    sup = SupervisorNode(context=ros_context, cli_args=["--ros-args", "-p", "reset_service:=''"],
-                         use_global_arguments=False)
+    sup = SupervisorNode(
+        context=ros_context, cli_args=["--ros-args", "-p", "reset_service:=''"], use_global_arguments=False
+    )
     client = Node("client", context=ros_context)
     states = []
     client.create_subscription(String, "/procedure/state", lambda m: states.append(m.data), qos.latched())

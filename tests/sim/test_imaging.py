@@ -20,7 +20,6 @@ from ir_robot.core.types import (
     NirView,
     ProbePose,
     Tissue,
-    needle_direction,
 )
 from ir_robot.paths import data_path
 from ir_robot.sim.nir import NirParams, NirRenderer, sample_nir_params
@@ -83,12 +82,15 @@ def test_us_frame_shapes_and_dtypes(forearm, us):
     assert fr.spacing_mm == pytest.approx((20.0 / 96, 40.0 / 128))
 
 
-@pytest.mark.parametrize("probe,t_s,motion", [
-    (ProbePose(0.0, 0.0, math.pi / 2), 0.0, False),
-    (ProbePose(3.0, -12.0, 0.0), 0.4, False),
-    (ProbePose(-5.0, 4.0, 0.7), 1.3, True),
-    (ProbePose(36.0, 10.0, math.pi / 2 + 0.2), 2.2, True),  # partly beyond the block end
-])
+@pytest.mark.parametrize(
+    "probe,t_s,motion",
+    [
+        (ProbePose(0.0, 0.0, math.pi / 2), 0.0, False),
+        (ProbePose(3.0, -12.0, 0.0), 0.4, False),
+        (ProbePose(-5.0, 4.0, 0.7), 1.3, True),
+        (ProbePose(36.0, 10.0, math.pi / 2 + 0.2), 2.2, True),  # partly beyond the block end
+    ],
+)
 def test_us_tissue_map_is_exactly_the_phantom(forearm, us, probe, t_s, motion):
     spec = forearm.spec
     if motion:
@@ -144,20 +146,23 @@ def test_us_transverse_vessel_at_expected_pixel(forearm, us):
         # lateral axis u = (0, 1, 0): column from y, row from depth
         row = -zc[i] / us.sy - 0.5
         col = (yc[i] - y0) / us.sx + W / 2 - 0.5
-        k = fr.vessel_kinds.index(kind) if kind == "artery" else int(np.argmin(
-            [abs(c[1] - col) for c in fr.vessel_centres_px]))
+        k = (
+            fr.vessel_kinds.index(kind)
+            if kind == "artery"
+            else int(np.argmin([abs(c[1] - col) for c in fr.vessel_centres_px]))
+        )
         assert fr.vessel_kinds[k] == kind
         assert fr.vessel_centres_px[k] == pytest.approx((row, col), abs=0.05)
         assert fr.vessel_depths_mm[k] == pytest.approx(-zc[i], abs=1e-6)
         # the dark blob and its label are there in the image
         lab = LABEL_ARTERY if kind == "artery" else LABEL_VEIN
-        comp_mask = (fr.labels == lab)
+        comp_mask = fr.labels == lab
         n, cc = cv2.connectedComponents(comp_mask.astype(np.uint8))
         blob = cc == cc[int(round(row)), int(round(col))]
         assert comp_mask[int(round(row)), int(round(col))]
         rr, cc_ = np.nonzero(blob)
         assert (rr.mean(), cc_.mean()) == pytest.approx((row, col), abs=1.0)
-        assert np.median(fr.image[int(row) - 2:int(row) + 3, int(col) - 2:int(col) + 3]) < 30
+        assert np.median(fr.image[int(row) - 2 : int(row) + 3, int(col) - 2 : int(col) + 3]) < 30
 
 
 def test_us_longitudinal_view_reports_vessels_in_the_plane_only(forearm, us):
@@ -278,14 +283,16 @@ def test_sample_ultrasound_params_reproducible_and_validated():
         sample_ultrasound_params(rng(), colour="red")
     with pytest.raises(ConfigError, match="Generator"):
         UltrasoundRenderer(UltrasoundParams(size_px=(32, 32))).render(
-            Phantom(sample_phantom(rng())), ProbePose(0, 0), None, 0.0, 123)
+            Phantom(sample_phantom(rng())), ProbePose(0, 0), None, 0.0, 123
+        )
 
 
 def test_us_sampled_params_render_sane_images():
     ph = Phantom(sample_phantom(rng(11)))
     y = vein_y(ph, 0, 0.0)
     fr = UltrasoundRenderer(sample_ultrasound_params(rng(12), size_px=(128, 128)), seed=3).render(
-        ph, ProbePose(0.0, y, math.pi / 2), needle_at((0.0, y, -4.0), 25.0, 90.0), 0.0, rng())
+        ph, ProbePose(0.0, y, math.pi / 2), needle_at((0.0, y, -4.0), 25.0, 90.0), 0.0, rng()
+    )
     lumen = fr.labels == LABEL_VEIN
     assert lumen.any() and 20 < fr.image.mean() < 200
     assert np.median(fr.image[lumen]) < np.median(fr.image[ring(lumen, 4, 10) & (fr.labels == 0)])
@@ -312,7 +319,7 @@ def test_nir_frame_shapes_labels_and_ground_truth(forearm, nir):
         assert row == pytest.approx(vein_y(forearm, i, 0.0) / s + 127.5, abs=1e-6)
         assert col == 127.5
     artery_row = int(round(vein_y(forearm, 2, 0.0) / s + 127.5))
-    assert not (fr.labels[artery_row - 3:artery_row + 4] == LABEL_VEIN).any()
+    assert not (fr.labels[artery_row - 3 : artery_row + 4] == LABEL_VEIN).any()
     # footprint width = lumen diameter
     width_px = (fr.labels[:, 128] == LABEL_VEIN).sum()
     assert width_px * s == pytest.approx(3.2 + 2.2, abs=2 * s)
@@ -351,8 +358,9 @@ def test_nir_texture_moves_with_the_arm(nir):
     spec = load_phantom(data_path("sim", "phantoms", "forearm.yaml"))
     shift_mm = 10 * 50.0 / 256  # exactly 10 px
     ph = Phantom(dataclasses.replace(spec, motion=MotionSpec(True, (shift_mm, 0.0, 0.0), (0, 0, 0), 0.2, 0.0)))
-    quiet = dataclasses.replace(NirParams(), noise_sigma=0.0, exposure_jitter=0.0, glare=0.0,
-                                lighting_gradient=0.0, vignetting=0.0)
+    quiet = dataclasses.replace(
+        NirParams(), noise_sigma=0.0, exposure_jitter=0.0, glare=0.0, lighting_gradient=0.0, vignetting=0.0
+    )
     r = NirRenderer(quiet, seed=0)
     a = r.render(ph, NirView(0.0, 0.0, 50.0), 0.0, rng()).image.astype(int)
     b = r.render(ph, NirView(0.0, 0.0, 50.0), 1.0, rng()).image.astype(int)

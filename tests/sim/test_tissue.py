@@ -173,13 +173,13 @@ def test_torn_membranes_stay_torn_in_the_skin_and_heal_outside(forearm):
 
     ev, c = go(0.0, dist)
     assert "skin" in ev and "vessel_wall" in ev and c.in_lumen
-    ev, c = go(dist, dist - 3.0)          # back out of the vein, still under the skin
+    ev, c = go(dist, dist - 3.0)  # back out of the vein, still under the skin
     assert ev == [] and not c.in_lumen and c.inserted_mm > 0
-    ev, c = go(dist - 3.0, dist)          # back in through the same hole: no new puncture
+    ev, c = go(dist - 3.0, dist)  # back in through the same hole: no new puncture
     assert ev == [] and c.in_lumen
-    ev, c = go(dist, 1.0)                 # out of the skin
+    ev, c = go(dist, 1.0)  # out of the skin
     assert c.tip_tissue == Tissue.AIR and model.torn == frozenset()
-    ev, c = go(1.0, dist)                 # a new insertion punctures again
+    ev, c = go(1.0, dist)  # a new insertion punctures again
     assert "skin" in ev and "vessel_wall" in ev and c.in_lumen
 
 
@@ -235,8 +235,11 @@ def test_artery_lumen_is_reported_with_its_index(forearm):
 
 def test_moving_phantom_matches_an_uncached_model(forearm):
     spec = forearm.spec
-    moving = Phantom(dataclasses.replace(spec, motion=dataclasses.replace(
-        spec.motion, enabled=True, amplitude_mm=(2.0, 1.5, 0.5), frequency_hz=0.5)))
+    moving = Phantom(
+        dataclasses.replace(
+            spec, motion=dataclasses.replace(spec.motion, enabled=True, amplitude_mm=(2.0, 1.5, 0.5), frequency_hz=0.5)
+        )
+    )
     pivot, d, dist = aim(moving, 0)
     cached = NeedleTissueModel(moving, ForceModelParams(noise_n=0.0))
     exact = NeedleTissueModel(moving, ForceModelParams(noise_n=0.0, profile_tolerance_mm=0.001))
@@ -296,8 +299,9 @@ def test_friction_and_cutting_scale_with_needle_diameter(forearm):
     pivot, d, dist = aim(forearm, 0)
     depths = np.arange(0.0, dist - 3.0, 0.01)
     thin = insertion_profile(forearm, pivot, d, depths, params=ForceModelParams(karnopp_viscous_n_s_per_mm2=0.0))
-    thick = insertion_profile(forearm, pivot, d, depths, needle_diameter_mm=1.8,
-                              params=ForceModelParams(karnopp_viscous_n_s_per_mm2=0.0))
+    thick = insertion_profile(
+        forearm, pivot, d, depths, needle_diameter_mm=1.8, params=ForceModelParams(karnopp_viscous_n_s_per_mm2=0.0)
+    )
     k = np.argmax(thin["friction_n"] > 0.05)
     assert thick["friction_n"][k] == pytest.approx(2 * thin["friction_n"][k], rel=1e-6)
 
@@ -316,6 +320,5 @@ def test_bad_inputs_are_refused_with_a_clear_message(forearm):
 
 def test_a_line_missing_the_block_feels_nothing(forearm):
     model = NeedleTissueModel(forearm)
-    c = model.update(np.array([0.0, 0.0, 10.0]), np.array([1.0, 0.0, 0.0]), 20.0, 2.0, 0.0,
-                     np.random.default_rng(0))
+    c = model.update(np.array([0.0, 0.0, 10.0]), np.array([1.0, 0.0, 0.0]), 20.0, 2.0, 0.0, np.random.default_rng(0))
     assert c.force_n == 0.0 and c.tip_tissue == Tissue.AIR and c.inserted_mm == 0.0 and not c.in_lumen

@@ -25,8 +25,11 @@ def _urdf_limits(root):
         lim = j.find("limit")
         if lim is not None:
             scale = 1000.0 if j.get("type") == "prismatic" else 1.0
-            out[j.get("name")] = (float(lim.get("lower")) * scale, float(lim.get("upper")) * scale,
-                                  float(lim.get("velocity")) * scale)
+            out[j.get("name")] = (
+                float(lim.get("lower")) * scale,
+                float(lim.get("upper")) * scale,
+                float(lim.get("velocity")) * scale,
+            )
     return out
 
 

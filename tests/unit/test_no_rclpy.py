@@ -3,9 +3,19 @@
 import subprocess
 import sys
 
-DOMAIN = ["ir_robot.core", "ir_robot.config", "ir_robot.sim", "ir_robot.devices", "ir_robot.perception",
-          "ir_robot.planning", "ir_robot.control", "ir_robot.envs", "ir_robot.rl", "ir_robot.recording",
-          "ir_robot.cli"]
+DOMAIN = [
+    "ir_robot.core",
+    "ir_robot.config",
+    "ir_robot.sim",
+    "ir_robot.devices",
+    "ir_robot.perception",
+    "ir_robot.planning",
+    "ir_robot.control",
+    "ir_robot.envs",
+    "ir_robot.rl",
+    "ir_robot.recording",
+    "ir_robot.cli",
+]
 
 BLOCKER = r"""
 import importlib, pkgutil, sys

@@ -100,6 +100,7 @@ def test_artery_pulsates_and_motion_moves(forearm_yaml):
     assert radii.max() - radii.min() > 0.05
     assert np.allclose(ph.offset_mm(3.0), 0.0)  # motion disabled in the file
     import dataclasses
+
     moving = Phantom(dataclasses.replace(spec, motion=dataclasses.replace(spec.motion, enabled=True)))
     assert np.linalg.norm(moving.offset_mm(1.3)) > 0.1
 
