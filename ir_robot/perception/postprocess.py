@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN
@@ -78,6 +80,7 @@ class NeedleDetection:
 
     @property
     def tip_only(self) -> bool:
+        """An out-of-plane dot: the tip is known, the shaft's angle is not."""
         return self.angle_deg is None
 
 
@@ -98,12 +101,15 @@ class UsResult:
     roi_px: tuple[int, int, int, int] | None = None
 
     def veins(self) -> tuple[VesselDetection, ...]:
+        """The vessels classified as veins (the candidate targets)."""
         return tuple(v for v in self.vessels if v.kind == "vein")
 
     def arteries(self) -> tuple[VesselDetection, ...]:
+        """The vessels classified as arteries (to be avoided)."""
         return tuple(v for v in self.vessels if v.kind == "artery")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The detections rounded for display (the CLI's JSON), with the mask's shape but not the mask."""
         return {
             "modality": "us",
             "source": self.source,
@@ -149,7 +155,8 @@ class NirResult:
     veins: tuple[NirVein, ...] = ()
     source: str = "model"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The veins rounded for display (the CLI's JSON), with the mask's shape but not the mask."""
         return {
             "modality": "nir",
             "source": self.source,
@@ -167,10 +174,10 @@ def result_to_json(result: UsResult | NirResult, stamp_ns: int | None = None) ->
     """
     import json
 
-    def fields(obj) -> dict:
+    def fields(obj: Any) -> dict[str, Any]:
         return {name: _plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
 
-    d = {
+    d: dict[str, Any] = {
         "modality": "us" if isinstance(result, UsResult) else "nir",
         "stamp_ns": stamp_ns,
         "source": result.source,
@@ -196,29 +203,31 @@ def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
     try:
         d = json.loads(text)
         modality = d["modality"]
-        spacing = tuple(float(x) for x in d["spacing_mm"])
+        sy, sx = (float(x) for x in d["spacing_mm"])
+        spacing = (sy, sx)
 
-        def tup(v):
+        def tup(v: Any) -> Any:
             return tuple(tup(x) for x in v) if isinstance(v, list) else v
 
+        def nir_vein(x: dict[str, Any]) -> NirVein:
+            kw: dict[str, Any] = {
+                k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v)) for k, v in x.items()
+            }
+            return NirVein(**kw)
+
+        result: UsResult | NirResult
         if modality == "us":
             vessels = tuple(VesselDetection(**{k: tup(v) for k, v in x.items()}) for x in d["vessels"])
             nd = d["needle"]
             needle = NeedleDetection(**{k: tup(v) for k, v in nd.items()}) if nd is not None else None
             roi = d.get("roi_px")
-            result = UsResult(
-                None, spacing, vessels, needle, d["source"], tuple(int(v) for v in roi) if roi is not None else None
-            )
+            roi_px: tuple[int, int, int, int] | None = None
+            if roi is not None:
+                r0, c0, r1, c1 = (int(v) for v in roi)
+                roi_px = (r0, c0, r1, c1)
+            result = UsResult(None, spacing, vessels, needle, d["source"], roi_px)
         elif modality == "nir":
-            veins = tuple(
-                NirVein(
-                    **{
-                        k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
-                        for k, v in x.items()
-                    }
-                )
-                for x in d["veins"]
-            )
+            veins = tuple(nir_vein(x) for x in d["veins"])
             result = NirResult(None, spacing, veins, d["source"])
         else:
             raise ValueError(f"unknown modality {modality!r}")
@@ -228,7 +237,7 @@ def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
     return result, (int(stamp) if stamp is not None else None)
 
 
-def _plain(v, digits: int | None = None, array_digits: int | None = None):
+def _plain(v: Any, digits: int | None = None, array_digits: int | None = None) -> Any:
     """JSON-ready plain Python of a result field (tuples -> lists, numpy -> Python); floats rounded
     to ``digits`` (arrays to ``array_digits``) when given, else at full precision.
     """
@@ -243,7 +252,7 @@ def _plain(v, digits: int | None = None, array_digits: int | None = None):
     return v
 
 
-def _asdict(obj) -> dict:
+def _asdict(obj: Any) -> dict[str, Any]:
     """A detection rounded for display (``to_dict``, the CLI's JSON)."""
     return {name: _plain(getattr(obj, name), 4, 3) for name in obj.__dataclass_fields__}
 
@@ -293,21 +302,21 @@ DEFAULT_POSTPROCESS = PostprocessParams()
 # --------------------------------------------------------------------------- geometry helpers
 
 
-def us_px_to_mm(rc, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> np.ndarray:
+def us_px_to_mm(rc: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> NDArray[np.float64]:
     """Ultrasound pixel (row, col) -> (lateral_mm, depth_mm); works on ``(..., 2)`` arrays."""
     p = np.asarray(rc, dtype=float)
     sy, sx = spacing_mm
     return np.stack([(p[..., 1] - shape[1] / 2 + 0.5) * sx, (p[..., 0] + 0.5) * sy], axis=-1)
 
 
-def us_mm_to_px(lat_depth, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> np.ndarray:
+def us_mm_to_px(lat_depth: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> NDArray[np.float64]:
     """Inverse of :func:`us_px_to_mm`: (lateral_mm, depth_mm) -> pixel (row, col)."""
     p = np.asarray(lat_depth, dtype=float)
     sy, sx = spacing_mm
     return np.stack([p[..., 1] / sy - 0.5, p[..., 0] / sx + shape[1] / 2 - 0.5], axis=-1)
 
 
-def nir_px_to_mm(rc, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> np.ndarray:
+def nir_px_to_mm(rc: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float]) -> NDArray[np.float64]:
     """NIR pixel (row, col) -> (x_mm, y_mm) from the view centre."""
     p = np.asarray(rc, dtype=float)
     sy, sx = spacing_mm
@@ -514,7 +523,7 @@ def find_needle(
         tip, tail = (b_end, a_end) if b_end[1] > a_end[1] else (a_end, b_end)
     else:
 
-        def border(p):
+        def border(p: NDArray[np.float64]) -> float:
             return min(p[0], w * sx - p[0])
 
         tip, tail = (b_end, a_end) if border(b_end) >= border(a_end) else (a_end, b_end)
@@ -538,7 +547,9 @@ def find_needle(
     )
 
 
-def _axis_fit(pts: np.ndarray, sx: float, sy: float, weights: np.ndarray | None = None):
+def _axis_fit(
+    pts: NDArray[np.float64], sx: float, sy: float, weights: NDArray[np.floating] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]:
     """Least-squares axis of points (N, 2) in mm: (unit direction, origin, positions along it, radius).
 
     ``weights`` (N,), e.g. the network's needle probability at each pixel, weight the fit
