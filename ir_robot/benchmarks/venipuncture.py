@@ -17,7 +17,7 @@ def run(quick: bool = False, us_weights=None, nir_weights=None) -> dict:
     import cv2
 
     from ir_robot.control.config import load_venipuncture_config
-    from ir_robot.control.episode import evaluate
+    from ir_robot.evaluation.episode import evaluate
 
     cv2.setNumThreads(1)
     config = load_venipuncture_config()

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ir_robot.control.safety import SafeRig, SafetyConfig
-from ir_robot.control.sensing import Observation
 from ir_robot.core.errors import SafetyTrip
+from ir_robot.core.protocols import Controller
+from ir_robot.core.types import Observation
+from ir_robot.devices.base import Rig
 
 
 @dataclass
@@ -31,9 +33,9 @@ class ProcedureResult:
 
 
 def run_procedure(
-    rig,
-    camera_fn: Callable[[frozenset], Observation],
-    controller,
+    rig: Rig,
+    camera_fn: Callable[[frozenset[str]], Observation],
+    controller: Controller,
     dt: float,
     max_time_s: float,
     *,

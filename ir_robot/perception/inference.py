@@ -33,15 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ir_robot.core.errors import PerceptionError
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_NAMES, ImageFrame
-from ir_robot.perception.postprocess import (
-    DEFAULT_POSTPROCESS,
-    NirResult,
-    PostprocessParams,
-    UsResult,
-    analyse_nir,
-    analyse_us,
-)
+from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, PostprocessParams, analyse_nir, analyse_us
 from ir_robot.perception.transforms import check_spacing, probs_to_size, roi_box, to_model_input, validate_image
 
 WEIGHTS_FORMAT = "ir_robot.perception.segmenter/1"

@@ -18,10 +18,7 @@ import math
 
 import numpy as np
 
-from ir_robot.core.types import ImageFrame, JointVector, NirView, ProbePose, needle_direction
-
-#: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
-PROBE_OFFSET_MM = 12.0
+from ir_robot.core.types import PROBE_OFFSET_MM, ImageFrame, JointVector, NirView, ProbePose, needle_direction
 
 
 def pivot_of(joints: JointVector) -> np.ndarray:

@@ -31,7 +31,6 @@ import json
 import math
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -45,11 +44,17 @@ from std_msgs.msg import Float64, String
 from ir_robot.config import param
 from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.limits import planning_limits
-from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import VenipunctureController
-from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
-from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, RigState, needle_direction
-from ir_robot.perception.postprocess import UsResult, result_from_json
+from ir_robot.core.errors import IrRobotError, PerceptionError
+from ir_robot.core.results import UsResult, result_from_json
+from ir_robot.core.types import (
+    ImageFrame,
+    JointVector,
+    Observation,
+    RigCommand,
+    RigState,
+    needle_direction,
+)
 from ir_robot.perception.transforms import roi_box
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
@@ -66,6 +71,7 @@ from ir_robot.ros.conversions import (
 )
 from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.trace import LatencyTrace
+from ir_robot.urdf import joint_limit_vectors
 
 
 @dataclass(frozen=True)
@@ -99,26 +105,6 @@ class ControllerNodeConfig:
     max_time_s: float = param(
         120.0, range=(1.0, 3600.0), unit="s", help="abort (retract) a procedure running longer than this"
     )
-
-
-def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
-    """(lower, upper, velocity) of the rig joints from a URDF, in mm / rad (URDF: m / rad)."""
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise ConfigError(f"cannot read the robot description {path}: {exc}") from None
-    lo, hi, vmax = {}, {}, {}
-    for joint in root.iter("joint"):
-        name = joint.get("name")
-        lim = joint.find("limit")
-        if name in JOINT_NAMES and lim is not None:
-            s = 1000.0 if joint.get("type") == "prismatic" else 1.0
-            lo[name], hi[name] = float(lim.get("lower")) * s, float(lim.get("upper")) * s
-            vmax[name] = float(lim.get("velocity")) * s
-    missing = [n for n in JOINT_NAMES if n not in lo]
-    if missing:
-        raise ConfigError(f"{path} has no <limit> for joints {missing}; the rig needs {list(JOINT_NAMES)}")
-    return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
 
 
 #: a standing /us/roi is re-sent this often (us_perception's roi_timeout_s is 1 s by default)
@@ -244,7 +230,7 @@ class ControllerNode(Node):
             rig = load_rig_config(None if self.params.config.rig_config == "default" else self.params.config.rig_config)
             (lo, hi), vmax = rig.joint_limits(), rig.joint_speed_limits()
         else:
-            lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
+            lo, hi, vmax = joint_limit_vectors(data_path("urdf", self.params.config.urdf))
         self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
         self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
         self.controller = None

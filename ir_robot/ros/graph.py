@@ -95,11 +95,11 @@ _NIR_CAMERA = NodeSpec(
     "ir_robot.ros.camera_node:NirCameraNode",
     description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info",
 )
-_BENCH = NodeSpec(
-    "bench",
-    "ir_robot_bench",
-    "ir_robot.ros.bench_node:BenchNode",
-    description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
+_EMULATED_RIG = NodeSpec(
+    "emulated_rig",
+    "ir_robot_emulated_rig",
+    "ir_robot.ros.emulated_rig_node:EmulatedRigNode",
+    description="the emulated rigtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
     "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw",
 )
 RECORDER = NodeSpec(
@@ -117,9 +117,9 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     # in one process (ir-robot launch without --processes) the networks' loading holds the GIL for seconds,
     # which starved GrblRig's status thread into its 0.5 s no-reply fault when the board was already open
     "rig": (_US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
-    # the rig graph without hardware: the emulated bench in place of the board's USB line and the video sources
+    # the rig graph without hardware: the emulated rig in place of the board's USB line and the video sources
     # (rig_driver still talks GRBL over a serial line: the emulator's pty)
-    "rig_emulator": (_BENCH, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
+    "rig_emulator": (_EMULATED_RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
 }
 
 #: graph -> the graph whose params file is read first (its own file then overrides single values)

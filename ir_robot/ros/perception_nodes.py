@@ -21,7 +21,7 @@ image's stamp and in the image's frame (``us_image`` / ``nir_image``):
 ``/<m>/perception_info``   std_msgs/String JSON, latched      the model in use: {"model", "requested", "weights"}
 =========================  =================================  =================================================
 
-``/<m>/result`` (:func:`ir_robot.perception.postprocess.result_to_json`) is what the
+``/<m>/result`` (:func:`ir_robot.core.results.result_to_json`) is what the
 controller consumes: it uses this node's analysis (soft-vote artery/vein from the
 class probabilities, needle confidence) instead of repeating it on the mask.
 :func:`result_from_mask` still rebuilds a result from a recorded mask. An image
@@ -48,8 +48,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError, PerceptionError
+from ir_robot.core.results import result_to_json
 from ir_robot.core.types import ImageFrame
-from ir_robot.perception.postprocess import result_to_json
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,

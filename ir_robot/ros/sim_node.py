@@ -211,7 +211,7 @@ class SimNode(RefereeMixin, Node):
 
     def _reset_world(self, seed: int) -> None:
         if self.params.config.phantoms == "episode":
-            from ir_robot.control.episode import sample_episode_phantom
+            from ir_robot.evaluation.episode import sample_episode_phantom
 
             self.world.reset(seed=seed, phantom=sample_episode_phantom(seed, motion=self.world.config.motion))
         else:
@@ -233,7 +233,7 @@ class SimNode(RefereeMixin, Node):
     # ------------------------------------------------------------------ the referee
     def _on_procedure_state_change(self, state: str, previous: str) -> None:
         if state == "running" and previous != "running":
-            from ir_robot.control.episode import Scorer
+            from ir_robot.evaluation.episode import Scorer
 
             with self._world_lock:
                 self._scorer = Scorer(self.world)
@@ -249,10 +249,10 @@ class SimNode(RefereeMixin, Node):
             self._scorer(state, None, None, SimpleNamespace(phase=self.phase))
 
     def referee(self, result: dict) -> dict:
-        """Score a finished procedure with the rule of ``ir_robot.control.episode.run_episode`` (the line
-        ``ir-robot demo`` prints): :func:`ir_robot.control.episode.judge`.
+        """Score a finished procedure with the rule of ``ir_robot.evaluation.episode.run_episode`` (the line
+        ``ir-robot demo`` prints): :func:`ir_robot.evaluation.episode.judge`.
         """
-        from ir_robot.control.episode import judge
+        from ir_robot.evaluation.episode import judge
 
         sc = self._scorer
         duration = float(result.get("duration_s") or 0.0)

@@ -34,9 +34,8 @@ from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.limits import planning_limits
 from ir_robot.control.runner import run_procedure
 from ir_robot.control.safety import SafeRig
-from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import Phase, VenipunctureController
-from ir_robot.core.types import Tissue
+from ir_robot.core.types import Observation, Tissue
 
 MAX_DURATION_S = 60.0
 

@@ -38,7 +38,7 @@ PHASE_COLOURS = {
 
 def choose_perception(kind: str, config: VenipunctureConfig):
     """(us, nir, label): ``auto`` uses the trained model of each modality whose weights exist."""
-    from ir_robot.control.episode import make_perception, perception_label, resolve_perception
+    from ir_robot.evaluation.episode import make_perception, perception_label, resolve_perception
 
     choice = resolve_perception(kind)
     missing = [m for m, k in choice.items() if kind == "auto" and k != "model"]
@@ -191,7 +191,7 @@ def run_demo(
     """One procedure with pictures; returns the printed result dict."""
     import cv2
 
-    from ir_robot.control.episode import make_world, run_episode
+    from ir_robot.evaluation.episode import make_world, run_episode
 
     cv2.setNumThreads(1)
     out = Path(out)

@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ir_robot.control.sensing import Observation
-from ir_robot.core.types import JointVector, RigCommand, RigState
+from ir_robot.core.types import JointVector, Observation, RigCommand, RigState
 from ir_robot.devices.base import Rig
 
 
