@@ -103,7 +103,7 @@ class SafetyConfig:
                 f"field 'force_hard_ceiling_n': {self.force_hard_ceiling_n} N is below "
                 f"force_ceiling_n {self.force_ceiling_n} N; the hard ceiling must be the higher one"
             )
-        if any(lo >= hi for lo, hi in zip(self.workspace_min_mm, self.workspace_max_mm)):
+        if any(lo >= hi for lo, hi in zip(self.workspace_min_mm, self.workspace_max_mm, strict=False)):
             raise ConfigError(
                 f"field 'workspace_min_mm': {self.workspace_min_mm} must be below workspace_max_mm "
                 f"{self.workspace_max_mm} on every axis"
@@ -268,9 +268,9 @@ class SafeRig(Rig):
 
     def _check_rates(self, v: np.ndarray) -> None:
         if not np.all(np.isfinite(v)):
-            bad = [n for n, x in zip(JOINT_NAMES, v) if not math.isfinite(x)]
+            bad = [n for n, x in zip(JOINT_NAMES, v, strict=True) if not math.isfinite(x)]
             raise self._trip("velocity_limit", f"non-finite rate on {bad}")
-        fixed = [n for n, x in zip(JOINT_NAMES, v) if x != 0.0 and n not in self.movable_joints]
+        fixed = [n for n, x in zip(JOINT_NAMES, v, strict=True) if x != 0.0 and n not in self.movable_joints]
         if fixed:
             raise self._trip(
                 "immovable_joint", f"rate on {fixed}, which this rig cannot move (movable: {list(self.movable_joints)})"
@@ -326,7 +326,9 @@ class SafeRig(Rig):
         state = self._last_state or self.rig.read_state()
         dq = np.abs(q_t - state.joints.as_array())
         movable = np.isin(np.array(JOINT_NAMES), np.array(self.movable_joints, dtype=object))
-        fixed = [n for n, d, m in zip(JOINT_NAMES, dq, movable) if not m and d > self.config.limit_tolerance]
+        fixed = [
+            n for n, d, m in zip(JOINT_NAMES, dq, movable, strict=True) if not m and d > self.config.limit_tolerance
+        ]
         if fixed:
             raise self._trip(
                 "immovable_joint",

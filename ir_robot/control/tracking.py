@@ -357,7 +357,7 @@ class TargetTracker:
                 continue
             # which known vessel is it?
             key, best = None, self.params.gate_mm
-            for k, (rel, n, kind, last) in self._rel.items():
+            for k, (_rel, _n, _kind, last) in self._rel.items():
                 if k in used:
                     continue
                 d = float(np.hypot(*(p - last)))
@@ -411,7 +411,7 @@ class TargetTracker:
         else:
             # rigid motion: other vessels (seen with the target often enough) predict the target
             votes = []
-            for rel, n, kind, last in self._rel.values():
+            for rel, n, _kind, _last in self._rel.values():
                 if n < p.min_reference_frames:
                     continue
                 best, best_d = None, p.gate_mm
@@ -459,7 +459,7 @@ class TargetTracker:
             self._note_references(sections, direct, needle_yz)
             return self._filter(direct, t_s, p.alpha)
         shifts = []
-        for k, a in self._anchor_others.items():
+        for a in self._anchor_others.values():
             exp = a + self._delta
             best, best_d = None, gate
             for s in sections:

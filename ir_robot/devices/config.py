@@ -143,7 +143,8 @@ class GrblConfig:
         for key, value in self.extra_settings.items():
             if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 255:
                 raise ConfigError(
-                    f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 (write 27: 1.0, not '$27')"
+                    f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 "
+                    "(write 27: 1.0, not '$27')"
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"field 'grbl.extra_settings.{key}': value {value!r} is not a number")
@@ -228,7 +229,7 @@ class RigConfig:
         """Joint vector for GRBL machine position (X, Y, Z) in mm."""
         mpos = np.asarray(mpos, dtype=float)[:3]
         values = {name: float(getattr(self.fixed, name)) for name in FIXED_JOINTS}
-        for ax, m in zip(self.grbl.axes, mpos):
+        for ax, m in zip(self.grbl.axes, mpos, strict=False):
             values[ax.joint] = ax.offset_mm + ax.sign * float(m)
         return JointVector(**values)
 
@@ -243,7 +244,7 @@ class RigConfig:
     def joint_rates_from_axis_rates(self, axis_rates) -> JointVector:
         axis_rates = np.asarray(axis_rates, dtype=float)[:3]
         values = {name: 0.0 for name in JOINT_NAMES}
-        for ax, r in zip(self.grbl.axes, axis_rates):
+        for ax, r in zip(self.grbl.axes, axis_rates, strict=False):
             values[ax.joint] = ax.sign * float(r) + 0.0  # no -0.0
         return JointVector(**values)
 

@@ -16,11 +16,12 @@ stands in for the phantom and both imagers, from one simulator phantom
 What is simulated, said plainly: the images are rendered, not captured. They are rendered at the
 *emulated board's* machine position (``pose_fn``, e.g. ``emulator.joints``: where the stage
 physically is, which the host only learns from the next status report), stamped with the
-monotonic clock GrblRig stamps its status with. They carry the renderer's label mask, so ``perception="ground_truth"`` works as in
-``ir-robot evaluate --ground-truth-perception``, and nothing else: no probe pose or view in
-``meta`` (the controller places them from the rig's joints, as it must with real video). The
-phantom is still (no arm motion), and the bench records the ground truth the controller never
-sees (:attr:`flashback`, :attr:`back_wall_punctured`, :meth:`in_vein_lumen`) for scoring.
+monotonic clock GrblRig stamps its status with. They carry the renderer's label mask, so
+``perception="ground_truth"`` works as in ``ir-robot evaluate --ground-truth-perception``, and
+nothing else: no probe pose or view in ``meta`` (the controller places them from the rig's joints,
+as it must with real video). The phantom is still (no arm motion), and the bench records the ground
+truth the controller never sees (:attr:`flashback`, :attr:`back_wall_punctured`,
+:meth:`in_vein_lumen`) for scoring.
 """
 
 from __future__ import annotations

@@ -179,11 +179,13 @@ class _KeepAlive:
                 if self._closed:
                     return
                 which = self._running
-                late = not self._cond.wait_for(lambda: self._running != which or self._closed, timeout=self.after_s)
+                late = not self._cond.wait_for(
+                    lambda which=which: self._running != which or self._closed, timeout=self.after_s
+                )
             if late:
                 self.on_late()
                 with self._cond:
-                    self._cond.wait_for(lambda: self._running != which or self._closed)
+                    self._cond.wait_for(lambda which=which: self._running != which or self._closed)
 
     def close(self) -> None:
         with self._cond:

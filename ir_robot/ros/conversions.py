@@ -98,10 +98,10 @@ def _indexed(msg_names, values, what: str) -> np.ndarray:
     if unknown:
         raise RigError(f"{what}: unknown joint(s) {unknown}; the rig's joints are {list(JOINT_NAMES)}")
     out = np.zeros(len(JOINT_NAMES))
-    for n, v in zip(names, vals):
+    for n, v in zip(names, vals, strict=True):
         out[JOINT_NAMES.index(n)] = v
     if not np.all(np.isfinite(out)):
-        bad = [n for n, v in zip(JOINT_NAMES, out) if not math.isfinite(v)]
+        bad = [n for n, v in zip(JOINT_NAMES, out, strict=True) if not math.isfinite(v)]
         raise RigError(f"{what}: non-finite value on {bad}")
     return out / _SI
 

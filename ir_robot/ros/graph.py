@@ -154,7 +154,9 @@ def params_path(graph_name: str, share: Path | None = None) -> Path:
 
 
 def params_files(graph_name: str, share: Path | None = None) -> list[Path]:
-    """The graph's default params files in the order they apply: its base graph's (:data:`PARAMS_BASE`), then its own."""
+    """The graph's default params files in the order they apply: its base graph's (:data:`PARAMS_BASE`), then its
+    own.
+    """
     base = PARAMS_BASE.get(graph_name)
     return ([params_path(base, share)] if base else []) + [params_path(graph_name, share)]
 
