@@ -64,6 +64,9 @@ def _target(cfg, x):
 
 
 def run(quick: bool = False) -> dict:
+    """The serial rig area's flat results (the module docstring lists them), with the devices' logging silenced for the
+    faults injected on purpose.
+    """
     import logging
 
     quiet = logging.getLogger("ir_robot.devices")

@@ -15,6 +15,7 @@ SMALL_SEED = 5000
 
 
 def run(quick: bool = False, us_weights=None, nir_weights=None) -> dict:
+    """The venipuncture area's flat results: 200 seeded phantoms and 100 with 1-2 mm veins (``quick``: 10 + 5)."""
     import cv2
 
     from ir_robot.control.config import load_venipuncture_config

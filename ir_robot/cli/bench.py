@@ -31,6 +31,7 @@ def _cmd(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot bench`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("bench", help="run benchmarks: print a table and write flat JSON")
     p.add_argument("area", choices=[*AREAS, "all"], help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the results as a flat JSON object")

@@ -61,6 +61,7 @@ def _evaluate(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot demo`` and ``ir-robot evaluate`` to the subcommand parsers ``sub``."""
     d = sub.add_parser(
         "demo", help="one autonomous venipuncture in the simulator: JSON line, overlay video, force plot"
     )

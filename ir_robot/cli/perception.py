@@ -112,6 +112,7 @@ def _segment(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``dataset``, ``train-perception``, ``ship-model`` and ``segment`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("dataset", help="generate a synthetic perception dataset (images, label masks, metadata)")
     p.add_argument("modality", choices=("us", "nir"))
     p.add_argument("--n", type=int, required=True, help="number of frames")

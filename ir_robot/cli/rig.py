@@ -350,6 +350,7 @@ def _cmd_emulator(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot rig`` (status, home, move, jog, venipuncture, estop) and ``rig-emulator`` to ``sub``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=None, metavar="FILE", help="rig config (default: config/rig.yaml)")
     conn = argparse.ArgumentParser(add_help=False, parents=[common])

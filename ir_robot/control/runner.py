@@ -24,6 +24,8 @@ from ir_robot.devices.base import Rig
 
 @dataclass
 class ProcedureResult:
+    """How a :func:`run_procedure` run ended: the controller's outcome, ticks, times and any safety trip."""
+
     outcome: object  # the controller's Outcome
     ticks: int
     elapsed_s: float  # rig time from the first to the last tick

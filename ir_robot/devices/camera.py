@@ -103,6 +103,9 @@ class Camera:
         self.frames_read = 0
 
     def open(self) -> Camera:
+        """Opens the source and asks it for the configured width, height and fps; RigError naming the likely fix if it
+        cannot be opened.
+        """
         import cv2
 
         cap = cv2.VideoCapture(_source_value(self.source))
@@ -140,6 +143,7 @@ class Camera:
         )
 
     def close(self) -> None:
+        """Releases the source; safe to call twice."""
         if self._cap is not None:
             self._cap.release()
             self._cap = None

@@ -151,6 +151,7 @@ class GrblConfig:
 
     @property
     def axes(self) -> tuple[AxisConfig, AxisConfig, AxisConfig]:
+        """The three GRBL axes in X, Y, Z order."""
         return (self.x, self.y, self.z)
 
 
@@ -223,6 +224,7 @@ class RigConfig:
     # ------------------------------------------------------------------ mapping
     @property
     def axis_joints(self) -> tuple[str, str, str]:
+        """The joints GRBL axes X, Y, Z drive, in that order."""
         return tuple(ax.joint for ax in self.grbl.axes)  # type: ignore[return-value]
 
     def joints_from_mpos(self, mpos) -> JointVector:
@@ -242,6 +244,7 @@ class RigConfig:
         return np.array([getattr(rates, ax.joint) * ax.sign for ax in self.grbl.axes])
 
     def joint_rates_from_axis_rates(self, axis_rates) -> JointVector:
+        """Joint rates for GRBL machine axis rates (X, Y, Z in mm/s); fixed joints get 0."""
         axis_rates = np.asarray(axis_rates, dtype=float)[:3]
         values = {name: 0.0 for name in JOINT_NAMES}
         for ax, r in zip(self.grbl.axes, axis_rates, strict=False):
@@ -249,6 +252,7 @@ class RigConfig:
         return JointVector(**values)
 
     def joint_limits(self) -> tuple[JointVector, JointVector]:
+        """(lower, upper) joint limits: the axes' travel for the movable joints, the fixed value for the others."""
         lo = {name: float(getattr(self.fixed, name)) for name in FIXED_JOINTS}
         hi = dict(lo)
         for ax in self.grbl.axes:
@@ -264,6 +268,7 @@ class RigConfig:
 
 
 def default_rig_yaml() -> Path:
+    """``config/rig.yaml``, the rig configuration the CLI and the ROS nodes read by default."""
     from ir_robot.paths import data_path
 
     return data_path("config", "rig.yaml")

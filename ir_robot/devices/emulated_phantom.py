@@ -146,6 +146,7 @@ class EmulatedPhantom:
 
     @property
     def artery_punctured(self) -> bool:
+        """Ground truth: the needle crossed an artery's wall at any time since the start or the last reset."""
         return any(
             e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(self.phantom.is_artery[e.vessel_index])
             for e in self.events()
@@ -273,6 +274,7 @@ class EmulatedRig:
         self.camera = self.phantom.camera(self.emulator.joints)
 
     def close(self) -> None:
+        """Closes the GrblRig, then stops the emulator and its ptys (even if the rig's close fails)."""
         try:
             if self.rig is not None:
                 self.rig.close()

@@ -135,6 +135,9 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
 
 
 def plot_force(path: Path, ctl, events, safety_ceiling_n: float) -> None:
+    """The demo's force plot, written to ``path``: measured and filtered force and the insertion over the controller's
+    phases, with the safety ceiling and the true punctures (ground truth, dotted).
+    """
     from ir_robot.viz import new_figure
 
     tr = ctl.trace

@@ -56,6 +56,7 @@ def resolve_perception(kind: str, *, us_weights=None, nir_weights=None) -> dict[
 
 
 def perception_label(choice: dict[str, str]) -> str:
+    """The perception named in summaries: one word when both modalities use the same, else ``us:..., nir:...``."""
     return choice["us"] if choice["us"] == choice["nir"] else f"us:{choice['us']}, nir:{choice['nir']}"
 
 
@@ -89,6 +90,7 @@ def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: 
 
 
 def make_world(*, motion: bool = True):
+    """The needle world episodes run in (fixed phantoms per episode, so ``randomize`` is off)."""
     from ir_robot.sim.world import NeedleWorld, WorldConfig
 
     return NeedleWorld(WorldConfig(randomize=False, motion=motion))
@@ -96,6 +98,8 @@ def make_world(*, motion: bool = True):
 
 @dataclass
 class EpisodeResult:
+    """One scored episode: the controller's report and the ground truth (one row of ``episodes.csv``)."""
+
     seed: int
     success: bool
     first_attempt_success: bool
@@ -119,6 +123,7 @@ class EpisodeResult:
     extra: dict = field(default_factory=dict, repr=False)
 
     def row(self) -> dict:
+        """The result as a CSV row (without ``extra``; finite floats rounded to 4 decimals)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
         for k, v in d.items():
             if isinstance(v, float):
@@ -138,6 +143,9 @@ class Scorer:
         self.hold_vessels: set[int] = set()
 
     def tip_error(self) -> tuple[float, int]:
+        """The true tip's distance (mm) to the centreline of its vessel (the one it is in, else the nearest) and
+        that vessel's index.
+        """
         w = self.world
         s = w.state()
         ph = w.phantom
@@ -149,6 +157,7 @@ class Scorer:
         return float(math.hypot(tip[1] - float(yc[vessel]), tip[2] - float(zc[vessel]))), vessel
 
     def __call__(self, state, obs, cmd, controller) -> None:
+        """The ``on_tick`` hook: records the tip error and whether the tip is in a vein lumen on every HOLD tick."""
         if controller.phase == Phase.HOLD:
             err, vessel = self.tip_error()
             s = self.world.state()
@@ -185,6 +194,8 @@ def back_wall_punctured(world) -> bool:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The ground-truth verdict on a procedure (see :func:`judge`)."""
+
     success: bool
     reason: str  # "ok" on success, else why (the controller's reason, or the ground truth's)
     hold_in_lumen: bool
@@ -358,6 +369,9 @@ def reason_key(reason: str) -> str:
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
+    """The summary of an evaluation: success rates, tip error, punctures, trips, durations, forces and failure
+    reasons counted by cause.
+    """
     n = len(results)
     if n == 0:
         return {"episodes": 0}
@@ -437,6 +451,7 @@ def evaluate(
 
 
 def write_outputs(out: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    """Writes ``episodes.csv``, ``summary.json`` and ``evaluation.png`` to ``out`` (created)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [r.row() for r in results]
     with open(out / "episodes.csv", "w", newline="") as fh:
@@ -448,6 +463,7 @@ def write_outputs(out: Path, summary: dict, results: list[EpisodeResult]) -> Non
 
 
 def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    """The evaluation figure: tip error against vein diameter, durations and failure reasons, written to ``path``."""
     from ir_robot.viz import new_figure
 
     fig, axes = new_figure(1, 3, figsize=(13, 3.8))

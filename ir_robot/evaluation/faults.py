@@ -37,6 +37,7 @@ class SpikyForceRig(Rig):
         self.spikes_sent = 0
 
     def read_state(self) -> RigState:
+        """The wrapped rig's state, with ``spike_n`` added to the force inside the windows."""
         s = self.rig.read_state()
         if _inside(s.stamp_s, self.windows):
             self.spikes_sent += 1
@@ -44,21 +45,27 @@ class SpikyForceRig(Rig):
         return s
 
     def command(self, cmd: RigCommand) -> None:
+        """Passes the command to the wrapped rig."""
         self.rig.command(cmd)
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
+        """Passes the move to the wrapped rig."""
         self.rig.move_to(target, speed_mm_s)
 
     def stop(self, reason: str = "") -> None:
+        """Stops the wrapped rig."""
         self.rig.stop(reason)
 
     def limits(self):
+        """The wrapped rig's joint limits."""
         return self.rig.limits()
 
     def velocity_limits(self):
+        """The wrapped rig's velocity limits."""
         return self.rig.velocity_limits()
 
     def advance(self, dt: float):
+        """Advances the wrapped (simulated) rig's clock by ``dt``."""
         return self.rig.advance(dt)
 
 
@@ -71,6 +78,7 @@ class DropoutPerception:
         self.dropped = 0
 
     def predict(self, frame, spacing_mm=None, *, roi=None):
+        """The inner predictor's result, emptied (no vessel, needle or vein) for a frame inside the windows."""
         res = self.inner.predict(frame, spacing_mm) if roi is None else self.inner.predict(frame, spacing_mm, roi=roi)
         if _inside(frame.stamp_s, self.windows):
             self.dropped += 1

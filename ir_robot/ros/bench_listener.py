@@ -64,6 +64,7 @@ class BenchListener:
             pass
 
     def close(self) -> None:
+        """Stops the executor and its thread, destroys the node and shuts its context down."""
         import rclpy
 
         self.executor.shutdown(timeout_sec=5.0)

@@ -76,6 +76,8 @@ from ir_robot.urdf import joint_limit_vectors
 
 @dataclass(frozen=True)
 class ControllerNodeConfig:
+    """Parameters of the controller node beyond the VenipunctureConfig: config file, limits source, NIR and timing."""
+
     config_file: str = param(
         "venipuncture.yaml",
         help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
@@ -124,6 +126,9 @@ class ResultPerception:
         self.roi_box: tuple[int, int, int, int] | None = None
 
     def predict(self, frame: ImageFrame, spacing_mm=None, *, roi=None):
+        """The result the perception node sent with ``frame``; the requested ``roi`` is kept in :attr:`roi_box` for
+        the node to send on ``/us/roi``. PerceptionError if the frame has no result.
+        """
         self.roi_box = roi_box(roi[:2], roi[2], frame.shape) if roi is not None else None
         result = frame.meta.get("result") if isinstance(frame.meta, dict) else None
         if result is None:
@@ -215,6 +220,8 @@ def joints_at(history, t_s: float, max_extrapolation_s: float = 0.1) -> JointVec
 
 
 class ControllerNode(Node):
+    """The venipuncture controller as a ROS node (see the module docstring for its topics and timing)."""
+
     NODE_NAME = "controller"
     PARAMS = ((VenipunctureConfig, ""), (ControllerNodeConfig, "node."))
 
@@ -478,10 +485,12 @@ class ControllerNode(Node):
         self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
 
     def close(self) -> None:
+        """Stops the keep-alive thread and closes the latency trace."""
         self._keep_alive.close()
         self.trace.close()
 
     def stats(self) -> dict:
+        """Counters (commands, image-triggered steps, procedures) and p50/p99 of the image-triggered step time (ms)."""
         out = dict(self.counts)
         if self.step_ms:
             ms = np.asarray(self.step_ms)
@@ -548,6 +557,7 @@ class ControllerNode(Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_controller``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(ControllerNode, args)

@@ -1,4 +1,4 @@
-"""``bench``: the emulated rigtop rig, so the rig graph runs end to end without hardware.
+"""``emulated_rig``: the emulated benchtop rig, so the rig graph runs end to end without hardware.
 
 The ``rig_emulator`` graph is the ``rig`` graph with this node in place of the two video
 sources: the GRBL board and the load cell are :class:`~ir_robot.devices.emulator.GrblEmulator`
@@ -51,6 +51,8 @@ from ir_robot.ros.referee import RefereeMixin
 
 @dataclass(frozen=True)
 class EmulatedRigNodeConfig:
+    """Parameters of the emulated rig node: where its ports and rig.yaml go, what it emulates, seeds and rates."""
+
     link_dir: str = param(
         "/tmp/ir_robot_emulated_rig",
         help="where the node writes rig.yaml and the port symlinks grbl, loadcell (one emulated rig per dir)",
@@ -84,6 +86,10 @@ def emulated_rig_yaml(base: dict, link_dir: str, status_poll_hz: float) -> dict:
 
 
 class EmulatedRigNode(RefereeMixin, Node):
+    """The emulated benchtop rig as a ROS node (see the module docstring): GRBL board and load cell on ptys, rendered
+    images, and the referee of its phantom's ground truth.
+    """
+
     NODE_NAME = "emulated_rig"
     PARAMS = ((EmulatedRigNodeConfig, ""),)
 
@@ -212,6 +218,7 @@ class EmulatedRigNode(RefereeMixin, Node):
         }
 
     def close(self) -> None:
+        """Stops the emulator and removes the port symlinks and rig.yaml it wrote."""
         self.emulator.close()
         for path in self.links + [self.rig_yaml]:
             try:
@@ -221,6 +228,7 @@ class EmulatedRigNode(RefereeMixin, Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_emulated_rig``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(EmulatedRigNode, args)

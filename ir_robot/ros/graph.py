@@ -22,6 +22,8 @@ from ir_robot.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node of a graph: its name, how ROS 2 and the pip launcher start it, its remappings and niceness."""
+
     name: str  # node name = section in the params file
     executable: str  # console script for ros2 launch (package ir_robot)
     node_class: str  # "module:Class" (an rclpy Node subclass)
@@ -34,6 +36,7 @@ class NodeSpec:
 
     @property
     def module(self) -> str:
+        """The Python module that holds the node class."""
         return self.node_class.split(":")[0]
 
     @property
@@ -99,7 +102,7 @@ _EMULATED_RIG = NodeSpec(
     "emulated_rig",
     "ir_robot_emulated_rig",
     "ir_robot.ros.emulated_rig_node:EmulatedRigNode",
-    description="the emulated rigtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
+    description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
     "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw",
 )
 RECORDER = NodeSpec(
@@ -130,6 +133,7 @@ NODES: dict[str, NodeSpec] = {s.name: s for g in GRAPHS.values() for s in g} | {
 
 
 def graph(name: str) -> tuple[NodeSpec, ...]:
+    """The nodes of graph ``name`` in start order; ConfigError naming the graphs if there is none."""
     try:
         return GRAPHS[name]
     except KeyError:
@@ -137,6 +141,7 @@ def graph(name: str) -> tuple[NodeSpec, ...]:
 
 
 def node_spec(name: str) -> NodeSpec:
+    """The node called ``name`` in any graph (or the recorder); ConfigError naming the nodes if there is none."""
     try:
         return NODES[name]
     except KeyError:

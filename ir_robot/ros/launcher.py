@@ -96,6 +96,7 @@ class GraphRunner:
         self._thread = None
 
     def start(self) -> GraphRunner:
+        """Creates the context, builds every node (stopping what was built if one fails) and spins them in a thread."""
         import rclpy
         from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
@@ -131,9 +132,11 @@ class GraphRunner:
 
     @property
     def ok(self) -> bool:
+        """True while the context is up and the executor thread spins."""
         return self.context is not None and self.context.ok() and self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
+        """Shuts the executor down, lets the recorder drain, closes and destroys the nodes (in reverse), the context."""
         import rclpy
 
         if self.executor is not None:
@@ -198,6 +201,7 @@ class ProcessRunner:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> ProcessRunner:
+        """Starts one ``python -m ir_robot.ros.run`` process per node (under ``nice`` where the node asks for it)."""
         for spec in self.specs:
             cmd = [
                 sys.executable,
@@ -213,12 +217,15 @@ class ProcessRunner:
 
     @property
     def ok(self) -> bool:
+        """True while every node process is alive."""
         return all(p.poll() is None for p in self.procs.values())
 
     def failed(self) -> dict[str, int]:
+        """Node name -> exit code of every process that has exited with an error."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None and p.returncode != 0}
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, int]:
+        """SIGINT to every live process, then ``timeout_s`` in all to exit (stragglers are killed); the exit codes."""
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -292,12 +299,14 @@ class ProcedureClient:
         return future.result()
 
     def wait_state(self, states, timeout_s: float) -> str:
+        """Waits up to ``timeout_s`` for the procedure state to be one of ``states``; returns the state then."""
         states = (states,) if isinstance(states, str) else tuple(states)
         with self._cond:
             self._cond.wait_for(lambda: self.state in states, timeout=timeout_s)
             return self.state
 
     def wait_summary(self, count: int, timeout_s: float) -> dict | None:
+        """The ``count``-th summary seen (waiting up to ``timeout_s`` for it), or None if it has not come."""
         with self._cond:
             self._cond.wait_for(lambda: len(self.summaries) >= count, timeout=timeout_s)
             return self.summaries[count - 1] if len(self.summaries) >= count else None
@@ -314,6 +323,7 @@ class ProcedureClient:
         return summary
 
     def destroy(self) -> None:
+        """Destroys the client's node (its context is the caller's)."""
         self.node.destroy_node()
 
 

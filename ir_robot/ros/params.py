@@ -45,6 +45,8 @@ _ARRAY = {
 
 @dataclasses.dataclass(frozen=True)
 class ParamField:
+    """One ROS parameter of a config schema: dotted name, field path, ROS type, optionality, metadata and default."""
+
     name: str  # dotted ROS parameter name
     path: tuple[str, ...]
     ptype: int  # rcl_interfaces ParameterType
@@ -248,6 +250,7 @@ class ConfigParameters(Generic[T]):
 
 
 def getattr_path(obj: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` (field names) in nested dataclasses ``obj``."""
     for key in path:
         obj = getattr(obj, key)
     return obj

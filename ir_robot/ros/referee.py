@@ -1,6 +1,6 @@
 """The summary line of a procedure from the simulated hardware's ground truth, for the nodes that have it.
 
-The ``sim`` node and the emulated rig's ``bench`` node both know what the controller cannot (where the
+The ``sim`` node and the ``emulated_rig`` node both know what the controller cannot (where the
 needle tip really is, which membranes tore). :class:`RefereeMixin` gives them the same plumbing: it
 follows ``/procedure/state``, the controller's ``/controller/phase`` and the perception in use
 (``/us/perception_info``), and when the controller reports ``/procedure/result`` it publishes the
@@ -44,6 +44,7 @@ class RefereeMixin:
         )
 
     def referee(self, result: dict) -> dict:  # pragma: no cover - each node scores with its own truth
+        """The summary line for the controller's ``result`` dict, with what only this node knows (ground truth)."""
         raise NotImplementedError
 
     def _on_procedure_state_change(self, state: str, previous: str) -> None:

@@ -25,6 +25,10 @@ from ir_robot.sim.world import WorldConfig
 
 
 class RigDriverNode(Node):
+    """A rig backend (``sim`` or ``serial``) behind the safety layer on the rig topics; its state goes out at
+    ``rate_hz``.
+    """
+
     NODE_NAME = "rig_driver"
     PARAMS = ((RigBackendConfig, ""), (WorldConfig, "world."), (RigDriverConfig, "rig."))
 
@@ -66,6 +70,7 @@ class RigDriverNode(Node):
         return now - Duration(nanoseconds=int(age * 1e9))
 
     def close(self) -> None:
+        """Closes the rig (through the safety layer), then the simulated backend's world if it has one."""
         try:
             self.rig.rig.close()
         finally:
@@ -75,6 +80,7 @@ class RigDriverNode(Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_rig_driver``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(RigDriverNode, args)

@@ -59,6 +59,8 @@ from ir_robot.sim.world import WorldConfig
 
 @dataclass(frozen=True)
 class SimNodeConfig:
+    """Parameters of the sim node: tick, frame and state rates, seeds and phantoms, labels and the safety file."""
+
     control_rate_hz: float = param(
         100.0,
         range=(10.0, 1000.0),
@@ -86,6 +88,8 @@ class SimNodeConfig:
 
 
 class SimNode(RefereeMixin, Node):
+    """The needle world and its simulated rig as the hardware of the graph (see the module docstring)."""
+
     NODE_NAME = "sim"
     #: (config dataclass, parameter prefix) pairs this node declares
     PARAMS = ((SimNodeConfig, ""), (WorldConfig, "world."), (RigDriverConfig, "rig."))
@@ -281,11 +285,13 @@ class SimNode(RefereeMixin, Node):
         }
 
     def close(self) -> None:
+        """Closes the latency trace and the world."""
         self.trace.close()
         self.world.close()
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_sim``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(SimNode, args)
