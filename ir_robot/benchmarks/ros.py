@@ -217,7 +217,9 @@ def soak(
     runner = _start(processes, [params], domain_id)
     client = _client(runner, processes, listener)
     t0 = time.monotonic()
-    rss, summaries, errors = [], [], []
+    rss: list[float] = []
+    summaries: list[dict] = []
+    errors: list[str] = []
     try:
         client.wait_state("idle", 120.0)
         while len(summaries) < procedures or time.monotonic() - t0 < minutes * 60.0:

@@ -222,6 +222,7 @@ def _cmd_venipuncture(args) -> int:
         emulated = EmulatedRig(
             config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=emulator_start(config, vcfg)
         )
+        assert emulated.rig is not None  # EmulatedRig() connects it or raises
         rig, camera_fn = emulated.rig, emulated.camera
         print(
             f"emulated rig: GRBL on {emulated.emulator.port}, load cell on {emulated.emulator.loadcell_port}, "

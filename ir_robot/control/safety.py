@@ -365,6 +365,7 @@ class SafeRig(Rig):
             try:
                 trip = self._trip("backend", f"the rig failed a {getattr(call, '__name__', 'call')}: {exc}")
             except IrRobotError:  # the stop failed too (the line is gone): the trip is latched all the same
+                assert self.trip is not None  # _trip latches it before it stops the rig
                 trip = self.trip
             raise trip from exc
 

@@ -421,11 +421,11 @@ class TargetTracker:
             self.last_source = "target"
         else:
             # rigid motion: other vessels (seen with the target often enough) predict the target
-            votes = []
+            votes: list[np.ndarray] = []
             for rel, n, _kind, _last in self._rel.values():
                 if n < p.min_reference_frames:
                     continue
-                best, best_d = None, p.gate_mm
+                best_q, best_d = None, p.gate_mm
                 for s in sections:
                     q = np.array([s.y_mm, s.z_mm])
                     if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
@@ -434,9 +434,9 @@ class TargetTracker:
                         continue
                     d = float(np.hypot(*(q + rel - pred)))
                     if d < best_d:
-                        best, best_d = q, d
-                if best is not None:
-                    votes.append(best + rel)
+                        best_q, best_d = q, d
+                if best_q is not None:
+                    votes.append(best_q + rel)
             if votes:
                 meas = np.median(np.array(votes), axis=0)
                 self.last_source = f"{len(votes)} other vessel(s)"
@@ -486,7 +486,6 @@ class TargetTracker:
                 shifts.append(best - a)
         if shifts:
             self._delta = np.median(np.array(shifts), axis=0)
-        own = direct is not None
         # depth: the tissue layers' vertical motion (image registration, needle columns excluded), else
         # the reference vessels', else held where the last good fix put it
         if layer_dz_mm is not None:
@@ -495,7 +494,7 @@ class TargetTracker:
             z, z_src = self._anchor[1] + self._delta[1], f"{len(shifts)} other vessel(s)"
         else:
             z, z_src = self._anchor[1] + self._delta[1], "held"
-        if own:
+        if direct is not None:
             # the needle hides the lumen symmetrically sideways (an off-centre needle pushes the rest of
             # the lumen the other way: self-correcting) but not in depth: lateral position from the target
             meas = np.array([direct[0], z])

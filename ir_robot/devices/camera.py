@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ir_robot.core.errors import RigError
 from ir_robot.core.types import ImageFrame
 from ir_robot.devices.config import CameraConfig
+
+if TYPE_CHECKING:
+    import cv2
 
 
 def _source_value(source: str):
@@ -87,7 +91,7 @@ def process_frame(
     return ImageFrame(
         modality=config.modality,
         image=np.ascontiguousarray(img),
-        spacing_mm=tuple(config.spacing_mm),
+        spacing_mm=(config.spacing_mm[0], config.spacing_mm[1]),
         stamp_s=stamp_s,
         meta=dict(meta or {}),
     )
@@ -99,7 +103,7 @@ class Camera:
     def __init__(self, config: CameraConfig, source: str | None = None):
         self.config = config
         self.source = str(source) if source is not None else config.source
-        self._cap = None
+        self._cap: cv2.VideoCapture | None = None
         self.frames_read = 0
 
     def open(self) -> Camera:
@@ -126,6 +130,7 @@ class Camera:
         """Grab the next frame; RigError if the source stopped delivering."""
         if self._cap is None:
             self.open()
+        assert self._cap is not None  # open() sets it or raises
         deadline = time.monotonic() + self.config.open_timeout_s
         while True:
             ok, frame = self._cap.read()
@@ -151,7 +156,7 @@ class Camera:
     def __enter__(self) -> Camera:
         return self.open()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 

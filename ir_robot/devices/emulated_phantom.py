@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from ir_robot.core.types import (
     ProbePose,
     needle_direction,
 )
+
+if TYPE_CHECKING:
+    from ir_robot.sim.tissue import NeedleContact
 
 
 class EmulatedPhantom:
@@ -87,7 +91,7 @@ class EmulatedPhantom:
         self._us = UltrasoundRenderer(UltrasoundParams(), seed=seed)
         self._nir = NirRenderer(NirParams(), seed=seed)
         self._lock = threading.Lock()
-        self.contact = None
+        self.contact: NeedleContact | None = None
         self._events: list = []
         self._back_wall = False
         self.t_s = 0.0
@@ -162,12 +166,9 @@ class EmulatedPhantom:
         """An :class:`~ir_robot.control.sensing.Observation` with the wanted frames at ``joints``."""
         from ir_robot.core.types import Observation
 
+        tip = np.array([joints.x_mm, joints.y_mm, joints.z_mm]) + joints.insert_mm * needle_direction(joints.pitch_rad)
         needle = NeedlePose(
-            tip_mm=tuple(
-                float(v)
-                for v in np.array([joints.x_mm, joints.y_mm, joints.z_mm])
-                + joints.insert_mm * needle_direction(joints.pitch_rad)
-            ),
+            tip_mm=(float(tip[0]), float(tip[1]), float(tip[2])),
             direction=tuple(needle_direction(joints.pitch_rad)),
             diameter_mm=self.needle_diameter_mm,
         )
@@ -284,6 +285,6 @@ class EmulatedRig:
     def __enter__(self) -> EmulatedRig:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ir_robot.config import param
 from ir_robot.core.errors import ConfigError
@@ -65,7 +65,7 @@ def connect_serial(config: RigBackendConfig) -> GrblRig:
     from ir_robot.devices.config import load_rig_config
     from ir_robot.devices.serial_rig import GrblRig
 
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if config.loadcell_port:
         kwargs["loadcell_port"] = None if config.loadcell_port.lower() == "none" else config.loadcell_port
     deadline = time.monotonic() + config.connect_timeout_s

@@ -19,6 +19,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ def run_demo(
     config = config or load_venipuncture_config()
     us, nir, kind = choose_perception(perception, config)
     world = make_world(motion=motion)
-    rec = {"n": 0, "writer": None, "confirm": None, "nir": None}
+    rec: dict[str, Any] = {"n": 0, "writer": None, "confirm": None, "nir": None}
 
     def hook(state, obs, cmd, ctl):
         if obs.us is None:

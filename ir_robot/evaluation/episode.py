@@ -420,18 +420,19 @@ def evaluate(
     results: list[EpisodeResult] = []
     world = make_world(motion=motion)
     try:
-        it = range(seed, seed + episodes)
+        seeds = range(seed, seed + episodes)
+        bar = None  # the progress bar over the seeds (tqdm), if progress
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=f"venipuncture ({perception})", unit="ep", file=sys.stderr)
-        for s in it:
+            bar = tqdm(seeds, desc=f"venipuncture ({perception})", unit="ep", file=sys.stderr)
+        for s in seeds if bar is None else bar:
             r = run_episode(s, config, us, nir, world=world, motion=motion, vein_diameter_mm=vein_diameter_mm)
             r.extra = {}
             results.append(r)
-            if progress:
+            if bar is not None:
                 ok = sum(x.success for x in results)
-                it.set_postfix(success=f"{ok}/{len(results)}")
+                bar.set_postfix(success=f"{ok}/{len(results)}")
     finally:
         world.close()
     summary = summarize(results)

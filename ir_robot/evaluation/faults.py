@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Protocol, cast
 
 import numpy as np
 
 from ir_robot.core.types import JointVector, Observation, RigCommand, RigState
 from ir_robot.devices.base import Rig
+
+
+class _SimulatedClock(Protocol):
+    """A rig on a simulated clock (SimRig, or a SafeRig around one): time moves only through ``advance``."""
+
+    def advance(self, dt: float) -> object: ...
 
 
 def _inside(t: float, windows) -> bool:
@@ -66,7 +73,7 @@ class SpikyForceRig(Rig):
 
     def advance(self, dt: float):
         """Advances the wrapped (simulated) rig's clock by ``dt``."""
-        return self.rig.advance(dt)
+        return cast(_SimulatedClock, self.rig).advance(dt)
 
 
 class DropoutPerception:

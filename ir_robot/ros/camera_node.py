@@ -75,12 +75,15 @@ class CameraNodeConfig:
             raise ConfigError(f"field 'spacing_mm': give (row, col) mm per pixel, got {list(self.spacing_mm)}")
         if len(self.crop_px) != 4:
             raise ConfigError(f"field 'crop_px': give (row, col, height, width) in pixels, got {list(self.crop_px)}")
-        crop = tuple(int(v) for v in self.crop_px) if self.crop_px[2] > 0 and self.crop_px[3] > 0 else None
+        crop = None
+        if self.crop_px[2] > 0 and self.crop_px[3] > 0:
+            r, c, h, w = (int(v) for v in self.crop_px)
+            crop = (r, c, h, w)
         return CameraConfig(
             source=self.source,
             modality=_MODALITY[self.modality],
             crop=crop,
-            spacing_mm=tuple(float(v) for v in self.spacing_mm),
+            spacing_mm=(float(self.spacing_mm[0]), float(self.spacing_mm[1])),
             grayscale=True,
             open_timeout_s=self.read_timeout_s,
         )

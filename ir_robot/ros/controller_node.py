@@ -33,6 +33,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseArray, WrenchStamped
@@ -184,13 +185,16 @@ class _KeepAlive:
                 if self._closed:
                     return
                 which = self._running
-                late = not self._cond.wait_for(
-                    lambda which=which: self._running != which or self._closed, timeout=self.after_s
-                )
+
+                def over(which: int = which) -> bool:
+                    """True once compute ``which`` has ended (or the keep-alive is closed)."""
+                    return self._running != which or self._closed
+
+                late = not self._cond.wait_for(over, timeout=self.after_s)
             if late:
                 self.on_late()
                 with self._cond:
-                    self._cond.wait_for(lambda which=which: self._running != which or self._closed)
+                    self._cond.wait_for(over)
 
     def close(self) -> None:
         with self._cond:
@@ -350,7 +354,7 @@ class ControllerNode(Node):
         image = stream.images.get(key)
         if image is None or stream.spacing is None or key < self._running_since_ns:
             return  # its image was dropped, no camera_info yet, or taken before this procedure began
-        meta = {"result": result}
+        meta: dict[str, Any] = {"result": result}
         if m == "us":
             joints = self._joints_at(key * 1e-9)
             if joints is None:

@@ -14,6 +14,7 @@ ros__parameters:``), then from any user file given with ``--params`` (later file
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def params_files(graph_name: str, share: Path | None = None) -> list[Path]:
     return ([params_path(base, share)] if base else []) + [params_path(graph_name, share)]
 
 
-def ros_arguments(spec: NodeSpec, params_files: list[str | Path] = (), extra: list[str] = ()) -> list[str]:
+def ros_arguments(spec: NodeSpec, params_files: Sequence[str | Path] = (), extra: Sequence[str] = ()) -> list[str]:
     """``--ros-args`` for one node: its name, params files (in order) and remappings."""
     args = ["--ros-args", "-r", f"__node:={spec.name}"]
     for f in params_files:

@@ -75,11 +75,11 @@ def schema_fields(schema: type, prefix: str = "", path: tuple[str, ...] = ()) ->
         name = f"{prefix}{f.name}"
         if f.default is not dataclasses.MISSING:
             default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         else:
             default = dataclasses.MISSING
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += schema_fields(tp, f"{name}.", path + (f.name,))
             continue
         if typing.get_origin(tp) is typing.Literal:

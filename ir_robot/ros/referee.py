@@ -10,14 +10,20 @@ node's :meth:`referee` of it on ``/sim/summary`` (latched; what ``ir-robot launc
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from std_msgs.msg import String
 
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import perception_model_name
 
+if TYPE_CHECKING:  # the mixin is used on rclpy Nodes: type-check it as one; at run time it derives from object
+    from rclpy.node import Node as _NodeBase
+else:
+    _NodeBase = object
 
-class RefereeMixin:
+
+class RefereeMixin(_NodeBase):
     """Mixed into an rclpy ``Node``: call :meth:`_init_referee` in ``__init__``; implement :meth:`referee`
     (result dict -> summary dict) and optionally :meth:`_on_procedure_state_change`.
     """

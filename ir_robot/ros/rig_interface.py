@@ -209,7 +209,7 @@ class RigInterface:
     def stats(self) -> dict:
         """Command counters and receipt latency (receipt - header stamp) percentiles, ms."""
         lat = np.asarray(self.command_latency_s, dtype=float) * 1e3
-        out = dict(self.counts)
+        out: dict[str, float] = dict(self.counts)
         if lat.size:
             out.update(
                 latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
