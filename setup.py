@@ -53,7 +53,7 @@ setup(
             "ir_robot_rig_driver = ir_robot.ros.rig_driver:main",
             "ir_robot_camera = ir_robot.ros.camera_node:main",
             "ir_robot_recorder = ir_robot.ros.recorder:main",
-            "ir_robot_bench = ir_robot.ros.bench_node:main",
+            "ir_robot_emulated_rig = ir_robot.ros.emulated_rig_node:main",
         ],
     },
 )

@@ -72,18 +72,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.sensing import (
-    Observation,
-    UsMeasurement,
-    in_ellipse,
-    measure_nir,
-    measure_us,
-    needle_at_x,
-    profile_shift_mm,
-)
+from ir_robot.control.sensing import UsMeasurement, in_ellipse, measure_nir, measure_us, needle_at_x, profile_shift_mm
 from ir_robot.control.tracking import ForceMonitor, TargetTracker
 from ir_robot.core.errors import ConfigError
-from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
+from ir_robot.core.types import JOINT_NAMES, JointVector, Observation, RigCommand, RigState
 from ir_robot.planning.insertion import InsertionPlan, UnreachableTarget, fixed_joints, plan_insertion
 from ir_robot.planning.pulsatility import ARTERY, VEIN, CrossSectionSeries, PulsatilityError, assess_pulsatility
 from ir_robot.planning.targets import Candidate, rank_targets

@@ -20,6 +20,8 @@ import numpy as np
 
 #: Rig joints, in the order used by arrays. Units: mm for prismatic, rad for revolute.
 JOINT_NAMES: tuple[str, ...] = ("x_mm", "y_mm", "z_mm", "pitch_rad", "insert_mm", "probe_yaw_rad")
+#: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
+PROBE_OFFSET_MM = 12.0
 
 #: Perception label codes (ultrasound uses all four, NIR uses background/vein).
 LABEL_BACKGROUND = 0
@@ -173,3 +175,11 @@ class ImageFrame:
     @property
     def shape(self) -> tuple[int, int]:
         return self.image.shape[:2]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Images available to the controller at one tick (None: not taken this tick)."""
+
+    us: ImageFrame | None = None
+    nir: ImageFrame | None = None

@@ -29,15 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ir_robot.config import param
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
-from ir_robot.perception.postprocess import (
-    DEFAULT_POSTPROCESS,
-    NirResult,
-    PostprocessParams,
-    UsResult,
-    analyse_nir,
-    analyse_us,
-)
+from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, PostprocessParams, analyse_nir, analyse_us
 from ir_robot.perception.transforms import check_spacing, validate_image
 
 

@@ -36,15 +36,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ir_robot.core.errors import PerceptionError
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_NAMES, ImageFrame
-from ir_robot.perception.postprocess import (
-    DEFAULT_POSTPROCESS,
-    NirResult,
-    PostprocessParams,
-    UsResult,
-    analyse_nir,
-    analyse_us,
-)
+from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, PostprocessParams, analyse_nir, analyse_us
 from ir_robot.perception.transforms import check_spacing, probs_to_size, roi_box, to_model_input, validate_image
 
 if TYPE_CHECKING:

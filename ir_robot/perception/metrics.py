@@ -115,7 +115,7 @@ class _Dice:
 class UsEvaluator:
     """Accumulate ultrasound metrics over frames: ``add(frame, result)`` then ``summary()``.
 
-    ``result`` is a :class:`~ir_robot.perception.postprocess.UsResult` of the same frame
+    ``result`` is a :class:`~ir_robot.core.results.UsResult` of the same frame
     (same image size). Ground truth comes from ``frame.labels``, ``frame.tip_px``,
     ``frame.vessel_*`` and ``frame.meta['needle_angle_deg']`` (falling back to a line fit of
     the true needle mask when the meta has no angle). Pixels labelled ``LABEL_IGNORE`` count

@@ -78,7 +78,7 @@ class VesselKindTracker:
         self._last_s = -math.inf
 
     def update(self, result: UsResult, stamp_s: float) -> UsResult:
-        """Add one frame's :class:`~ir_robot.perception.postprocess.UsResult`; return it with each vessel's
+        """Add one frame's :class:`~ir_robot.core.results.UsResult`; return it with each vessel's
         ``kind`` set by its pulse where the test gives a verdict (else the segmenter's vote).
         """
         t = float(stamp_s)

@@ -20,10 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ir_robot.core.types import ImageFrame, JointVector, NirView, ProbePose, needle_direction
+from ir_robot.core.types import PROBE_OFFSET_MM, ImageFrame, JointVector, NirView, ProbePose, needle_direction
 
-#: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
-PROBE_OFFSET_MM = 12.0
 #: the NIR view the pixel <-> world functions assume unless given one (centred at the origin)
 DEFAULT_NIR_VIEW = NirView()
 

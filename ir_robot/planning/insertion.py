@@ -50,8 +50,8 @@ from numpy.typing import NDArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError
-from ir_robot.core.types import JOINT_NAMES, JointVector, needle_direction
-from ir_robot.planning.geometry import PROBE_OFFSET_MM, segment_points
+from ir_robot.core.types import JOINT_NAMES, PROBE_OFFSET_MM, JointVector, needle_direction
+from ir_robot.planning.geometry import segment_points
 from ir_robot.planning.vessels import VesselEstimate
 
 

@@ -39,6 +39,7 @@ from ir_robot.core.types import (
 )
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import Phantom, PhantomSpec, load_phantom, sample_phantom
+from ir_robot.urdf import JointLimit, read_joint_limits
 
 if TYPE_CHECKING:
     from ir_robot.sim.nir import NirParams
@@ -86,21 +87,15 @@ class WorldState:
     clamped: tuple[str, ...] = ()  # limit clamps applied during the last step
 
 
-def _joint_limits_from_urdf(client: int, body: int, pb: Any) -> dict[str, dict[str, Any]]:
-    """Per rig joint: its PyBullet index, limits, effort and velocity (mm or rad), and the scale from SI."""
+def _joint_info(client: int, body: int, pb: Any, limits: dict[str, JointLimit]) -> dict[str, dict[str, Any]]:
+    """Each rig joint's PyBullet index with its limits from the robot description (one URDF reader)."""
     out = {}
     for j in range(pb.getNumJoints(body, physicsClientId=client)):
-        info = pb.getJointInfo(body, j, physicsClientId=client)
-        name = info[1].decode()
-        if name in JOINT_NAMES:
-            scale = 1000.0 if info[2] == pb.JOINT_PRISMATIC else 1.0
+        name = pb.getJointInfo(body, j, physicsClientId=client)[1].decode()
+        if name in limits:
+            lim = limits[name]
             out[name] = dict(
-                index=j,
-                lower=info[8] * scale,
-                upper=info[9] * scale,
-                effort=info[10],
-                velocity=info[11] * scale,
-                scale=scale,
+                index=j, lower=lim.lower, upper=lim.upper, effort=lim.effort, velocity=lim.velocity, scale=lim.scale
             )
     missing = [n for n in JOINT_NAMES if n not in out]
     if missing:
@@ -137,7 +132,7 @@ class NeedleWorld:
         if not urdf_path.is_file():
             raise ConfigError(f"URDF {urdf_path} not found (config field 'urdf')")
         self._robot = pb.loadURDF(str(urdf_path), useFixedBase=True, physicsClientId=self._client)
-        self.joint_info = _joint_limits_from_urdf(self._client, self._robot, pb)
+        self.joint_info = _joint_info(self._client, self._robot, pb, read_joint_limits(urdf_path))
         self._idx = [self.joint_info[n]["index"] for n in JOINT_NAMES]
         self._scale = np.array([self.joint_info[n]["scale"] for n in JOINT_NAMES])
         self.lower = np.array([self.joint_info[n]["lower"] for n in JOINT_NAMES])

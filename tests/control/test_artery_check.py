@@ -7,9 +7,9 @@ vein, or abort when no vein is left. Ground truth is read only for scoring.
 
 import dataclasses
 
-from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import Phase
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
+from ir_robot.evaluation.episode import run_episode
 
 SEED = 5002  # small-vein phantom whose artery (2.5 mm) outranks its 1-2 mm veins once it is called a vein
 SMALL = (1.0, 2.0)

@@ -11,9 +11,9 @@ import math
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import run_episode
-from ir_robot.control.faults import DropoutPerception, SpikyForceRig, blank_camera
 from ir_robot.control.venipuncture import Phase
+from ir_robot.evaluation.episode import run_episode
+from ir_robot.evaluation.faults import DropoutPerception, SpikyForceRig, blank_camera
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import MotionSpec, VesselSpec, load_phantom
 

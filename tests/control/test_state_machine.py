@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import TRANSITIONS, Phase, VenipunctureController
 from ir_robot.core.types import JointVector
+from ir_robot.evaluation.episode import run_episode
 
 LO = JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0)
 HI = JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, math.pi / 2)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ir_robot.core.errors import PerceptionError
+from ir_robot.core.results import UsResult, VesselDetection, result_from_json, result_to_json
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
 from ir_robot.perception.inference import UltrasoundPerception, _cut_by_box
-from ir_robot.perception.postprocess import UsResult, VesselDetection, result_from_json, result_to_json
 from ir_robot.perception.train import roi_crops
 from ir_robot.perception.transforms import roi_box
 

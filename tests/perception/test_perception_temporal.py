@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from ir_robot.core.results import UsResult, VesselDetection
 from ir_robot.perception.datasets import iter_us_clips
 from ir_robot.perception.inference import GroundTruthPerception
-from ir_robot.perception.postprocess import UsResult, VesselDetection
 from ir_robot.perception.temporal import VesselKindTracker
 
 SP = (30 / 256, 30 / 256)

@@ -95,7 +95,7 @@ def test_the_mask_rebuilds_the_ground_truth_result():
 
 def test_the_node_publishes_its_result_for_the_controller(us_node):
     """The controller consumes /us/result: it must be the node's own analysis of that frame, with its stamp."""
-    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.core.results import result_from_json
     from ir_robot.ros.conversions import stamp_to_ns
 
     sent = []
@@ -129,7 +129,7 @@ def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
     whole frames again. The result says which region was segmented."""
     from sensor_msgs.msg import RegionOfInterest
 
-    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.core.results import result_from_json
 
     node = UsPerceptionNode(
         context=ros_context,

@@ -154,7 +154,7 @@ def _cmd_estop(args) -> int:
         ser.close()
 
 
-def _venipuncture_summary(res, controller, rig, bench=None) -> dict:
+def _venipuncture_summary(res, controller, rig, phantom=None) -> dict:
     out = res.outcome
     st = rig.read_state()
     plan = out.plan
@@ -189,42 +189,43 @@ def _venipuncture_summary(res, controller, rig, bench=None) -> dict:
         "jogs_skipped": getattr(rig, "jogs_skipped", None),
         "events": [[t, m] for t, m in out.events],
     }
-    if bench is not None:  # ground truth of the simulated phantom (the controller never saw it)
-        d["bench_truth"] = {
-            "flashback": bench.flashback,
-            "back_wall_punctured": bench.back_wall_punctured,
-            "artery_punctured": bench.artery_punctured,
+    if phantom is not None:  # ground truth of the simulated phantom (the controller never saw it)
+        d["phantom_truth"] = {
+            "flashback": phantom.flashback,
+            "back_wall_punctured": phantom.back_wall_punctured,
+            "artery_punctured": phantom.artery_punctured,
             "punctures": [
-                [e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)] for e in bench.events()
+                [e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)] for e in phantom.events()
             ],
         }
     return d
 
 
 def _cmd_venipuncture(args) -> int:
-    """One autonomous venipuncture on the rig (or on the emulated bench with a simulated phantom)."""
+    """One autonomous venipuncture on the rig (or on the emulated rig with a simulated phantom)."""
     import dataclasses
 
     from ir_robot.control.config import load_venipuncture_config
-    from ir_robot.control.episode import make_perception
     from ir_robot.control.rig_procedure import default_rig_config_path, run_venipuncture
-    from ir_robot.control.sensing import Observation
+    from ir_robot.core.types import Observation
+    from ir_robot.evaluation.episode import make_perception
 
     config = _config(args)
     config = dataclasses.replace(config, grbl=dataclasses.replace(config.grbl, status_poll_hz=args.status_hz))
     vcfg = load_venipuncture_config(args.venipuncture_config or default_rig_config_path())
     perception = args.perception or ("ground_truth" if args.emulator else "auto")
     us, nir = make_perception(perception, vcfg)
-    bench = cams = None
+    emulated = cams = None
     if args.emulator:
-        from ir_robot.devices.sim_bench import EmulatedBench, bench_start
+        from ir_robot.devices.emulated_phantom import EmulatedRig, emulator_start
 
-        bench = EmulatedBench(
-            config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=bench_start(config, vcfg)
+        emulated = EmulatedRig(
+            config, probe_offset_mm=vcfg.control.probe_offset_mm, seed=args.seed, start=emulator_start(config, vcfg)
         )
-        rig, camera_fn = bench.rig, bench.camera
+        assert emulated.rig is not None  # EmulatedRig() connects it or raises
+        rig, camera_fn = emulated.rig, emulated.camera
         print(
-            f"emulated bench: GRBL on {bench.emulator.port}, load cell on {bench.emulator.loadcell_port}, "
+            f"emulated rig: GRBL on {emulated.emulator.port}, load cell on {emulated.emulator.loadcell_port}, "
             f"images rendered from the simulator phantom; perception {perception}",
             file=sys.stderr,
             flush=True,
@@ -253,16 +254,16 @@ def _cmd_venipuncture(args) -> int:
             return Observation(us=frames.get("us"), nir=frames.get("nir"))
 
     try:
-        if bench is None and args.home:
+        if emulated is None and args.home:
             print(f"homing GRBL on {rig.port} ($H) ...", file=sys.stderr, flush=True)
             rig.home()
-        elif bench is None and args.unlock:
+        elif emulated is None and args.unlock:
             rig.unlock()
         res, controller, _ = run_venipuncture(rig, camera_fn, vcfg, us, nir, max_time_s=args.max_time_s)
-        summary = _venipuncture_summary(res, controller, rig, bench.bench if bench is not None else None)
+        summary = _venipuncture_summary(res, controller, rig, emulated.phantom if emulated is not None else None)
     finally:
-        if bench is not None:
-            bench.close()
+        if emulated is not None:
+            emulated.close()
         else:
             rig.close()
             for cam in (cams or {}).values():
@@ -278,8 +279,8 @@ def _cmd_venipuncture(args) -> int:
             f"peak force {summary['peak_force_n']:.2f} N); rig {summary['final']['status']}, "
             f"needle at {summary['final']['insert_mm']:.2f} mm"
         )
-        if "bench_truth" in summary:
-            print(f"bench ground truth: {summary['bench_truth']}")
+        if "phantom_truth" in summary:
+            print(f"phantom ground truth: {summary['phantom_truth']}")
         if summary["safety_trip"]:
             print(
                 f"safety trip: {summary['safety_trip']} -- retract the needle first (docs/rig.md safety checklist)",
@@ -350,6 +351,7 @@ def _cmd_emulator(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot rig`` (status, home, move, jog, venipuncture, estop) and ``rig-emulator`` to ``sub``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=None, metavar="FILE", help="rig config (default: config/rig.yaml)")
     conn = argparse.ArgumentParser(add_help=False, parents=[common])

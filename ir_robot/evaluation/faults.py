@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Protocol, cast
 
 import numpy as np
 
-from ir_robot.control.sensing import Observation
-from ir_robot.core.types import JointVector, RigCommand, RigState
+from ir_robot.core.types import JointVector, Observation, RigCommand, RigState
 from ir_robot.devices.base import Rig
+
+
+class _SimulatedClock(Protocol):
+    """A rig on a simulated clock (SimRig, or a SafeRig around one): time moves only through ``advance``."""
+
+    def advance(self, dt: float) -> object: ...
 
 
 def _inside(t: float, windows) -> bool:
@@ -38,6 +44,7 @@ class SpikyForceRig(Rig):
         self.spikes_sent = 0
 
     def read_state(self) -> RigState:
+        """The wrapped rig's state, with ``spike_n`` added to the force inside the windows."""
         s = self.rig.read_state()
         if _inside(s.stamp_s, self.windows):
             self.spikes_sent += 1
@@ -45,22 +52,28 @@ class SpikyForceRig(Rig):
         return s
 
     def command(self, cmd: RigCommand) -> None:
+        """Passes the command to the wrapped rig."""
         self.rig.command(cmd)
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
+        """Passes the move to the wrapped rig."""
         self.rig.move_to(target, speed_mm_s)
 
     def stop(self, reason: str = "") -> None:
+        """Stops the wrapped rig."""
         self.rig.stop(reason)
 
     def limits(self):
+        """The wrapped rig's joint limits."""
         return self.rig.limits()
 
     def velocity_limits(self):
+        """The wrapped rig's velocity limits."""
         return self.rig.velocity_limits()
 
     def advance(self, dt: float):
-        return self.rig.advance(dt)
+        """Advances the wrapped (simulated) rig's clock by ``dt``."""
+        return cast(_SimulatedClock, self.rig).advance(dt)
 
 
 class DropoutPerception:
@@ -72,6 +85,7 @@ class DropoutPerception:
         self.dropped = 0
 
     def predict(self, frame, spacing_mm=None, *, roi=None):
+        """The inner predictor's result, emptied (no vessel, needle or vein) for a frame inside the windows."""
         res = self.inner.predict(frame, spacing_mm) if roi is None else self.inner.predict(frame, spacing_mm, roi=roi)
         if _inside(frame.stamp_s, self.windows):
             self.dropped += 1

@@ -1,8 +1,8 @@
-"""``bench``: the emulated benchtop rig, so the rig graph runs end to end without hardware.
+"""``emulated_rig``: the emulated benchtop rig, so the rig graph runs end to end without hardware.
 
 The ``rig_emulator`` graph is the ``rig`` graph with this node in place of the two video
 sources: the GRBL board and the load cell are :class:`~ir_robot.devices.emulator.GrblEmulator`
-on pseudo-terminals, fed by a simulator phantom (:class:`~ir_robot.devices.sim_bench.PhantomBench`,
+on pseudo-terminals, fed by a simulator phantom (:class:`~ir_robot.devices.emulated_phantom.EmulatedPhantom`,
 as ``ir-robot rig venipuncture --emulator``), and the ``rig_driver`` node talks GRBL to them over
 the serial line exactly as it would to the board. What is emulated and what is real:
 
@@ -18,14 +18,14 @@ the serial line exactly as it would to the board. What is emulated and what is r
 The node writes ``link_dir/rig.yaml``: the rig config (``rig_config``) with the ports set to
 ``link_dir/grbl`` and ``link_dir/loadcell`` (symlinks to the ptys) and status polled at
 ``status_poll_hz``; homing and soft limits stay as configured. The emulated stage starts where
-:func:`~ir_robot.devices.sim_bench.bench_start` puts it (over the first scan point), so ``rig_driver``
+:func:`~ir_robot.devices.emulated_phantom.emulator_start` puts it (over the first scan point), so ``rig_driver``
 unlocks (``unlock: true``, ``$X``) instead of homing. It reads that file (and retries until the file
 and the port are there: ``connect_timeout_s``).
 
 When the controller reports ``/procedure/result`` the node publishes the summary line on
-``/sim/summary`` (the topic ``ir-robot launch`` and the tests wait on), with the bench's ground truth:
+``/sim/summary`` (the topic ``ir-robot launch`` and the tests wait on), with the emulated phantom's ground truth:
 ``hold_in_lumen`` (the tip in a vein lumen through the controller's hold), ``flashback`` (it has been in
-one), back wall and artery punctures. ``/bench/reset`` (std_srvs/Trigger; the supervisor calls it at each
+one), back wall and artery punctures. ``/emulated_rig/reset`` (std_srvs/Trigger; the supervisor calls it at each
 start in this graph) gives a fresh phantom, so procedures can run back to back; it is refused while the
 needle is in.
 """
@@ -50,10 +50,12 @@ from ir_robot.ros.referee import RefereeMixin
 
 
 @dataclass(frozen=True)
-class BenchNodeConfig:
+class EmulatedRigNodeConfig:
+    """Parameters of the emulated rig node: where its ports and rig.yaml go, what it emulates, seeds and rates."""
+
     link_dir: str = param(
-        "/tmp/ir_robot_bench",
-        help="where the node writes rig.yaml and the port symlinks grbl, loadcell (one bench per dir)",
+        "/tmp/ir_robot_emulated_rig",
+        help="where the node writes rig.yaml and the port symlinks grbl, loadcell (one emulated rig per dir)",
     )
     rig_config: str = param("", help="the rig YAML to emulate ('' = config/rig.yaml)")
     venipuncture_config: str = param(
@@ -72,7 +74,7 @@ class BenchNodeConfig:
 
 
 def emulated_rig_yaml(base: dict, link_dir: str, status_poll_hz: float) -> dict:
-    """The rig config ``base`` (a parsed rig YAML) as the emulated bench serves it: ports on ``link_dir``'s
+    """The rig config ``base`` (a parsed rig YAML) as the emulated rig serves it: ports on ``link_dir``'s
     symlinks, status at ``status_poll_hz``; everything else (homing, soft limits, axes) as configured.
     """
     data = json.loads(json.dumps(base))  # a deep copy of plain YAML data
@@ -83,9 +85,13 @@ def emulated_rig_yaml(base: dict, link_dir: str, status_poll_hz: float) -> dict:
     return data
 
 
-class BenchNode(RefereeMixin, Node):
-    NODE_NAME = "bench"
-    PARAMS = ((BenchNodeConfig, ""),)
+class EmulatedRigNode(RefereeMixin, Node):
+    """The emulated benchtop rig as a ROS node (see the module docstring): GRBL board and load cell on ptys, rendered
+    images, and the referee of its phantom's ground truth.
+    """
+
+    NODE_NAME = "emulated_rig"
+    PARAMS = ((EmulatedRigNodeConfig, ""),)
 
     def __init__(self, **kwargs):
         super().__init__(self.NODE_NAME, **kwargs)
@@ -93,9 +99,9 @@ class BenchNode(RefereeMixin, Node):
 
         from ir_robot.config import read_yaml
         from ir_robot.devices.config import default_rig_yaml, load_rig_config
-        from ir_robot.devices.sim_bench import PhantomBench, bench_start, start_emulator
+        from ir_robot.devices.emulated_phantom import EmulatedPhantom, emulator_start, start_emulator
 
-        self.params = declare_config(self, BenchNodeConfig, read_only=True)
+        self.params = declare_config(self, EmulatedRigNodeConfig, read_only=True)
         cfg = self.params.config
         vcfg = venipuncture_config(cfg.venipuncture_config)
         link_dir = os.path.abspath(cfg.link_dir)
@@ -108,8 +114,8 @@ class BenchNode(RefereeMixin, Node):
         with open(tmp, "w") as fh:
             yaml.safe_dump(data, fh, sort_keys=False)
         rig_config = load_rig_config(tmp)
-        self.bench = PhantomBench(probe_offset_mm=vcfg.control.probe_offset_mm, seed=cfg.seed)
-        self.emulator = start_emulator(rig_config, self.bench, start=bench_start(rig_config, vcfg), seed=cfg.seed)
+        self.phantom = EmulatedPhantom(probe_offset_mm=vcfg.control.probe_offset_mm, seed=cfg.seed)
+        self.emulator = start_emulator(rig_config, self.phantom, start=emulator_start(rig_config, vcfg), seed=cfg.seed)
         self.links = self.emulator.link_ports(link_dir)
         os.replace(tmp, self.rig_yaml)  # last: rig_driver connects once this file is there
 
@@ -119,13 +125,13 @@ class BenchNode(RefereeMixin, Node):
         self._hold_ticks = self._hold_in_vein = 0
         self._init_referee(ReentrantCallbackGroup())
         self.resets = 0
-        self.create_service(Trigger, "/bench/reset", self._srv_reset)
+        self.create_service(Trigger, "/emulated_rig/reset", self._srv_reset)
         self._t0 = time.monotonic()
         self._next = {"us": 0.0, "nir": 0.0}
         rates = [r for r in (cfg.us_rate_hz, cfg.nir_rate_hz) if r > 0]
         self.create_timer(1.0 / (4 * max(rates + [25.0])), self._tick, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"emulated bench: GRBL on {self.emulator.port}, load cell on "
+            f"emulated rig: GRBL on {self.emulator.port}, load cell on "
             f"{self.emulator.loadcell_port} (links in {link_dir}); rig config {self.rig_yaml}"
         )
 
@@ -141,24 +147,24 @@ class BenchNode(RefereeMixin, Node):
         if self.phase == "hold":
             with self._lock:
                 self._hold_ticks += 1
-                self._hold_in_vein += int(self.bench.in_vein_lumen())
+                self._hold_in_vein += int(self.phantom.in_vein_lumen())
         if not wanted:
             return
         stamp = self.get_clock().now().to_msg()  # the stage pose read now is what the frames show
-        obs = self.bench.render(self.emulator.joints(), frozenset(wanted), time.monotonic())
+        obs = self.phantom.render(self.emulator.joints(), frozenset(wanted), time.monotonic())
         for frame in (obs.us, obs.nir):  # ultrasound first: it is on the image-to-command path
             if frame is not None:
                 self._frames_out.publish(frame, stamp, labels=cfg.publish_labels)
 
     # ------------------------------------------------------------------ reset
     def _srv_reset(self, request, response):
-        """``/bench/reset`` (the supervisor's ``reset_service`` in this graph): a fresh phantom for the next
+        """``/emulated_rig/reset`` (the supervisor's ``reset_service`` in this graph): a fresh phantom for the next
         procedure; refused while the needle is in.
         """
         from ir_robot.core.errors import RigError
 
         try:
-            self.bench.reset()
+            self.phantom.reset()
         except RigError as exc:
             response.success, response.message = False, str(exc)
             return response
@@ -176,21 +182,21 @@ class BenchNode(RefereeMixin, Node):
                 self._hold_ticks = self._hold_in_vein = 0
 
     def referee(self, result: dict) -> dict:
-        """The controller's report scored against the bench's ground truth: success needs the controller's
+        """The controller's report scored against the emulated phantom's ground truth: success needs the controller's
         success, the tip in a vein lumen through the hold, and no back wall or artery punctured.
         """
-        b = self.bench
+        b = self.phantom
         with self._lock:
             hold_in_lumen = self._hold_ticks > 0 and self._hold_in_vein == self._hold_ticks
         back_wall, artery = b.back_wall_punctured, b.artery_punctured
         ok = result.get("outcome") == "success"
         reason = str(result.get("reason", ""))
         if ok and not hold_in_lumen:
-            reason = "tip not in a vein lumen during the hold (bench ground truth)"
+            reason = "tip not in a vein lumen during the hold (phantom ground truth)"
         if back_wall:
-            reason = "back wall punctured (bench ground truth)"
+            reason = "back wall punctured (phantom ground truth)"
         if artery:
-            reason = "artery punctured (bench ground truth)"
+            reason = "artery punctured (phantom ground truth)"
         return {
             "success": ok and hold_in_lumen and not back_wall and not artery,
             "tip_error_mm": None,
@@ -205,13 +211,14 @@ class BenchNode(RefereeMixin, Node):
             "artery_punctured": artery,
             "hold_in_lumen": hold_in_lumen,
             "flashback": b.flashback,
-            "bench": "emulated GRBL + load cell, rendered images",
+            "rig": "emulated GRBL + load cell, rendered images",
             "punctures": [
                 [e.membrane, e.vessel_index, round(e.peak_force_n, 3), round(e.insert_mm, 3)] for e in b.events()
             ],
         }
 
     def close(self) -> None:
+        """Stops the emulator and removes the port symlinks and rig.yaml it wrote."""
         self.emulator.close()
         for path in self.links + [self.rig_yaml]:
             try:
@@ -221,6 +228,7 @@ class BenchNode(RefereeMixin, Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_emulated_rig``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
-    return run_node(BenchNode, args)
+    return run_node(EmulatedRigNode, args)

@@ -143,6 +143,7 @@ def _needle(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot sim needle`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("sim", help="run a simulation world headless and write its pictures")
     ws = p.add_subparsers(dest="world", metavar="WORLD")
     ws.required = True

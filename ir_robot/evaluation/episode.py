@@ -34,9 +34,8 @@ from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.limits import planning_limits
 from ir_robot.control.runner import run_procedure
 from ir_robot.control.safety import SafeRig
-from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import Phase, VenipunctureController
-from ir_robot.core.types import Tissue
+from ir_robot.core.types import Observation, Tissue
 
 MAX_DURATION_S = 60.0
 
@@ -57,6 +56,7 @@ def resolve_perception(kind: str, *, us_weights=None, nir_weights=None) -> dict[
 
 
 def perception_label(choice: dict[str, str]) -> str:
+    """The perception named in summaries: one word when both modalities use the same, else ``us:..., nir:...``."""
     return choice["us"] if choice["us"] == choice["nir"] else f"us:{choice['us']}, nir:{choice['nir']}"
 
 
@@ -90,6 +90,7 @@ def sample_episode_phantom(seed: int, *, motion: bool = True, vein_diameter_mm: 
 
 
 def make_world(*, motion: bool = True):
+    """The needle world episodes run in (fixed phantoms per episode, so ``randomize`` is off)."""
     from ir_robot.sim.world import NeedleWorld, WorldConfig
 
     return NeedleWorld(WorldConfig(randomize=False, motion=motion))
@@ -97,6 +98,8 @@ def make_world(*, motion: bool = True):
 
 @dataclass
 class EpisodeResult:
+    """One scored episode: the controller's report and the ground truth (one row of ``episodes.csv``)."""
+
     seed: int
     success: bool
     first_attempt_success: bool
@@ -120,6 +123,7 @@ class EpisodeResult:
     extra: dict = field(default_factory=dict, repr=False)
 
     def row(self) -> dict:
+        """The result as a CSV row (without ``extra``; finite floats rounded to 4 decimals)."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
         for k, v in d.items():
             if isinstance(v, float):
@@ -139,6 +143,9 @@ class Scorer:
         self.hold_vessels: set[int] = set()
 
     def tip_error(self) -> tuple[float, int]:
+        """The true tip's distance (mm) to the centreline of its vessel (the one it is in, else the nearest) and
+        that vessel's index.
+        """
         w = self.world
         s = w.state()
         ph = w.phantom
@@ -150,6 +157,7 @@ class Scorer:
         return float(math.hypot(tip[1] - float(yc[vessel]), tip[2] - float(zc[vessel]))), vessel
 
     def __call__(self, state, obs, cmd, controller) -> None:
+        """The ``on_tick`` hook: records the tip error and whether the tip is in a vein lumen on every HOLD tick."""
         if controller.phase == Phase.HOLD:
             err, vessel = self.tip_error()
             s = self.world.state()
@@ -186,6 +194,8 @@ def back_wall_punctured(world) -> bool:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The ground-truth verdict on a procedure (see :func:`judge`)."""
+
     success: bool
     reason: str  # "ok" on success, else why (the controller's reason, or the ground truth's)
     hold_in_lumen: bool
@@ -359,6 +369,9 @@ def reason_key(reason: str) -> str:
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
+    """The summary of an evaluation: success rates, tip error, punctures, trips, durations, forces and failure
+    reasons counted by cause.
+    """
     n = len(results)
     if n == 0:
         return {"episodes": 0}
@@ -407,18 +420,19 @@ def evaluate(
     results: list[EpisodeResult] = []
     world = make_world(motion=motion)
     try:
-        it = range(seed, seed + episodes)
+        seeds = range(seed, seed + episodes)
+        bar = None  # the progress bar over the seeds (tqdm), if progress
         if progress:
             from tqdm import tqdm
 
-            it = tqdm(it, desc=f"venipuncture ({perception})", unit="ep", file=sys.stderr)
-        for s in it:
+            bar = tqdm(seeds, desc=f"venipuncture ({perception})", unit="ep", file=sys.stderr)
+        for s in seeds if bar is None else bar:
             r = run_episode(s, config, us, nir, world=world, motion=motion, vein_diameter_mm=vein_diameter_mm)
             r.extra = {}
             results.append(r)
-            if progress:
+            if bar is not None:
                 ok = sum(x.success for x in results)
-                it.set_postfix(success=f"{ok}/{len(results)}")
+                bar.set_postfix(success=f"{ok}/{len(results)}")
     finally:
         world.close()
     summary = summarize(results)
@@ -438,6 +452,7 @@ def evaluate(
 
 
 def write_outputs(out: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    """Writes ``episodes.csv``, ``summary.json`` and ``evaluation.png`` to ``out`` (created)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [r.row() for r in results]
     with open(out / "episodes.csv", "w", newline="") as fh:
@@ -449,6 +464,7 @@ def write_outputs(out: Path, summary: dict, results: list[EpisodeResult]) -> Non
 
 
 def plot_evaluation(path: Path, summary: dict, results: list[EpisodeResult]) -> None:
+    """The evaluation figure: tip error against vein diameter, durations and failure reasons, written to ``path``."""
     from ir_robot.viz import new_figure
 
     fig, axes = new_figure(1, 3, figsize=(13, 3.8))

@@ -32,6 +32,7 @@ def _replay(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot launch`` and ``ir-robot replay`` to the subcommand parsers ``sub``."""
     from ir_robot.ros.graph import GRAPHS
 
     p = sub.add_parser(

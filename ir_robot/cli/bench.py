@@ -2,57 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import json
 import platform
-import time
 from pathlib import Path
 
-#: area name -> module under ir_robot.benchmarks with run(quick) -> dict
-AREAS = {
-    "sim": "ir_robot.benchmarks.sim",
-    "perception": "ir_robot.benchmarks.perception",
-    "venipuncture": "ir_robot.benchmarks.venipuncture",
-    "ros": "ir_robot.benchmarks.ros",
-    "rig": "ir_robot.benchmarks.rig",
-}
-
-
-def _available() -> list[str]:
-    out = []
-    for name, mod in AREAS.items():
-        if importlib.util.find_spec(mod) is not None:
-            out.append(name)
-    return out
-
-
-def format_table(area: str, results: dict) -> str:
-    width = max([len(k) for k in results] + [6])
-    lines = [f"== bench {area} ==", f"{'metric'.ljust(width)}  value", f"{'-' * width}  -----"]
-    for key, value in results.items():
-        if isinstance(value, float):
-            text = f"{value:.4g}"
-        else:
-            text = str(value)
-        lines.append(f"{key.ljust(width)}  {text}")
-    return "\n".join(lines)
-
-
-def run_area(area: str, quick: bool = False, **options) -> dict:
-    """Run one area; ``options`` (e.g. ``us_weights``) go to the areas whose ``run`` takes them."""
-    mod = importlib.import_module(AREAS[area])
-    accepted = inspect.signature(mod.run).parameters
-    kwargs = {k: v for k, v in options.items() if v is not None and k in accepted}
-    t0 = time.perf_counter()
-    results = dict(mod.run(quick=quick, **kwargs))
-    results.setdefault("bench_wall_s", round(time.perf_counter() - t0, 2))
-    return results
+from ir_robot.benchmarks.runner import AREAS, available, format_table, run_area
 
 
 def _cmd(args) -> int:
-    areas = _available() if args.area == "all" else [args.area]
+    areas = available() if args.area == "all" else [args.area]
     merged: dict = {}
     for area in areas:
         res = run_area(
@@ -73,6 +31,7 @@ def _cmd(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot bench`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("bench", help="run benchmarks: print a table and write flat JSON")
     p.add_argument("area", choices=[*AREAS, "all"], help="which benchmark")
     p.add_argument("--json", metavar="FILE", help="write the results as a flat JSON object")

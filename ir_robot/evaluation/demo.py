@@ -19,6 +19,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ PHASE_COLOURS = {
 
 def choose_perception(kind: str, config: VenipunctureConfig):
     """(us, nir, label): ``auto`` uses the trained model of each modality whose weights exist."""
-    from ir_robot.control.episode import make_perception, perception_label, resolve_perception
+    from ir_robot.evaluation.episode import make_perception, perception_label, resolve_perception
 
     choice = resolve_perception(kind)
     missing = [m for m, k in choice.items() if kind == "auto" and k != "model"]
@@ -135,6 +136,9 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
 
 
 def plot_force(path: Path, ctl, events, safety_ceiling_n: float) -> None:
+    """The demo's force plot, written to ``path``: measured and filtered force and the insertion over the controller's
+    phases, with the safety ceiling and the true punctures (ground truth, dotted).
+    """
     from ir_robot.viz import new_figure
 
     tr = ctl.trace
@@ -191,7 +195,7 @@ def run_demo(
     """One procedure with pictures; returns the printed result dict."""
     import cv2
 
-    from ir_robot.control.episode import make_world, run_episode
+    from ir_robot.evaluation.episode import make_world, run_episode
 
     cv2.setNumThreads(1)
     out = Path(out)
@@ -201,7 +205,7 @@ def run_demo(
     config = config or load_venipuncture_config()
     us, nir, kind = choose_perception(perception, config)
     world = make_world(motion=motion)
-    rec = {"n": 0, "writer": None, "confirm": None, "nir": None}
+    rec: dict[str, Any] = {"n": 0, "writer": None, "confirm": None, "nir": None}
 
     def hook(state, obs, cmd, ctl):
         if obs.us is None:

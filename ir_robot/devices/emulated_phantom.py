@@ -1,14 +1,14 @@
-"""A simulated phantom on the emulated bench: the load cell's tissue force and the scanner's images.
+"""A simulated phantom on the emulated rig: the load cell's tissue force and the scanner's images.
 
 :class:`~ir_robot.devices.emulator.GrblEmulator` plays the GRBL board and the HX711 board; the
-ultrasound scanner and the NIR camera have no serial protocol to emulate. :class:`PhantomBench`
+ultrasound scanner and the NIR camera have no serial protocol to emulate. :class:`EmulatedPhantom`
 stands in for the phantom and both imagers, from one simulator phantom
 (:mod:`ir_robot.sim.phantom`):
 
-* :meth:`PhantomBench.force_fn` is the emulator's ``force_fn``: the tissue model
+* :meth:`EmulatedPhantom.force_fn` is the emulator's ``force_fn``: the tissue model
   (:class:`~ir_robot.sim.tissue.NeedleTissueModel`) at the emulated stage's joints, so the force
   the host reads through the load-cell port (counts, tare, scale) is the needle in this phantom;
-* :meth:`PhantomBench.camera` renders the ultrasound frame (:mod:`ir_robot.sim.ultrasound`, probe
+* :meth:`EmulatedPhantom.camera` renders the ultrasound frame (:mod:`ir_robot.sim.ultrasound`, probe
   ``probe_offset_mm`` ahead of the pivot at the fixed probe yaw) and the NIR view
   (:mod:`ir_robot.sim.nir`, a fixed camera over the phantom centre) at the stage's pose, with the
   needle drawn at its tip.
@@ -16,11 +16,12 @@ stands in for the phantom and both imagers, from one simulator phantom
 What is simulated, said plainly: the images are rendered, not captured. They are rendered at the
 *emulated board's* machine position (``pose_fn``, e.g. ``emulator.joints``: where the stage
 physically is, which the host only learns from the next status report), stamped with the
-monotonic clock GrblRig stamps its status with. They carry the renderer's label mask, so ``perception="ground_truth"`` works as in
-``ir-robot evaluate --ground-truth-perception``, and nothing else: no probe pose or view in
-``meta`` (the controller places them from the rig's joints, as it must with real video). The
-phantom is still (no arm motion), and the bench records the ground truth the controller never
-sees (:attr:`flashback`, :attr:`back_wall_punctured`, :meth:`in_vein_lumen`) for scoring.
+monotonic clock GrblRig stamps its status with. They carry the renderer's label mask, so
+``perception="ground_truth"`` works as in ``ir-robot evaluate --ground-truth-perception``, and
+nothing else: no probe pose or view in ``meta`` (the controller places them from the rig's joints,
+as it must with real video). The phantom is still (no arm motion), and the bench records the ground
+truth the controller never sees (:attr:`flashback`, :attr:`back_wall_punctured`,
+:meth:`in_vein_lumen`) for scoring.
 """
 
 from __future__ import annotations
@@ -28,14 +29,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ir_robot.core.types import ImageFrame, JointVector, NeedlePose, NirView, ProbePose, needle_direction
-from ir_robot.planning.geometry import PROBE_OFFSET_MM
+from ir_robot.core.types import (
+    PROBE_OFFSET_MM,
+    ImageFrame,
+    JointVector,
+    NeedlePose,
+    NirView,
+    ProbePose,
+    needle_direction,
+)
+
+if TYPE_CHECKING:
+    from ir_robot.sim.tissue import NeedleContact
 
 
-class PhantomBench:
+class EmulatedPhantom:
     """The phantom, its force model and its two imagers for an emulated rig (see the module docstring).
 
     ``phantom``: a :class:`~ir_robot.sim.phantom.PhantomSpec` (default ``sim/phantoms/forearm.yaml``);
@@ -79,7 +91,7 @@ class PhantomBench:
         self._us = UltrasoundRenderer(UltrasoundParams(), seed=seed)
         self._nir = NirRenderer(NirParams(), seed=seed)
         self._lock = threading.Lock()
-        self.contact = None
+        self.contact: NeedleContact | None = None
         self._events: list = []
         self._back_wall = False
         self.t_s = 0.0
@@ -89,7 +101,7 @@ class PhantomBench:
 
     # ------------------------------------------------------------------ force (emulator thread)
     def force_fn(self, t_s: float, joints: JointVector, insert_rate_mm_s: float) -> float:
-        """``GrblEmulator(force_fn=bench.force_fn)``: the axial needle force (N) at the stage's joints."""
+        """``GrblEmulator(force_fn=phantom.force_fn)``: the axial needle force (N) at the stage's joints."""
         pivot = (joints.x_mm, joints.y_mm, joints.z_mm)
         with self._lock:
             c = self.tissue.update(
@@ -138,6 +150,7 @@ class PhantomBench:
 
     @property
     def artery_punctured(self) -> bool:
+        """Ground truth: the needle crossed an artery's wall at any time since the start or the last reset."""
         return any(
             e.membrane == "vessel_wall" and e.vessel_index >= 0 and bool(self.phantom.is_artery[e.vessel_index])
             for e in self.events()
@@ -151,14 +164,11 @@ class PhantomBench:
     # ------------------------------------------------------------------ images
     def render(self, joints: JointVector, wanted: frozenset, stamp_s: float):
         """An :class:`~ir_robot.control.sensing.Observation` with the wanted frames at ``joints``."""
-        from ir_robot.control.sensing import Observation
+        from ir_robot.core.types import Observation
 
+        tip = np.array([joints.x_mm, joints.y_mm, joints.z_mm]) + joints.insert_mm * needle_direction(joints.pitch_rad)
         needle = NeedlePose(
-            tip_mm=tuple(
-                float(v)
-                for v in np.array([joints.x_mm, joints.y_mm, joints.z_mm])
-                + joints.insert_mm * needle_direction(joints.pitch_rad)
-            ),
+            tip_mm=(float(tip[0]), float(tip[1]), float(tip[2])),
             direction=tuple(needle_direction(joints.pitch_rad)),
             diameter_mm=self.needle_diameter_mm,
         )
@@ -174,7 +184,7 @@ class PhantomBench:
                 f.spacing_mm,
                 stamp_s=stamp_s,
                 labels=f.labels,
-                meta={"source": "simulated phantom bench"},
+                meta={"source": "simulated phantom on the emulated rig"},
             )
             self.frames["us"] += 1
         if "nir" in wanted:
@@ -187,7 +197,7 @@ class PhantomBench:
                 f.spacing_mm,
                 stamp_s=stamp_s,
                 labels=f.labels,
-                meta={"source": "simulated phantom bench"},
+                meta={"source": "simulated phantom on the emulated rig"},
             )
             self.frames["nir"] += 1
         return Observation(us=us, nir=nir)
@@ -203,7 +213,7 @@ class PhantomBench:
         return camera_fn
 
 
-def bench_start(rig_config, venipuncture_config) -> JointVector:
+def emulator_start(rig_config, venipuncture_config) -> JointVector:
     """Where the emulated stage starts: over the controller's first scan point (probe ahead of the pivot),
     needle retracted, other joints at their lower limits.
     """
@@ -212,8 +222,8 @@ def bench_start(rig_config, venipuncture_config) -> JointVector:
     return lo.replace(x_mm=c.scan_x_mm[0] - c.probe_offset_mm, y_mm=c.scan_y_mm[0], insert_mm=lo.insert_mm)
 
 
-def start_emulator(rig_config, bench: PhantomBench, *, start: JointVector | None = None, seed: int = 0):
-    """A started :class:`~ir_robot.devices.emulator.GrblEmulator` whose load cell is ``bench``'s phantom and whose
+def start_emulator(rig_config, phantom: EmulatedPhantom, *, start: JointVector | None = None, seed: int = 0):
+    """A started :class:`~ir_robot.devices.emulator.GrblEmulator` whose load cell is ``phantom`` and whose
     stage starts at ``start`` (default: the rig's travel centre, needle out).
     """
     from ir_robot.devices.emulator import GrblEmulator
@@ -224,13 +234,13 @@ def start_emulator(rig_config, bench: PhantomBench, *, start: JointVector | None
     return GrblEmulator(
         rig_config,
         seed=seed,
-        force_fn=bench.force_fn,
+        force_fn=phantom.force_fn,
         start_mpos=tuple(float(v) for v in rig_config.mpos_from_joints(start)),
     ).start()
 
 
-class EmulatedBench:
-    """The whole emulated bench: :class:`PhantomBench` + :class:`~ir_robot.devices.emulator.GrblEmulator` on
+class EmulatedRig:
+    """The whole emulated rig: :class:`EmulatedPhantom` + :class:`~ir_robot.devices.emulator.GrblEmulator` on
     ptys (load cell fed by the phantom's force model) + a connected :class:`~ir_robot.devices.serial_rig.GrblRig`.
 
     The emulated board starts at ``start`` (joints; default: the rig's travel centre, needle out) and is
@@ -252,8 +262,8 @@ class EmulatedBench:
         from ir_robot.devices.serial_rig import GrblRig
 
         self.config = rig_config if rig_config is not None else load_rig_config()
-        self.bench = PhantomBench(phantom, probe_offset_mm=probe_offset_mm, seed=seed)
-        self.emulator = start_emulator(self.config, self.bench, start=start, seed=seed)
+        self.phantom = EmulatedPhantom(phantom, probe_offset_mm=probe_offset_mm, seed=seed)
+        self.emulator = start_emulator(self.config, self.phantom, start=start, seed=seed)
         self.rig = None
         try:
             self.rig = GrblRig(self.config, port=self.emulator.port, loadcell_port=self.emulator.loadcell_port)
@@ -262,18 +272,19 @@ class EmulatedBench:
         except BaseException:
             self.close()
             raise
-        self.camera = self.bench.camera(self.emulator.joints)
+        self.camera = self.phantom.camera(self.emulator.joints)
 
     def close(self) -> None:
+        """Closes the GrblRig, then stops the emulator and its ptys (even if the rig's close fails)."""
         try:
             if self.rig is not None:
                 self.rig.close()
         finally:
             self.emulator.close()
 
-    def __enter__(self) -> EmulatedBench:
+    def __enter__(self) -> EmulatedRig:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False

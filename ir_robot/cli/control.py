@@ -14,7 +14,7 @@ def _config(path):
 
 
 def _demo(args) -> int:
-    from ir_robot.control.demo import run_demo
+    from ir_robot.evaluation.demo import run_demo
 
     perception = "ground_truth" if args.ground_truth_perception else "auto"
     result = run_demo(
@@ -26,8 +26,8 @@ def _demo(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ir_robot.benchmarks.commands import format_table
-    from ir_robot.control.episode import evaluate
+    from ir_robot.benchmarks.runner import format_table
+    from ir_robot.evaluation.episode import evaluate
 
     perception = "ground_truth" if args.ground_truth_perception else args.perception
     diam = tuple(args.vein_diameter_mm) if args.vein_diameter_mm else None
@@ -61,6 +61,7 @@ def _evaluate(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``ir-robot demo`` and ``ir-robot evaluate`` to the subcommand parsers ``sub``."""
     d = sub.add_parser(
         "demo", help="one autonomous venipuncture in the simulator: JSON line, overlay video, force plot"
     )

@@ -58,6 +58,7 @@ def _segment(args) -> int:
     import cv2
 
     from ir_robot.core.errors import PerceptionError
+    from ir_robot.core.results import UsResult
     from ir_robot.perception.inference import draw_overlay, make_perception
     from ir_robot.perception.transforms import read_image
 
@@ -74,6 +75,8 @@ def _segment(args) -> int:
     else:
         perception = make_perception(args.modality, args.weights, threads=args.threads)
     result = perception.predict(image, tuple(args.spacing) if args.spacing else None)
+    if result.mask is None:  # only a result rebuilt from JSON has none, never a predictor's
+        raise PerceptionError(f"the {args.modality} predictor returned no mask")
     outputs = [(args.output, result.mask)]
     if args.overlay:
         outputs.append((args.overlay, draw_overlay(image, result)))
@@ -88,7 +91,7 @@ def _segment(args) -> int:
         p = Path(args.json)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(summary, indent=2))
-    if args.modality == "us":
+    if isinstance(result, UsResult):  # args.modality == "us"
         nd = result.needle
         needle = (
             "no needle"
@@ -112,6 +115,7 @@ def _segment(args) -> int:
 
 
 def register(sub) -> None:
+    """Adds ``dataset``, ``train-perception``, ``ship-model`` and ``segment`` to the subcommand parsers ``sub``."""
     p = sub.add_parser("dataset", help="generate a synthetic perception dataset (images, label masks, metadata)")
     p.add_argument("modality", choices=("us", "nir"))
     p.add_argument("--n", type=int, required=True, help="number of frames")
