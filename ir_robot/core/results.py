@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class UsResult:
     def arteries(self) -> tuple[VesselDetection, ...]:
         return tuple(v for v in self.vessels if v.kind == "artery")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "modality": "us",
             "source": self.source,
@@ -129,7 +130,7 @@ class NirResult:
     veins: tuple[NirVein, ...] = ()
     source: str = "model"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "modality": "nir",
             "source": self.source,
@@ -146,10 +147,10 @@ def result_to_json(result: UsResult | NirResult, stamp_ns: int | None = None) ->
     use its analysis instead of repeating it on the mask. ``stamp_ns`` is the image's stamp.
     """
 
-    def fields(obj) -> dict:
+    def fields(obj: Any) -> dict[str, Any]:
         return {name: _plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
 
-    d = {
+    d: dict[str, Any] = {
         "modality": "us" if isinstance(result, UsResult) else "nir",
         "stamp_ns": stamp_ns,
         "source": result.source,
@@ -173,18 +174,22 @@ def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
     try:
         d = json.loads(text)
         modality = d["modality"]
-        spacing = tuple(float(x) for x in d["spacing_mm"])
+        sy, sx = (float(x) for x in d["spacing_mm"])
+        spacing = (sy, sx)
 
-        def tup(v):
+        def tup(v: Any) -> Any:
             return tuple(tup(x) for x in v) if isinstance(v, list) else v
+
+        result: UsResult | NirResult
 
         if modality == "us":
             vessels = tuple(VesselDetection(**{k: tup(v) for k, v in x.items()}) for x in d["vessels"])
             nd = d["needle"]
             needle = NeedleDetection(**{k: tup(v) for k, v in nd.items()}) if nd is not None else None
             roi = d.get("roi_px")
+            r0, c0, r1, c1 = (int(v) for v in roi) if roi is not None else (0, 0, 0, 0)
             result = UsResult(
-                None, spacing, vessels, needle, d["source"], tuple(int(v) for v in roi) if roi is not None else None
+                None, spacing, vessels, needle, d["source"], (r0, c0, r1, c1) if roi is not None else None
             )
         elif modality == "nir":
             veins = tuple(
@@ -192,7 +197,7 @@ def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
                     **{
                         k: (np.asarray(v, float).reshape(-1, 2) if k == "centreline_px" else tup(v))
                         for k, v in x.items()
-                    }
+                    }  # type: ignore[arg-type]  # field types are checked by the dataclass's consumers
                 )
                 for x in d["veins"]
             )
@@ -205,7 +210,7 @@ def result_from_json(text: str) -> tuple[UsResult | NirResult, int | None]:
     return result, (int(stamp) if stamp is not None else None)
 
 
-def _plain(v, digits: int | None = None, array_digits: int | None = None):
+def _plain(v: Any, digits: int | None = None, array_digits: int | None = None) -> Any:
     """JSON-ready plain Python of a result field (tuples -> lists, numpy -> Python); floats rounded
     to ``digits`` (arrays to ``array_digits``) when given, else at full precision.
     """
@@ -220,6 +225,6 @@ def _plain(v, digits: int | None = None, array_digits: int | None = None):
     return v
 
 
-def _asdict(obj) -> dict:
+def _asdict(obj: Any) -> dict[str, Any]:
     """A detection rounded for display (``to_dict``, the CLI's JSON)."""
     return {name: _plain(getattr(obj, name), 4, 3) for name in obj.__dataclass_fields__}
