@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: Rig joints, in the order used by arrays. Units: mm for prismatic, rad for revolute.
 JOINT_NAMES: tuple[str, ...] = ("x_mm", "y_mm", "z_mm", "pitch_rad", "insert_mm", "probe_yaw_rad")
@@ -70,7 +72,7 @@ class JointVector:
         return np.array([getattr(self, n) for n in JOINT_NAMES], dtype=float)
 
     @classmethod
-    def from_array(cls, values) -> JointVector:
+    def from_array(cls, values: ArrayLike) -> JointVector:
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.shape != (len(JOINT_NAMES),):
             raise ValueError(f"JointVector needs {len(JOINT_NAMES)} values {JOINT_NAMES}, got shape {arr.shape}")
@@ -170,7 +172,7 @@ class ImageFrame:
     vessel_centres_px: tuple[tuple[float, float], ...] = ()
     vessel_depths_mm: tuple[float, ...] = ()
     vessel_kinds: tuple[str, ...] = ()
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
