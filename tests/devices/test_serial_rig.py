@@ -464,7 +464,7 @@ def test_baud_mismatch_garbage(rig_config):
 
 
 def test_old_grbl_version_refused(rig_config, monkeypatch):
-    import ir_robot.devices.emulator as E
+    import ir_robot.devices.emulator.defaults as E
 
     monkeypatch.setattr(E, "VERSION", "0.9j")
     with GrblEmulator(rig_config, loadcell=False) as emu:
