@@ -105,11 +105,13 @@ def test_move_to_reaches_the_target_in_machine_coordinates(ready_rig, emulator, 
     assert np.allclose(emulator.mpos, [-5.0, -3.0, -2.5])
 
 
-def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, rig_config):
+def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, emulator, rig_config):
+    n = len(emulator.received_lines)
     with pytest.raises(RigError, match="pitch_rad is fixed"):
         ready_rig.move_to(joints(rig_config, 40, 19).replace(pitch_rad=0.5))
-    with pytest.raises(RigError, match=r"x_mm=60 is outside the rig's travel \[-45, 45\]"):
+    with pytest.raises(RigError, match=r"^x_mm: requested end 60\.0 mm is outside the travel \[-45\.0, 45\.0\] mm"):
         ready_rig.move_to(joints(rig_config, 60, 19))
+    assert len(emulator.received_lines) == n  # nothing sent
 
 
 def test_jog_distance_is_rate_times_duration(ready_rig, emulator, rig_config):
@@ -312,7 +314,7 @@ def test_write_failure_is_a_fault_not_a_hang(ready_rig, monkeypatch):
     def broken(data):
         raise serial.SerialException("write failed: [Errno 5] Input/output error")
 
-    monkeypatch.setattr(ready_rig._ser, "write", broken)
+    monkeypatch.setattr(ready_rig.transport.ser, "write", broken)
     t0 = time.monotonic()
     with pytest.raises(RigError, match="vanished"):
         ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))

@@ -5,26 +5,23 @@
 full, dwell, homing) or ``"held"`` when a soft-limit alarm holds its ``ok`` until
 the reset. It owns the parser's modal state (``$G``), the last ``N`` line number and
 the startup lines; everything else (run state, settings, motion) it reads and
-changes on its :class:`~ir_robot.devices.emulator.machine.GrblMachine`.
+changes on the board it is given (:class:`Board`: the
+:class:`~ir_robot.devices.emulator.machine.GrblMachine`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from ir_robot.devices import grbl as P
 from ir_robot.devices.emulator import defaults
-from ir_robot.devices.emulator.planner import HomingCycle
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from ir_robot.devices.emulator.machine import GrblMachine
+from ir_robot.devices.emulator.planner import HomingCycle, MotionPlanner
 
 _WORD_RE = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))")
 
@@ -98,10 +95,35 @@ def within_travel(target: np.ndarray, settings: Mapping[int, float]) -> bool:
     return bool(np.all(target <= 1e-6) and np.all(target >= -travel - 1e-6))
 
 
-class Interpreter:
-    """Executes cleaned lines against a :class:`GrblMachine`, keeping the parser's own state."""
+class Board(Protocol):
+    """What the interpreter reads and changes on the board it runs on."""
 
-    def __init__(self, machine: GrblMachine) -> None:
+    state: str
+    settings: dict[int, float]
+    default_settings: dict[int, float]
+    planner_blocks: int
+    rx_buffer_size: int
+    wco: np.ndarray
+    motion: MotionPlanner
+    homing: HomingCycle | None
+
+    def send(self, text: str) -> None:
+        """Queue one line for the host."""
+
+    def alarm(self, code: int, now: float, announce: bool = True) -> None:
+        """Enter Alarm with ``code``."""
+
+    def plan(self, target: np.ndarray, rate_mm_s: float, *, jog: bool) -> Result:
+        """Queue a move: ``"ok"``, or None while the planner is full."""
+
+    def start_dwell(self, seconds: float) -> None:
+        """Dwell once the planner is empty; the line's ``ok`` comes at the end."""
+
+
+class Interpreter:
+    """Executes cleaned lines against a :class:`Board`, keeping the parser's own state."""
+
+    def __init__(self, machine: Board) -> None:
         self.m = machine
         self.startup_lines = ["", ""]
         self.reset()
