@@ -84,12 +84,16 @@ def _cmd_home(args) -> int:
 
 def _cmd_move(args) -> int:
     from ir_robot.core.errors import RigError
+    from ir_robot.devices.serial_rig import check_travel
 
     targets = {
         k: v for k, v in (("x_mm", args.x_mm), ("y_mm", args.y_mm), ("insert_mm", args.insert_mm)) if v is not None
     }
     if not targets:
         raise RigError("rig move: give at least one of --x-mm, --y-mm, --insert-mm")
+    config = _config(args)
+    for joint, end in targets.items():  # before connecting (and homing): an end outside the travel fails at once
+        check_travel(config, joint, end, "rig move")
     with _connect(args) as rig:
         if args.home:
             rig.home()
@@ -105,21 +109,19 @@ def _cmd_move(args) -> int:
 
 def _cmd_jog(args) -> int:
     from ir_robot.core.errors import RigError
-    from ir_robot.core.types import JointVector, RigCommand
 
     if args.speed_mm_s <= 0:
         raise RigError("rig jog: --speed-mm-s must be > 0")
     if args.distance_mm == 0:
         raise RigError("rig jog: --distance-mm must be non-zero")
-    rate = args.speed_mm_s if args.distance_mm > 0 else -args.speed_mm_s
-    cmd = RigCommand(JointVector().replace(**{args.joint: rate}), abs(args.distance_mm) / args.speed_mm_s)
     with _connect(args) as rig:
         if args.home:
             rig.home()
         elif args.unlock:
             rig.unlock()
-        rig.command(cmd)
-        rig.wait_idle(timeout=cmd.duration_s + args.timeout_s)
+        # refused at once (nothing sent) when the end is outside the travel
+        duration_s = rig.jog(args.joint, args.distance_mm, args.speed_mm_s)
+        rig.wait_idle(timeout=duration_s + args.timeout_s)
         _print_state(rig, args.json)
     return 0
 
