@@ -393,7 +393,11 @@ def register(sub) -> None:
     p.add_argument("--speed-mm-s", type=float, default=5.0)
     p.add_argument("--no-wait", action="store_true", help="return once GRBL has accepted the move")
     p.set_defaults(func=_cmd_move)
-    p = rsub.add_parser("jog", parents=[conn, motion], help="jog one joint by a distance ($J=G91 ...)")
+    p = rsub.add_parser(
+        "jog",
+        parents=[conn, motion],
+        help="jog one joint by a distance (one absolute $J= jog; refused at once if it would end outside the travel)",
+    )
     p.add_argument("--joint", choices=("x_mm", "y_mm", "insert_mm"), required=True)
     p.add_argument("--distance-mm", type=float, required=True)
     p.add_argument("--speed-mm-s", type=float, default=2.0)
