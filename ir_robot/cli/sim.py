@@ -37,6 +37,7 @@ def write_needle_scene(
         for k, (ins, us, nir) in enumerate(shots):
             for fr in (us, nir):
                 stem = f"{fr.modality}_{k:03d}"
+                assert fr.labels is not None  # the simulator renders every frame with its label mask
                 save_png(out / f"{stem}.png", fr.image)
                 save_png(out / f"{stem}_mask.png", fr.labels)
                 save_png(out / f"{stem}_mask_color.png", colorize_labels(fr.labels))

@@ -69,16 +69,19 @@ class JointVector:
     probe_yaw_rad: float = 0.0
 
     def as_array(self) -> np.ndarray:
+        """The joints as a float array in ``JOINT_NAMES`` order."""
         return np.array([getattr(self, n) for n in JOINT_NAMES], dtype=float)
 
     @classmethod
     def from_array(cls, values: ArrayLike) -> JointVector:
+        """A JointVector from six values in ``JOINT_NAMES`` order (a clear error for any other count)."""
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.shape != (len(JOINT_NAMES),):
             raise ValueError(f"JointVector needs {len(JOINT_NAMES)} values {JOINT_NAMES}, got shape {arr.shape}")
         return cls(*(float(v) for v in arr))
 
     def replace(self, **changes: float) -> JointVector:
+        """A copy with the named joints changed (an unknown joint name is an error, not ignored)."""
         unknown = set(changes) - set(JOINT_NAMES)
         if unknown:
             raise KeyError(f"unknown joint(s) {sorted(unknown)}; joints are {JOINT_NAMES}")
@@ -105,6 +108,7 @@ class RigCommand:
 
     @staticmethod
     def stop() -> RigCommand:
+        """The zero-velocity command: hold still."""
         return RigCommand(JointVector(), 0.0)
 
 
@@ -176,6 +180,7 @@ class ImageFrame:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(height, width) of the image in pixels."""
         return self.image.shape[:2]
 
 
