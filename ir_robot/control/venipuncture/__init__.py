@@ -65,7 +65,7 @@ generic :class:`~ir_robot.control.state_machine.StateMachine` (the table above i
 :data:`TRANSITIONS`; an illegal transition raises), one handler per phase, each a function of the
 typed :class:`~ir_robot.control.venipuncture.context.Context` (``context.py``: the scan, the
 selection, the artery check, the alignment, the insertion's sub-state :class:`InsertStep` and force
-watch, the guard, the retraction, the images). The tick's time, joints, images and period are
+watch, the guard, the retraction, the images). The tick's time, joints, images, period and force reading are
 ``context.tick``.
 
 =========  ===========================  =================================================================
