@@ -78,7 +78,7 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
     plan = ctl.plan
     if plan is not None:
         # the needle plane (x-z at the pivot's y) seen edge-on: a vertical line down to the target depth
-        ty, tz = ctl._target_at(us_frame.stamp_s) if ctl.tracker.locked else plan.target_mm[1:]
+        ty, tz = ctl.target_at(us_frame.stamp_s) if ctl.tracker.locked else plan.target_mm[1:]
         top, _ = world_to_us(np.array([probe.x_mm, state.joints.y_mm, 0.0]), shape, sp, probe)
         bot, _ = world_to_us(np.array([probe.x_mm, state.joints.y_mm, tz]), shape, sp, probe)
         a, b = _pt(top, scale), _pt(bot, scale)
@@ -109,7 +109,7 @@ def render_overlay(ctl, us_frame, nir_frame, state, scale: int = 2) -> np.ndarra
             cv2.polylines(nir, [poly], False, (255, 140, 0), 1, cv2.LINE_AA)
         if plan is not None:
             tgt = np.array(
-                [plan.target_mm[0], ctl._target_at(nir_frame.stamp_s)[0] if ctl.tracker.locked else plan.target_mm[1]]
+                [plan.target_mm[0], ctl.target_at(nir_frame.stamp_s)[0] if ctl.tracker.locked else plan.target_mm[1]]
             )
             piv = np.array([plan.pivot_mm[0], tgt[1]])
             a = _pt(world_to_nir(piv, nshape, nsp, view), scale)

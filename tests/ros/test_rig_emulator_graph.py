@@ -13,10 +13,10 @@ from ir_robot.config import read_yaml
 from ir_robot.core.errors import IrRobotError
 from ir_robot.core.types import JointVector
 from ir_robot.devices.config import default_rig_yaml, load_rig_config
-from ir_robot.devices.factory import RigBackendConfig, connect_serial
 from ir_robot.devices.emulated_phantom import EmulatedPhantom, start_emulator
-from ir_robot.ros.emulated_rig_node import emulated_rig_yaml
+from ir_robot.devices.factory import RigBackendConfig, connect_serial
 from ir_robot.ros.controller_node import joints_at
+from ir_robot.ros.emulated_rig_node import emulated_rig_yaml
 
 pytestmark = pytest.mark.ros
 
