@@ -146,7 +146,10 @@ def test_a_noisy_force_sensor_makes_it_retract(cfg, gt, world):
     check_safe_end(r, world, watch)
 
 
-def _phantom(vessels, motion=MotionSpec()):
+_STILL = MotionSpec()
+
+
+def _phantom(vessels, motion=_STILL):
     base = load_phantom(data_path("sim", "phantoms", "forearm.yaml"))
     return dataclasses.replace(base, vessels=tuple(vessels), motion=motion)
 

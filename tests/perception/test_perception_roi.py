@@ -83,9 +83,9 @@ def test_training_roi_crops_are_zoomed_squares_around_vessels():
     xs, ys = roi_crops(images, labels, 60, (1.25, 2.0), rng)
     assert len(xs) == len(ys) == 60
     sides = [x.shape[0] for x in xs]
-    assert all(x.shape == y.shape == (x.shape[0], x.shape[0]) for x, y in zip(xs, ys))
+    assert all(x.shape == y.shape == (x.shape[0], x.shape[0]) for x, y in zip(xs, ys, strict=True))
     assert 128 <= min(sides) and max(sides) <= 205 and len(set(sides)) > 5  # zoom 2 .. 1.25
     # image and labels are cut from the same window of the same frame
-    assert all(np.array_equal(x, y * 40 + 10) for x, y in zip(xs, ys))
+    assert all(np.array_equal(x, y * 40 + 10) for x, y in zip(xs, ys, strict=True))
     # crops of frames with a vessel hold it (centred on a vessel pixel, jittered by a sixth of the side)
     assert sum((y > 0).any() for y in ys) >= 45

@@ -49,7 +49,7 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     # the rig obeyed the controller: every command executed, none malformed or refused, and it moved
     assert rig["executed"] == rig["received"] - rig["not_running"] and rig["executed"] > 100
     assert rig["malformed"] == 0 and rig["refused"] == 0
-    assert probe.joints and max(abs(a - b) for a, b in zip(probe.joints[0], probe.joints[-1])) > 1e-3
+    assert probe.joints and max(abs(a - b) for a, b in zip(probe.joints[0], probe.joints[-1], strict=True)) > 1e-3
     # the recording: every topic of the graph, plausible counts for the time the procedure ran
     info = summary(mcap)
     expect = {

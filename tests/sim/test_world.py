@@ -129,7 +129,7 @@ def test_same_seed_same_frames_and_forces():
             trace, _ = run_straight_insertion(w, plan, rate_mm_s=3.0)
             outs.append((w.phantom.spec, trace["force_n"], w.ultrasound().image, w.nir().image))
     assert outs[0][0] == outs[1][0]
-    for a, b in zip(outs[0][1:], outs[1][1:]):
+    for a, b in zip(outs[0][1:], outs[1][1:], strict=True):
         assert np.array_equal(a, b)
     with NeedleWorld(cfg) as w:
         w.reset(seed=43)

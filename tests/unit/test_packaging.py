@@ -10,7 +10,7 @@ def _setup_entry_points(root):
     tree = ast.parse((root / "setup.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values):
+            for k, v in zip(node.keys, node.values, strict=True):
                 if isinstance(k, ast.Constant) and k.value == "console_scripts":
                     return [ast.literal_eval(e) for e in v.elts]
     raise AssertionError("no console_scripts in setup.py")
