@@ -218,12 +218,17 @@ def test_sdf_negative_on_centrelines_positive_outside_and_exact():
     assert np.allclose(tree.signed_distance(outside), 1.0, atol=0.05)
     corners = np.array([tree.body_box.min_mm, tree.body_box.max_mm])
     assert np.all(tree.signed_distance(corners) > 50.0)
-    # the accelerated search equals the brute-force union over all segments
+    # the accelerated search equals the brute-force union over all segments, for small batches (one global
+    # query, then branch by branch where its bound is not enough) and large ones (branch by branch)
     rng = np.random.default_rng(0)
-    idx = rng.integers(len(g.nodes_mm), size=3000)
-    pts = g.nodes_mm[idx] + rng.normal(size=(3000, 3)) * g.node_radius_mm[idx, None]
+    idx = rng.integers(len(g.nodes_mm), size=5000)
+    pts = g.nodes_mm[idx] + rng.normal(size=(5000, 3)) * g.node_radius_mm[idx, None]
     pts = np.concatenate([pts, rng.uniform(tree.body_box.min_mm, tree.body_box.max_mm, size=(200, 3))])
-    assert np.max(np.abs(tree.signed_distance(pts) - _brute_force_sdf(tree, pts))) < 1e-9
+    truth = _brute_force_sdf(tree, pts)
+    assert len(pts) >= tree.sdf.batch_per_branch
+    assert np.max(np.abs(tree.signed_distance(pts) - truth)) < 1e-9
+    small = np.concatenate([tree.signed_distance(chunk) for chunk in np.array_split(pts, 100)])
+    assert np.max(np.abs(small - truth)) < 1e-9
 
 
 def test_voxel_grid_matches_exact_and_is_cached(tmp_path):

@@ -39,15 +39,20 @@ SdfFn = Callable[[FloatArray], FloatArray]
 class CentrelineSdf:
     """Exact signed distance to a union of tapered tubes around centreline polylines (see the module doc).
 
-    Built from one ``(points, radii)`` polyline per branch. A query finds an upper bound from the
-    nearest vertex overall, skips every branch whose bounding box (padded by its largest radius) is
-    farther than that, and in each remaining branch evaluates the segments next to its ``window``
-    nearest vertices exactly; any other segment of the branch is at least ``d_window - L/2 - r_max``
-    away (``L`` its longest segment). Where that bound does not clear the best value the branch is
-    searched again with four times the window, then whole, so the result is exact.
+    Built from one ``(points, radii)`` polyline per branch. A query first evaluates the ``k_global``
+    segments of the whole tree with the nearest midpoints; every other segment is at least
+    ``d_k - (L/2 + r_max)`` away (``L`` the longest segment, ``r_max`` the largest radius), which
+    settles most points in one KD query. The rest go branch by branch: an upper bound from the nearest
+    vertex skips every branch whose bounding box (padded by its largest radius) is farther, and in each
+    remaining branch the segments next to its ``window`` nearest vertices are evaluated; any other
+    segment of that branch is at least ``d_window - L/2 - r_max(branch)`` away, else the branch is
+    searched with four times the window, then whole. Batches of 4096 points or more go branch by
+    branch directly (the loop's overhead is then amortised). The result is always exact.
     """
 
-    def __init__(self, polylines: Sequence[tuple[FloatArray, FloatArray]], *, window: int = 6) -> None:
+    def __init__(
+        self, polylines: Sequence[tuple[FloatArray, FloatArray]], *, window: int = 6, k_global: int = 32
+    ) -> None:
         starts: list[FloatArray] = []
         ends: list[FloatArray] = []
         r0: list[FloatArray] = []
@@ -78,6 +83,10 @@ class CentrelineSdf:
         vertices = np.concatenate([np.asarray(p_, dtype=np.float64).reshape(-1, 3) for p_, _ in polylines])
         self._vertex_radius = np.concatenate([np.asarray(r_, dtype=np.float64).reshape(-1) for _, r_ in polylines])
         self._all = cKDTree(vertices)
+        self._mid = cKDTree(a + 0.5 * d)
+        self._slack_max = max(b[5] for b in self._branches)
+        self.k_global = int(k_global)
+        self.batch_per_branch = 4096
         self.fallbacks = 0  # (point, branch) pairs searched whole, for diagnostics
 
     @classmethod
@@ -115,15 +124,22 @@ class CentrelineSdf:
         rows = np.arange(len(p))
         return f[rows, j], seg[rows, j], bound
 
-    def signed_distance(self, points: FloatArray) -> FloatArray:
-        """Signed distance (mm) of points ``(n, 3)`` to the lumen wall, negative inside."""
-        return self.signed_distance_and_gradient(points, gradient=False)[0]
+    def _global_pass(self, p: FloatArray) -> tuple[FloatArray, IntArray, FloatArray]:
+        """Best ``f`` over the ``k`` segments of the whole tree with the nearest midpoints, and the bound
+        ``d_k - max(L/2 + r_max)`` every other segment satisfies (one query: cheap for small batches).
+        """
+        k = min(self.k_global, self.n_segments)
+        dist, seg = self._mid.query(p, k=k)
+        dist = np.asarray(dist).reshape(len(p), k)
+        seg = np.asarray(seg).reshape(len(p), k)
+        f = self._f(p[:, None, :], seg)
+        j = np.argmin(f, axis=1)
+        rows = np.arange(len(p))
+        bound = dist[:, -1] - self._slack_max if k < self.n_segments else np.full(len(p), np.inf)
+        return f[rows, j], seg[rows, j], bound
 
-    def signed_distance_and_gradient(
-        self, points: FloatArray, *, gradient: bool = True
-    ) -> tuple[FloatArray, FloatArray | None]:
-        """Signed distance and, if asked, its gradient (the outward wall normal near the wall), ``(n, 3)``."""
-        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    def _per_branch(self, p: FloatArray) -> tuple[FloatArray, IntArray]:
+        """Exact best ``f`` and segment, branch by branch (for the points the global pass could not settle)."""
         dist, vert = self._all.query(p, k=1)
         upper = np.asarray(dist) - self._vertex_radius[np.asarray(vert)]
         best = np.full(len(p), np.inf)
@@ -151,6 +167,24 @@ class CentrelineSdf:
                 best[unsure[better]] = f_b[better]
                 arg[unsure[better]] = s_b[better]
                 unsure = unsure[bound2 < best[unsure]]
+        return best, arg
+
+    def signed_distance(self, points: FloatArray) -> FloatArray:
+        """Signed distance (mm) of points ``(n, 3)`` to the lumen wall, negative inside."""
+        return self.signed_distance_and_gradient(points, gradient=False)[0]
+
+    def signed_distance_and_gradient(
+        self, points: FloatArray, *, gradient: bool = True
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """Signed distance and, if asked, its gradient (the outward wall normal near the wall), ``(n, 3)``."""
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(p) >= self.batch_per_branch:  # large batches amortise the per-branch loop, which is faster then
+            best, arg = self._per_branch(p)
+        else:
+            best, arg, bound = self._global_pass(p)
+            unsure = np.flatnonzero(best > bound)
+            if len(unsure):
+                best[unsure], arg[unsure] = self._per_branch(p[unsure])
         if not gradient:
             return best, None
         q = p - self._a[arg]

@@ -363,7 +363,7 @@ class VesselTree:
             x, y, z = (float(c) for c in move(np.asarray(v))[0])
             return (x, y, z)
 
-        moved = []
+        moved: list[Branch] = []
         for b in self.branches:
             origin = b.origin_arc_mm
             if b.parent is not None:  # keep the origin's fraction of the parent's (changed) length

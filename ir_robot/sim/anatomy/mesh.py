@@ -79,7 +79,9 @@ class LumenMeshes:
 
     def combined(self) -> trimesh.Trimesh:
         """All tubes in one mesh (still separate, interpenetrating components)."""
-        return trimesh.util.concatenate(list(self.meshes.values()))
+        out = trimesh.util.concatenate(list(self.meshes.values()))
+        assert isinstance(out, trimesh.Trimesh)
+        return out
 
     def export(self, folder: str | Path, file_type: str = "obj") -> dict[str, Path]:
         """Write each branch's tube as ``<folder>/<branch>.<file_type>`` (e.g. for PyBullet); returns the paths."""

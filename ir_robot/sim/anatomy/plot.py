@@ -131,16 +131,16 @@ def plot_anatomy(
                 o = ostium(tree, name)
                 ax.plot([o @ h], [o @ v], "o", ms=3.5, color="k")
     ax.set_aspect("equal")
-    ax.set_xlabel(f"{_axis_name(h)} (mm)")
+    ax.set_xlabel(f"{_axis_name(h, view, lao_deg)} (mm)")
     ax.set_ylabel("z, cranial (mm)")
 
 
-def _axis_name(h: FloatArray) -> str:
-    if np.allclose(h, [1.0, 0.0, 0.0]):
+def _axis_name(h: FloatArray, view: str, lao_deg: float) -> str:
+    if view == "coronal":
         return "x, patient left"
-    if np.allclose(h, [0.0, 1.0, 0.0]):
+    if view == "sagittal":
         return "y, posterior"
-    return f"({h[0]:.2f}, {h[1]:.2f}, 0)"
+    return f"LAO {lao_deg:g}: x cos + y sin"
 
 
 def plot_archetypes(trees: Sequence[tuple[str, VesselTree]], path: str | Path) -> Path:

@@ -101,8 +101,7 @@ class _Params:
 
 def _draw_group(group: object, rng: np.random.Generator) -> dict[str, float]:
     out: dict[str, float] = {}
-    for name in type(group).__dataclass_fields__:
-        value = getattr(group, name)
+    for name, value in vars(group).items():  # dataclass fields, in declaration order
         if isinstance(value, Dist):
             out[name] = value.draw(rng)
     return out
