@@ -647,5 +647,5 @@ def random_anatomy(seed: int | np.random.Generator, archetype: str = "random") -
     if archetype == "random":
         archetype = ARCHETYPES[int(rng.integers(len(ARCHETYPES)))]
     spec = load_archetype(archetype)
-    label = seed if isinstance(seed, int) else "generator"
+    label = "generator" if isinstance(seed, np.random.Generator) else str(seed)
     return generate(spec, rng, source=f"procedural:{spec.name} seed={label}")

@@ -358,6 +358,11 @@ def load_anatomy(anatomy: str | Path, seed: int = 0) -> VesselTree | MeshLumen:
         data = read_yaml(p)
         if "branches" in data:
             return load_centrelines(p)
+        if "arch_type" not in data:
+            raise ConfigError(
+                f"{p}: field 'branches': missing required field (a centreline file lists 'branches'; "
+                "an archetype file has 'arch_type' and the rest of sim/anatomies/type1.yaml)"
+            )
         spec = archetype_from_dict(data, source=str(p))
         return generate(spec, np.random.default_rng(seed), source=f"{p} seed={seed}")
     raise ConfigError(
