@@ -316,10 +316,17 @@ def _fill_wheelhouse(wheel: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_wheel_installs_with_its_dependencies_and_runs_the_simulator(wheel, tmp_path):
-    venv = tmp_path / "venv"
-    res = run([sys.executable, "-m", "venv", "--without-pip", venv])
+@pytest.fixture
+def venv(tmp_path):
+    """A fresh virtual environment with nothing installed (about 900 MB once the wheel is in: removed after)."""
+    path = tmp_path / "venv"
+    res = run([sys.executable, "-m", "venv", "--without-pip", path])
     assert res.returncode == 0, res.stderr
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_wheel_installs_with_its_dependencies_and_runs_the_simulator(wheel, venv, tmp_path):
     py, bindir = venv / "bin" / "python", venv / "bin"
     res = _pip_install(py, wheel)
     if res.returncode != 0:  # a wheel missing from out/wheelhouse (a clean clone, a new pin): fetch, then retry
