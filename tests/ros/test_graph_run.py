@@ -2,6 +2,7 @@
 test node, check the MCAP recording."""
 
 import json
+import re
 
 import pytest
 
@@ -18,6 +19,7 @@ def sim_clock(sim) -> tuple[float, dict]:
 def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_id, fast_params, probe):
     from std_srvs.srv import Trigger
 
+    from ir_robot.control.episode import MAX_DURATION_S
     from ir_robot.recording.mcap_io import iter_decoded, summary
     from ir_robot.ros.launcher import GraphRunner
 
@@ -38,9 +40,19 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
         probe.wait(lambda: probe.summaries, 150, "the procedure summary")
         probe.wait(lambda: probe.states[-1] in ("done", "failed"), 10, "the final state")
         t_end, frames_end = sim_clock(sim)
-        # the rig must receive every command the controller sent (reliable; the last ones may still be in flight)
-        probe.wait(lambda: sim.rig.counts["received"] >= ctl_node.counts["commands"], 10, "the last commands")
-        rig, ctl = dict(sim.rig.counts), dict(ctl_node.counts)
+        # the rig must receive and handle every command the controller sent (reliable; the last one may still be
+        # in flight, or in the rig's callback on the executor thread, when the final state arrives)
+        settled = []
+
+        def every_command_handled() -> bool:
+            r = dict(sim.rig.counts)
+            handled = r["executed"] + r["not_running"] + r["malformed"] + r["refused"]
+            if r["received"] >= ctl_node.counts["commands"] and handled == r["received"]:
+                settled.append(r)
+            return bool(settled)
+
+        probe.wait(every_command_handled, 10, "the rig to handle the controller's last commands")
+        rig, ctl = settled[0], dict(ctl_node.counts)
         resets = sim.resets
         cfg = sim.params.config
     finally:
@@ -59,17 +71,24 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
         "reason",
     ]
     assert s["perception"] == "ground_truth" and s["seed"] == 0
-    # a still phantom, ground-truth perception, seed 0: this procedure succeeds (the controller's own verdict,
-    # the supervisor's and the sim's referee agree)
-    assert s["success"], s
+    # a still phantom, ground-truth perception, seed 0: this procedure succeeds. The controller's verdict and the
+    # supervisor's, the ground truth the sim's referee checks: in the lumen through the hold, no back wall, no
+    # artery, no safety trip, one attempt, within MAX_DURATION_S of simulated time.
     assert probe.states[:3] == ["idle", "starting", "running"] and probe.states[-1] == "done"
     assert probe.phases[0] == "idle" and probe.phases[-1] == "done"
-    assert s["hold_in_lumen"] and s["tip_error_mm"] < 1.0 and not s["back_wall_punctured"]
-    assert not s["artery_punctured"] and s["attempts"] == 1
+    assert s["hold_in_lumen"] and s["tip_error_mm"] < 1.0 and s["attempts"] == 1
+    assert not s["back_wall_punctured"] and not s["artery_punctured"]
+    assert t_end - t_run <= MAX_DURATION_S
+    # The referee's verdict is all of that, but it takes the duration from the controller, which measures it on
+    # the ROS clock (wall time) while the simulator slows down on a busy machine (seen: 24 s at a load of 3 on
+    # 2 cores, 63.7 s at a load of 5; 121 s of wall time for 33 s simulated at a load of 9). So the verdict is
+    # success, or failure for that reason alone.
+    too_long = re.fullmatch(rf"took \d+\.\d s > {MAX_DURATION_S:.0f} s", s["reason"])
+    assert s["success"] or (too_long and s["duration_s"] > MAX_DURATION_S), s
     # the rig obeyed the controller: it received every command (reliable, one executor) and executed all of them
     # but those sent outside the procedure; none malformed or refused; and it moved
-    assert rig["received"] == ctl["commands"] and rig["executed"] == rig["received"] - rig["not_running"]
-    assert rig["executed"] > 100 and rig["malformed"] == 0 and rig["refused"] == 0
+    assert rig["received"] == ctl["commands"] and rig["malformed"] == 0 and rig["refused"] == 0
+    assert rig["executed"] == rig["received"] - rig["not_running"] and rig["executed"] > 100
     assert probe.joints and max(abs(a - b) for a, b in zip(probe.joints[0], probe.joints[-1], strict=True)) > 1e-3
     # the recording: every topic of the graph, with what was published on it
     info = summary(mcap)
