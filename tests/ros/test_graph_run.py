@@ -72,17 +72,16 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     ]
     assert s["perception"] == "ground_truth" and s["seed"] == 0
     # a still phantom, ground-truth perception, seed 0: this procedure succeeds. The controller's verdict and the
-    # supervisor's, the ground truth the sim's referee checks: in the lumen through the hold, no back wall, no
-    # artery, no safety trip, one attempt, within MAX_DURATION_S of simulated time.
+    # supervisor's, and the ground truth the sim's referee checks: in the lumen through the hold, no back wall, no
+    # artery, no safety trip (the reason below would name it), one attempt.
     assert probe.states[:3] == ["idle", "starting", "running"] and probe.states[-1] == "done"
     assert probe.phases[0] == "idle" and probe.phases[-1] == "done"
     assert s["hold_in_lumen"] and s["tip_error_mm"] < 1.0 and s["attempts"] == 1
     assert not s["back_wall_punctured"] and not s["artery_punctured"]
-    assert t_end - t_run <= MAX_DURATION_S
-    # The referee's verdict is all of that, but it takes the duration from the controller, which measures it on
-    # the ROS clock (wall time) while the simulator slows down on a busy machine (seen: 24 s at a load of 3 on
-    # 2 cores, 63.7 s at a load of 5; 121 s of wall time for 33 s simulated at a load of 9). So the verdict is
-    # success, or failure for that reason alone.
+    # The referee's verdict adds a duration limit, which the setup does not decide: the controller measures the
+    # duration on the ROS clock (wall time) and waits for perception on it, while the simulator runs on its own
+    # clock and slows down on a busy machine. Seen here on 2 cores: 24 s at a load of 3; 64 s at a load of 5;
+    # 60 s and 76 s of simulated time at a load of 6-7. So the verdict is success, or failure for that reason alone.
     too_long = re.fullmatch(rf"took \d+\.\d s > {MAX_DURATION_S:.0f} s", s["reason"])
     assert s["success"] or (too_long and s["duration_s"] > MAX_DURATION_S), s
     # the rig obeyed the controller: it received every command (reliable, one executor) and executed all of them
