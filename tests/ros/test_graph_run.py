@@ -73,10 +73,11 @@ def test_procedure_through_the_graph_completes_and_is_recorded(tmp_path, domain_
     assert s["perception"] == "ground_truth" and s["seed"] == 0
     # a still phantom, ground-truth perception, seed 0: this procedure succeeds. The controller's verdict and the
     # supervisor's, and the ground truth the sim's referee checks: in the lumen through the hold, no back wall, no
-    # artery, no safety trip (the reason below would name it), one attempt.
+    # artery, no safety trip (the reason below would name it). Not the number of attempts: on a busy machine the
+    # ultrasound results can stop for seconds (wall clock) and the controller retracts and retries (seen: 2).
     assert probe.states[:3] == ["idle", "starting", "running"] and probe.states[-1] == "done"
     assert probe.phases[0] == "idle" and probe.phases[-1] == "done"
-    assert s["hold_in_lumen"] and s["tip_error_mm"] < 1.0 and s["attempts"] == 1
+    assert s["hold_in_lumen"] and s["tip_error_mm"] < 1.0 and s["attempts"] >= 1
     assert not s["back_wall_punctured"] and not s["artery_punctured"]
     # The referee's verdict adds a duration limit, which the setup does not decide: the controller measures the
     # duration on the ROS clock (wall time) and waits for perception on it, while the simulator runs on its own
