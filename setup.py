@@ -90,7 +90,7 @@ EXTRAS_REQUIRE = {
         "ruff>=0.17.6,<0.18",
         "mypy>=2.4.1,<3",
         "pre-commit>=4.7.0,<5",
-        "types-PyYAML>=6.0.12",
+        "types-PyYAML>=6.0.12.20261113,<7",
     ],
 }
 
