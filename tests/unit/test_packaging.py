@@ -221,8 +221,8 @@ def test_torch_only_in_an_extra_that_the_cpu_wheel_satisfies(wheel):
 
 
 def _third_party_imports():
-    """(module path, top-level name, guarded) for every absolute import in ir_robot/ that is not stdlib or ours;
-    guarded: inside a ``try`` that handles ImportError (an optional feature)."""
+    """(module path, top-level name, guarded) for every absolute import in ir_robot/ that runs and is not stdlib or
+    ours; guarded: inside a ``try`` that handles ImportError (an optional feature)."""
     found = []
     for path in sorted((ROOT / "ir_robot").rglob("*.py")):
         tree = ast.parse(path.read_text())
@@ -237,7 +237,17 @@ def _third_party_imports():
                 for h in node.handlers
             ):
                 guarded_nodes.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+        # imports under ``if TYPE_CHECKING:`` never run (they name types for mypy, e.g. ``_typeshed``)
+        type_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for stmt in node.body
+            for n in ast.walk(stmt)
+        }
         for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
             if isinstance(node, ast.Import):
                 tops = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
