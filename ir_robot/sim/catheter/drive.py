@@ -3,7 +3,8 @@
 A control step of ``dt`` seconds at commanded hub velocities is cut into substeps so that no
 substep advances more than ``max_advance_per_substep_mm`` nor turns more than
 ``max_roll_per_substep_rad``: at the fastest drive (35 mm/s, pi rad/s) and 10 Hz control that is
-2 substeps of 1.75 mm, well under any vessel radius; within a substep the wall is linearised
+one substep of 3.5 mm (under any vessel radius, and the follow-the-leader guess moves each node
+along the device's own path); within a substep the wall is linearised
 at every node (an active-set Newton step stops a node at the wall), so a node cannot jump across it.
 """
 
@@ -29,7 +30,7 @@ class DriveLimits:
 
     max_translation_mm_s: float = 35.0
     max_rotation_rad_s: float = math.pi
-    max_advance_per_substep_mm: float = 2.0
+    max_advance_per_substep_mm: float = 3.5
     max_roll_per_substep_rad: float = 0.35
 
 

@@ -54,7 +54,7 @@ class TubeLumen:
         self.rb = np.concatenate(rb_list)
         self.ab = self.b - self.a
         self.len2 = np.maximum(np.einsum("ij,ij->i", self.ab, self.ab), 1e-12)
-        self._build_cells(cell_mm if cell_mm is not None else max(2.0, float(np.max(self.ra))))
+        self._build_cells(cell_mm if cell_mm is not None else 1.0)
 
     def _segment_sd(self, p: FloatArray, idx: npt.NDArray[np.intp]) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Signed distance of points ``p (N,3)`` to candidate tubes ``idx (N,K)``: (sd, dist, diff)."""
@@ -68,40 +68,74 @@ class TubeLumen:
         return sd, dist, diff
 
     def _build_cells(self, h: float) -> None:
-        """Bucket the segments on a grid of cells: each cell keeps the tubes that can be nearest inside it."""
-        pad = float(np.max(np.maximum(self.ra, self.rb))) + 2.0 * h
-        lo = np.minimum(self.a.min(axis=0), self.b.min(axis=0)) - pad
-        hi = np.maximum(self.a.max(axis=0), self.b.max(axis=0)) + pad
-        shape = np.maximum(np.ceil((hi - lo) / h).astype(np.intp), 1)
-        grid = np.stack(np.meshgrid(*[np.arange(int(k)) for k in shape], indexing="ij"), axis=-1).reshape(-1, 3)
-        centres = lo + (grid + 0.5) * h
+        """Bucket the tubes on a grid of cells: each cell keeps the tubes that can be nearest inside it.
+
+        A tube j can be the nearest for some point of a cell only if its distance from the cell
+        centre is within ``2 rho`` (rho: half the cell diagonal) of the nearest tube's; only cells
+        within ``band`` of a tube wall are kept (other queries fall back to a full search); the cell
+        size grows past ``h`` if the box would need more than about 4 million cells.
+        Built tube by tube over each tube's bounding box, so the cost grows with the tube length.
+        """
+        rmax = np.maximum(self.ra, self.rb)
+        span = np.maximum(self.a.max(axis=0), self.b.max(axis=0)) - np.minimum(self.a.min(axis=0), self.b.min(axis=0))
+        h = max(h, float(np.prod(span + 2.0 * rmax.max() + 6.0 * h) / 4.0e6) ** (1.0 / 3.0))  # <= ~4M cells
         rho = 0.5 * math.sqrt(3.0) * h
-        m = self.a.shape[0]
-        all_idx = np.arange(m)
-        cands: list[npt.NDArray[np.intp]] = []
-        for start in range(0, centres.shape[0], 2048):
-            c = centres[start : start + 2048]
-            sd, _, _ = self._segment_sd(c, np.broadcast_to(all_idx, (c.shape[0], m)))
-            best = sd.min(axis=1, keepdims=True)
-            ok = sd <= best + 2.0 * rho + 1e-9
-            for row in ok:
-                cands.append(np.nonzero(row)[0])
-        kmax = max(len(c) for c in cands)
-        table = np.empty((len(cands), kmax), dtype=np.intp)
-        for i, c in enumerate(cands):
-            table[i, : len(c)] = c
-            table[i, len(c) :] = c[0]
+        band = 2.0 * rho + h
+        lo = np.minimum(self.a.min(axis=0), self.b.min(axis=0)) - float(rmax.max()) - band - h
+        hi = np.maximum(self.a.max(axis=0), self.b.max(axis=0)) + float(rmax.max()) + band + h
+        shape = np.maximum(np.ceil((hi - lo) / h).astype(np.intp), 1)
+        ncell = int(np.prod(shape))
+        best = np.full(ncell, np.inf)
+        boxes = []
+        for j in range(self.a.shape[0]):
+            bl = np.minimum(self.a[j], self.b[j]) - rmax[j] - band
+            bh = np.maximum(self.a[j], self.b[j]) + rmax[j] + band
+            i0 = np.clip(np.floor((bl - lo) / h).astype(np.intp), 0, shape - 1)
+            i1 = np.clip(np.ceil((bh - lo) / h).astype(np.intp), 0, shape - 1)
+            g = np.stack(
+                np.meshgrid(*[np.arange(i0[k], i1[k] + 1) for k in range(3)], indexing="ij"), axis=-1
+            ).reshape(-1, 3)
+            flat = (g[:, 0] * shape[1] + g[:, 1]) * shape[2] + g[:, 2]
+            centres = lo + (g + 0.5) * h
+            sd, _, _ = self._segment_sd(centres, np.full((centres.shape[0], 1), j, dtype=np.intp))
+            sdj = sd[:, 0]
+            keep = sdj <= band
+            boxes.append((flat[keep], sdj[keep]))
+            np.minimum.at(best, flat[keep], sdj[keep])
+        pf, pj = [], []
+        for j, (flat, sdj) in enumerate(boxes):
+            ok = sdj <= best[flat] + 2.0 * rho
+            pf.append(flat[ok])
+            pj.append(np.full(int(np.count_nonzero(ok)), j, dtype=np.intp))
+        f_all = np.concatenate(pf)
+        j_all = np.concatenate(pj)
+        order = np.lexsort((j_all, f_all))
+        f_all, j_all = f_all[order], j_all[order]
+        uniq, start, counts = np.unique(f_all, return_index=True, return_counts=True)
+        rows = np.repeat(np.arange(uniq.size), counts)
+        cols = np.arange(f_all.size) - np.repeat(start, counts)
+        table = np.zeros((uniq.size, max(int(counts.max(initial=1)), 1)), dtype=np.intp)
+        table[:] = j_all[start][:, None] if uniq.size else 0
+        table[rows, cols] = j_all
+        cellmap = np.full(ncell, -1, dtype=np.int64)
+        cellmap[uniq] = np.arange(uniq.size)
         self._lo = lo
         self._h = h
         self._shape = shape
         self._table = table
+        self._cellmap = cellmap
 
     def signed_distance(self, points: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Signed distance to the union of tubes and its gradient (see :class:`Lumen`)."""
         p = np.asarray(points, dtype=np.float64)
         cell = np.clip(((p - self._lo) / self._h).astype(np.intp), 0, self._shape - 1)
         flat = (cell[:, 0] * self._shape[1] + cell[:, 1]) * self._shape[2] + cell[:, 2]
-        idx = self._table[flat]
+        row = self._cellmap[flat]
+        if bool(np.any(row < 0)):  # far from every wall (deep inside or outside): search all tubes
+            m = self.a.shape[0]
+            idx = np.broadcast_to(np.arange(m), (p.shape[0], m))
+        else:
+            idx = self._table[row]
         sd, dist, diff = self._segment_sd(p, idx)
         j = np.argmin(sd, axis=1)
         rows = np.arange(p.shape[0])

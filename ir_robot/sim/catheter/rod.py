@@ -117,6 +117,7 @@ class ElasticRod:
         up: npt.ArrayLike = (0.0, 0.0, 1.0),
         max_iterations: int = 4,
         tolerance_mm: float = 1e-3,
+        penetration_mm: float = 0.05,
     ):
         self.spec = spec
         self.disc: Discretisation = discretise(spec)
@@ -132,6 +133,7 @@ class ElasticRod:
         self.u0 = u / np.linalg.norm(u)
         self.max_iterations = max_iterations
         self.tolerance_mm = tolerance_mm
+        self.penetration_mm = penetration_mm
         d = self.disc
         n = d.n_nodes
         self.max_inserted_mm = float(d.sigma[-3])
@@ -375,6 +377,7 @@ class ElasticRod:
         x = self.x[:n].copy()
         xo = x_old[:n]
         step = 0.0
+        worst_pen = 0.0
         kc = self.spec.wall_stiffness_n_per_mm
         up = np.triu(np.ones((3, 3), dtype=bool))
         r0, c0, r1, c1, r2, c2 = _band_index(n)
@@ -384,10 +387,15 @@ class ElasticRod:
         it = 0
         evals = 0
         need_model = True
-        while it < self.max_iterations and evals < 3 * self.max_iterations:
+        # the rest rotations are refreshed once per substep (lagged within it): each trial point
+        # is evaluated with its Hessian so an accepted trial is the next iteration's model
+        rot, _ = self._bend_rotations(x, n)
+        model = self._energy_terms(x, xo, rot, nf, drag, ext, True)
+        while evals < 4 * self.max_iterations:
+            if it >= self.max_iterations and (it >= 3 * self.max_iterations or worst_pen <= self.penetration_mm):
+                break
             if need_model:
-                rot, _ = self._bend_rotations(x, n)
-                energy, grad, blocks, ev = self._energy_terms(x, xo, rot, nf, drag, ext, True)
+                energy, grad, blocks, ev = model
                 assert blocks is not None
                 d0, d1b, d2b = blocks
                 ab = np.zeros((_BAND + 1, 3 * n))
@@ -397,6 +405,7 @@ class ElasticRod:
                 # the contact part of the gradient is re-added by the active-set loop below
                 g_el = grad[:nf] - (kc * np.where(ev.active, ev.clearance, 0.0))[:, None] * ev.normal
                 nn_up = kc * np.einsum("ni,nj->nij", ev.normal, ev.normal)[:, up]  # (nf, 6)
+                worst_pen = float(np.max(ev.clearance))
                 need_model = False
             act = ev.active.copy()
             # semi-smooth Newton on the linearised wall k/2 max(0, g + n.dx)^2: re-solve until the
@@ -419,15 +428,17 @@ class ElasticRod:
                 act = new_act
             dx = delta.reshape(nf, 3)
             xt = self._retract(x, dx, nf)
-            e_new, _, _, _ = self._energy_terms(xt, xo, rot, nf, drag, ext, False)
+            trial = self._energy_terms(xt, xo, rot, nf, drag, ext, True)
+            e_new = trial[0]
             evals += 1
             step = float(np.max(np.abs(xt[:nf] - x[:nf])))
             if e_new <= energy + 1e-12 * abs(energy):
                 x = xt
+                model = trial
                 it += 1
                 lam = max(lam / 3.0, 1e-7)
                 need_model = True
-                if step < self.tolerance_mm:
+                if step < self.tolerance_mm and float(np.max(trial[3].clearance)) <= self.penetration_mm:
                     break
             else:
                 lam = min(lam * 4.0, 1e6)
@@ -436,8 +447,9 @@ class ElasticRod:
         self._lam = lam
         self.x[:n] = x
         self.last_stats = SolveStats(it, step)
-        rot, _ = self._bend_rotations(x, n)
-        _, grad, _, ev = self._energy_terms(x, xo, rot, nf, np.zeros(nf), None, False)
+        # forces at the accepted point (drag and external loads act on free nodes only, so the
+        # clamp rows of the gradient are the elastic reaction the drive feels)
+        _, grad, _, ev = model
         wall = np.zeros((d.n_nodes, 3))
         wall[:nf] = wall_forces(ev, self.spec.wall_stiffness_n_per_mm)
         self.wall = wall
