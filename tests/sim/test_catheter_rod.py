@@ -92,9 +92,7 @@ def _tip_angle_deg(dev: CatheterDevice, back_mm: float) -> float:
 def test_precurved_tip_straightens_in_a_narrow_tube_and_recovers_outside():
     spec = load_instrument("guidewire_035_angled")  # 45 degrees over 2..8 mm from the tip
     narrow = 0.5 * spec.contact_diameter_mm + 0.25
-    lumen = TubeLumen(
-        [np.array([[0.0, 0, 0], [60.0, 0, 0]]), np.array([[60.0, 0, 0], [120.0, 0, 0]])], [narrow, 15.0]
-    )
+    lumen = TubeLumen([np.array([[0.0, 0, 0], [60.0, 0, 0]]), np.array([[60.0, 0, 0], [120.0, 0, 0]])], [narrow, 15.0])
     dev = CatheterDevice(spec, lumen, [1.0, 0.0, 0.0], X, inserted_mm=0.0)
     for _ in range(12):  # 42 mm in: the tip is deep in the narrow tube
         dev.step(DriveCommand(35.0, 0.0), 0.1)

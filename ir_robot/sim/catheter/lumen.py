@@ -92,9 +92,9 @@ class TubeLumen:
             bh = np.maximum(self.a[j], self.b[j]) + rmax[j] + band
             i0 = np.clip(np.floor((bl - lo) / h).astype(np.intp), 0, shape - 1)
             i1 = np.clip(np.ceil((bh - lo) / h).astype(np.intp), 0, shape - 1)
-            g = np.stack(
-                np.meshgrid(*[np.arange(i0[k], i1[k] + 1) for k in range(3)], indexing="ij"), axis=-1
-            ).reshape(-1, 3)
+            g = np.stack(np.meshgrid(*[np.arange(i0[k], i1[k] + 1) for k in range(3)], indexing="ij"), axis=-1).reshape(
+                -1, 3
+            )
             flat = (g[:, 0] * shape[1] + g[:, 1]) * shape[2] + g[:, 2]
             centres = lo + (g + 0.5) * h
             sd, _, _ = self._segment_sd(centres, np.full((centres.shape[0], 1), j, dtype=np.intp))

@@ -466,7 +466,7 @@ class ElasticRod:
         """
         xs = x.copy()
         xs[:nf] += dx
-        e_old = x[: nf] - x[1 : nf + 1]
+        e_old = x[:nf] - x[1 : nf + 1]
         e_new = xs[:nf] - xs[1 : nf + 1]
         len_old = np.linalg.norm(e_old, axis=1)
         t_old = e_old / len_old[:, None]
