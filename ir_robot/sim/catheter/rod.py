@@ -159,7 +159,7 @@ class ElasticRod:
     @property
     def n_free(self) -> int:
         """Number of inserted (free) nodes: those with arc length from the tip below the inserted length."""
-        return int(np.searchsorted(self.disc.sigma, self.inserted_mm, side="left"))
+        return int(np.searchsorted(self.disc.sigma, self.inserted_mm - 1e-9, side="left"))  # 1e-9: float slack
 
     def _sheath_positions(self, sigma: FloatArray) -> FloatArray:
         return np.asarray(self.p0 + (self.inserted_mm - sigma)[:, None] * self.a, dtype=np.float64)
