@@ -15,7 +15,7 @@ Each substep (a slice of a control step, small enough that nothing tunnels):
    wall contact by a stick/slip return map; the outside segments turn with the hub);
 3. shape: Gauss-Newton on stretch (``EA``) + bending (``EI``, about the pre-curved rest shape in
    the material frame) + wall penalty + viscous drag, each iteration one banded symmetric solve
-   (``scipy.linalg.solveh_banded``, bandwidth 8) with a backtracking line search;
+   (LAPACK ``dpbsv`` via scipy, bandwidth 8) with Levenberg-Marquardt step control;
 4. frames: ``d1`` is parallel-transported from each segment's old tangent to its new one.
 
 The bend residual at vertex k is ``e_{k-1}/l_{k-1} - R_k e_k/l_k`` (``R_k`` turns the proximal
@@ -36,7 +36,8 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_banded, solveh_banded
+from scipy.linalg import solve_banded
+from scipy.linalg.lapack import dpbsv
 
 from ir_robot.sim.catheter.contact import (
     WALL_FORCE_LIMIT_N,
@@ -416,11 +417,12 @@ class ElasticRod:
                 ab_it[r0n[:nf][act], c0n[:nf][act]] += nn_up[act]
                 ab_it[_BAND, :nfree] *= 1.0 + lam
                 g = (g_el + (kc * np.where(act, ev.clearance, 0.0))[:, None] * ev.normal).ravel()
-                try:
-                    delta = solveh_banded(ab_it[:, :nfree], -g, lower=False, check_finite=False)
-                except np.linalg.LinAlgError:
-                    ab_it[_BAND, :nfree] += 1e-6 * (np.max(ab_it[_BAND, :nfree]) + 1.0)
-                    delta = solveh_banded(ab_it[:, :nfree], -g, lower=False, check_finite=False)
+                band = ab_it[:, :nfree]
+                _, delta, info = dpbsv(band, -g, lower=0)
+                if info != 0:  # not positive definite (should not happen): regularise and retry
+                    band = band.copy()
+                    band[_BAND] += 1e-6 * (float(np.max(band[_BAND])) + 1.0)
+                    _, delta, info = dpbsv(band, -g, lower=0)
                 lin = ev.clearance + np.einsum("ij,ij->i", ev.normal, delta.reshape(nf, 3))
                 new_act = lin > 0.0
                 if np.array_equal(new_act, act):
