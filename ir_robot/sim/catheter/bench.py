@@ -2,8 +2,9 @@
 
 ``measure_realtime_factor`` inserts an instrument at the fastest drive (35 mm/s with the hub
 turning at pi rad/s) into an arch-like U tube (or a seeded tortuous tube) until at least
-``min_segments`` segments and 250 mm are inside, then times ``steps`` control steps of pushing and turning (insertion alternating with
-short pull-backs so the device keeps working against the wall). For ``ir-robot bench sim``:
+``min_segments`` segments and 250 mm are inside, then times ``steps`` control steps of pushing
+and turning (insertion alternating with short pull-backs so the device keeps working against
+the wall). For ``ir-robot bench sim``:
 ``catheter_realtime_factor`` (simulated s per wall s) and ``catheter_env_steps_per_s``.
 """
 
@@ -34,7 +35,7 @@ def arch_tube(radius_mm: float = 12.0, bend_radius_mm: float = 40.0, straight_mm
 def helix_tube(
     radius_mm: float = 3.0, coil_radius_mm: float = 20.0, pitch_mm: float = 30.0, turns: float = 3.5
 ) -> TubeLumen:
-    """A straight lead-in along +x, then a helix about the x axis: a device in it presses the outer wall along its length."""
+    """A lead-in along +x, then a helix about the x axis: a device in it presses the outer wall along its length."""
     th = np.linspace(0.0, 2.0 * math.pi * turns, int(90 * turns) + 1)
     lead = np.array([[-60.0, coil_radius_mm, 0.0]])
     coil = np.stack([pitch_mm * th / (2.0 * math.pi), coil_radius_mm * np.cos(th), coil_radius_mm * np.sin(th)], axis=1)

@@ -7,15 +7,20 @@ angle ``phi`` about the segment's tangent; the material frame of segment j is ``
 the inserted length sits on the straight access sheath (``p0 - (sigma - L) a``) and is
 prescribed; the two first such nodes clamp the rod's position and direction at the access point.
 
-Each substep (a slice of a control step, small enough that nothing tunnels):
+Each substep (a slice of a control step; see :mod:`ir_robot.sim.catheter.drive` for its size):
 
 1. the drive advances the inserted length ``L`` and the hub roll ``theta``;
 2. torsion: a tridiagonal solve for ``phi`` of the inserted segments (torsional springs ``GJ``
    with the geometric reference twist, roll drag, and Coulomb roll friction ``mu |F_n| r`` at each
    wall contact by a stick/slip return map; the outside segments turn with the hub);
 3. shape: Gauss-Newton on stretch (``EA``) + bending (``EI``, about the pre-curved rest shape in
-   the material frame) + wall penalty + viscous drag, each iteration one banded symmetric solve
-   (LAPACK ``dpbsv`` via scipy, bandwidth 8) with Levenberg-Marquardt step control;
+   the material frame) + wall penalty + viscous drag, starting from a follow-the-leader guess
+   (each node moved along the device's old path by the advance). Each iteration is one banded
+   symmetric solve (LAPACK ``dpbsv`` via scipy, bandwidth 8) repeated inside an active-set loop
+   with the wall linearised at every node (a node heading into the wall is stopped at it in the
+   same step: this is what keeps nodes from tunnelling), Levenberg-Marquardt step control and a
+   length-preserving retraction. 4 iterations per substep, up to 12 while a node is more than
+   ``penetration_mm`` into the wall;
 4. frames: ``d1`` is parallel-transported from each segment's old tangent to its new one.
 
 The bend residual at vertex k is ``e_{k-1}/l_{k-1} - R_k e_k/l_k`` (``R_k`` turns the proximal
