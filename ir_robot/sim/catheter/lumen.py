@@ -54,17 +54,21 @@ class TubeLumen:
         self.rb = np.concatenate(rb_list)
         self.ab = self.b - self.a
         self.len2 = np.maximum(np.einsum("ij,ij->i", self.ab, self.ab), 1e-12)
+        # one row per tube for a single gather per query: a (3), ab (3), 1/len^2, ra, rb - ra
+        self._packed = np.concatenate(
+            [self.a, self.ab, (1.0 / self.len2)[:, None], self.ra[:, None], (self.rb - self.ra)[:, None]], axis=1
+        )
         self._build_cells(cell_mm if cell_mm is not None else 1.0)
 
     def _segment_sd(self, p: FloatArray, idx: npt.NDArray[np.intp]) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Signed distance of points ``p (N,3)`` to candidate tubes ``idx (N,K)``: (sd, dist, diff)."""
-        a = self.a[idx]
-        ab = self.ab[idx]
-        ap = p[:, None, :] - a
-        t = np.clip(np.einsum("nmk,nmk->nm", ap, ab) / self.len2[idx], 0.0, 1.0)
+        q = self._packed[idx]  # (N, K, 9)
+        ab = q[..., 3:6]
+        ap = p[:, None, :] - q[..., 0:3]
+        t = np.clip(np.einsum("nmk,nmk->nm", ap, ab) * q[..., 6], 0.0, 1.0)
         diff = ap - t[:, :, None] * ab
         dist = np.sqrt(np.einsum("nmk,nmk->nm", diff, diff))
-        sd = dist - (self.ra[idx] + t * (self.rb[idx] - self.ra[idx]))
+        sd = dist - (q[..., 7] + t * q[..., 8])
         return sd, dist, diff
 
     def _build_cells(self, h: float) -> None:

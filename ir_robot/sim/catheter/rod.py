@@ -387,7 +387,7 @@ class ElasticRod:
         kc = self.spec.wall_stiffness_n_per_mm
         up = np.triu(np.ones((3, 3), dtype=bool))
         r0, c0, r1, c1, r2, c2 = _band_index(n)
-        r0n, c0n = r0.reshape(n, 6), c0.reshape(n, 6)
+        r0f, c0f = r0.reshape(n, 6)[:nf], c0.reshape(n, 6)[:nf]
         nfree = 3 * nf
         lam = self._lam
         it = 0
@@ -417,12 +417,13 @@ class ElasticRod:
             # semi-smooth Newton on the linearised wall k/2 max(0, g + n.dx)^2: re-solve until the
             # active set repeats, so nodes about to reach the wall are stopped there in one step;
             # Levenberg-Marquardt scaling (1 + lam) of the diagonal keeps steps where the model holds
+            base = ab[:, :nfree]
+            fc = (kc * ev.clearance)[:, None] * ev.normal
             for _ in range(8):
-                ab_it = ab.copy()
-                ab_it[r0n[:nf][act], c0n[:nf][act]] += nn_up[act]
-                ab_it[_BAND, :nfree] *= 1.0 + lam
-                g = (g_el + (kc * np.where(act, ev.clearance, 0.0))[:, None] * ev.normal).ravel()
-                band = ab_it[:, :nfree]
+                band = base.copy()
+                band[r0f[act], c0f[act]] += nn_up[act]
+                band[_BAND] *= 1.0 + lam
+                g = (g_el + np.where(act[:, None], fc, 0.0)).ravel()
                 _, delta, info = dpbsv(band, -g, lower=0)
                 if info != 0:  # not positive definite (should not happen): regularise and retry
                     band = band.copy()
