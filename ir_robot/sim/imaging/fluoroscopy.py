@@ -348,14 +348,18 @@ class FluoroscopyRenderer:
         bc0, bc1 = max(int(xs.min()) - pad, c0), min(int(xs.max()) + pad + 1, c1)
         if br0 >= br1 or bc0 >= bc1:
             return sigma
-        keep = (ys >= br0) & (ys < br1) & (xs >= bc0) & (xs < bc1)
-        ys, xs, att = ys[keep] - br0, xs[keep] - bc0, att[keep]
-        total = np.zeros((br1 - br0, bc1 - bc0), dtype=np.float64)
-        np.add.at(total, (ys, xs), att)  # rods may overlap (a wire inside a catheter)
-        delta = np.zeros_like(total, dtype=np.float32)
-        t_static = pc.transmission[br0:br1, bc0:bc1]
-        yy, xx = np.nonzero(total)
-        delta[yy, xx] = t_static[yy, xx] * (np.exp(-total[yy, xx]) - 1.0)
+        if (r0, r1, c0, c1) != (0, h, 0, w):
+            keep = (ys >= br0) & (ys < br1) & (xs >= bc0) & (xs < bc1)
+            ys, xs, att = ys[keep], xs[keep], att[keep]
+        ys = ys - br0
+        xs = xs - bc0
+        if len(instruments) > 1:  # rods may overlap (a wire inside a catheter): sum per pixel
+            total = np.zeros((br1 - br0, bc1 - bc0), dtype=np.float64)
+            np.add.at(total, (ys, xs), att)
+            ys, xs = np.nonzero(total)
+            att = total[ys, xs]
+        delta = np.zeros((br1 - br0, bc1 - bc0), dtype=np.float32)
+        delta[ys, xs] = pc.transmission[br0:br1, bc0:bc1][ys, xs] * (np.exp(-att) - 1.0)
         if self.params.blur_sigma_px > 0.0:
             delta = cv2.GaussianBlur(delta, (0, 0), self.params.blur_sigma_px, borderType=cv2.BORDER_CONSTANT)
         sub = counts[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0]

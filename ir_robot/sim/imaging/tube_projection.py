@@ -8,8 +8,8 @@ the chord through the cylinder is ``2 sqrt(r^2 - d^2) / sin(theta)``; through a 
 the nodes), tubes by the sum. Work is done only inside each segment's projected bounding box.
 
 Instruments, every frame: thin rods, so the work is done in the image. Each projected segment is
-drawn with its index into a label image (cv2.line, sub-pixel), the labelled pixels' distance to
-their segment (or a neighbour) is measured in pixels, converted to mm at the segment's depth, and
+drawn with its index into a label image (cv2.line, sub-pixel), each labelled pixel's distance to
+the segment drawn last over it is measured in pixels, converted to mm at the segment's depth, and
 turned into the chord ``2 sqrt(r^2 - d^2) / sin(theta)`` (``sin(theta)`` floored at 0.2 so a rod
 seen end-on stays finite). A rod thinner than 1.5 pixels is widened to 1.5 pixels with its chord
 scaled by ``(r / r_eff)^2``, which keeps the projected area (the integral of the path length
@@ -121,7 +121,7 @@ class InstrumentSplatter:
         px_mm = pitch * depth / sdd  # pixel size at each node's depth (mm)
         r = 0.5 * rod.outer_diameter_mm
         r_eff_px = np.maximum(r / px_mm, 0.75)
-        thick = int(np.ceil(2.0 * float(r_eff_px.max()))) + 2
+        thick = int(np.ceil(2.0 * float(r_eff_px.max()) + 1.0))
         half = thick // 2 + 1
         c0 = max(int(np.floor(uv[:, 0].min())) - half, 0)
         c1 = min(int(np.ceil(uv[:, 0].max())) + half + 1, w)
@@ -129,46 +129,40 @@ class InstrumentSplatter:
         r1 = min(int(np.ceil(uv[:, 1].max())) + half + 1, h)
         if r0 >= r1 or c0 >= c1:
             return empty
-        fixed = np.round(uv * 16.0).astype(np.int64)
+        fixed = np.round(uv * 16.0).astype(np.int64).tolist()
         lab = self._labels
         n_seg = len(pts) - 1
+        line = cv2.line
         for k in range(n_seg):
-            p = fixed[k]
-            q = fixed[k + 1]
-            cv2.line(lab, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), k + 1, thick, cv2.LINE_8, 4)
+            line(lab, fixed[k], fixed[k + 1], k + 1, thick, cv2.LINE_8, 4)
         sub = lab[r0:r1, c0:c1]
         ys, xs = np.nonzero(sub)
-        seg = sub[ys, xs].astype(np.int64) - 1
+        k = sub[ys, xs] - 1
         sub[...] = 0
         ys = ys + r0
         xs = xs + c0
-        px = np.stack([xs, ys], axis=1).astype(np.float64)
-        best_d2 = np.full(len(seg), np.inf)
-        best_t = np.zeros(len(seg))
-        best_k = seg.copy()
-        for off in (-1, 0, 1):
-            k = np.clip(seg + off, 0, n_seg - 1)
-            a = uv[k]
-            ab = uv[k + 1] - a
-            ab2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
-            t = np.clip(np.einsum("ij,ij->i", px - a, ab) / ab2, 0.0, 1.0)
-            diff = px - a - t[:, None] * ab
-            d2 = np.einsum("ij,ij->i", diff, diff)
-            better = d2 < best_d2
-            best_d2 = np.where(better, d2, best_d2)
-            best_t = np.where(better, t, best_t)
-            best_k = np.where(better, k, best_k)
+        # distance of each pixel to its own segment (the one drawn last over it), clamped to the segment
+        a = uv[:-1]
+        ab = uv[1:] - a
+        inv_ab2 = 1.0 / np.maximum(ab[:, 0] ** 2 + ab[:, 1] ** 2, 1e-12)
+        ax, ay, bx, by = a[k, 0], a[k, 1], ab[k, 0], ab[k, 1]
+        px = xs - ax
+        py = ys - ay
+        t = np.clip((px * bx + py * by) * inv_ab2[k], 0.0, 1.0)
+        px -= t * bx
+        py -= t * by
+        d2 = px * px + py * py
         # per-segment sin(angle to the ray through its midpoint)
         seg_vec = pts[1:] - pts[:-1]
-        seg_len = np.maximum(np.linalg.norm(seg_vec, axis=1), 1e-12)
         mid_ray = 0.5 * (pts[1:] + pts[:-1]) - g.source_mm
-        mid_ray /= np.linalg.norm(mid_ray, axis=1, keepdims=True)
-        sin_t = np.linalg.norm(np.cross(seg_vec / seg_len[:, None], mid_ray), axis=1)
-        sin_t = np.maximum(sin_t, MIN_SIN)
-        pmm = px_mm[best_k] + best_t * (px_mm[best_k + 1] - px_mm[best_k])
-        d_mm2 = best_d2 * pmm * pmm
+        sx, sy, sz = seg_vec[:, 0], seg_vec[:, 1], seg_vec[:, 2]
+        mx, my, mz = mid_ray[:, 0], mid_ray[:, 1], mid_ray[:, 2]
+        cross2 = (sy * mz - sz * my) ** 2 + (sz * mx - sx * mz) ** 2 + (sx * my - sy * mx) ** 2
+        sin_t = np.sqrt(cross2 / np.maximum((sx * sx + sy * sy + sz * sz) * (mx * mx + my * my + mz * mz), 1e-24))
+        inv_sin = 1.0 / np.maximum(sin_t, MIN_SIN)
+        pmm = px_mm[k] + t * (px_mm[1:] - px_mm[:-1])[k]
+        d_mm2 = d2 * pmm * pmm
         r_eff = np.maximum(r, 0.75 * pmm)
-        scale = (r / r_eff) ** 2
-        chord = scale * 2.0 * np.sqrt(np.maximum(r_eff * r_eff - d_mm2, 0.0)) / sin_t[best_k]
+        chord = (2.0 * r * r) * np.sqrt(np.maximum(r_eff * r_eff - d_mm2, 0.0)) / (r_eff * r_eff) * inv_sin[k]
         keep = chord > 0.0
         return ys[keep], xs[keep], chord[keep]
