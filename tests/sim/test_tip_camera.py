@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ def test_same_seed_same_frames():
     a = [r1.render(*s).image for s in seq]
     r = TipCameraRenderer(seed=5)
     b = [r.render(*s).image for s in seq]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     r2 = TipCameraRenderer(seed=6)
     assert not np.array_equal(r2.render(*seq[0]).image, b[0])
 
@@ -58,7 +60,7 @@ def test_patch_grows_with_force_as_hertz():
     r = TipCameraRenderer(seed=3)
     forces = [0.02, 0.05, 0.1, 0.2, 0.4]
     measured = [_measured(r.render("tissue", f))[0] for f in forces]
-    assert all(b > a for a, b in zip(measured, measured[1:]))
+    assert all(b > a for a, b in itertools.pairwise(measured))
     # contact area ~ F^(2/3): 20x the force -> 20^(2/3) = 7.4x the area
     assert measured[-1] / measured[0] == pytest.approx(20 ** (2 / 3), rel=0.15)
     # the stiffer valve shows a smaller patch at the same force

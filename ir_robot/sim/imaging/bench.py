@@ -31,7 +31,11 @@ def measure_imaging_speed(n_frames: int = 300, seed: int = 0) -> dict[str, float
         carm = CArmParams(size_px=(size, size), isocentre_mm=(5.0, -10.0, 190.0))
         r = FluoroscopyRenderer(carm=carm, seed=seed)
         r.set_anatomy(demo_vessels(), demo_valve())
-        out[f"fluoro_fps_{size}"] = round(_fps(lambda i, r=r: r.render([wires[i % len(wires)]]), n_frames), 1)
+
+        def frame(i: int, r: FluoroscopyRenderer = r) -> object:
+            return r.render([wires[i % len(wires)]])
+
+        out[f"fluoro_fps_{size}"] = round(_fps(frame, n_frames), 1)
     cam = TipCameraRenderer(seed=seed)
     states = [(CLASSES[k % 3], 0.05 * (k % 20), (0.1 * k, 0.05 * k)) for k in range(60)]
 

@@ -222,7 +222,7 @@ class FluoroscopyRenderer:
         p = self.params
         t = transmission
         if p.blur_sigma_px > 0.0:
-            t = cv2.GaussianBlur(t, (0, 0), p.blur_sigma_px, borderType=cv2.BORDER_REFLECT)
+            t = np.asarray(cv2.GaussianBlur(t, (0, 0), p.blur_sigma_px, borderType=cv2.BORDER_REFLECT), np.float32)
         out: F32 = (p.dose_photons_per_px * (t + p.scatter_fraction * float(transmission.mean()))).astype(np.float32)
         return out
 
@@ -289,7 +289,8 @@ class FluoroscopyRenderer:
         noisy = counts + sigma * self._noise((r1 - r0, c1 - c0))
         lo, hi = pc.window
         alpha = 255.0 / (hi - lo)
-        img = cv2.LUT(cv2.convertScaleAbs(cv2.max(noisy, lo), alpha=alpha, beta=-lo * alpha), self._lut)
+        scaled = cv2.convertScaleAbs(np.maximum(noisy, np.float32(lo)), alpha=alpha, beta=-lo * alpha)
+        img: U8 = np.asarray(cv2.LUT(scaled, self._lut), dtype=np.uint8)
         dap = self.params.dose_photons_per_px * (r1 - r0) * (c1 - c0) * pc.geom.pixel_area_at_isocentre_mm2
         self.total_dose_area_product += dap
         full = (r1 - r0, c1 - c0) == (h, w)
@@ -361,7 +362,8 @@ class FluoroscopyRenderer:
         delta = np.zeros((br1 - br0, bc1 - bc0), dtype=np.float32)
         delta[ys, xs] = pc.transmission[br0:br1, bc0:bc1][ys, xs] * (np.exp(-att) - 1.0)
         if self.params.blur_sigma_px > 0.0:
-            delta = cv2.GaussianBlur(delta, (0, 0), self.params.blur_sigma_px, borderType=cv2.BORDER_CONSTANT)
+            blurred = cv2.GaussianBlur(delta, (0, 0), self.params.blur_sigma_px, borderType=cv2.BORDER_CONSTANT)
+            delta = np.asarray(blurred, dtype=np.float32)
         sub = counts[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0]
         sub += np.float32(self.params.dose_photons_per_px) * delta
         np.maximum(sub, 0.0, out=sub)

@@ -72,7 +72,8 @@ class RadiopaqueRod:
     @property
     def tip_mm(self) -> F64:
         """The distal tip (the last node), mm."""
-        return self.points_mm[-1]
+        tip: F64 = self.points_mm[-1]
+        return tip
 
 
 @dataclass(frozen=True)

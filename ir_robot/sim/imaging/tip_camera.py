@@ -77,7 +77,7 @@ def hertz_contact_radius_mm(force_n: float, dome_radius_mm: float, modulus_kpa: 
     """Hertz contact radius ``a = (3 F R / (4 E*))^(1/3)`` in mm (F in N, R in mm, E* in kPa)."""
     if force_n <= 0.0:
         return 0.0
-    a_m = (3.0 * force_n * (dome_radius_mm * 1e-3) / (4.0 * modulus_kpa * 1e3)) ** (1.0 / 3.0)
+    a_m = math.cbrt(3.0 * force_n * (dome_radius_mm * 1e-3) / (4.0 * modulus_kpa * 1e3))
     return a_m * 1e3
 
 
@@ -194,11 +194,11 @@ class TipCameraRenderer:
             oy = int(round(surface_offset_mm[1] * self._px_per_mm)) % period
             ox = int(round(surface_offset_mm[0] * self._px_per_mm)) % period
             tex = self._textures[label][oy + lo : oy + hi, ox + lo : ox + hi]
-            alpha = cv2.min(cv2.max(self._rr_rim[lo:hi, lo:hi] + np.float32(r_px / p.rim_px), 0.0), 1.0)
+            alpha = np.clip(self._rr_rim[lo:hi, lo:hi] + np.float32(r_px / p.rim_px), 0.0, 1.0)
             img[lo:hi, lo:hi] = cv2.blendLinear(np.ascontiguousarray(tex), img[lo:hi, lo:hi], alpha, 1.0 - alpha)
-        img = cv2.multiply(img, self._illum3)
+        img = np.asarray(cv2.multiply(img, self._illum3), dtype=np.float32)
         oy = int(self._rng.integers(0, n + 1))
         ox = int(self._rng.integers(0, n + 1))
-        img = cv2.add(img, np.ascontiguousarray(self._noise_bank[oy : oy + n, ox : ox + n]))
-        out: U8 = cv2.convertScaleAbs(img)
+        img = np.asarray(cv2.add(img, np.ascontiguousarray(self._noise_bank[oy : oy + n, ox : ox + n])), np.float32)
+        out = np.asarray(cv2.convertScaleAbs(img), dtype=np.uint8)
         return TipCameraFrame(out, label, CLASSES.index(label), ratio, force, a_mm)

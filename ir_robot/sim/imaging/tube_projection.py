@@ -133,8 +133,8 @@ class InstrumentSplatter:
         lab = self._labels
         n_seg = len(pts) - 1
         line = cv2.line
-        for k in range(n_seg):
-            line(lab, fixed[k], fixed[k + 1], k + 1, thick, cv2.LINE_8, 4)
+        for i in range(n_seg):
+            line(lab, fixed[i], fixed[i + 1], i + 1, thick, cv2.LINE_8, 4)
         sub = lab[r0:r1, c0:c1]
         ys, xs = np.nonzero(sub)
         k = sub[ys, xs] - 1
