@@ -13,7 +13,7 @@ from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams, FluoroscopyRende
 from ir_robot.sim.imaging.imaging_config import ImagingConfig, load_imaging_config
 from ir_robot.sim.imaging.scene_inputs import RadiopaqueRod, VesselTube
 
-ISO = (5.0, -10.0, 190.0)
+ISO = (5.0, 30.0, 20.0)
 
 
 def _renderer(size=128, seed=0, lao=0.0, cranial=0.0, dose=2.0e4, body=None, vessels=None):
@@ -68,10 +68,10 @@ def test_instrument_pixels_darker_than_background():
 
 @pytest.mark.parametrize("lao,cranial", [(0.0, 0.0), (35.0, 20.0), (-40.0, -25.0)])
 def test_projection_matrix_maps_3d_points_onto_rendered_features(lao, cranial):
-    point = np.array([30.0, 0.0, 215.0])
+    point = np.array([30.0, 20.0, 45.0])
     # a small contrast-filled sphere (a tube of two coincident nodes): its DSA centroid must be P . X
     bead = VesselTube("bead", np.array([point, point + [0.0, 0.0, 1e-3]]), np.array([2.0, 2.0]))
-    body = BodyParams(bone_excess_mu_per_mm=0.0)
+    body = BodyParams(bone_excess_mu_per_mm=0.0, rib_excess_mu_per_mm=0.0)
     r = _renderer(size=256, lao=lao, cranial=cranial, dose=1.0e8, body=body, vessels=[bead])
     mask_frame = r.render([])
     live = r.render([], contrast=1.0)
@@ -103,7 +103,7 @@ def test_projection_matrix_maps_3d_points_onto_rendered_features(lao, cranial):
 
 
 def test_more_dose_less_noise_on_a_flat_region():
-    body = BodyParams(bone_excess_mu_per_mm=0.0)
+    body = BodyParams(bone_excess_mu_per_mm=0.0, rib_excess_mu_per_mm=0.0)
     rel = []
     for dose in (1.0e3, 1.0e5):
         r = _renderer(size=128, dose=dose, body=body, vessels=[])

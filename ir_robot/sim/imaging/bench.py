@@ -28,7 +28,7 @@ def measure_imaging_speed(n_frames: int = 300, seed: int = 0) -> dict[str, float
     wires = [demo_wire(0.6 + 0.35 * k / 49) for k in range(50)]
     out: dict[str, float] = {}
     for size in (256, 512):
-        carm = CArmParams(size_px=(size, size), isocentre_mm=(5.0, -10.0, 190.0))
+        carm = CArmParams(size_px=(size, size), isocentre_mm=(5.0, 30.0, 20.0))
         r = FluoroscopyRenderer(carm=carm, seed=seed)
         r.set_anatomy(demo_vessels(), demo_valve())
 

@@ -28,22 +28,23 @@ F64 = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class BodyParams:
-    """The trunk, spine and ribs behind the anatomy (patient frame, mm); varied by the renderer's seed."""
+    """The trunk, spine and ribs behind the anatomy (patient frame LPS, mm, origin at the aortic annulus)."""
 
     trunk_semi_axes_mm: tuple[float, float] = param(
         (160.0, 105.0), range=(50.0, 300.0), unit="mm", help="(lateral, antero-posterior) half widths"
     )
-    trunk_centre_mm: tuple[float, float] = param((0.0, -20.0), range=(-300.0, 300.0), unit="mm", help="(x, y)")
+    trunk_centre_mm: tuple[float, float] = param((0.0, 40.0), range=(-300.0, 300.0), unit="mm", help="(x, y)")
     soft_tissue_mu_per_mm: float = param(0.018, range=(0.0, 0.1), unit="1/mm", help="water at ~70 keV: 0.019")
-    bone_excess_mu_per_mm: float = param(0.03, range=(0.0, 0.5), unit="1/mm", help="bone minus tissue")
-    spine_xy_mm: tuple[float, float] = param((0.0, -75.0), range=(-300.0, 300.0), unit="mm")
-    spine_z_range_mm: tuple[float, float] = param((-450.0, 450.0), range=(-2000.0, 2000.0), unit="mm")
+    bone_excess_mu_per_mm: float = param(0.03, range=(0.0, 0.5), unit="1/mm", help="vertebral body minus tissue")
+    rib_excess_mu_per_mm: float = param(0.015, range=(0.0, 0.5), unit="1/mm", help="rib (thin cortex) minus tissue")
+    spine_xy_mm: tuple[float, float] = param((0.0, 95.0), range=(-300.0, 300.0), unit="mm")
+    spine_z_range_mm: tuple[float, float] = param((-620.0, 280.0), range=(-2000.0, 2000.0), unit="mm")
     vertebra_radius_mm: float = param(19.0, range=(5.0, 40.0), unit="mm")
     vertebra_height_mm: float = param(26.0, range=(5.0, 60.0), unit="mm")
     disc_height_mm: float = param(8.0, range=(1.0, 30.0), unit="mm")
     spine_curve_mm: float = param(8.0, range=(0.0, 50.0), unit="mm", help="largest seeded lateral deviation")
     ribs_z_range_mm: tuple[float, float] = param(
-        (20.0, 330.0), range=(-2000.0, 2000.0), unit="mm", help="thoracic levels with ribs"
+        (-150.0, 160.0), range=(-2000.0, 2000.0), unit="mm", help="thoracic levels with ribs"
     )
     rib_pitch_mm: float = param(26.0, range=(10.0, 60.0), unit="mm", help="distance between rib levels")
     rib_radius_mm: float = param(4.5, range=(1.0, 15.0), unit="mm")
@@ -98,7 +99,7 @@ def bone_tubes(p: BodyParams, rng: np.random.Generator) -> tuple[list[VesselTube
         for side in (-1.0, 1.0):
             shrink = 0.88 + 0.04 * rng.uniform(-1.0, 1.0)
             xs = cx + side * ax * shrink * np.cos(ang) + (sx - cx) * np.sin(-ang).clip(0.0, 1.0)
-            ys = cy + ay * shrink * np.sin(ang)
+            ys = cy - ay * shrink * np.sin(ang)  # LPS: posterior is +y
             frac = (ang - ang[0]) / (ang[-1] - ang[0])
             zs = zr - p.rib_slope_mm * frac + rng.uniform(-3.0, 3.0)
             rad = p.rib_radius_mm * (1.0 + p.size_jitter * rng.uniform(-1.0, 1.0))

@@ -1,10 +1,11 @@
 """C-arm cone-beam geometry: LAO/RAO and cranial/caudal angles -> source, detector and a 3x4 projection matrix.
 
-Patient frame (mm): +x patient left, +y anterior, +z cranial. At LAO 0 / cranial 0 the source is
-posterior (under the table) and the detector anterior (an AP view); image columns run to the
-patient's left (+x), rows run caudally (-z), as a radiologist reads an AP image. Positive
-``lao_deg`` swings the detector towards the patient's left (negative = RAO); positive
-``cranial_deg`` tilts it towards the head (negative = caudal).
+Patient frame (mm): DICOM LPS, +x patient left, +y posterior, +z cranial. At LAO 0 / cranial 0
+the source is posterior (under the table) and the detector anterior (an AP view); image columns
+run to the patient's left (+x), rows run caudally (-z), as a radiologist reads an AP image (the
+patient seen from the front: a mirror of a camera at the source, so the rotation rows (u, v, view)
+have determinant -1). Positive ``lao_deg`` swings the detector towards the patient's left
+(negative = RAO); positive ``cranial_deg`` tilts it towards the head (negative = caudal).
 
 Pixel (col, row) centres sit at integer coordinates; the projection matrix ``P = K [R | -R s]``
 maps a homogeneous patient point to ``(col * w, row * w, w)`` with ``w`` its depth from the source
@@ -61,10 +62,10 @@ class CArmGeometry:
         a = math.radians(params.lao_deg)
         c = math.radians(params.cranial_deg)
         #: unit central ray, source -> detector
-        self.view_dir = np.array([math.sin(a) * math.cos(c), math.cos(a) * math.cos(c), math.sin(c)])
+        self.view_dir = np.array([math.sin(a) * math.cos(c), -math.cos(a) * math.cos(c), math.sin(c)])
         #: detector column (u) and row (v) axes
-        self.u_axis = np.array([math.cos(a), -math.sin(a), 0.0])
-        self.v_axis = np.cross(self.view_dir, self.u_axis)
+        self.u_axis = np.array([math.cos(a), math.sin(a), 0.0])
+        self.v_axis = np.cross(self.u_axis, self.view_dir)
         iso = np.asarray(params.isocentre_mm, dtype=np.float64)
         self.source_mm = iso - params.source_to_isocentre_mm * self.view_dir
         h, w = params.size_px

@@ -1,8 +1,9 @@
 """A small hand-made aorta, valve ring and guidewire in the patient frame, for pictures, benches and tests.
 
 The renderers take plain tubes and rods; this scene stands in for the procedural anatomy and
-the rod mechanics (built elsewhere) so the imaging can be exercised on its own. Units mm; +x
-patient left, +y anterior, +z cranial.
+the rod mechanics (built elsewhere) so the imaging can be exercised on its own. Units mm, the
+patient frame LPS (+x left, +y posterior, +z cranial) with the origin at the aortic valve annulus,
+as the anatomy module uses.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def _bezier(p: list[list[float]], n: int) -> F64:
 
 #: the centreline of the aortic pathway from the right common iliac to the aortic root
 _AORTA_CTRL = [
-    [-45.0, -10.0, -330.0],
-    [-20.0, -30.0, -220.0],
-    [15.0, -40.0, -150.0],
-    [15.0, -40.0, 120.0],
-    [25.0, -35.0, 250.0],
-    [5.0, -10.0, 300.0],
-    [-10.0, 20.0, 250.0],
-    [-8.0, 20.0, 170.0],
+    [-45.0, 30.0, -500.0],
+    [-20.0, 50.0, -390.0],
+    [15.0, 60.0, -320.0],
+    [15.0, 60.0, -50.0],
+    [25.0, 55.0, 80.0],
+    [5.0, 30.0, 130.0],
+    [-10.0, 0.0, 80.0],
+    [-8.0, 0.0, 0.0],
 ]
 
 
@@ -50,7 +51,7 @@ def demo_vessels() -> list[VesselTube]:
     s = np.linspace(0.0, 1.0, len(path))
     radius = np.interp(s, [0.0, 0.12, 0.2, 0.55, 0.8, 1.0], [5.0, 6.0, 9.0, 11.0, 13.0, 15.0])
     tubes = [VesselTube("aorta", path, radius)]
-    left_iliac = _bezier([[15.0, -40.0, -180.0], [35.0, -30.0, -240.0], [50.0, -10.0, -330.0]], 30)
+    left_iliac = _bezier([[15.0, 60.0, -350.0], [35.0, 50.0, -410.0], [50.0, 30.0, -500.0]], 30)
     tubes.append(VesselTube("left_iliac", left_iliac, np.linspace(6.0, 5.0, 30)))
     top = path[np.argmax(path[:, 2])]
     for name, dx, r in (
@@ -59,20 +60,18 @@ def demo_vessels() -> list[VesselTube]:
         ("left_subclavian", 22.0, 4.5),
     ):
         base = top + np.array([dx * 0.6, 0.0, -4.0])
-        pts = _bezier([list(base), list(base + [dx * 0.4, 0.0, 50.0]), list(base + [dx * 1.5, 5.0, 120.0])], 24)
+        pts = _bezier([list(base), list(base + [dx * 0.4, 0.0, 50.0]), list(base + [dx * 1.5, -5.0, 120.0])], 24)
         tubes.append(VesselTube(name, pts, np.full(24, r)))
     for name, side in (("left_renal", 1.0), ("right_renal", -1.0)):
-        base = np.array([15.0, -40.0, -60.0])
-        pts = _bezier(
-            [list(base), list(base + [side * 40.0, -5.0, -5.0]), list(base + [side * 85.0, -20.0, -20.0])], 20
-        )
+        base = np.array([15.0, 60.0, -230.0])
+        pts = _bezier([list(base), list(base + [side * 40.0, 5.0, -5.0]), list(base + [side * 85.0, 20.0, -20.0])], 20)
         tubes.append(VesselTube(name, pts, np.full(20, 2.8)))
     return tubes
 
 
 def demo_valve() -> ValveRing:
     """A prosthetic valve ring at the aortic root."""
-    return ValveRing(centre_mm=(-8.0, 22.0, 165.0), normal=(0.1, 0.3, 1.0), radius_mm=11.5, tube_radius_mm=1.2)
+    return ValveRing(centre_mm=(-8.0, -1.0, 3.0), normal=(0.1, -0.3, 1.0), radius_mm=11.5, tube_radius_mm=1.2)
 
 
 def demo_wire(advance: float = 0.8, n_nodes: int = 80) -> RadiopaqueRod:

@@ -192,11 +192,14 @@ class FluoroscopyRenderer:
         b = self.body
         mu_len = b.soft_tissue_mu_per_mm * trunk_chords(b, geom.source_mm, rays)
         vertebrae, ribs = self._bones
-        for tube, caps in [(t, False) for t in vertebrae] + [(t, True) for t in ribs]:
+        bones = [(t, False, b.bone_excess_mu_per_mm) for t in vertebrae] + [
+            (t, True, b.rib_excess_mu_per_mm) for t in ribs
+        ]
+        for tube, caps, mu in bones:
             got = tube_chord_image(geom, rays, tube, caps)
             if got is not None:
                 (r0, r1, c0, c1), ch = got
-                mu_len[r0:r1, c0:c1] += b.bone_excess_mu_per_mm * ch
+                mu_len[r0:r1, c0:c1] += mu * ch
         if self._valve is not None:
             got = tube_chord_image(geom, rays, self._valve.as_tube())
             if got is not None:

@@ -1,8 +1,8 @@
 """The plain inputs the fluoroscopy and tip-camera renderers take (no dependency on the anatomy or rod code).
 
-Coordinates are the patient frame in mm: +x to the patient's left, +y anterior, +z cranial
-(towards the head); the patient lies supine on the table. The anatomy and instrument modules
-hand their centrelines and node positions over in this frame.
+Coordinates are the patient frame in mm, DICOM LPS like the anatomy module: +x to the patient's
+left, +y posterior, +z cranial (towards the head); the patient lies supine on the table. The
+anatomy and instrument modules hand their centrelines and node positions over in this frame.
 """
 
 from __future__ import annotations

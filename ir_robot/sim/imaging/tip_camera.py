@@ -148,9 +148,12 @@ class TipCameraRenderer:
         shade = (0.55 + 0.45 * weave + 0.05 * fuzz).astype(np.float32)
         out = _colour(shade, p.fabric_rgb)
         # struts: straight bars at seeded angles (periodic: integer wave numbers across the tile)
-        for _ in range(2):
+        centre = p.size_px / 2.0  # the texture position seen at offset (0, 0)
+        for j in range(2):
             kx, ky = int(rng.integers(-2, 3)), int(rng.integers(1, 3))
-            phase = rng.uniform(0.0, 1.0)
+            # the first strut passes a seeded 10-25 px from the window centre, so a firm press shows it
+            dist = rng.uniform(10.0, 25.0) * math.hypot(kx, ky) / period if j == 0 else rng.uniform(0.0, 1.0)
+            phase = (dist - (kx + ky) * centre / period) % 1.0
             s = ((kx * xx + ky * yy) / period + phase) % 1.0
             d = np.minimum(s, 1.0 - s) * period / math.hypot(kx, ky)
             width = 7.0
