@@ -77,3 +77,13 @@ def test_bad_input_raises_one_clear_error():
         r.render("bone", 0.1)
     with pytest.raises(ConfigError, match=r"size_px.*\[1, 2048\]"):
         TipCameraParams(size_px=0)
+
+
+def test_roll_turns_the_patch_content():
+    r = TipCameraRenderer(TipCameraParams(noise_std=0.0), seed=4)
+    a = r.render("valve", 3.0).image.astype(float)
+    b = r.render("valve", 3.0, roll_rad=np.pi / 2).image.astype(float)
+    c = slice(20, 108)  # inside the window, away from the rim
+    turned = np.rot90(a, k=1)[c, c].ravel()
+    assert np.corrcoef(turned, b[c, c].ravel())[0, 1] > 0.95
+    assert np.corrcoef(a[c, c].ravel(), b[c, c].ravel())[0, 1] < 0.8

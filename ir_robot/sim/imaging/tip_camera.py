@@ -173,11 +173,16 @@ class TipCameraRenderer:
         return hertz_contact_radius_mm(force_n, p.dome_radius_mm, modulus)
 
     def render(
-        self, surface: str, normal_force_n: float, surface_offset_mm: tuple[float, float] = (0.0, 0.0)
+        self,
+        surface: str,
+        normal_force_n: float,
+        surface_offset_mm: tuple[float, float] = (0.0, 0.0),
+        roll_rad: float = 0.0,
     ) -> TipCameraFrame:
         """One frame of the tip on ``surface`` ("blood" = free, "tissue", "valve") pressed with ``normal_force_n``.
 
-        ``surface_offset_mm`` is where on the surface the tip touches (texture position: sliding moves it).
+        ``surface_offset_mm`` is where on the surface the tip touches (texture position: sliding moves
+        it); ``roll_rad`` the catheter's roll (the surface turns counter-clockwise in the image by it).
         """
         p = self.params
         if surface not in CLASSES:
@@ -197,6 +202,15 @@ class TipCameraRenderer:
             oy = int(round(surface_offset_mm[1] * self._px_per_mm)) % period
             ox = int(round(surface_offset_mm[0] * self._px_per_mm)) % period
             tex = self._textures[label][oy + lo : oy + hi, ox + lo : ox + hi]
+            if roll_rad != 0.0:  # turn the patch's content about the window centre (the disc stays a disc)
+                rot = cv2.getRotationMatrix2D((c - lo, c - lo), math.degrees(roll_rad), 1.0)
+                tex = cv2.warpAffine(
+                    np.ascontiguousarray(tex),
+                    rot,
+                    (hi - lo, hi - lo),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT,
+                )
             alpha = np.clip(self._rr_rim[lo:hi, lo:hi] + np.float32(r_px / p.rim_px), 0.0, 1.0)
             img[lo:hi, lo:hi] = cv2.blendLinear(np.ascontiguousarray(tex), img[lo:hi, lo:hi], alpha, 1.0 - alpha)
         img = np.asarray(cv2.multiply(img, self._illum3), dtype=np.float32)
