@@ -204,13 +204,14 @@ class TipCameraRenderer:
             tex = self._textures[label][oy + lo : oy + hi, ox + lo : ox + hi]
             if roll_rad != 0.0:  # turn the patch's content about the window centre (the disc stays a disc)
                 rot = cv2.getRotationMatrix2D((c - lo, c - lo), math.degrees(roll_rad), 1.0)
-                tex = cv2.warpAffine(
+                turned = cv2.warpAffine(
                     np.ascontiguousarray(tex),
                     rot,
                     (hi - lo, hi - lo),
                     flags=cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REFLECT,
                 )
+                tex = np.asarray(turned, dtype=np.float32)
             alpha = np.clip(self._rr_rim[lo:hi, lo:hi] + np.float32(r_px / p.rim_px), 0.0, 1.0)
             img[lo:hi, lo:hi] = cv2.blendLinear(np.ascontiguousarray(tex), img[lo:hi, lo:hi], alpha, 1.0 - alpha)
         img = np.asarray(cv2.multiply(img, self._illum3), dtype=np.float32)

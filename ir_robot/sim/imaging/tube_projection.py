@@ -63,6 +63,25 @@ def _segment_chords(rays: F64, source: F64, a: F64, b: F64, ra: float, rb: float
     return np.maximum(chord, np.where(inside, cyl, 0.0))
 
 
+def resample_tube(tube: VesselTube, min_step_mm: float, max_step_mm: float = 5.0) -> tuple[F64, F64]:
+    """The tube's centreline and radii re-sampled at even arc-length steps of half its smallest radius.
+
+    The step is clipped to [min_step_mm, max_step_mm]; a dense centreline (an anatomy sampled every
+    0.5 mm) then costs a few hundred capsules instead of thousands, and the chord of a curve of radius
+    ``R`` cut into steps ``L`` deviates from it by ``L^2 / 8 R`` (0.1 mm for 5 mm steps on a 30 mm arch).
+    """
+    pts = tube.points_mm
+    rad = tube.radii_mm
+    arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
+    step = float(np.clip(0.5 * rad.min(), min_step_mm, max_step_mm))
+    n = max(int(np.ceil(arc[-1] / step)), 1) + 1
+    if n >= len(pts):
+        return pts, rad
+    s = np.linspace(0.0, arc[-1], n)
+    out = np.stack([np.interp(s, arc, pts[:, i]) for i in range(3)], axis=1)
+    return out, np.interp(s, arc, rad)
+
+
 def tube_chord_image(
     geom: CArmGeometry, rays: F64, tube: VesselTube, caps: bool = True
 ) -> tuple[tuple[int, int, int, int], F32] | None:
@@ -70,8 +89,8 @@ def tube_chord_image(
 
     ``caps`` puts a sphere at every node (smooth joints); without it segments are flat-ended cylinders.
     """
-    pts = tube.points_mm
-    rad = tube.radii_mm
+    mag = geom.params.source_to_detector_mm / geom.params.source_to_isocentre_mm
+    pts, rad = resample_tube(tube, min_step_mm=2.0 * min(geom.pitch_mm) / mag)
     uv, depth = geom.project(pts)
     if np.any(depth <= 1.0):
         return None
