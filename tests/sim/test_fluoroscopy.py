@@ -9,7 +9,7 @@ from ir_robot.core.errors import ConfigError
 from ir_robot.sim.imaging.body_background import BodyParams
 from ir_robot.sim.imaging.carm import CArmParams
 from ir_robot.sim.imaging.demo_scene import demo_valve, demo_vessels, demo_wire
-from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams, FluoroscopyRenderer
+from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams, FluoroscopyRenderer, contrast_bolus
 from ir_robot.sim.imaging.imaging_config import ImagingConfig, load_imaging_config
 from ir_robot.sim.imaging.scene_inputs import RadiopaqueRod, VesselTube
 
@@ -204,3 +204,26 @@ def test_yaml_config_loads_and_names_bad_fields(tmp_path):
     bad.write_text("carm:\n  lao_deg: 200\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*carm.lao_deg.*-120"):
         load_imaging_config(bad)
+
+
+def test_wire_inside_a_catheter_attenuates_more_than_either():
+    r = _renderer(size=128, dose=1.0e7)
+    path = demo_wire(0.9).points_mm
+    wire = RadiopaqueRod(path, outer_diameter_mm=0.89, attenuation_per_mm=0.6)
+    catheter = RadiopaqueRod(path[:-10], outer_diameter_mm=1.67, attenuation_per_mm=0.2)
+    both = r.render([wire, catheter])
+    only_wire = r.render([wire])
+    only_cath = r.render([catheter])
+    m = only_wire.instrument_mask & only_cath.instrument_mask
+    assert m.sum() > 20
+    assert np.array_equal(both.instrument_mask, only_wire.instrument_mask | only_cath.instrument_mask)
+    assert both.counts[m].mean() < 0.98 * min(only_wire.counts[m].mean(), only_cath.counts[m].mean())
+    assert both.tip_px.shape == (2, 2)
+
+
+def test_contrast_bolus_rises_peaks_and_washes_out():
+    arrival = (0.0, 1.0)
+    assert contrast_bolus(-0.5, arrival) == (0.0, 0.0)
+    assert contrast_bolus(1.0, arrival)[0] == pytest.approx(1.0)
+    assert contrast_bolus(1.0, arrival)[1] == 0.0
+    assert 0.0 < contrast_bolus(4.0, arrival)[0] < 0.2
