@@ -10,7 +10,7 @@ from ir_robot.sim.imaging.body_background import BodyParams
 from ir_robot.sim.imaging.carm import CArmParams
 from ir_robot.sim.imaging.demo_scene import demo_valve, demo_vessels, demo_wire
 from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams, FluoroscopyRenderer, contrast_bolus
-from ir_robot.sim.imaging.imaging_config import ImagingConfig, load_imaging_config
+from ir_robot.sim.imaging.imaging_config import ImagingConfig, load_imaging_config, renderers_from_config
 from ir_robot.sim.imaging.scene_inputs import RadiopaqueRod, VesselTube
 
 ISO = (5.0, 30.0, 20.0)
@@ -200,6 +200,8 @@ def test_yaml_config_loads_and_names_bad_fields(tmp_path):
     cfg = load_imaging_config("config/catheter_imaging.yaml")
     assert isinstance(cfg, ImagingConfig)
     assert cfg.carm.isocentre_mm == ISO and cfg.tip_camera.size_px == 128
+    fluoro, tip = renderers_from_config(cfg, seed=2)
+    assert fluoro.carm == cfg.carm and fluoro.params == cfg.fluoroscopy and tip.params == cfg.tip_camera
     bad = tmp_path / "bad.yaml"
     bad.write_text("carm:\n  lao_deg: 200\n")
     with pytest.raises(ConfigError, match=r"bad.yaml.*carm.lao_deg.*-120"):

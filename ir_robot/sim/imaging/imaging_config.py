@@ -13,8 +13,8 @@ from pathlib import Path
 from ir_robot.config import load, param
 from ir_robot.sim.imaging.body_background import BodyParams
 from ir_robot.sim.imaging.carm import CArmParams
-from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams
-from ir_robot.sim.imaging.tip_camera import TipCameraParams
+from ir_robot.sim.imaging.fluoroscopy import FluoroscopyParams, FluoroscopyRenderer
+from ir_robot.sim.imaging.tip_camera import TipCameraParams, TipCameraRenderer
 
 
 @dataclass(frozen=True)
@@ -30,3 +30,10 @@ class ImagingConfig:
 def load_imaging_config(path: str | Path, section: str | None = None) -> ImagingConfig:
     """Read an :class:`ImagingConfig` from YAML (optionally from one top-level ``section`` of a larger file)."""
     return load(path, ImagingConfig, section=section)
+
+
+def renderers_from_config(config: ImagingConfig, seed: int = 0) -> tuple[FluoroscopyRenderer, TipCameraRenderer]:
+    """The fluoroscopy and tip-camera renderers a world builds from its config (seeded independently)."""
+    fluoro = FluoroscopyRenderer(config.fluoroscopy, config.carm, config.body, seed=seed)
+    tip = TipCameraRenderer(config.tip_camera, seed=seed + 1)
+    return fluoro, tip
