@@ -283,13 +283,13 @@ class FluoroscopyRenderer:
         else:
             roi_t = self._check_roi(roi, h, w)
         r0, r1, c0, c1 = roi_t
-        counts = pc.counts[r0:r1, c0:c1].copy()
-        sigma = pc.sigma[r0:r1, c0:c1]
+        z = self._noise((r1 - r0, c1 - c0))
+        noisy = np.multiply(pc.sigma[r0:r1, c0:c1], z)
+        noisy += pc.counts[r0:r1, c0:c1]
         inst_mask = np.zeros((h, w), dtype=bool)
         tips = np.zeros((len(instruments), 2))
         if instruments:
-            sigma = self._add_instruments(pc, instruments, roi_t, counts, sigma, inst_mask, tips)
-        noisy = counts + sigma * self._noise((r1 - r0, c1 - c0))
+            self._add_instruments(pc, instruments, roi_t, noisy, z, inst_mask, tips)
         lo, hi = pc.window
         alpha = 255.0 / (hi - lo)
         scaled = cv2.convertScaleAbs(np.maximum(noisy, np.float32(lo)), alpha=alpha, beta=-lo * alpha)
@@ -324,12 +324,12 @@ class FluoroscopyRenderer:
         pc: _PoseCache,
         instruments: Sequence[RadiopaqueRod],
         roi: Roi,
-        counts: F32,
-        sigma: F32,
+        noisy: F32,
+        z: F32,
         inst_mask: NDArray[np.bool_],
         tips: F64,
-    ) -> F32:
-        """Attenuate ``counts`` (the ROI crop) by the rods, in their blurred bounding box; returns the new sigma."""
+    ) -> None:
+        """Re-draw ``noisy`` (the ROI crop) in the rods' blurred bounding box, attenuated by them (same noise ``z``)."""
         assert pc.transmission is not None
         h, w = pc.geom.shape
         r0, r1, c0, c1 = roi
@@ -345,13 +345,13 @@ class FluoroscopyRenderer:
         xs = np.concatenate(xs_all)
         att = np.concatenate(att_all)
         if len(ys) == 0:
-            return sigma
+            return
         inst_mask[ys, xs] = True
         pad = int(np.ceil(3.0 * self.params.blur_sigma_px)) + 1
         br0, br1 = max(int(ys.min()) - pad, r0), min(int(ys.max()) + pad + 1, r1)
         bc0, bc1 = max(int(xs.min()) - pad, c0), min(int(xs.max()) + pad + 1, c1)
         if br0 >= br1 or bc0 >= bc1:
-            return sigma
+            return
         if (r0, r1, c0, c1) != (0, h, 0, w):
             keep = (ys >= br0) & (ys < br1) & (xs >= bc0) & (xs < bc1)
             ys, xs, att = ys[keep], xs[keep], att[keep]
@@ -367,13 +367,12 @@ class FluoroscopyRenderer:
         if self.params.blur_sigma_px > 0.0:
             blurred = cv2.GaussianBlur(delta, (0, 0), self.params.blur_sigma_px, borderType=cv2.BORDER_CONSTANT)
             delta = np.asarray(blurred, dtype=np.float32)
-        sub = counts[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0]
-        sub += np.float32(self.params.dose_photons_per_px) * delta
-        np.maximum(sub, 0.0, out=sub)
-        sigma = sigma.copy()
+        assert pc.counts is not None
+        cb = pc.counts[br0:br1, bc0:bc1] + np.float32(self.params.dose_photons_per_px) * delta
+        np.maximum(cb, 0.0, out=cb)
         e = self.params.electronic_noise_photons
-        sigma[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0] = np.sqrt(sub + np.float32(e * e))
-        return sigma
+        zb = z[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0]
+        noisy[br0 - r0 : br1 - r0, bc0 - c0 : bc1 - c0] = cb + np.sqrt(cb + np.float32(e * e)) * zb
 
     def dsa(self, live: FluoroFrame, mask: FluoroFrame) -> F32:
         """Digital subtraction: ``ln(mask) - ln(live)`` per pixel, i.e. the contrast's sum of mu * length."""
