@@ -81,7 +81,8 @@ class FluoroFrame:
     """One fluoroscopy frame with its ground truth.
 
     ``image`` uint8 (H, W) display; ``counts`` float32 (H, W) detected photons (for DSA);
-    ``instrument_mask`` and ``vessel_mask`` bool (H, W); ``tip_px`` (n_instruments, 2) float
+    ``instrument_mask`` and ``vessel_mask`` bool (H, W; the vessel mask is read-only, shared by the
+    frames of a pose); ``tip_px`` (n_instruments, 2) float
     (col, row) of each instrument's tip; ``projection`` the 3x4 matrix; ``roi`` the irradiated
     region (r0, r1, c0, c1); ``dose_area_product`` this frame's DAP proxy (photon mm^2).
     """
