@@ -13,7 +13,9 @@ Noise: quantum noise is Poisson with mean = the expected photon count; at the co
 (hundreds to tens of thousands per pixel) it is drawn as a Gaussian with variance = mean, plus
 the electronic noise variance, from a seeded bank of standard normals cut at a random offset each
 frame (frames are reproducible from the seed; noise in successive frames is drawn from one bank,
-so it is not independent over long runs, which the models trained on it do not notice).
+so it is not independent over long runs). Below ~20 expected photons per pixel the Gaussian is a
+coarse stand-in for Poisson (it can go negative: the display clips at its black level and the DSA
+floors counts at 1).
 
 Detector blur is a Gaussian on the expected counts (before noise); scatter is a uniform fraction
 of the mean primary; the display is an automatic-brightness window on the counts of the
