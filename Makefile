@@ -1,7 +1,8 @@
 # ir_robot: everything a fresh machine needs, from this file.
 #   make demo    create .venv, install, run one autonomous venipuncture through the ROS graph
 #                and once more without ROS, writing overlays and a force plot to out/demo/
-#   make test    create .venv, install, run the default test suite (< 15 min, 2 cores)
+#   make test    create .venv, install, check style and types (make lint), run the default test suite
+#   make lint    ruff (lint + format check) and mypy: zero findings
 #   make bench   benchmarks: prints tables, writes out/bench/*.json
 #   make test-all  the default suite plus tests marked slow
 #   make models  retrain both perception models, benchmark them, ship them to models/ with cards
@@ -13,7 +14,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: install demo test test-all bench clean models
+.PHONY: install demo lint test test-all bench clean models
 
 install: $(STAMP)
 
@@ -32,7 +33,12 @@ demo: install
 	# the same procedure without ROS, with overlay frames and a force plot in out/demo/
 	$(VENV)/bin/ir-robot demo --out out/demo
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 test-all: install

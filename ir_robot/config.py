@@ -30,7 +30,7 @@ def param(
     *,
     range: tuple[float, float] | None = None,
     unit: str = "",
-    choices: tuple | None = None,
+    choices: tuple[Any, ...] | None = None,
     help: str = "",
     default_factory: Any = _MISSING,
 ) -> Any:
@@ -48,7 +48,7 @@ def _err(source: str | None, path: str, msg: str) -> ConfigError:
     return ConfigError(f"{prefix}field '{path}': {msg}")
 
 
-def _describe(meta: dict) -> str:
+def _describe(meta: dict[str, Any]) -> str:
     parts = []
     if meta.get("range") is not None:
         lo, hi = meta["range"]
@@ -58,7 +58,7 @@ def _describe(meta: dict) -> str:
     return "; ".join(parts)
 
 
-def _check_scalar(value: Any, meta: dict, source: str | None, path: str) -> None:
+def _check_scalar(value: Any, meta: dict[str, Any], source: str | None, path: str) -> None:
     rng = meta.get("range")
     if rng is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = rng
@@ -69,7 +69,7 @@ def _check_scalar(value: Any, meta: dict, source: str | None, path: str) -> None
         raise _err(source, path, f"value {value!r} is not {_describe(meta)}")
 
 
-def _convert(tp: Any, value: Any, meta: dict, source: str | None, path: str) -> Any:
+def _convert(tp: Any, value: Any, meta: dict[str, Any], source: str | None, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -83,7 +83,7 @@ def _convert(tp: Any, value: Any, meta: dict, source: str | None, path: str) -> 
             except ConfigError as exc:
                 last = exc
         raise last or _err(source, path, f"cannot use {value!r}")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
@@ -96,7 +96,9 @@ def _convert(tp: Any, value: Any, meta: dict, source: str | None, path: str) -> 
             return tuple(_convert(args[0], v, meta, source, f"{path}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise _err(source, path, f"expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(a, v, meta, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _convert(a, v, meta, source, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise _err(source, path, f"expected a mapping, got {type(value).__name__}")
@@ -132,17 +134,19 @@ def _convert(tp: Any, value: Any, meta: dict, source: str | None, path: str) -> 
     return value
 
 
-def from_dict(schema: type[T], data: dict, *, source: str | None = None, path: str = "") -> T:
+def from_dict(schema: type[T], data: dict[str, Any], *, source: str | None = None, path: str = "") -> T:
     """Build ``schema`` from a mapping, refusing unknown, missing and out-of-range fields."""
     if not isinstance(data, dict):
         raise _err(source, path or "<root>", f"expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(schema)
+    if not dataclasses.is_dataclass(schema):
+        raise TypeError(f"from_dict builds dataclasses; {schema!r} is not a dataclass type")
     known = {f.name: f for f in dataclasses.fields(schema) if f.init}
     unknown = sorted(set(data) - set(known))
     if unknown:
         where = f"{path}." if path else ""
         raise _err(source, f"{where}{unknown[0]}", f"unknown field; {schema.__name__} accepts {sorted(known)}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for name, f in known.items():
         fpath = f"{path}.{name}" if path else name
         if name not in data:
@@ -170,7 +174,7 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with a clear error for a missing or malformed file."""
     p = Path(path)
     if not p.is_file():

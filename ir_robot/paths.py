@@ -29,7 +29,7 @@ def _candidates() -> list[Path]:
         if prefix:
             out.append(Path(prefix) / "share" / "ir_robot")
     try:  # colcon / ROS install
-        from ament_index_python.packages import get_package_share_directory  # type: ignore
+        from ament_index_python.packages import get_package_share_directory
 
         out.append(Path(get_package_share_directory("ir_robot")))
     except Exception:

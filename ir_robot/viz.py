@@ -31,7 +31,10 @@ def overlay(image: np.ndarray, labels: np.ndarray | None = None, alpha: float = 
     return out
 
 
-def draw_marker(img: np.ndarray, rc: tuple[float, float] | None, colour=(0, 255, 0), size: int = 6) -> np.ndarray:
+def draw_marker(
+    img: np.ndarray, rc: tuple[float, float] | None, colour: tuple[int, int, int] = (0, 255, 0), size: int = 6
+) -> np.ndarray:
+    """A cross drawn in place at pixel ``rc`` (row, col) of a BGR image; no marker when ``rc`` is None."""
     import cv2
 
     if rc is not None:
@@ -40,6 +43,7 @@ def draw_marker(img: np.ndarray, rc: tuple[float, float] | None, colour=(0, 255,
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """The image written to ``path`` (parent folders made), raising OSError if OpenCV cannot write it."""
     import cv2
 
     p = Path(path)

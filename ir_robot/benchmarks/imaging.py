@@ -41,7 +41,9 @@ def measure(quick: bool = False) -> dict:
         plan = plan_straight_insertion(phantom, vessel=0, pitch_deg=30.0)
         d = needle_direction(plan.pitch_rad)
         tip = np.asarray(plan.pivot_mm) + plan.distance_mm * d
-        needle = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in d), 0.908)
+        needle = NeedlePose(
+            (float(tip[0]), float(tip[1]), float(tip[2])), (float(d[0]), float(d[1]), float(d[2])), 0.908
+        )
         y_vein = float(phantom.centreline(np.array(tip[0]))[0][0])
         longitudinal = ProbePose(float(tip[0]) - 3.0, y_vein, 0.0)
         transverse = ProbePose(float(tip[0]), 0.0, math.pi / 2)

@@ -97,6 +97,9 @@ def _timed(perception, frame) -> tuple[object, float]:
 
 
 def evaluate_us(frames, perception, classical=None) -> dict:
+    """Segmentation, needle and artery/vein metrics of ``perception`` (and ``classical``) on ultrasound test
+    frames, with the held-out-band subset and the per-frame time.
+    """
     from ir_robot.perception.metrics import UsEvaluator
 
     ev, ev_c, ev_h = UsEvaluator(), UsEvaluator(), UsEvaluator()
@@ -161,6 +164,9 @@ def evaluate_us_clips(clips, perception, classical=None) -> dict:
 
 
 def evaluate_nir(frames, perception, classical=None) -> dict:
+    """Vein segmentation metrics of ``perception`` (and ``classical``) on NIR test frames, with the held-out-band subset
+    and the per-frame time.
+    """
     from ir_robot.perception.metrics import NirEvaluator
 
     ev, ev_c, ev_h = NirEvaluator(), NirEvaluator(), NirEvaluator()

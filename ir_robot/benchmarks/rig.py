@@ -64,6 +64,9 @@ def _target(cfg, x):
 
 
 def run(quick: bool = False) -> dict:
+    """The serial rig area's flat results (the module docstring lists them), with the devices' logging silenced for the
+    faults injected on purpose.
+    """
     import logging
 
     quiet = logging.getLogger("ir_robot.devices")
@@ -103,9 +106,9 @@ def _run(quick: bool) -> dict:
         emu, rig = _session(cfg, seed=k)
         try:
             rig.move_to(_target(cfg, 10.0), speed_mm_s=8.0)
-            _wait(lambda: emu.state == "Run")
+            _wait(lambda emu=emu: emu.state == "Run")
             t_unplug = emu.unplug()
-            _wait(lambda: rig.fault is not None)
+            _wait(lambda rig=rig: rig.fault is not None)
             estop.append(max(rig.fault_time, rig.halts[-1][0]) - t_unplug)
         finally:
             rig.close()
@@ -114,9 +117,9 @@ def _run(quick: bool) -> dict:
         emu, rig = _session(cfg, seed=k)
         try:
             rig.move_to(_target(cfg, 10.0), speed_mm_s=8.0)
-            _wait(lambda: emu.state == "Run")
+            _wait(lambda emu=emu: emu.state == "Run")
             t0 = emu.force_spike(cfg.loadcell.force_limit_n + 2.0, 0.2)
-            _wait(lambda: any(b == b"\x18" and t >= t0 for t, b in emu.realtime_log))
+            _wait(lambda emu=emu, t0=t0: any(b == b"\x18" and t >= t0 for t, b in emu.realtime_log))
             t_over = next(t for t, f in list(emu.samples) if t >= t0 and f > cfg.loadcell.force_limit_n)
             t_reset = next(t for t, b in emu.realtime_log if t >= t_over and b == b"\x18")
             trip.append(t_reset - t_over)
@@ -130,7 +133,7 @@ def _run(quick: bool) -> dict:
                 time.sleep(0.1)
                 t_stall = time.monotonic()
                 emu.stall()
-                _wait(lambda: rig.fault is not None, timeout=3.0)
+                _wait(lambda rig=rig: rig.fault is not None, timeout=3.0)
                 stall.append(rig.fault_time - t_stall)
             finally:
                 rig.close()

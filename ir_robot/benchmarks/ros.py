@@ -217,7 +217,9 @@ def soak(
     runner = _start(processes, [params], domain_id)
     client = _client(runner, processes, listener)
     t0 = time.monotonic()
-    rss, summaries, errors = [], [], []
+    rss: list[float] = []
+    summaries: list[dict] = []
+    errors: list[str] = []
     try:
         client.wait_state("idle", 120.0)
         while len(summaries) < procedures or time.monotonic() - t0 < minutes * 60.0:
@@ -248,6 +250,9 @@ def soak(
 
 
 def run(quick: bool = False, perception: str = "auto") -> dict:
+    """The ROS area's flat results: per-stage latency over 90 s of procedures and a soak of 10 procedures over at least
+    10 minutes (``quick``: 20 s, 2 procedures), with the machine's load before and after (the box may be shared).
+    """
     import tempfile
 
     processes = os.environ.get("IR_ROBOT_BENCH_ROS_INPROCESS", "") == ""

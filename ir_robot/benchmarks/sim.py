@@ -12,6 +12,7 @@ import numpy as np
 
 
 def run(quick: bool = False) -> dict:
+    """The simulator area's flat results: physics steps/s (still and moving phantom), US/NIR frames/s, one thread."""
     import cv2
 
     from ir_robot.core.types import JointVector, RigCommand

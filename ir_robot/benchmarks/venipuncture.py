@@ -2,7 +2,8 @@
 
 Two seeded runs with phantom motion on and perception in the loop (the trained model of each
 modality whose weights are installed under models/; the frames' labels for a modality without
-weights, and the ``perception`` key says which): 200 random phantoms, and 100 phantoms whose veins are 1-2 mm wide (``small_veins.*``).
+weights, and the ``perception`` key says which): 200 random phantoms, and 100 phantoms whose veins are
+1-2 mm wide (``small_veins.*``).
 ``--quick`` runs 10 + 5 episodes. Targets: first-attempt success >= 97 %, tip-to-lumen-centre
 RMS <= 0.5 mm, no back-wall puncture, <= 60 s simulated per procedure, small veins >= 90 %.
 """
@@ -14,10 +15,11 @@ SMALL_SEED = 5000
 
 
 def run(quick: bool = False, us_weights=None, nir_weights=None) -> dict:
+    """The venipuncture area's flat results: 200 seeded phantoms and 100 with 1-2 mm veins (``quick``: 10 + 5)."""
     import cv2
 
     from ir_robot.control.config import load_venipuncture_config
-    from ir_robot.control.episode import evaluate
+    from ir_robot.evaluation.episode import evaluate
 
     cv2.setNumThreads(1)
     config = load_venipuncture_config()

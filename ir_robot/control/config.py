@@ -116,6 +116,8 @@ class ControlParams:
 
 @dataclass(frozen=True)
 class VenipunctureConfig:
+    """Every parameter of the venipuncture procedure, one section per part (``config/venipuncture.yaml``)."""
+
     control: ControlParams = dataclasses.field(default_factory=ControlParams)
     criteria: TargetCriteria = dataclasses.field(default_factory=TargetCriteria)
     pulsatility: PulsatilityParams = dataclasses.field(default_factory=PulsatilityParams)
@@ -127,6 +129,7 @@ class VenipunctureConfig:
 
 
 def default_config_path() -> Path:
+    """``config/venipuncture.yaml``, the configuration ``ir-robot demo`` and the evaluation read by default."""
     from ir_robot.paths import data_path
 
     return data_path("config", "venipuncture.yaml")

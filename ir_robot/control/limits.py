@@ -1,7 +1,7 @@
 """The joint limits a controller plans within and a rig saturates to: the rig's joint limits shrunk by
 the safety margins, with the needle pivot (x, y, z) inside the safety workspace box.
 
-One implementation for the simulated episode (:func:`ir_robot.control.episode.run_episode`, through
+One implementation for the simulated episode (:func:`ir_robot.evaluation.episode.run_episode`, through
 the safety layer), the ROS controller node (limits from the URDF) and the ROS rig interface
 (command saturation). Fixed joints (equal lower and upper limits, e.g. the height of a 3-axis stage)
 keep the rig's value: no margin, no workspace clamp. Arrays are in ``JOINT_NAMES`` order, mm / rad.

@@ -19,6 +19,7 @@ from ir_robot.control.venipuncture import VenipunctureController
 
 
 def default_rig_config_path():
+    """``config/venipuncture_rig.yaml``: the venipuncture configuration tuned for GRBL jogging on the benchtop rig."""
     from ir_robot.paths import data_path
 
     return data_path("config", "venipuncture_rig.yaml")

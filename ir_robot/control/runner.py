@@ -16,12 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ir_robot.control.safety import SafeRig, SafetyConfig
-from ir_robot.control.sensing import Observation
 from ir_robot.core.errors import SafetyTrip
+from ir_robot.core.protocols import Controller
+from ir_robot.core.types import Observation
+from ir_robot.devices.base import Rig
 
 
 @dataclass
 class ProcedureResult:
+    """How a :func:`run_procedure` run ended: the controller's outcome, ticks, times and any safety trip."""
+
     outcome: object  # the controller's Outcome
     ticks: int
     elapsed_s: float  # rig time from the first to the last tick
@@ -31,9 +35,9 @@ class ProcedureResult:
 
 
 def run_procedure(
-    rig,
-    camera_fn: Callable[[frozenset], Observation],
-    controller,
+    rig: Rig,
+    camera_fn: Callable[[frozenset[str]], Observation],
+    controller: Controller,
     dt: float,
     max_time_s: float,
     *,

@@ -103,7 +103,7 @@ class SafetyConfig:
                 f"field 'force_hard_ceiling_n': {self.force_hard_ceiling_n} N is below "
                 f"force_ceiling_n {self.force_ceiling_n} N; the hard ceiling must be the higher one"
             )
-        if any(lo >= hi for lo, hi in zip(self.workspace_min_mm, self.workspace_max_mm)):
+        if any(lo >= hi for lo, hi in zip(self.workspace_min_mm, self.workspace_max_mm, strict=False)):
             raise ConfigError(
                 f"field 'workspace_min_mm': {self.workspace_min_mm} must be below workspace_max_mm "
                 f"{self.workspace_max_mm} on every axis"
@@ -144,6 +144,7 @@ class SafeRig(Rig):
     # ------------------------------------------------------------ properties
     @property
     def tripped(self) -> bool:
+        """True while a trip is latched (motion refused until :meth:`reset`)."""
         return self.trip is not None
 
     @property
@@ -152,9 +153,11 @@ class SafeRig(Rig):
         return self._insert_limit
 
     def limits(self) -> tuple[JointVector, JointVector]:
+        """The backend's joint limits shrunk by the safety margins (a fixed joint keeps its value): what is checked."""
         return JointVector.from_array(self._lo), JointVector.from_array(self._hi)
 
     def velocity_limits(self) -> JointVector:
+        """The backend's velocity limits scaled by ``velocity_scale``: the rates a command may ask for."""
         return JointVector.from_array(self._vmax)
 
     # ------------------------------------------------------------ plan hooks
@@ -268,9 +271,9 @@ class SafeRig(Rig):
 
     def _check_rates(self, v: np.ndarray) -> None:
         if not np.all(np.isfinite(v)):
-            bad = [n for n, x in zip(JOINT_NAMES, v) if not math.isfinite(x)]
+            bad = [n for n, x in zip(JOINT_NAMES, v, strict=True) if not math.isfinite(x)]
             raise self._trip("velocity_limit", f"non-finite rate on {bad}")
-        fixed = [n for n, x in zip(JOINT_NAMES, v) if x != 0.0 and n not in self.movable_joints]
+        fixed = [n for n, x in zip(JOINT_NAMES, v, strict=True) if x != 0.0 and n not in self.movable_joints]
         if fixed:
             raise self._trip(
                 "immovable_joint", f"rate on {fixed}, which this rig cannot move (movable: {list(self.movable_joints)})"
@@ -286,6 +289,7 @@ class SafeRig(Rig):
 
     # ------------------------------------------------------------ Rig API
     def read_state(self) -> RigState:
+        """The backend's state, checked (limits, workspace, depth, force, watchdog); a trip gives ``status="estop"``."""
         state = self.rig.read_state()
         self._last_state = state
         if self.trip is None:
@@ -295,6 +299,9 @@ class SafeRig(Rig):
         return state
 
     def command(self, cmd: RigCommand) -> None:
+        """Checks the rates and where they would take the rig within ``lookahead_s``, then passes the command on; a
+        failed check trips (raised). A stop (zero rates or duration) always passes while not latched.
+        """
         self._refuse_if_latched()
         v = cmd.velocity.as_array()
         dur = float(cmd.duration_s)
@@ -316,6 +323,9 @@ class SafeRig(Rig):
         self._deadline = now + self.config.command_timeout_s
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
+        """Checks the target (limits, workspace, depth, fixed joints) and the speed, then starts the move; the watchdog
+        allows the move's duration plus ``command_timeout_s``.
+        """
         self._refuse_if_latched()
         q_t = target.as_array()
         if not np.all(np.isfinite(q_t)) or not (math.isfinite(speed_mm_s) and speed_mm_s > 0):
@@ -326,7 +336,9 @@ class SafeRig(Rig):
         state = self._last_state or self.rig.read_state()
         dq = np.abs(q_t - state.joints.as_array())
         movable = np.isin(np.array(JOINT_NAMES), np.array(self.movable_joints, dtype=object))
-        fixed = [n for n, d, m in zip(JOINT_NAMES, dq, movable) if not m and d > self.config.limit_tolerance]
+        fixed = [
+            n for n, d, m in zip(JOINT_NAMES, dq, movable, strict=True) if not m and d > self.config.limit_tolerance
+        ]
         if fixed:
             raise self._trip(
                 "immovable_joint",
@@ -353,19 +365,23 @@ class SafeRig(Rig):
             try:
                 trip = self._trip("backend", f"the rig failed a {getattr(call, '__name__', 'call')}: {exc}")
             except IrRobotError:  # the stop failed too (the line is gone): the trip is latched all the same
+                assert self.trip is not None  # _trip latches it before it stops the rig
                 trip = self.trip
             raise trip from exc
 
     def stop(self, reason: str = "") -> None:
+        """Halts the backend and disarms the watchdog (not a trip: nothing latches)."""
         self._deadline = None
         self.rig.stop(reason)
 
     def close(self) -> None:
+        """Disarms the watchdog and closes the backend."""
         self._deadline = None
         self.rig.close()
 
     # simulated-clock passthrough (SimRig); real rigs advance with the wall clock
     def advance(self, dt: float):
+        """Advances a simulated backend's clock by ``dt``; ConfigError for a wall-clock rig, which has none."""
         advance = getattr(self.rig, "advance", None)
         if advance is None:
             raise ConfigError(f"{type(self.rig).__name__} has no simulated clock (advance); use a wall-clock runner")

@@ -19,14 +19,6 @@ from ir_robot.planning.vessels import CrossSection, NirTrace
 
 
 @dataclass(frozen=True)
-class Observation:
-    """Images available to the controller at one tick (None: not taken this tick)."""
-
-    us: ImageFrame | None = None
-    nir: ImageFrame | None = None
-
-
-@dataclass(frozen=True)
 class UsMeasurement:
     """One transverse ultrasound frame in world terms."""
 

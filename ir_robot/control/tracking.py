@@ -41,6 +41,8 @@ def _median(values) -> float:
 
 @dataclass(frozen=True)
 class ForceParams:
+    """Parameters of :class:`ForceMonitor`: median filter, puncture-drop detection and spike threshold."""
+
     median_window: int = param(3, range=(1, 15), help="readings in the median filter")
     drop_threshold_n: float = param(
         0.08, range=(0.005, 5.0), unit="N", help="fall of the filtered force that counts as a puncture"
@@ -57,6 +59,8 @@ class ForceParams:
 
 @dataclass(frozen=True)
 class ForceReading:
+    """One force reading as :class:`ForceMonitor` saw it: raw, median-filtered, spike flag and detected drop."""
+
     raw_n: float
     filtered_n: float
     spike: bool
@@ -64,6 +68,8 @@ class ForceReading:
 
 
 class ForceMonitor:
+    """Median-filters the axial needle force, flags sensor spikes and detects punctures (see the module docstring)."""
+
     def __init__(self, params: ForceParams = ForceParams()):
         self.params = params
         self._raw: deque = deque(maxlen=params.median_window)
@@ -116,6 +122,8 @@ class ForceMonitor:
 
 @dataclass(frozen=True)
 class TrackerParams:
+    """Parameters of :class:`TargetTracker`: gates, filter gains, reference vessels and the periodic motion model."""
+
     gate_mm: float = param(1.5, range=(0.1, 20.0), unit="mm", help="largest jump accepted from the prediction")
     alpha: float = param(0.6, range=(0.0, 1.0), help="position gain of the alpha-beta filter")
     beta: float = param(0.2, range=(0.0, 2.0), help="velocity gain of the alpha-beta filter")
@@ -189,6 +197,7 @@ class PeriodicMotion:
         self._coef = np.zeros((4, 2))
 
     def fit(self, t_s, yz_mm) -> bool:
+        """Fits the model to fixes ``yz_mm`` (N, 2) at times ``t_s``; True if it may be used (class docstring)."""
         t = np.asarray(t_s, dtype=float)
         y = np.asarray(yz_mm, dtype=float).reshape(len(t), -1)
         self.valid = False
@@ -218,11 +227,13 @@ class PeriodicMotion:
         return self.valid
 
     def __call__(self, t_s: float) -> np.ndarray:
+        """The fitted (y, z) position at ``t_s``."""
         tt = t_s - self._t0
         wt = 2 * math.pi * self.freq_hz * tt
         return self._coef.T @ np.array([1.0, tt, math.sin(wt), math.cos(wt)])
 
     def velocity(self, t_s: float) -> np.ndarray:
+        """The fitted (y, z) velocity at ``t_s`` (mm/s)."""
         tt = t_s - self._t0
         w = 2 * math.pi * self.freq_hz
         return self._coef.T @ np.array([0.0, 1.0, w * math.cos(w * tt), -w * math.sin(w * tt)])
@@ -357,7 +368,7 @@ class TargetTracker:
                 continue
             # which known vessel is it?
             key, best = None, self.params.gate_mm
-            for k, (rel, n, kind, last) in self._rel.items():
+            for k, (_rel, _n, _kind, last) in self._rel.items():
                 if k in used:
                     continue
                 d = float(np.hypot(*(p - last)))
@@ -410,11 +421,11 @@ class TargetTracker:
             self.last_source = "target"
         else:
             # rigid motion: other vessels (seen with the target often enough) predict the target
-            votes = []
-            for rel, n, kind, last in self._rel.values():
+            votes: list[np.ndarray] = []
+            for rel, n, _kind, _last in self._rel.values():
                 if n < p.min_reference_frames:
                     continue
-                best, best_d = None, p.gate_mm
+                best_q, best_d = None, p.gate_mm
                 for s in sections:
                     q = np.array([s.y_mm, s.z_mm])
                     if needle_yz is not None and math.hypot(q[0] - needle_yz[0], q[1] - needle_yz[1]) < (
@@ -423,9 +434,9 @@ class TargetTracker:
                         continue
                     d = float(np.hypot(*(q + rel - pred)))
                     if d < best_d:
-                        best, best_d = q, d
-                if best is not None:
-                    votes.append(best + rel)
+                        best_q, best_d = q, d
+                if best_q is not None:
+                    votes.append(best_q + rel)
             if votes:
                 meas = np.median(np.array(votes), axis=0)
                 self.last_source = f"{len(votes)} other vessel(s)"
@@ -459,7 +470,7 @@ class TargetTracker:
             self._note_references(sections, direct, needle_yz)
             return self._filter(direct, t_s, p.alpha)
         shifts = []
-        for k, a in self._anchor_others.items():
+        for a in self._anchor_others.values():
             exp = a + self._delta
             best, best_d = None, gate
             for s in sections:
@@ -475,7 +486,6 @@ class TargetTracker:
                 shifts.append(best - a)
         if shifts:
             self._delta = np.median(np.array(shifts), axis=0)
-        own = direct is not None
         # depth: the tissue layers' vertical motion (image registration, needle columns excluded), else
         # the reference vessels', else held where the last good fix put it
         if layer_dz_mm is not None:
@@ -484,7 +494,7 @@ class TargetTracker:
             z, z_src = self._anchor[1] + self._delta[1], f"{len(shifts)} other vessel(s)"
         else:
             z, z_src = self._anchor[1] + self._delta[1], "held"
-        if own:
+        if direct is not None:
             # the needle hides the lumen symmetrically sideways (an off-centre needle pushes the rest of
             # the lumen the other way: self-correcting) but not in depth: lateral position from the target
             meas = np.array([direct[0], z])

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 #: Rig joints, in the order used by arrays. Units: mm for prismatic, rad for revolute.
 JOINT_NAMES: tuple[str, ...] = ("x_mm", "y_mm", "z_mm", "pitch_rad", "insert_mm", "probe_yaw_rad")
+#: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
+PROBE_OFFSET_MM = 12.0
 
 #: Perception label codes (ultrasound uses all four, NIR uses background/vein).
 LABEL_BACKGROUND = 0
@@ -65,16 +69,19 @@ class JointVector:
     probe_yaw_rad: float = 0.0
 
     def as_array(self) -> np.ndarray:
+        """The joints as a float array in ``JOINT_NAMES`` order."""
         return np.array([getattr(self, n) for n in JOINT_NAMES], dtype=float)
 
     @classmethod
-    def from_array(cls, values) -> JointVector:
+    def from_array(cls, values: ArrayLike) -> JointVector:
+        """A JointVector from six values in ``JOINT_NAMES`` order (a clear error for any other count)."""
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.shape != (len(JOINT_NAMES),):
             raise ValueError(f"JointVector needs {len(JOINT_NAMES)} values {JOINT_NAMES}, got shape {arr.shape}")
         return cls(*(float(v) for v in arr))
 
     def replace(self, **changes: float) -> JointVector:
+        """A copy with the named joints changed (an unknown joint name is an error, not ignored)."""
         unknown = set(changes) - set(JOINT_NAMES)
         if unknown:
             raise KeyError(f"unknown joint(s) {sorted(unknown)}; joints are {JOINT_NAMES}")
@@ -101,6 +108,7 @@ class RigCommand:
 
     @staticmethod
     def stop() -> RigCommand:
+        """The zero-velocity command: hold still."""
         return RigCommand(JointVector(), 0.0)
 
 
@@ -168,8 +176,17 @@ class ImageFrame:
     vessel_centres_px: tuple[tuple[float, float], ...] = ()
     vessel_depths_mm: tuple[float, ...] = ()
     vessel_kinds: tuple[str, ...] = ()
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(height, width) of the image in pixels."""
         return self.image.shape[:2]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Images available to the controller at one tick (None: not taken this tick)."""
+
+    us: ImageFrame | None = None
+    nir: ImageFrame | None = None

@@ -44,6 +44,7 @@ class Rig(abc.ABC):
         raise NotImplementedError
 
     def velocity_limits(self) -> JointVector:
+        """Per-joint speed limits (mm/s, rad/s); 0 for a joint the backend cannot move."""
         raise NotImplementedError
 
     def close(self) -> None:

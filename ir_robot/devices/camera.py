@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ir_robot.core.errors import RigError
 from ir_robot.core.types import ImageFrame
 from ir_robot.devices.config import CameraConfig
+
+if TYPE_CHECKING:
+    import cv2
 
 
 def _source_value(source: str):
@@ -87,7 +91,7 @@ def process_frame(
     return ImageFrame(
         modality=config.modality,
         image=np.ascontiguousarray(img),
-        spacing_mm=tuple(config.spacing_mm),
+        spacing_mm=(config.spacing_mm[0], config.spacing_mm[1]),
         stamp_s=stamp_s,
         meta=dict(meta or {}),
     )
@@ -99,10 +103,13 @@ class Camera:
     def __init__(self, config: CameraConfig, source: str | None = None):
         self.config = config
         self.source = str(source) if source is not None else config.source
-        self._cap = None
+        self._cap: cv2.VideoCapture | None = None
         self.frames_read = 0
 
     def open(self) -> Camera:
+        """Opens the source and asks it for the configured width, height and fps; RigError naming the likely fix if it
+        cannot be opened.
+        """
         import cv2
 
         cap = cv2.VideoCapture(_source_value(self.source))
@@ -123,6 +130,7 @@ class Camera:
         """Grab the next frame; RigError if the source stopped delivering."""
         if self._cap is None:
             self.open()
+        assert self._cap is not None  # open() sets it or raises
         deadline = time.monotonic() + self.config.open_timeout_s
         while True:
             ok, frame = self._cap.read()
@@ -140,6 +148,7 @@ class Camera:
         )
 
     def close(self) -> None:
+        """Releases the source; safe to call twice."""
         if self._cap is not None:
             self._cap.release()
             self._cap = None
@@ -147,7 +156,7 @@ class Camera:
     def __enter__(self) -> Camera:
         return self.open()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 

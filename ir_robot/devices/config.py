@@ -143,13 +143,15 @@ class GrblConfig:
         for key, value in self.extra_settings.items():
             if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key <= 255:
                 raise ConfigError(
-                    f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 (write 27: 1.0, not '$27')"
+                    f"field 'grbl.extra_settings': key {key!r} is not a GRBL setting number 0-255 "
+                    "(write 27: 1.0, not '$27')"
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"field 'grbl.extra_settings.{key}': value {value!r} is not a number")
 
     @property
     def axes(self) -> tuple[AxisConfig, AxisConfig, AxisConfig]:
+        """The three GRBL axes in X, Y, Z order."""
         return (self.x, self.y, self.z)
 
 
@@ -222,13 +224,14 @@ class RigConfig:
     # ------------------------------------------------------------------ mapping
     @property
     def axis_joints(self) -> tuple[str, str, str]:
+        """The joints GRBL axes X, Y, Z drive, in that order."""
         return tuple(ax.joint for ax in self.grbl.axes)  # type: ignore[return-value]
 
     def joints_from_mpos(self, mpos) -> JointVector:
         """Joint vector for GRBL machine position (X, Y, Z) in mm."""
         mpos = np.asarray(mpos, dtype=float)[:3]
         values = {name: float(getattr(self.fixed, name)) for name in FIXED_JOINTS}
-        for ax, m in zip(self.grbl.axes, mpos):
+        for ax, m in zip(self.grbl.axes, mpos, strict=False):
             values[ax.joint] = ax.offset_mm + ax.sign * float(m)
         return JointVector(**values)
 
@@ -241,13 +244,15 @@ class RigConfig:
         return np.array([getattr(rates, ax.joint) * ax.sign for ax in self.grbl.axes])
 
     def joint_rates_from_axis_rates(self, axis_rates) -> JointVector:
+        """Joint rates for GRBL machine axis rates (X, Y, Z in mm/s); fixed joints get 0."""
         axis_rates = np.asarray(axis_rates, dtype=float)[:3]
         values = {name: 0.0 for name in JOINT_NAMES}
-        for ax, r in zip(self.grbl.axes, axis_rates):
+        for ax, r in zip(self.grbl.axes, axis_rates, strict=False):
             values[ax.joint] = ax.sign * float(r) + 0.0  # no -0.0
         return JointVector(**values)
 
     def joint_limits(self) -> tuple[JointVector, JointVector]:
+        """(lower, upper) joint limits: the axes' travel for the movable joints, the fixed value for the others."""
         lo = {name: float(getattr(self.fixed, name)) for name in FIXED_JOINTS}
         hi = dict(lo)
         for ax in self.grbl.axes:
@@ -263,6 +268,7 @@ class RigConfig:
 
 
 def default_rig_yaml() -> Path:
+    """``config/rig.yaml``, the rig configuration the CLI and the ROS nodes read by default."""
     from ir_robot.paths import data_path
 
     return data_path("config", "rig.yaml")

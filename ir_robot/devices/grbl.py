@@ -1,4 +1,4 @@
-"""GRBL 1.1 serial protocol: parsing, formatting and character counting. No I/O.
+r"""GRBL 1.1 serial protocol: parsing, formatting and character counting. No I/O.
 
 Everything here works on bytes and strings so it can be tested byte for byte
 without a port; :mod:`ir_robot.devices.serial_rig` does the I/O and
@@ -26,7 +26,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ir_robot.core.errors import ProtocolError, RigError
 
@@ -118,8 +118,10 @@ ALARM_CODES: dict[int, str] = {
     5: "Probe fail: the probe did not contact the workpiece within the programmed travel.",
     6: "Homing fail: the active homing cycle was reset.",
     7: "Homing fail: the safety door was opened during the homing cycle.",
-    8: "Homing fail: pull-off travel failed to clear the limit switch. Increase the pull-off setting ($27) or check wiring.",
-    9: "Homing fail: could not find the limit switch within the search distance. Check max travel ($130-132), pull-off and wiring.",
+    8: "Homing fail: pull-off travel failed to clear the limit switch. "
+    "Increase the pull-off setting ($27) or check wiring.",
+    9: "Homing fail: could not find the limit switch within the search distance. "
+    "Check max travel ($130-132), pull-off and wiring.",
 }
 
 #: alarms after which GRBL needs a soft reset before it answers again ("[MSG:Reset to continue]")
@@ -184,14 +186,17 @@ MAX_RX_LINE_BYTES = 256
 
 
 def error_meaning(code: int) -> str:
+    """What GRBL 1.1's ``error:N`` means, from its table (an unknown code says so)."""
     return ERROR_CODES.get(code, f"unknown error code {code} (not in the GRBL 1.1 table)")
 
 
 def alarm_meaning(code: int) -> str:
+    """What GRBL 1.1's ``ALARM:N`` means, from its table (an unknown code says so)."""
     return ALARM_CODES.get(code, f"unknown alarm code {code} (not in the GRBL 1.1 table)")
 
 
 def setting_name(number: int) -> str:
+    """A ``$N`` setting with its meaning and unit, for error messages (``$110 (x max rate, mm/min)``)."""
     desc, unit = SETTING_NAMES.get(number, ("unknown setting", ""))
     return f"${number} ({desc}{', ' + unit if unit else ''})"
 
@@ -237,17 +242,21 @@ class GrblLineError(RigError, ValueError):
 
 @dataclass(frozen=True)
 class Ok:
-    pass
+    """``ok``: the oldest line in the board's buffer was accepted."""
 
 
 @dataclass(frozen=True)
 class ErrorReply:
+    """``error:N``: the oldest line in the board's buffer was refused (``meaning`` from the table)."""
+
     code: int
     meaning: str
 
 
 @dataclass(frozen=True)
 class Alarm:
+    """``ALARM:N`` pushed by the board: it stopped and locks motion until unlocked or homed."""
+
     code: int
     meaning: str
 
@@ -260,11 +269,14 @@ class Welcome:
 
     @property
     def is_v11(self) -> bool:
+        """True for the 1.1 protocol this driver speaks."""
         return self.version.startswith("1.1")
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One ``$N=value`` line of the ``$$`` settings report."""
+
     number: int
     value: float
     text: str
@@ -300,6 +312,7 @@ class GcState:
     words: tuple[str, ...]
 
     def value(self, letter: str) -> float | None:
+        """The number after a non-modal-group word letter (e.g. ``F``), or None if absent."""
         for w in self.words:
             if w[0] == letter and letter not in "GM":
                 return float(w[1:])
@@ -326,11 +339,15 @@ class Options:
 
 @dataclass(frozen=True)
 class Help:
+    """The ``[HLP:...]`` line listing the ``$`` commands."""
+
     text: str
 
 
 @dataclass(frozen=True)
 class Echo:
+    """An ``[echo:...]`` line (a build option that echoes each received line)."""
+
     text: str
 
 
@@ -368,26 +385,28 @@ class StatusReport:
 
     @property
     def full_state(self) -> str:
+        """The machine state with its substate, as GRBL prints it (``Hold:0``)."""
         return self.state if self.substate is None else f"{self.state}:{self.substate}"
 
 
-GrblMessage = Union[
-    Ok,
-    ErrorReply,
-    Alarm,
-    Welcome,
-    Setting,
-    StartupLine,
-    StartupResult,
-    Message,
-    GcState,
-    Version,
-    Options,
-    Help,
-    Echo,
-    Parameter,
-    StatusReport,
-]
+#: every message the board sends
+GrblMessage = (
+    Ok
+    | ErrorReply
+    | Alarm
+    | Welcome
+    | Setting
+    | StartupLine
+    | StartupResult
+    | Message
+    | GcState
+    | Version
+    | Options
+    | Help
+    | Echo
+    | Parameter
+    | StatusReport
+)
 
 # ---------------------------------------------------------------------------- parsing helpers
 
@@ -557,7 +576,7 @@ def _parse_bracket(line: str) -> GrblMessage:
 
 
 def parse_line(line: bytes | str) -> GrblMessage | None:
-    """Parse one line received from GRBL (with or without its ``\\r\\n``).
+    r"""Parse one line received from GRBL (with or without its ``\r\n``).
 
     Returns a message object, or None for a blank line (GRBL prints one before
     the banner). Raises :class:`ProtocolError` naming what is wrong otherwise.
@@ -618,7 +637,7 @@ def parse_line(line: bytes | str) -> GrblMessage | None:
 
 
 class LineSplitter:
-    """Reassemble received bytes into lines (``\\n`` terminated, ``\\r`` dropped).
+    r"""Reassemble received bytes into lines (``\n`` terminated, ``\r`` dropped).
 
     A run of more than ``max_bytes`` without a newline is emitted as one line so
     the parser reports it instead of the buffer growing forever.
@@ -629,6 +648,7 @@ class LineSplitter:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the complete lines they finish (without terminators)."""
         self._buf += data
         out: list[bytes] = []
         while True:
@@ -643,28 +663,34 @@ class LineSplitter:
         return out
 
     def reset(self) -> None:
+        """Forget a partial line (the port was reopened or the board reset)."""
         self._buf.clear()
 
     @property
     def pending(self) -> bytes:
+        """The bytes of the unfinished line so far."""
         return bytes(self._buf)
 
 
-def resolve_positions(report: StatusReport, last_wco: tuple[float, ...] | None):
+def resolve_positions(
+    report: StatusReport, last_wco: tuple[float, ...] | None
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
     """(mpos, wpos, wco) for a report: WPos = MPos - WCO, WCO from this report or the last one.
 
     Without any WCO yet, the offset is taken as zero.
     """
     wco = report.wco if report.wco is not None else last_wco
     if wco is None:
-        n = len(report.mpos if report.mpos is not None else report.wpos)
+        n = len(report.mpos if report.mpos is not None else report.wpos or ())
         wco = (0.0,) * n
     if report.mpos is not None:
         mpos = report.mpos
-        wpos = tuple(m - o for m, o in zip(mpos, wco))
+        wpos = tuple(m - o for m, o in zip(mpos, wco, strict=False))
     else:
+        if report.wpos is None:
+            raise ProtocolError(f"status report without MPos or WPos: {report!r}")
         wpos = report.wpos
-        mpos = tuple(w + o for w, o in zip(wpos, wco))
+        mpos = tuple(w + o for w, o in zip(wpos, wco, strict=False))
     return mpos, wpos, wco
 
 
@@ -683,7 +709,7 @@ def format_number(value: float, decimals: int = 3) -> str:
 
 
 def check_line(line: str) -> bytes:
-    """Validate one line to send and return its bytes with the ``\\n`` terminator."""
+    r"""Validate one line to send and return its bytes with the ``\n`` terminator."""
     if not isinstance(line, str):
         raise GrblLineError(f"a GRBL line must be a str, got {type(line).__name__}")
     if "\n" in line or "\r" in line:
@@ -787,16 +813,20 @@ class CharacterCounter:
 
     @property
     def used(self) -> int:
+        """Bytes of sent, unacknowledged lines now in the board's RX buffer."""
         return self._used
 
     @property
     def outstanding(self) -> int:
+        """Lines sent and not yet answered by ``ok``/``error``."""
         return len(self._queue)
 
     def fits(self, nbytes: int) -> bool:
+        """Whether a line of ``nbytes`` can be sent now without overflowing the RX buffer."""
         return self._used + nbytes <= self.capacity
 
     def push(self, line: str, nbytes: int | None = None, token: Any = None) -> None:
+        """Record a line as sent (its length including the newline counts against the buffer)."""
         n = len(line) + 1 if nbytes is None else int(nbytes)
         if n > self.capacity:
             raise GrblLineError(

@@ -18,11 +18,14 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ir_robot.core.errors import ProtocolError, RigError
 from ir_robot.devices.config import LoadCellConfig
+from ir_robot.devices.grbl import LineSplitter
+from ir_robot.devices.serial_port import open_serial
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ _SPLIT_RE = re.compile(r"[\s,;:=]+")
 HX711_MIN, HX711_MAX = -(2**23), 2**23 - 1
 
 SampleCallback = Callable[[float, float], None]
-"""on_sample(t_monotonic, force_n), called on the reader thread for every sample."""
+"""on_sample(t, force_n), called on the reader thread for every sample (``t`` on the reader's clock)."""
 
 
 def parse_loadcell_line(raw: bytes | str) -> float:
@@ -89,17 +92,27 @@ class LoadCell:
     """Reader thread on the load-cell port; latest force, tare, and a per-sample callback.
 
     ``open()`` waits for the first valid sample and raises a RigError naming the
-    port and the likely fix if none comes.
+    port and the likely fix if none comes. Samples are stamped with ``clock``
+    (``time.monotonic``; GrblRig passes its own).
     """
 
-    def __init__(self, config: LoadCellConfig, port: str | None = None, on_sample: SampleCallback | None = None):
+    def __init__(
+        self,
+        config: LoadCellConfig,
+        port: str | None = None,
+        on_sample: SampleCallback | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.config = config
-        self.port = port or config.port
-        if not self.port:
+        port = port or config.port
+        if not port:
             raise RigError("no load-cell port configured (config/rig.yaml loadcell.port is null)")
+        self.port: str = port
+        self.clock = clock
         self.tare_counts = float(config.tare_counts)
         self._callbacks: list[SampleCallback] = [on_sample] if on_sample else []
-        self._ser = None
+        self._ser: Any = None
         self._thread: threading.Thread | None = None
         self._closing = False
         self._lock = threading.Lock()
@@ -115,8 +128,7 @@ class LoadCell:
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, timeout_s: float = 2.0) -> LoadCell:
-        from ir_robot.devices.serial_rig import open_serial
-
+        """Open the port and start the reader; returns once the first valid sample has come."""
         self._ser = open_serial(self.port, self.config.baud, what="load cell")
         self._thread = threading.Thread(target=self._reader, name=f"loadcell-{self.port}", daemon=True)
         self._thread.start()
@@ -135,6 +147,7 @@ class LoadCell:
         return self
 
     def close(self) -> None:
+        """Stop the reader and release the port (idempotent)."""
         self._closing = True
         if self._ser is not None:
             try:
@@ -153,18 +166,16 @@ class LoadCell:
     def __enter__(self) -> LoadCell:
         return self.open() if self._ser is None else self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.close()
-        return False
 
     def add_callback(self, fn: SampleCallback) -> None:
+        """Also call ``fn(t, force_n)`` for every sample (on the reader thread)."""
         self._callbacks.append(fn)
 
     # ------------------------------------------------------------------ reading
     def _reader(self) -> None:
         import serial
-
-        from ir_robot.devices.grbl import LineSplitter
 
         splitter = LineSplitter(max_bytes=128)
         ser = self._ser
@@ -178,7 +189,7 @@ class LoadCell:
                 return
             if not data:
                 continue
-            t = time.monotonic()
+            t = self.clock()
             for raw in splitter.feed(data):
                 if not raw.strip():
                     continue
@@ -208,20 +219,20 @@ class LoadCell:
     def age_s(self, now: float | None = None) -> float:
         """Seconds since the last sample (inf before the first)."""
         t = self.latest_t
-        return float("inf") if t is None else (now if now is not None else time.monotonic()) - t
+        return float("inf") if t is None else (now if now is not None else self.clock()) - t
 
     def mean_counts(self, n_samples: int = 40, timeout_s: float = 5.0) -> float:
         """Mean raw reading over the next ``n_samples`` samples (for tare and calibration)."""
         with self._lock:
             start = self.sample_count
-        deadline = time.monotonic() + timeout_s
+        deadline = self.clock() + timeout_s
         while True:
             with self._lock:
                 got = self.sample_count - start
                 if got >= n_samples:
                     values = list(self._recent)[-n_samples:]
                     return float(np.mean(values))
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 raise RigError(f"load cell on {self.port}: only {got} of {n_samples} samples in {timeout_s:.1f} s")
             time.sleep(0.01)
 

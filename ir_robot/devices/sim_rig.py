@@ -13,6 +13,8 @@ from ir_robot.devices.base import Rig
 
 
 class SimRig(Rig):
+    """The rig interface on a :class:`~ir_robot.sim.world.NeedleWorld`: all joints movable, time moved by the caller."""
+
     movable_joints = JOINT_NAMES
 
     def __init__(self, world):
@@ -27,6 +29,7 @@ class SimRig(Rig):
 
     # Rig API ---------------------------------------------------------------
     def read_state(self) -> RigState:
+        """The world's joints, rates and needle force now; ``estop`` after a stop until the next command or move."""
         s = self.world.state()
         moving = bool(np.any(np.abs(s.velocity.as_array()) > 1e-3))
         return RigState(
@@ -40,6 +43,7 @@ class SimRig(Rig):
         )
 
     def command(self, cmd: RigCommand) -> None:
+        """Holds ``cmd``'s rates for its duration from now (simulated time), cancelling a move; clears an e-stop."""
         self._target = None
         self._cmd = cmd
         self._cmd_t = self.world.state().t_s
@@ -47,6 +51,7 @@ class SimRig(Rig):
             self._status, self._message = "idle", ""
 
     def move_to(self, target: JointVector, speed_mm_s: float = 5.0) -> None:
+        """Starts a coordinated move to ``target`` (clipped to the limits) at ``speed_mm_s``; clears an e-stop."""
         lo, hi = self.world.limits()
         self._target = np.clip(target.as_array(), lo.as_array(), hi.as_array())
         self._speed = float(speed_mm_s)
@@ -55,22 +60,27 @@ class SimRig(Rig):
             self._status, self._message = "idle", ""
 
     def stop(self, reason: str = "") -> None:
+        """Drops the command and the move target and reports ``estop`` with ``reason`` until the next command."""
         self._cmd = RigCommand.stop()
         self._target = None
         self._status = "estop"
         self._message = reason
 
     def limits(self) -> tuple[JointVector, JointVector]:
+        """The world's (URDF) joint limits."""
         return self.world.limits()
 
     def velocity_limits(self) -> JointVector:
+        """The world's (URDF) joint velocity limits."""
         return self.world.velocity_limits()
 
     def close(self) -> None:
+        """Stops the rig; the world stays open (its owner closes it)."""
         self.stop("close")
 
     # simulation clock --------------------------------------------------------
     def at_target(self, tol: float = 0.02) -> bool:
+        """True when no move is pending or every joint is within ``tol`` of the move's target."""
         if self._target is None:
             return True
         return bool(np.all(np.abs(self.world.state().joints.as_array() - self._target) < tol))

@@ -20,26 +20,25 @@ through the same :mod:`~ir_robot.perception.postprocess` as the learned models.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.config import param
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_ARTERY, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
-from ir_robot.perception.postprocess import (
-    DEFAULT_POSTPROCESS,
-    NirResult,
-    PostprocessParams,
-    UsResult,
-    analyse_nir,
-    analyse_us,
-)
+from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, PostprocessParams, analyse_nir, analyse_us
 from ir_robot.perception.transforms import check_spacing, validate_image
 
 
 @dataclass(frozen=True)
 class ClassicalUsParams:
+    """Thresholds and kernel sizes of :class:`ClassicalUsSegmenter` (lumens, artery walls, the needle line)."""
+
     blur_mm: float = param(0.25, range=(0.0, 5.0), unit="mm", help="Gaussian sigma against speckle")
     dark_fraction: float = param(
         0.7, range=(0.05, 1.0), help="lumen threshold as a fraction of the median tissue brightness"
@@ -80,6 +79,8 @@ class ClassicalUsParams:
 
 @dataclass(frozen=True)
 class ClassicalNirParams:
+    """Flat-field, darkness threshold and morphology sizes of :class:`ClassicalNirSegmenter`."""
+
     background_mm: float = param(4.0, range=(0.5, 50.0), unit="mm", help="flat-field Gaussian sigma")
     blur_mm: float = param(0.4, range=(0.0, 5.0), unit="mm")
     dark_ratio: float = param(0.95, range=(0.3, 1.0), help="pixel / background below this is vein")
@@ -108,7 +109,8 @@ class ClassicalUsSegmenter:
     def __init__(self, params: ClassicalUsParams = ClassicalUsParams()):
         self.params = params
 
-    def segment(self, image: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
+    def segment(self, image: NDArray[Any], spacing_mm: tuple[float, float]) -> NDArray[np.uint8]:
+        """Label mask (H, W) uint8: dark convex lumens as vein or artery (bright round wall), the needle line."""
         p = self.params
         img = validate_image(image)
         sy, sx = check_spacing(spacing_mm)
@@ -120,7 +122,7 @@ class ClassicalUsSegmenter:
         skip = int(round(p.skin_skip_mm / sy))
         tissue = smooth[skip:]
         ref = float(np.median(tissue)) if tissue.size else 1.0
-        dark = (smooth < p.dark_fraction * max(ref, 1.0)).astype(np.uint8)
+        dark: NDArray[Any] = (smooth < p.dark_fraction * max(ref, 1.0)).astype(np.uint8)
         dark[:skip] = 0
         dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, _kernel(p.open_mm / px))
         dark = cv2.morphologyEx(dark, cv2.MORPH_CLOSE, _kernel(p.open_mm / px))
@@ -155,7 +157,7 @@ class ClassicalUsSegmenter:
             cv2.line(mask, (x1, y1), (x2, y2), int(LABEL_NEEDLE), width)
         return mask
 
-    def _needle_line(self, img: np.ndarray, sy: float, sx: float):
+    def _needle_line(self, img: NDArray[np.uint8], sy: float, sx: float) -> tuple[int, int, int, int] | None:
         p = self.params
         px = math.sqrt(sy * sx)
         top = cv2.morphologyEx(img, cv2.MORPH_TOPHAT, _kernel(p.needle_tophat_mm / px))
@@ -213,7 +215,9 @@ class ClassicalUsSegmenter:
         return ext
 
     @staticmethod
-    def _refine(bright: np.ndarray, seg, band_px: float = 4.0):
+    def _refine(
+        bright: NDArray[np.bool_], seg: tuple[int, int, int, int], band_px: float = 4.0
+    ) -> tuple[int, int, int, int]:
         """Least-squares fit of the bright pixels within ``band_px`` of a segment; its extent along it."""
         x1, y1, x2, y2 = (float(v) for v in seg)
         d = np.array([x2 - x1, y2 - y1])
@@ -237,7 +241,9 @@ class ClassicalUsSegmenter:
         return int(round(a[0])), int(round(a[1])), int(round(b[0])), int(round(b[1]))
 
     @staticmethod
-    def _extend(top: np.ndarray, seg: np.ndarray, level: float, max_gap_px: float):
+    def _extend(
+        top: NDArray[Any], seg: NDArray[np.float64], level: float, max_gap_px: float
+    ) -> tuple[int, int, int, int]:
         """Grow a Hough segment along its direction while the top-hat stays above ``level``
         (gaps up to ``max_gap_px``): Hough segments often stop short of the tip.
         """
@@ -258,7 +264,7 @@ class ClassicalUsSegmenter:
             cc = np.clip(np.rint(across[..., 0]).astype(int), 0, w - 1)
             vals = top[rr, cc].max(axis=1) if len(pts) else []
             last = 0.0
-            for s_, v in zip(steps, vals):
+            for s_, v in zip(steps, vals, strict=True):
                 if v >= level:
                     last = s_
                 elif s_ - last > max_gap_px:
@@ -274,7 +280,8 @@ class ClassicalNirSegmenter:
     def __init__(self, params: ClassicalNirParams = ClassicalNirParams()):
         self.params = params
 
-    def segment(self, image: np.ndarray, spacing_mm: tuple[float, float]) -> np.ndarray:
+    def segment(self, image: NDArray[Any], spacing_mm: tuple[float, float]) -> NDArray[np.uint8]:
+        """Vein mask (H, W) uint8 (LABEL_VEIN or 0): pixels darker than their blurred surroundings."""
         p = self.params
         img = validate_image(image)
         sy, sx = check_spacing(spacing_mm)
@@ -283,7 +290,7 @@ class ClassicalNirSegmenter:
         smooth = cv2.GaussianBlur(f, (0, 0), max(p.blur_mm / px, 0.1))
         background = cv2.GaussianBlur(f, (0, 0), p.background_mm / px)
         ratio = smooth / np.maximum(background, 1.0)
-        vein = (ratio < p.dark_ratio).astype(np.uint8)
+        vein: NDArray[Any] = (ratio < p.dark_ratio).astype(np.uint8)
         vein = cv2.morphologyEx(vein, cv2.MORPH_OPEN, _kernel(p.open_mm / px))
         n, lab, stats, _ = cv2.connectedComponentsWithStats(vein, connectivity=8)
         keep = np.zeros(n, bool)
@@ -291,7 +298,9 @@ class ClassicalNirSegmenter:
         return (keep[lab]).astype(np.uint8) * LABEL_VEIN
 
 
-def _image_and_spacing(frame, spacing_mm):
+def _image_and_spacing(
+    frame: ImageFrame | NDArray[Any], spacing_mm: Sequence[float] | None
+) -> tuple[NDArray[Any], Sequence[float]]:
     if isinstance(frame, ImageFrame):
         return frame.image, frame.spacing_mm if spacing_mm is None else spacing_mm
     if spacing_mm is None:
@@ -310,7 +319,13 @@ class ClassicalUsPerception:
         self.segmenter = ClassicalUsSegmenter(params)
         self.postprocess = postprocess
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None, *, roi=None) -> UsResult:
+    def predict(
+        self,
+        frame: ImageFrame | NDArray[Any],
+        spacing_mm: Sequence[float] | None = None,
+        *,
+        roi: Sequence[float] | None = None,
+    ) -> UsResult:
         """``roi`` is accepted for the predictor protocol and ignored (the baseline has no input size)."""
         image, spacing = _image_and_spacing(frame, spacing_mm)
         spacing = check_spacing(spacing)
@@ -329,7 +344,8 @@ class ClassicalNirPerception:
         self.segmenter = ClassicalNirSegmenter(params)
         self.postprocess = postprocess
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> NirResult:
+    def predict(self, frame: ImageFrame | NDArray[Any], spacing_mm: Sequence[float] | None = None) -> NirResult:
+        """Segment one NIR frame with the baseline and find its veins (``spacing_mm`` needed for a bare array)."""
         image, spacing = _image_and_spacing(frame, spacing_mm)
         spacing = check_spacing(spacing)
         mask = self.segmenter.segment(image, spacing)

@@ -39,14 +39,19 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.core.errors import PerceptionError
 from ir_robot.core.types import LABEL_IGNORE, LABEL_NEEDLE, ImageFrame, NeedlePose, NirView, ProbePose
+
+if TYPE_CHECKING:
+    from ir_robot.sim.phantom import Phantom
 
 #: needle outer diameters (mm) by gauge
 GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
@@ -82,7 +87,7 @@ ALL_GAUGES = (17, 18, 19, 20, 21, 22)
 FULL_NEEDLE_PITCH_DEG = ((15.0, 60.0),)
 
 
-def _uniform_union(rng: np.random.Generator, bands) -> float:
+def _uniform_union(rng: np.random.Generator, bands: ArrayLike) -> float:
     """Uniform draw from a union of intervals ((lo, hi), ...)."""
     bands = np.asarray(bands, float).reshape(-1, 2)
     lengths = bands[:, 1] - bands[:, 0]
@@ -90,12 +95,12 @@ def _uniform_union(rng: np.random.Generator, bands) -> float:
     return float(rng.uniform(bands[k, 0], bands[k, 1]))
 
 
-def _nir_bands() -> dict:
+def _nir_bands() -> dict[str, tuple[tuple[float, float], ...]]:
     """Hold out the middle fifth of a few NIR randomisation ranges (when the renderer has them)."""
     from ir_robot.sim import nir
 
     ranges = getattr(nir, "NIR_RANDOM_RANGES", {})
-    out = {}
+    out: dict[str, tuple[tuple[float, float], ...]] = {}
     for name in ("skin_tone", "hair_density", "noise_sigma", "glare", "lighting_gradient"):
         if name in ranges:
             lo, hi = (float(v) for v in ranges[name])
@@ -108,13 +113,14 @@ def _nir_bands() -> dict:
 class SceneRanges:
     """What a split may draw: imaging-parameter bands, needle pitch bands and gauges."""
 
-    param_bands: dict
+    param_bands: dict[str, tuple[tuple[float, float], ...]]
     needle_pitch_deg: tuple[tuple[float, float], ...]
     gauges: tuple[int, ...]
     near_target: float = 0.0  # see TRAIN_NEAR_TARGET
 
 
 def split_ranges(modality: str, split: str) -> SceneRanges:
+    """What frames of ``split`` may draw: the train bands (held-out middles cut out) or, for test, everything."""
     if split not in SPLITS:
         raise PerceptionError(f"unknown split {split!r}; use one of {sorted(SPLITS)}")
     if split == "test":
@@ -127,7 +133,7 @@ def split_ranges(modality: str, split: str) -> SceneRanges:
 # --------------------------------------------------------------------------- scene sampling
 
 
-def _sample_phantom(rng: np.random.Generator):
+def _sample_phantom(rng: np.random.Generator) -> Phantom:
     from ir_robot.sim.phantom import Phantom, sample_phantom
 
     return Phantom(sample_phantom(rng, motion=bool(rng.random() < 0.6)))
@@ -136,7 +142,7 @@ def _sample_phantom(rng: np.random.Generator):
 def _needle_us(
     rng: np.random.Generator,
     probe: ProbePose,
-    phantom,
+    phantom: Phantom,
     t_s: float,
     width_mm: float,
     depth_mm: float,
@@ -145,7 +151,7 @@ def _needle_us(
     target_depth_mm: float | None,
     target_lateral_mm: float | None = None,
     target_radius_mm: float = 0.0,
-):
+) -> tuple[NeedlePose | None, str]:
     """A needle pose for an ultrasound frame, and the scenario name.
 
     ``target_lateral_mm`` (transverse views): the target vessel's lateral image position; half
@@ -216,22 +222,27 @@ def _needle_us(
         if rng.random() < 0.1:  # tip beyond the image, shaft crossing it
             lateral = sign * rng.uniform(0.55, 0.8) * width_mm
         tip = origin + lateral * u + e0 * nrm + np.array([0.0, 0.0, -tip_depth])
-    pose = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in direction), dia, 40.0)
+    pose = NeedlePose(
+        (float(tip[0]), float(tip[1]), float(tip[2])),
+        (float(direction[0]), float(direction[1]), float(direction[2])),
+        dia,
+        40.0,
+    )
     return pose, f"{scenario}/{gauge}G/{math.degrees(pitch):.1f}deg"
 
 
 def _needle_near_target(
     rng: np.random.Generator,
-    u: np.ndarray,
-    nrm: np.ndarray,
-    origin: np.ndarray,
+    u: NDArray[np.float64],
+    nrm: NDArray[np.float64],
+    origin: NDArray[np.float64],
     depth_mm: float,
     elevation_mm: float,
     ranges: SceneRanges,
     target_depth_mm: float,
     target_lateral_mm: float,
     target_radius_mm: float,
-):
+) -> tuple[NeedlePose, str]:
     """A needle crossing a transverse image at the target vessel, as during a venipuncture.
 
     The needle travels along the vessel (across the image plane) and down at the insertion
@@ -271,11 +282,16 @@ def _needle_near_target(
     along = float(direction @ nrm)  # > 0: cos(pitch) cos(psi)
     tip = crossing + direction * (ahead / along)
     tip[2] = min(tip[2], -0.5)
-    pose = NeedlePose(tuple(float(v) for v in tip), tuple(float(v) for v in direction), dia, 40.0)
+    pose = NeedlePose(
+        (float(tip[0]), float(tip[1]), float(tip[2])),
+        (float(direction[0]), float(direction[1]), float(direction[2])),
+        dia,
+        40.0,
+    )
     return pose, f"near_{name}/{gauge}G/{math.degrees(pitch):.1f}deg"
 
 
-def _us_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:
+def _us_frame(rng: np.random.Generator, renderer: Any, phantom: Phantom, ranges: SceneRanges) -> ImageFrame:
     p = renderer.params
     t_s = float(rng.uniform(0.0, 20.0))
     off = phantom.offset_mm(t_s)
@@ -329,6 +345,8 @@ def _label_visible_needle(frame: ImageFrame, plain: ImageFrame) -> ImageFrame:
     """
     import cv2
 
+    if frame.labels is None or plain.labels is None:
+        raise PerceptionError("needle visibility needs the labels of both renderings (simulated frames)")
     needle = (frame.labels == LABEL_NEEDLE).astype(np.uint8)
     r = max(1, int(round(1.0 / min(frame.spacing_mm))))
     region = cv2.dilate(needle, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
@@ -358,7 +376,7 @@ def _label_visible_needle(frame: ImageFrame, plain: ImageFrame) -> ImageFrame:
     return dataclasses.replace(frame, labels=labels, tip_px=None, meta=meta)
 
 
-def _nir_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges) -> ImageFrame:
+def _nir_frame(rng: np.random.Generator, renderer: Any, phantom: Phantom, ranges: SceneRanges) -> ImageFrame:
     t_s = float(rng.uniform(0.0, 20.0))
     off = phantom.offset_mm(t_s)
     fov = float(getattr(renderer.params, "fov_mm", 50.0))
@@ -378,28 +396,29 @@ def _nir_frame(rng: np.random.Generator, renderer, phantom, ranges: SceneRanges)
             -float(rng.uniform(1.0, 8.0)),
         )
         direction = (math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), -math.sin(pitch))
-        needle = NeedlePose(tuple(float(v) for v in tip), direction, GAUGE_DIAMETER_MM[gauge], 40.0)
+        needle = NeedlePose((float(tip[0]), float(tip[1]), float(tip[2])), direction, GAUGE_DIAMETER_MM[gauge], 40.0)
         scenario = f"needle/{gauge}G/{math.degrees(pitch):.1f}deg"
     frame = renderer.render(phantom, view, t_s, rng, needle=needle)
     frame.meta.update({"scenario": scenario})
     return frame
 
 
-def _make_renderer(modality: str, rng: np.random.Generator, ranges: SceneRanges, size_px: tuple[int, int]):
+def _make_renderer(modality: str, rng: np.random.Generator, ranges: SceneRanges, size_px: tuple[int, int]) -> Any:
+    """A renderer with imaging parameters drawn for ``ranges`` (UltrasoundRenderer or NirRenderer)."""
     overrides = {name: _uniform_union(rng, bands) for name, bands in sorted(ranges.param_bands.items())}
     seed = int(rng.integers(2**31))
     if modality == "us":
         from ir_robot.sim.ultrasound import UltrasoundRenderer, sample_ultrasound_params
 
         fov_d, fov_w = float(rng.uniform(26.0, 34.0)), float(rng.uniform(26.0, 34.0))
-        params = sample_ultrasound_params(rng, size_px=tuple(size_px), depth_mm=fov_d, width_mm=fov_w, **overrides)
-        return UltrasoundRenderer(params, seed=seed)
+        us_params = sample_ultrasound_params(rng, size_px=tuple(size_px), depth_mm=fov_d, width_mm=fov_w, **overrides)
+        return UltrasoundRenderer(us_params, seed=seed)
     from ir_robot.sim.nir import NirRenderer, sample_nir_params
 
     if NIR_VEIN_LABEL_MIN_CONTRAST is not None:
         overrides["vein_label_min_contrast"] = NIR_VEIN_LABEL_MIN_CONTRAST
-    params = sample_nir_params(rng, size_px=tuple(size_px), fov_mm=float(rng.uniform(42.0, 58.0)), **overrides)
-    return NirRenderer(params, seed=seed)
+    nir_params = sample_nir_params(rng, size_px=tuple(size_px), fov_mm=float(rng.uniform(42.0, 58.0)), **overrides)
+    return NirRenderer(nir_params, seed=seed)
 
 
 def iter_frames(
@@ -511,7 +530,7 @@ def iter_us_clips(
 # --------------------------------------------------------------------------- storage
 
 
-def _jsonable(v):
+def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -528,7 +547,8 @@ def _jsonable(v):
     return v
 
 
-def frame_record(frame: ImageFrame) -> dict:
+def frame_record(frame: ImageFrame) -> dict[str, Any]:
+    """A frame's ground truth and meta as JSON-ready data (one line of ``frames.jsonl``), without pixels."""
     return _jsonable(
         {
             "modality": frame.modality,
@@ -546,7 +566,13 @@ def frame_record(frame: ImageFrame) -> dict:
 class FrameSet:
     """Images, labels and per-frame records of a dataset (arrays in memory)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, records: list[dict], manifest: dict | None = None):
+    def __init__(
+        self,
+        images: NDArray[np.uint8],
+        labels: NDArray[np.uint8],
+        records: list[dict[str, Any]],
+        manifest: dict[str, Any] | None = None,
+    ):
         if images.shape != labels.shape or images.ndim != 3 or len(records) != len(images):
             raise PerceptionError(
                 f"dataset arrays do not agree: images {images.shape}, labels {labels.shape}, {len(records)} records"
@@ -561,9 +587,11 @@ class FrameSet:
 
     @property
     def modality(self) -> str:
+        """'us' or 'nir': the manifest's, else the first record's."""
         return self.manifest.get("modality") or (self.records[0]["modality"] if self.records else "us")
 
     def frame(self, i: int) -> ImageFrame:
+        """Frame ``i`` rebuilt as an :class:`ImageFrame` (image, labels and its record's ground truth)."""
         r = self.records[i]
         tip = r.get("tip_px")
         return ImageFrame(
@@ -580,19 +608,26 @@ class FrameSet:
         )
 
     def frames(self) -> Iterator[ImageFrame]:
+        """Every frame in order, as :meth:`frame` builds them."""
         for i in range(len(self)):
             yield self.frame(i)
 
     @classmethod
-    def from_frames(cls, frames, manifest: dict | None = None) -> FrameSet:
+    def from_frames(cls, frames: Iterable[ImageFrame], manifest: dict[str, Any] | None = None) -> FrameSet:
+        """A set from rendered frames of one size (labels required), refusing an empty or mixed-size list."""
         frames = list(frames)
         if not frames:
             raise PerceptionError("cannot build a dataset from zero frames")
         shapes = {f.image.shape for f in frames}
         if len(shapes) != 1:
             raise PerceptionError(f"frames have different sizes {sorted(shapes)}; a dataset needs one size")
+        unlabelled = [i for i, f in enumerate(frames) if f.labels is None]
+        if unlabelled:
+            raise PerceptionError(
+                f"frames {unlabelled[:5]} have no labels; a dataset needs labelled (simulated) frames"
+            )
         images = np.stack([f.image for f in frames]).astype(np.uint8)
-        labels = np.stack([f.labels for f in frames]).astype(np.uint8)
+        labels = np.stack([f.labels for f in frames if f.labels is not None]).astype(np.uint8)
         return cls(images, labels, [frame_record(f) for f in frames], manifest)
 
 
@@ -611,7 +646,8 @@ def generate(
     return fs
 
 
-def manifest_for(modality: str, n: int, seed: int, split: str, size_px) -> dict:
+def manifest_for(modality: str, n: int, seed: int, split: str, size_px: Iterable[int]) -> dict[str, Any]:
+    """The ``dataset.json`` of a dataset: what defines its frames (modality, split, n, seed, size, bands)."""
     ranges = split_ranges(modality, split)
     return {
         "format": "ir_robot.perception.dataset",

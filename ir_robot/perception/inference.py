@@ -28,21 +28,27 @@ from __future__ import annotations
 import dataclasses
 import io
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.core.errors import PerceptionError
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_NAMES, ImageFrame
-from ir_robot.perception.postprocess import (
-    DEFAULT_POSTPROCESS,
-    NirResult,
-    PostprocessParams,
-    UsResult,
-    analyse_nir,
-    analyse_us,
-)
+from ir_robot.perception.postprocess import DEFAULT_POSTPROCESS, PostprocessParams, analyse_nir, analyse_us
 from ir_robot.perception.transforms import check_spacing, probs_to_size, roi_box, to_model_input, validate_image
+
+if TYPE_CHECKING:
+    import torch
+
+    from ir_robot.perception.models import UNet
+    from ir_robot.perception.postprocess import VesselDetection
+
+    #: what runs the network on a batch: the eager network, a TorchScript copy or an onnxruntime session
+    _Runner = Callable[[torch.Tensor], torch.Tensor]
 
 WEIGHTS_FORMAT = "ir_robot.perception.segmenter/1"
 CLASSES = {"us": LABEL_NAMES, "nir": LABEL_NAMES[:2]}
@@ -61,14 +67,14 @@ def default_weights_path(modality: str) -> Path:
 
 def save_weights(
     path: str | Path,
-    model,
+    model: torch.nn.Module,
     *,
     modality: str,
-    arch: dict,
+    arch: dict[str, Any],
     input_size: int,
     field_of_view_mm: tuple[float, float],
-    info: dict | None = None,
-    class_bias=None,
+    info: dict[str, Any] | None = None,
+    class_bias: Sequence[float] | NDArray[np.floating] | None = None,
 ) -> Path:
     """Write a weights file (see the module docstring) atomically."""
     import torch
@@ -92,7 +98,7 @@ def save_weights(
     return p
 
 
-def load_weights(path: str | Path, *, expect_modality: str | None = None):
+def load_weights(path: str | Path, *, expect_modality: str | None = None) -> tuple[UNet, dict[str, Any]]:
     """Load a weights file into a fresh eval-mode network. Returns ``(model, meta)``."""
     import torch
 
@@ -120,7 +126,7 @@ def load_weights(path: str | Path, *, expect_modality: str | None = None):
         raise PerceptionError(
             f"weights file {p}: not an ir_robot segmenter (format {found!r}, expected {WEIGHTS_FORMAT!r}); {fix}"
         )
-    modality = blob.get("modality")
+    modality: Any = blob.get("modality")  # checked below: one of CLASSES' keys
     if expect_modality is not None and modality != expect_modality:
         raise PerceptionError(
             f"weights file {p}: holds a {modality!r} model but a {expect_modality!r} model is "
@@ -168,14 +174,14 @@ BACKENDS = {
 class _OrtRunner:
     """An onnxruntime session called like the torch network: ``(1, C, S, S)`` tensor -> logits tensor."""
 
-    def __init__(self, session, torch):
+    def __init__(self, session: Any, torch: Any):
         self.session = session
         self._torch = torch
         self._input = session.get_inputs()[0].name
 
-    def __call__(self, x):
-        x = x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)
-        return self._torch.from_numpy(self.session.run(None, {self._input: np.ascontiguousarray(x, np.float32)})[0])
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)
+        return self._torch.from_numpy(self.session.run(None, {self._input: np.ascontiguousarray(arr, np.float32)})[0])
 
 
 class Segmenter:
@@ -186,7 +192,7 @@ class Segmenter:
     run the eager network. ``self.backend`` says which one is in use.
     """
 
-    def __init__(self, model, meta: dict, *, threads: int | None = None, backend: str = "auto"):
+    def __init__(self, model: UNet, meta: dict[str, Any], *, threads: int | None = None, backend: str = "auto"):
         import torch
 
         if backend not in BACKENDS:
@@ -209,7 +215,7 @@ class Segmenter:
         self._torch = torch
         #: what runs single frames: "onnxruntime", "torchscript" or "eager" (see :data:`BACKENDS`)
         self.backend = "eager"
-        self._single = None
+        self._single: _Runner | None = None
         for name in BACKENDS[backend]:
             runner = getattr(self, f"_runner_{name}")()
             if runner is not None:
@@ -220,10 +226,11 @@ class Segmenter:
     def from_weights(
         cls, path: str | Path, *, modality: str | None = None, threads: int | None = None, backend: str = "auto"
     ) -> Segmenter:
+        """A segmenter of the network in a weights file, refusing one of another ``modality``."""
         model, meta = load_weights(path, expect_modality=modality)
         return cls(model, meta, threads=threads, backend=backend)
 
-    def _example(self):
+    def _example(self) -> torch.Tensor:
         """A fixed pseudo-random ``(1, 1, S, S)`` input for checking a runner against the eager network."""
         g = self._torch.Generator().manual_seed(0)
         return (
@@ -232,15 +239,15 @@ class Segmenter:
             - 1
         )
 
-    def _agrees(self, runner) -> bool:
+    def _agrees(self, runner: _Runner) -> bool:
         x = self._example()
         with self._torch.inference_mode():
             return bool(self._torch.allclose(runner(x), self.model(x), atol=1e-4, rtol=1e-4))
 
-    def _runner_eager(self):
+    def _runner_eager(self) -> _Runner:
         return self.model
 
-    def _runner_torchscript(self):
+    def _runner_torchscript(self) -> _Runner | None:
         """The network traced and frozen for one ``(1, 1, S, S)`` frame (TorchScript folds the BatchNorms
         into the convolutions: about 25 % less time per frame on CPU); None if that fails.
         """
@@ -254,7 +261,7 @@ class Segmenter:
         except Exception:  # noqa: BLE001 - any TorchScript failure: the eager model is always right
             return None
 
-    def _runner_onnxruntime(self):
+    def _runner_onnxruntime(self) -> _Runner | None:
         """The network exported to ONNX (in memory) and run by onnxruntime's CPU provider: about 40 %
         less network time than TorchScript for these small-channel U-Nets on one thread (measured in
         docs/perception.md). None when onnx/onnxruntime are not installed or the outputs differ.
@@ -288,7 +295,7 @@ class Segmenter:
         except Exception:  # noqa: BLE001 - onnx missing, an exporter or runtime failure: use TorchScript
             return None
 
-    def probabilities_batch(self, images: np.ndarray) -> np.ndarray:
+    def probabilities_batch(self, images: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Validated uint8 ``(N, H, W)`` of one size -> probabilities ``(N, C, H, W)`` float32."""
         torch = self._torch
         x = torch.from_numpy(to_model_input(images, self.input_size))
@@ -298,16 +305,19 @@ class Segmenter:
         h, w = images.shape[-2:]
         return np.stack([probs_to_size(p, (h, w)) for p in probs])
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
+    def probabilities(self, image: NDArray[Any]) -> NDArray[np.float32]:
+        """Per-class probabilities ``(C, H, W)`` float32 of one grey image, validated, at its own size."""
         img = validate_image(image)
         return self.probabilities_batch(img[None])[0]
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def segment(self, image: NDArray[Any]) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         """``(mask uint8 (H, W), probs (C, H, W))`` for one grey image."""
         probs = self.probabilities(image)
         return self.decide(probs), probs
 
-    def segment_region(self, image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def segment_region(
+        self, image: NDArray[Any], box: tuple[int, int, int, int]
+    ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
         """:meth:`segment` of the whole image with the network run on ``box`` = ``(r0, c0, r1, c1)`` only
         (resized to the model input: a zoom); background outside the box.
         """
@@ -318,7 +328,7 @@ class Segmenter:
         probs[:, r0:r1, c0:c1] = self.probabilities_batch(np.ascontiguousarray(img[r0:r1, c0:c1])[None])[0]
         return self.decide(probs), probs
 
-    def decide(self, probs: np.ndarray) -> np.ndarray:
+    def decide(self, probs: NDArray[np.float32]) -> NDArray[np.uint8]:
         """Label mask from probabilities ``(C, H, W)``: argmax of log-probabilities plus ``class_bias``."""
         if not self.class_bias.any():
             return probs.argmax(axis=0).astype(np.uint8)
@@ -326,7 +336,12 @@ class Segmenter:
         return (probs * np.exp(self.class_bias)[:, None, None]).argmax(axis=0).astype(np.uint8)
 
 
-def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str):
+def _frame_inputs(
+    frame: ImageFrame | NDArray[Any],
+    spacing_mm: Sequence[float] | None,
+    fov_mm: tuple[float, float],
+    modality: str,
+) -> tuple[NDArray[np.uint8], tuple[float, float]]:
     """(validated image, spacing) from an ImageFrame or an array (+ optional spacing)."""
     if isinstance(frame, ImageFrame):
         if frame.modality not in (modality, "", None):
@@ -349,7 +364,9 @@ def _frame_inputs(frame, spacing_mm, fov_mm: tuple[float, float], modality: str)
 MIN_ROI_PX = 32
 
 
-def _cut_by_box(v, box: tuple[int, int, int, int], shape_hw: tuple[int, int], spacing_mm) -> bool:
+def _cut_by_box(
+    v: VesselDetection, box: tuple[int, int, int, int], shape_hw: tuple[int, ...], spacing_mm: tuple[float, float]
+) -> bool:
     """True when a cross-section reaches a side of ``box`` that is inside the image (it is cut there)."""
     if v.band:
         return False
@@ -379,15 +396,23 @@ class UltrasoundPerception:
 
     @classmethod
     def default(cls, *, threads: int | None = None) -> UltrasoundPerception:
+        """The shipped ultrasound model (``models/us_seg/model.pt``)."""
         return cls.from_weights(default_weights_path(cls.modality), threads=threads)
 
     @classmethod
     def from_weights(
         cls, path: str | Path, *, threads: int | None = None, postprocess: PostprocessParams = DEFAULT_POSTPROCESS
     ) -> UltrasoundPerception:
+        """Ultrasound perception with the network in a weights file (refused if it is not a 'us' model)."""
         return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None, *, roi=None) -> UsResult:
+    def predict(
+        self,
+        frame: ImageFrame | NDArray[Any],
+        spacing_mm: Sequence[float] | None = None,
+        *,
+        roi: Sequence[float] | None = None,
+    ) -> UsResult:
         """Segment and analyse one frame. ``roi`` = ``(centre row, centre col, side)`` in pixels: run the
         network on that square only (kept inside the image), so a small target gets more of the
         network's input pixels (the controller tracks its target this way). Vessels cut by the
@@ -419,15 +444,18 @@ class NirPerception:
 
     @classmethod
     def default(cls, *, threads: int | None = None) -> NirPerception:
+        """The shipped NIR model (``models/nir_seg/model.pt``)."""
         return cls.from_weights(default_weights_path(cls.modality), threads=threads)
 
     @classmethod
     def from_weights(
         cls, path: str | Path, *, threads: int | None = None, postprocess: PostprocessParams = DEFAULT_POSTPROCESS
     ) -> NirPerception:
+        """NIR perception with the network in a weights file (refused if it is not a 'nir' model)."""
         return cls(Segmenter.from_weights(path, modality=cls.modality, threads=threads), postprocess)
 
-    def predict(self, frame: ImageFrame | np.ndarray, spacing_mm=None) -> NirResult:
+    def predict(self, frame: ImageFrame | NDArray[Any], spacing_mm: Sequence[float] | None = None) -> NirResult:
+        """Segment one NIR frame and find its veins (centreline, width, angle, length, contrast)."""
         img, spacing = _frame_inputs(frame, spacing_mm, self.segmenter.field_of_view_mm, self.modality)
         mask, probs = self.segmenter.segment(img)
         return analyse_nir(mask, spacing, probs, img, self.postprocess, source="model")
@@ -443,7 +471,9 @@ class GroundTruthPerception:
     def __init__(self, postprocess: PostprocessParams = DEFAULT_POSTPROCESS):
         self.postprocess = postprocess
 
-    def predict(self, frame: ImageFrame, spacing_mm=None, *, roi=None) -> UsResult | NirResult:
+    def predict(
+        self, frame: ImageFrame, spacing_mm: Sequence[float] | None = None, *, roi: Sequence[float] | None = None
+    ) -> UsResult | NirResult:
         """``roi`` is accepted for the predictor protocol and ignored: the labels are exact everywhere."""
         if not isinstance(frame, ImageFrame) or frame.labels is None:
             raise PerceptionError("GroundTruthPerception needs an ImageFrame with labels (a simulated frame)")
@@ -463,13 +493,37 @@ class GroundTruthPerception:
         raise PerceptionError(f"GroundTruthPerception: unknown frame modality {frame.modality!r} (use 'us' or 'nir')")
 
 
+@overload
+def make_perception(
+    modality: Literal["us"],
+    weights: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    postprocess: PostprocessParams = DEFAULT_POSTPROCESS,
+) -> UltrasoundPerception: ...
+@overload
+def make_perception(
+    modality: Literal["nir"],
+    weights: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    postprocess: PostprocessParams = DEFAULT_POSTPROCESS,
+) -> NirPerception: ...
+@overload
 def make_perception(
     modality: str,
     weights: str | Path | None = None,
     *,
     threads: int | None = None,
     postprocess: PostprocessParams = DEFAULT_POSTPROCESS,
-):
+) -> UltrasoundPerception | NirPerception: ...
+def make_perception(
+    modality: str,
+    weights: str | Path | None = None,
+    *,
+    threads: int | None = None,
+    postprocess: PostprocessParams = DEFAULT_POSTPROCESS,
+) -> UltrasoundPerception | NirPerception:
     """The learned predictor of a modality, from ``weights`` or the shipped default."""
     if modality == "us":
         return UltrasoundPerception.from_weights(
@@ -514,11 +568,13 @@ def make_predictor(
 OVERLAY_COLOURS = {1: (255, 120, 0), 2: (40, 40, 230), 3: (0, 230, 255)}
 
 
-def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float = 0.45) -> np.ndarray:
+def draw_overlay(image: NDArray[Any], result: UsResult | NirResult, alpha: float = 0.45) -> NDArray[np.uint8]:
     """BGR picture of ``result`` on its grey image: tinted classes, vessel centres, needle axis and tip."""
     import cv2
 
     img = validate_image(image)
+    if result.mask is None:
+        raise PerceptionError("overlay: the result has no mask (rebuilt from a result message); draw it from the image")
     if img.shape != result.mask.shape:
         raise PerceptionError(f"overlay: image {img.shape} and mask {result.mask.shape} differ in size")
     bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -551,10 +607,10 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
                 tail = (int(round(nd.tail_px[1])), int(round(nd.tail_px[0])))
                 cv2.line(out, tail, tip, (0, 255, 0), scale, cv2.LINE_AA)
             cv2.circle(out, tip, 4 * scale, (0, 255, 0), scale, cv2.LINE_AA)
-            label = f"tip {nd.tip_mm[1]:.1f}mm" + (f" {nd.angle_deg:.0f}deg" if nd.angle_deg is not None else "")
+            text = f"tip {nd.tip_mm[1]:.1f}mm" + (f" {nd.angle_deg:.0f}deg" if nd.angle_deg is not None else "")
             cv2.putText(
                 out,
-                label,
+                text,
                 (tip[0] + 6 * scale, tip[1] + 12 * scale),
                 cv2.FONT_HERSHEY_SIMPLEX,
                 0.35 * scale,
@@ -563,13 +619,13 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
                 cv2.LINE_AA,
             )
     else:
-        for v in result.veins:
-            pts = np.round(v.centreline_px[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
+        for vein in result.veins:
+            pts = np.round(vein.centreline_px[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
             cv2.polylines(out, [pts], False, (0, 255, 0), scale, cv2.LINE_AA)
-            c = (int(round(v.centre_px[1])), int(round(v.centre_px[0])))
+            c = (int(round(vein.centre_px[1])), int(round(vein.centre_px[0])))
             cv2.putText(
                 out,
-                f"{v.width_mm:.1f}mm",
+                f"{vein.width_mm:.1f}mm",
                 (c[0] + 4, c[1] - 4),
                 cv2.FONT_HERSHEY_SIMPLEX,
                 0.35 * scale,
@@ -577,4 +633,4 @@ def draw_overlay(image: np.ndarray, result: UsResult | NirResult, alpha: float =
                 1,
                 cv2.LINE_AA,
             )
-    return out
+    return cast("NDArray[np.uint8]", out)  # a blend of two uint8 images is uint8 (the stubs say "some image")

@@ -24,15 +24,18 @@ Definitions (used by ``ir-robot bench perception``, training validation and test
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
 from ir_robot.core.types import LABEL_ARTERY, LABEL_IGNORE, LABEL_NEEDLE, LABEL_VEIN, ImageFrame
 
 
-def dice(pred, gt) -> float:
+def dice(pred: ArrayLike, gt: ArrayLike) -> float:
     """Dice of two boolean masks; 1.0 when both are empty."""
     p = np.asarray(pred, bool)
     g = np.asarray(gt, bool)
@@ -42,7 +45,7 @@ def dice(pred, gt) -> float:
     return 2.0 * int(np.count_nonzero(p & g)) / denom
 
 
-def tip_error_mm(pred_px, gt_px, spacing_mm) -> float:
+def tip_error_mm(pred_px: Sequence[float], gt_px: Sequence[float], spacing_mm: Sequence[float]) -> float:
     """Euclidean distance in mm between two (row, col) points."""
     dr = (float(pred_px[0]) - float(gt_px[0])) * float(spacing_mm[0])
     dc = (float(pred_px[1]) - float(gt_px[1])) * float(spacing_mm[1])
@@ -64,7 +67,7 @@ def precision_recall(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f1
 
 
-def match_points(pred_mm: np.ndarray, gt_mm: np.ndarray, gate_mm: float) -> list[tuple[int, int]]:
+def match_points(pred_mm: ArrayLike, gt_mm: ArrayLike, gate_mm: float) -> list[tuple[int, int]]:
     """One-to-one matching (Hungarian) of two point sets (N, 2), (M, 2) within ``gate_mm``."""
     pred_mm = np.asarray(pred_mm, float).reshape(-1, 2)
     gt_mm = np.asarray(gt_mm, float).reshape(-1, 2)
@@ -72,10 +75,10 @@ def match_points(pred_mm: np.ndarray, gt_mm: np.ndarray, gate_mm: float) -> list
         return []
     cost = np.linalg.norm(pred_mm[:, None, :] - gt_mm[None, :, :], axis=-1)
     rows, cols = linear_sum_assignment(np.where(cost <= gate_mm, cost, 1e6))
-    return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] <= gate_mm]
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if cost[i, j] <= gate_mm]
 
 
-def summary_stats(values, prefix: str) -> dict:
+def summary_stats(values: Sequence[float], prefix: str) -> dict[str, float]:
     """mean, median and p95 of a list as ``{prefix}_mean`` ... (NaN when empty)."""
     v = np.asarray(values, float)
     if v.size == 0:
@@ -91,9 +94,9 @@ def summary_stats(values, prefix: str) -> dict:
 class _Dice:
     inter: int = 0
     total: int = 0
-    per_frame: list = field(default_factory=list)
+    per_frame: list[float] = field(default_factory=list)
 
-    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+    def add(self, pred: NDArray[np.bool_], gt: NDArray[np.bool_]) -> None:
         i = int(np.count_nonzero(pred & gt))
         t = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt))
         self.inter += i
@@ -112,7 +115,7 @@ class _Dice:
 class UsEvaluator:
     """Accumulate ultrasound metrics over frames: ``add(frame, result)`` then ``summary()``.
 
-    ``result`` is a :class:`~ir_robot.perception.postprocess.UsResult` of the same frame
+    ``result`` is a :class:`~ir_robot.core.results.UsResult` of the same frame
     (same image size). Ground truth comes from ``frame.labels``, ``frame.tip_px``,
     ``frame.vessel_*`` and ``frame.meta['needle_angle_deg']`` (falling back to a line fit of
     the true needle mask when the meta has no angle). Pixels labelled ``LABEL_IGNORE`` count
@@ -135,9 +138,12 @@ class UsEvaluator:
         self.av_correct = 0
         self.av_total = 0
         self.gt_vessels = 0
-        self.failures: list[dict] = []
+        self.failures: list[dict[str, Any]] = []
 
-    def add(self, frame: ImageFrame, result, index: int | None = None) -> None:
+    def add(self, frame: ImageFrame, result: Any, index: int | None = None) -> None:
+        """Score one prediction (a ``UsResult`` with its mask) against its frame's labels (``index`` names the
+        frame in ``failures``).
+        """
         from ir_robot.perception.postprocess import find_needle  # local: avoid a cycle at import
 
         gt = frame.labels
@@ -200,7 +206,8 @@ class UsEvaluator:
                 # phantom moved vertically under the probe)
                 self.depth_err.append(abs(v.depth_mm - (gt_c[j, 0] + 0.5) * sy))
 
-    def summary(self, prefix: str = "") -> dict:
+    def summary(self, prefix: str = "") -> dict[str, Any]:
+        """Every metric so far (module docstring), keys prefixed with ``prefix``."""
         p, r, f1 = precision_recall(self.tp, self.fp, self.fn)
         out = {
             "us_vessel_dice": self.vessel.micro,
@@ -238,12 +245,16 @@ class NirEvaluator:
         self.vein = _Dice()
         self.match_gate_mm = match_gate_mm
 
-    def add(self, frame: ImageFrame, result, index: int | None = None) -> None:
+    def add(self, frame: ImageFrame, result: Any, index: int | None = None) -> None:
+        """Add one prediction's (a ``NirResult`` with its mask) vein pixels against its frame's labels
+        (``index`` is unused, for symmetry with :meth:`UsEvaluator.add`).
+        """
         if frame.labels is None:
             raise ValueError("NirEvaluator needs frames with ground-truth labels")
         care = frame.labels != LABEL_IGNORE  # don't-care pixels count neither way
         self.vein.add((result.mask == LABEL_VEIN) & care, frame.labels == LABEL_VEIN)
 
-    def summary(self, prefix: str = "") -> dict:
+    def summary(self, prefix: str = "") -> dict[str, Any]:
+        """Vein Dice (micro and per-frame mean) so far, keys prefixed with ``prefix``."""
         out = {"nir_vein_dice": self.vein.micro, "nir_vein_dice_frame_mean": self.vein.frame_mean}
         return {f"{prefix}{k}": v for k, v in out.items()}

@@ -41,8 +41,8 @@ DATA_NOTES = {
     "longitudinal and transverse views, needles absent / in plane / off plane / steep / crossing / tip in "
     "the target lumen, plus (train/val only, ~10 % of frames) the needle at the target vessel as during an "
     "insertion (approaching its top wall, in its lumen, through it), gauges 17-22 G, speckle, gain/TGC, "
-    "dynamic range, frequency, motion and pulsation randomised. Classes: background, vein, artery, needle; barely visible needles are labelled "
-    "don't care (255).",
+    "dynamic range, frequency, motion and pulsation randomised. Classes: background, vein, artery, needle; "
+    "barely visible needles are labelled don't care (255).",
     "nir": "Top-down NIR frames from `ir_robot.perception.datasets` (train/val splits): random phantoms, skin "
     "tone, hair, lighting, glare, noise and depth blur randomised. Classes: background, vein; veins just "
     "below the visibility threshold, and arteries from that contrast up, are labelled don't care (255).",

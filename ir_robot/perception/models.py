@@ -11,6 +11,8 @@ Input sides must be multiples of ``2 ** (depth - 1)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -76,6 +78,7 @@ class UNet(nn.Module):
         return 2 ** (self.depth - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes, H, W)``; refuses an input of the wrong channels or side."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"UNet expects (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % self.divisor or x.shape[-2] % self.divisor:
@@ -87,12 +90,12 @@ class UNet(nn.Module):
             x = enc(x)
             skips.append(x)
         x = self.dropout(skips.pop())
-        for up, dec in zip(self.ups, self.decoders):
+        for up, dec in zip(self.ups, self.decoders, strict=True):
             x = dec(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)
 
 
-def build_model(arch: dict) -> nn.Module:
+def build_model(arch: dict[str, Any]) -> UNet:
     """Build a network from an architecture dict such as ``{"name": "unet", "num_classes": 4, ...}``."""
     kwargs = dict(arch)
     name = kwargs.pop("name", "unet")
@@ -102,4 +105,5 @@ def build_model(arch: dict) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of weights in ``model`` (the size a model card reports)."""
     return sum(p.numel() for p in model.parameters())

@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.planning.pulsatility import (
     ARTERY,
@@ -36,11 +38,18 @@ from ir_robot.planning.pulsatility import (
     assess_pulsatility,
 )
 
+if TYPE_CHECKING:
+    from ir_robot.perception.postprocess import UsResult, VesselDetection
+
+
+#: the pulsatility test's thresholds unless a tracker is given others
+DEFAULT_PULSATILITY = PulsatilityParams()
+
 
 @dataclasses.dataclass(eq=False)
 class _Track:
-    centre_mm: np.ndarray
-    samples: deque  # (t_s, area_mm2, width_mm)
+    centre_mm: NDArray[np.float64]
+    samples: deque[tuple[float, float, float]]  # (t_s, area_mm2, width_mm)
     last_s: float
     verdict: str = ""
 
@@ -54,7 +63,7 @@ class VesselKindTracker:
         params: the pulsatility test's thresholds (``band_hz``, ``artery_index``, ...).
     """
 
-    def __init__(self, window_s: float = 2.0, gate_mm: float = 1.0, params: PulsatilityParams = PulsatilityParams()):
+    def __init__(self, window_s: float = 2.0, gate_mm: float = 1.0, params: PulsatilityParams = DEFAULT_PULSATILITY):
         if not window_s > 0 or not gate_mm > 0:
             raise ValueError(f"window_s and gate_mm must be > 0, got {window_s}, {gate_mm}")
         self.window_s = float(window_s)
@@ -68,8 +77,8 @@ class VesselKindTracker:
         self._tracks.clear()
         self._last_s = -math.inf
 
-    def update(self, result, stamp_s: float):
-        """Add one frame's :class:`~ir_robot.perception.postprocess.UsResult`; return it with each vessel's
+    def update(self, result: UsResult, stamp_s: float) -> UsResult:
+        """Add one frame's :class:`~ir_robot.core.results.UsResult`; return it with each vessel's
         ``kind`` set by its pulse where the test gives a verdict (else the segmenter's vote).
         """
         t = float(stamp_s)
@@ -78,7 +87,8 @@ class VesselKindTracker:
         self._last_s = t
         self._tracks = [tr for tr in self._tracks if t - tr.last_s <= self.window_s]
         sy, sx = result.spacing_mm
-        out, free = [], list(self._tracks)
+        out: list[VesselDetection] = []
+        free = list(self._tracks)
         for v in result.vessels:
             if v.band:
                 out.append(v)
@@ -99,7 +109,7 @@ class VesselKindTracker:
         return dataclasses.replace(result, vessels=tuple(out))
 
     def _assess(self, track: _Track) -> str:
-        t, a, w = (np.array(x, dtype=float) for x in zip(*track.samples))
+        t, a, w = (np.array(x, dtype=float) for x in zip(*track.samples, strict=True))
         try:
             return assess_pulsatility(CrossSectionSeries.from_samples(t, a, w), self.params).verdict
         except PulsatilityError:

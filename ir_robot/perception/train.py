@@ -29,10 +29,12 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.config import from_dict, load, param, to_dict
 from ir_robot.core.errors import ConfigError
@@ -42,6 +44,8 @@ from ir_robot.perception.transforms import STD_FLOOR, resize, roi_box
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The U-Net's architecture arguments (what the weights file records as ``arch``)."""
+
     base_channels: int = param(16, range=(2, 128), help="channels of the first U-Net level")
     depth: int = param(4, range=(2, 6), help="U-Net resolution levels")
     dropout: float = param(0.0, range=(0.0, 0.9))
@@ -49,6 +53,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """The generated training and validation sets: sizes, seed, image size and where they are cached."""
+
     train_frames: int = param(3000, range=(4, 1_000_000))
     val_frames: int = param(300, range=(2, 100_000))
     seed: int = param(1, range=(0, 2**31 - 1), help="dataset seed (phantoms, scenes, imaging parameters)")
@@ -58,6 +64,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run (``config/perception/<modality>.yaml``): optimisation, loss, augmentation, model, data."""
+
     modality: str = param("us", choices=("us", "nir"))
     seed: int = param(0, range=(0, 2**31 - 1), help="torch init / shuffling / augmentation seed")
     epochs: int = param(20, range=(1, 10_000))
@@ -89,6 +97,7 @@ class TrainConfig:
 
     @property
     def num_classes(self) -> int:
+        """Classes the network outputs: 4 for ultrasound (with artery and needle), 2 for NIR."""
         return 4 if self.modality == "us" else 2
 
 
@@ -127,7 +136,12 @@ def load_config(path: str | Path | None, modality: str, **overrides) -> TrainCon
 # --------------------------------------------------------------------------- data preparation
 
 
-def prepare_arrays(images: np.ndarray, labels: np.ndarray, input_size: int, num_classes: int):
+def prepare_arrays(
+    images: Sequence[NDArray[np.uint8]] | NDArray[np.uint8],
+    labels: Sequence[NDArray[np.uint8]] | NDArray[np.uint8],
+    input_size: int,
+    num_classes: int,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Model-size images (N, S, S) uint8 and soft targets (N, C, S, S) uint8 (area fraction x 255)."""
     n = len(images)
     x = np.empty((n, input_size, input_size), np.uint8)

@@ -112,9 +112,10 @@ def read_image(path: str | Path, frame_index: int | None = None) -> np.ndarray:
         img = frame
     else:
         data = np.fromfile(str(p), dtype=np.uint8)
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        if img is None:
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if decoded is None:
             raise PerceptionError(f"input image {p}: not a readable image (corrupt file or unknown format)")
+        img = decoded
     if img.dtype != np.uint8:
         raise PerceptionError(
             f"input image {p}: {img.dtype} pixels ({8 * img.dtype.itemsize}-bit); perception "

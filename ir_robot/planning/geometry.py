@@ -15,30 +15,34 @@ The needle tip is at ``pivot + insert_mm * (cos pitch, 0, -sin pitch)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from ir_robot.core.types import ImageFrame, JointVector, NirView, ProbePose, needle_direction
+from ir_robot.core.types import PROBE_OFFSET_MM, ImageFrame, JointVector, NirView, ProbePose, needle_direction
 
-#: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
-PROBE_OFFSET_MM = 12.0
+#: the NIR view the pixel <-> world functions assume unless given one (centred at the origin)
+DEFAULT_NIR_VIEW = NirView()
 
 
-def pivot_of(joints: JointVector) -> np.ndarray:
+def pivot_of(joints: JointVector) -> NDArray[np.float64]:
+    """Needle pivot (world, mm) from the rig's x, y, z joints: the point the needle turns about."""
     return np.array([joints.x_mm, joints.y_mm, joints.z_mm], dtype=float)
 
 
-def tip_of(joints: JointVector) -> np.ndarray:
+def tip_of(joints: JointVector) -> NDArray[np.float64]:
     """Needle tip (world, mm) from the rig's joints (kinematics, not ground truth)."""
     return pivot_of(joints) + joints.insert_mm * needle_direction(joints.pitch_rad)
 
 
-def insertion_to_reach(pivot_mm, pitch_rad: float, z_mm: float) -> float:
+def insertion_to_reach(pivot_mm: Sequence[float] | NDArray[np.float64], pitch_rad: float, z_mm: float) -> float:
     """Insertion (mm along the needle) at which the tip reaches height ``z_mm``."""
     return (float(pivot_mm[2]) - float(z_mm)) / math.sin(pitch_rad)
 
 
 def probe_of(joints: JointVector, probe_offset_mm: float = PROBE_OFFSET_MM) -> ProbePose:
+    """Where the rig's joints put the ultrasound probe: ``probe_offset_mm`` ahead of the pivot, at its yaw."""
     return ProbePose(joints.x_mm + probe_offset_mm, joints.y_mm, joints.probe_yaw_rad)
 
 
@@ -54,7 +58,9 @@ def frame_probe(
     return probe_of(joints, probe_offset_mm)
 
 
-def us_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose) -> np.ndarray:
+def us_to_world(
+    rc: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose
+) -> NDArray[np.float64]:
     """Ultrasound pixel(s) ``(..., 2)`` (row, col) -> world points ``(..., 3)``."""
     p = np.asarray(rc, dtype=float)
     sy, sx = spacing_mm
@@ -65,8 +71,8 @@ def us_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], pro
 
 
 def world_to_us(
-    points, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose
-) -> tuple[np.ndarray, np.ndarray]:
+    points: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float], probe: ProbePose
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """World points ``(..., 3)`` -> (pixel (row, col) ``(..., 2)``, out-of-plane distance mm ``(...)``)."""
     q = np.asarray(points, dtype=float)
     sy, sx = spacing_mm
@@ -78,7 +84,9 @@ def world_to_us(
     return rc, off
 
 
-def nir_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()) -> np.ndarray:
+def nir_to_world(
+    rc: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = DEFAULT_NIR_VIEW
+) -> NDArray[np.float64]:
     """NIR pixel(s) ``(..., 2)`` (row, col) -> world (x, y) ``(..., 2)``."""
     p = np.asarray(rc, dtype=float)
     sy, sx = spacing_mm
@@ -87,7 +95,10 @@ def nir_to_world(rc, shape: tuple[int, int], spacing_mm: tuple[float, float], vi
     )
 
 
-def world_to_nir(xy, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = NirView()) -> np.ndarray:
+def world_to_nir(
+    xy: ArrayLike, shape: tuple[int, int], spacing_mm: tuple[float, float], view: NirView = DEFAULT_NIR_VIEW
+) -> NDArray[np.float64]:
+    """World (x, y) point(s) ``(..., 2)`` -> NIR pixel(s) (row, col) ``(..., 2)``; inverts :func:`nir_to_world`."""
     q = np.asarray(xy, dtype=float)
     sy, sx = spacing_mm
     return np.stack(
@@ -95,8 +106,9 @@ def world_to_nir(xy, shape: tuple[int, int], spacing_mm: tuple[float, float], vi
     )
 
 
-def segment_points(a, b, step_mm: float = 0.25) -> np.ndarray:
+def segment_points(a: ArrayLike, b: ArrayLike, step_mm: float = 0.25) -> NDArray[np.float64]:
     """Points from ``a`` to ``b`` (inclusive) at most ``step_mm`` apart, ``(N, 3)``."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    n = max(2, int(math.ceil(np.linalg.norm(b - a) / step_mm)) + 1)
-    return a + np.linspace(0.0, 1.0, n)[:, None] * (b - a)
+    pa: NDArray[np.float64] = np.asarray(a, float)
+    pb: NDArray[np.float64] = np.asarray(b, float)
+    n = max(2, int(math.ceil(np.linalg.norm(pb - pa) / step_mm)) + 1)
+    return pa + np.linspace(0.0, 1.0, n)[:, None] * (pb - pa)

@@ -46,11 +46,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError
-from ir_robot.core.types import JOINT_NAMES, JointVector, needle_direction
-from ir_robot.planning.geometry import PROBE_OFFSET_MM, segment_points
+from ir_robot.core.types import JOINT_NAMES, PROBE_OFFSET_MM, JointVector, needle_direction
+from ir_robot.planning.geometry import segment_points
 from ir_robot.planning.vessels import VesselEstimate
 
 
@@ -64,6 +65,8 @@ class UnreachableTarget(IrRobotError):
 
 @dataclass(frozen=True)
 class InsertionParams:
+    """Search grid, reach/view/clearance limits and cost weights of :func:`plan_insertion`."""
+
     pitch_range_deg: tuple[float, float] = param(
         (15.0, 45.0), range=(1.0, 89.0), unit="deg", help="needle pitches to consider (also clipped to the rig)"
     )
@@ -125,20 +128,25 @@ class InsertionPlan:
 
     @property
     def lumen_entry_insert_mm(self) -> float:
+        """Insertion at which the tip crosses the front wall into the lumen."""
         return self.insert_mm - self.lumen_half_path_mm
 
     @property
     def back_wall_insert_mm(self) -> float:
+        """Insertion at which the tip reaches the back wall: going past it punctures the vessel through."""
         return self.insert_mm + self.lumen_half_path_mm
 
     @property
     def reserve_mm(self) -> float:
+        """Insertion room the plan allows past the target (for wall tenting before it tears)."""
         return self.max_insert_mm - self.insert_mm
 
     def joints(self, probe_yaw_rad: float = 0.0, insert_mm: float = 0.0) -> JointVector:
+        """The rig joints of this plan: its pivot and pitch, with the given insertion and probe yaw."""
         return JointVector(*self.pivot_mm, self.pitch_rad, insert_mm, probe_yaw_rad)
 
-    def tip_at(self, insert_mm: float) -> np.ndarray:
+    def tip_at(self, insert_mm: float) -> NDArray[np.float64]:
+        """Needle tip (world, mm) at ``insert_mm`` along this plan's needle line."""
         return np.asarray(self.pivot_mm) + insert_mm * needle_direction(self.pitch_rad)
 
     def moved(self, dy: float = 0.0, dz: float = 0.0, *, fixed_height: bool = False) -> InsertionPlan:
@@ -178,7 +186,7 @@ def lumen_path(vessel: VesselEstimate, x_mm: float, pitch_rad: float, wall_mm: f
     return b / math.sin(eff), wall_mm / math.sin(eff)
 
 
-def _clearance(points: np.ndarray, obstacles: list[VesselEstimate], wall_mm: float) -> tuple[float, int]:
+def _clearance(points: NDArray[np.float64], obstacles: list[VesselEstimate], wall_mm: float) -> tuple[float, int]:
     """Smallest gap (mm, negative inside) from path points to any obstacle's outer wall, and which one."""
     best, which = math.inf, -1
     for k, o in enumerate(obstacles):
@@ -205,12 +213,12 @@ def fixed_joints(lower: JointVector, upper: JointVector, velocity_limits: JointV
     still = hi - lo < FIXED_TOLERANCE
     if velocity_limits is not None:
         still |= velocity_limits.as_array() <= 0.0
-    return tuple(n for n, f in zip(JOINT_NAMES, still) if f)
+    return tuple(n for n, f in zip(JOINT_NAMES, still, strict=True) if f)
 
 
 def plan_insertion(
     vessel: VesselEstimate,
-    obstacles: list[VesselEstimate] | tuple = (),
+    obstacles: list[VesselEstimate] | tuple[VesselEstimate, ...] = (),
     *,
     lower: JointVector,
     upper: JointVector,
@@ -268,7 +276,7 @@ def plan_insertion(
         xs = np.asarray(target_x_mm, dtype=float)
     mid = float(np.clip(vessel.mid_x_mm, xs.min(), xs.max()))
     insert_max = hi[4]
-    reasons: Counter = Counter()
+    reasons: Counter[str] = Counter()
     best: InsertionPlan | None = None
     for x_t in xs:
         target = vessel.centre_at(float(x_t))
@@ -315,10 +323,10 @@ def plan_insertion(
             )
             if best is None or cost < best.cost:
                 best = InsertionPlan(
-                    tuple(float(v) for v in target),
+                    (float(target[0]), float(target[1]), float(target[2])),
                     float(p),
                     float(pivot[0] + pr.probe_offset_mm),
-                    tuple(float(v) for v in pivot),
+                    (float(pivot[0]), float(pivot[1]), float(pivot[2])),
                     float(s_star),
                     float(s_star + reserve),
                     float(half),

@@ -53,6 +53,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param
 
@@ -130,12 +131,13 @@ class PulsatilityParams:
 class CrossSectionSeries:
     """A vessel's cross-section over time: stamps (s), lumen area (mm^2) and lateral width (mm)."""
 
-    t_s: np.ndarray
-    area_mm2: np.ndarray
-    width_mm: np.ndarray | None = None
+    t_s: NDArray[np.float64]
+    area_mm2: NDArray[np.float64]
+    width_mm: NDArray[np.float64] | None = None
 
     @classmethod
-    def from_samples(cls, t_s, area_mm2, width_mm=None) -> CrossSectionSeries:
+    def from_samples(cls, t_s: ArrayLike, area_mm2: ArrayLike, width_mm: ArrayLike | None = None) -> CrossSectionSeries:
+        """A series from any sequences (flattened to float arrays), refusing ones of different lengths."""
         t = np.asarray(t_s, dtype=float).ravel()
         a = np.asarray(area_mm2, dtype=float).ravel()
         w = None if width_mm is None else np.asarray(width_mm, dtype=float).ravel()
@@ -151,6 +153,7 @@ class CrossSectionSeries:
 
     @property
     def duration_s(self) -> float:
+        """Time from the first stamp to the last (s), 0 for an empty series."""
         return float(self.t_s[-1] - self.t_s[0]) if len(self.t_s) else 0.0
 
 
@@ -170,6 +173,7 @@ class PulsatilityResult:
     reason: str
 
     def describe(self) -> str:
+        """The verdict with its evidence in one line, for the event log."""
         shape = (
             f", aspect {self.aspect:.2f}{' (compressed)' if self.compressed else ''}"
             if math.isfinite(self.aspect)
@@ -211,7 +215,9 @@ def check_series(series: CrossSectionSeries, params: PulsatilityParams = Pulsati
         )
 
 
-def pulse_fit(t_s, rel, band_hz: tuple[float, float], step_hz: float = 0.02) -> tuple[float, float, float]:
+def pulse_fit(
+    t_s: ArrayLike, rel: ArrayLike, band_hz: tuple[float, float], step_hz: float = 0.02
+) -> tuple[float, float, float]:
     """Best sinusoid in ``band_hz`` fitted jointly with a straight line to ``rel`` (least squares).
 
     Returns ``(amplitude, frequency_hz, band_fraction)``: the sinusoid's amplitude, its frequency and

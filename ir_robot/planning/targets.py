@@ -25,6 +25,10 @@ from ir_robot.planning.vessels import VesselEstimate
 
 @dataclass(frozen=True)
 class TargetCriteria:
+    """What makes a vessel a target (Chen et al. 2020: vein, size, depth, straight length, away from
+    arteries) and the weights that rank the veins that pass.
+    """
+
     min_diameter_mm: float = param(0.9, range=(0.1, 20.0), unit="mm", help="smallest lateral lumen diameter")
     max_diameter_mm: float = param(10.0, range=(0.5, 30.0), unit="mm")
     min_depth_mm: float = param(1.5, range=(0.0, 50.0), unit="mm", help="shallowest centre depth below the skin")
@@ -51,6 +55,8 @@ class TargetCriteria:
 
 @dataclass(frozen=True)
 class Candidate:
+    """One vessel judged by :func:`rank_targets`: accepted with its score, or rejected with the reasons."""
+
     index: int
     vessel: VesselEstimate
     accepted: bool
@@ -59,6 +65,7 @@ class Candidate:
     needs_pulse: bool = False  # uncertain vein/artery call: a target only after a "vein" verdict of its pulse
 
     def describe(self) -> str:
+        """The vessel and its verdict in one line (score, or why it was rejected), for the event log."""
         v = self.vessel
         head = (
             f"vessel {self.index} ({v.kind}, {v.diameter_mm:.2f} mm wide, {float(v.depth_at(v.mid_x_mm)):.2f} mm deep)"

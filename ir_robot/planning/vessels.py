@@ -16,9 +16,12 @@ a rigid offset the controller estimates separately.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param
 
@@ -41,11 +44,11 @@ class CrossSection:
 class NirTrace:
     """A vein seen by NIR: centreline points ``xy_mm`` (N, 2) in the world frame, sorted by x."""
 
-    xy_mm: np.ndarray
+    xy_mm: NDArray[np.float64]
     width_mm: float
     confidence: float = 1.0
 
-    def y_at(self, x_mm) -> np.ndarray:
+    def y_at(self, x_mm: ArrayLike) -> NDArray[np.float64]:
         """Centreline y at ``x_mm`` (NaN outside the seen extent)."""
         x = np.asarray(x_mm, dtype=float)
         xs, ys = self.xy_mm[:, 0], self.xy_mm[:, 1]
@@ -54,11 +57,14 @@ class NirTrace:
 
     @property
     def x_range_mm(self) -> tuple[float, float]:
+        """First and last x (mm) of the seen centreline."""
         return float(self.xy_mm[0, 0]), float(self.xy_mm[-1, 0])
 
 
 @dataclass(frozen=True)
 class FusionParams:
+    """Gates and fit limits of :func:`fuse_scan`: which cross-sections are one vessel, how its centreline is fitted."""
+
     link_gate_mm: float = param(
         2.0, range=(0.1, 20.0), unit="mm", help="cross-sections this close sideways (same x) are one vessel"
     )
@@ -107,16 +113,32 @@ class VesselEstimate:
     nir_linked: bool = False
     sections: tuple[CrossSection, ...] = field(default=(), repr=False)
 
-    def y_at(self, x_mm):
+    @overload
+    def y_at(self, x_mm: float) -> float: ...
+    @overload
+    def y_at(self, x_mm: NDArray[np.float64]) -> NDArray[np.float64]: ...
+    def y_at(self, x_mm: float | NDArray[np.float64]) -> float | NDArray[np.floating]:
+        """Centreline y (mm) at ``x_mm`` (a number or an array), from the fitted polynomial."""
         return np.polyval(self.y_coef, x_mm)
 
-    def z_at(self, x_mm):
+    @overload
+    def z_at(self, x_mm: float) -> float: ...
+    @overload
+    def z_at(self, x_mm: NDArray[np.float64]) -> NDArray[np.float64]: ...
+    def z_at(self, x_mm: float | NDArray[np.float64]) -> float | NDArray[np.floating]:
+        """Centreline height z (mm, negative under the skin) at ``x_mm``, from the fitted line."""
         return np.polyval(self.z_coef, x_mm)
 
-    def depth_at(self, x_mm):
+    @overload
+    def depth_at(self, x_mm: float) -> float: ...
+    @overload
+    def depth_at(self, x_mm: NDArray[np.float64]) -> NDArray[np.float64]: ...
+    def depth_at(self, x_mm: float | NDArray[np.float64]) -> float | NDArray[np.floating]:
+        """Centre depth below the skin (mm, positive) at ``x_mm``: ``-z``."""
         return -self.z_at(x_mm)
 
-    def centre_at(self, x_mm: float) -> np.ndarray:
+    def centre_at(self, x_mm: float) -> NDArray[np.float64]:
+        """Lumen centre (x, y, z) in mm at ``x_mm``, the point a plan aims the tip at."""
         return np.array([float(x_mm), float(self.y_at(x_mm)), float(self.z_at(x_mm))])
 
     def slope_at(self, x_mm: float) -> tuple[float, float]:
@@ -128,6 +150,7 @@ class VesselEstimate:
 
     @property
     def mid_x_mm(self) -> float:
+        """Middle of the observed x range (mm): where targets are preferred."""
         return 0.5 * (self.x_range_mm[0] + self.x_range_mm[1])
 
     def shifted(self, dx: float = 0.0, dy: float = 0.0, dz: float = 0.0) -> VesselEstimate:
@@ -156,7 +179,7 @@ def _pad(coef: tuple[float, ...], n: int) -> tuple[float, ...]:
     return (0.0,) * (n - len(coef)) + tuple(coef) if len(coef) < n else coef
 
 
-def straight_length(y_coef, x_range: tuple[float, float], tolerance_mm: float) -> float:
+def straight_length(y_coef: Sequence[float], x_range: tuple[float, float], tolerance_mm: float) -> float:
     """Longest stretch of ``y(x)`` inside ``x_range`` within ``tolerance_mm`` of its chord.
 
     A parabola deviates from its chord over length L by ``|c| L^2 / 4`` (c: the x^2
@@ -169,7 +192,7 @@ def straight_length(y_coef, x_range: tuple[float, float], tolerance_mm: float) -
     return min(extent, 2.0 * math.sqrt(tolerance_mm / abs(c)))
 
 
-def _cluster(secs: list[CrossSection], params: FusionParams) -> np.ndarray:
+def _cluster(secs: list[CrossSection], params: FusionParams) -> NDArray[np.intp]:
     """Vessel labels for cross-sections: duplicates at one x (overlapping stations) are merged
     when close; successive x positions are then matched one-to-one (Hungarian assignment),
     with a sideways gate growing with the x distance (angled veins, arm motion) and a depth gate,
@@ -208,7 +231,7 @@ def _cluster(secs: list[CrossSection], params: FusionParams) -> np.ndarray:
                     if ey < gy and ez < gz:
                         cost[a, b] = ey + ez
             rows, cols = linear_sum_assignment(cost)
-            for a, b in zip(rows, cols):
+            for a, b in zip(rows, cols, strict=True):
                 if cost[a, b] < 1e6:
                     assigned[b] = prev[a][0]
         cur = []
@@ -227,7 +250,7 @@ def _cluster(secs: list[CrossSection], params: FusionParams) -> np.ndarray:
 
 def fuse_scan(
     sections: list[CrossSection] | tuple[CrossSection, ...],
-    nir: list[NirTrace] | tuple = (),
+    nir: list[NirTrace] | tuple[NirTrace, ...] = (),
     params: FusionParams = FusionParams(),
 ) -> tuple[tuple[VesselEstimate, ...], tuple[NirTrace, ...]]:
     """Group cross-sections into vessels and fit their centrelines.
@@ -244,14 +267,14 @@ def fuse_scan(
     used_nir: set[int] = set()
     out: list[VesselEstimate] = []
     for lab in np.unique(labels):
-        group = [s for s, g in zip(secs, labels) if g == lab]
+        group = [s for s, g in zip(secs, labels, strict=True) if g == lab]
         xs = np.array([s.x_mm for s in group])
         if np.unique(np.round(xs, 1)).size < params.min_stations:
             continue
         ys = np.array([s.y_mm for s in group])
         zs = np.array([s.z_mm for s in group])
         w = np.array([max(s.confidence, 1e-3) for s in group])
-        vein_votes = float(sum(wi for s, wi in zip(group, w) if s.kind == "vein"))
+        vein_votes = float(sum(wi for s, wi in zip(group, w, strict=True) if s.kind == "vein"))
         kind = "vein" if vein_votes * 2 >= w.sum() else "artery"
         conf = (vein_votes if kind == "vein" else w.sum() - vein_votes) / w.sum()
         # link to the NIR trace lying over these cross-sections
@@ -270,14 +293,14 @@ def fuse_scan(
             tr = nir[best]
             px, py = tr.xy_mm[:, 0], tr.xy_mm[:, 1]
             deg = min(params.max_y_degree, max(0, len(px) - 1))
-            y_coef = np.polyfit(px, py, deg) if len(px) > deg else np.array([float(np.median(py))])
+            y_fit = np.polyfit(px, py, deg) if len(px) > deg else np.array([float(np.median(py))])
             x_lo, x_hi = min(px.min(), xs.min()), max(px.max(), xs.max())
         else:
             deg = min(params.max_y_degree, 1, distinct_x - 1)
-            y_coef = np.polyfit(xs, ys, deg, w=w) if deg > 0 else np.array([float(np.average(ys, weights=w))])
+            y_fit = np.polyfit(xs, ys, deg, w=w) if deg > 0 else np.array([float(np.average(ys, weights=w))])
             x_lo, x_hi = float(xs.min()), float(xs.max())
         z_coef = np.polyfit(xs, zs, 1, w=w) if distinct_x >= 2 else np.array([float(np.average(zs, weights=w))])
-        y_coef = tuple(float(c) for c in y_coef)
+        y_coef = tuple(float(c) for c in y_fit)
         extent = (float(x_lo), float(x_hi))
         # a single station still says the vessel runs on both sides of it: credit the NIR length or 0
         out.append(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -35,7 +35,8 @@ class QosInfo:
     durability: str = "volatile"
     depth: int = 10
 
-    def to_rosbag2(self) -> dict:
+    def to_rosbag2(self) -> dict[str, Any]:
+        """This QoS as one entry of rosbag2's ``offered_qos_profiles`` (what ``ros2 bag play`` reads)."""
         zero = {"sec": 0, "nsec": 0}
         return {
             "history": "keep_last",
@@ -50,8 +51,10 @@ class QosInfo:
         }
 
     @classmethod
-    def from_rosbag2(cls, entry: dict) -> QosInfo:
-        def name(value, names):  # rosbag2 < 9 stored enum integers
+    def from_rosbag2(cls, entry: dict[str, Any]) -> QosInfo:
+        """The QoS of one ``offered_qos_profiles`` entry (names or, from older rosbag2, enum integers)."""
+
+        def name(value: Any, names: dict[int, str]) -> str:  # rosbag2 < 9 stored enum integers
             return names.get(value, "reliable") if isinstance(value, int) else str(value)
 
         rel = name(entry.get("reliability", "reliable"), {1: "reliable", 2: "best_effort"})
@@ -60,10 +63,12 @@ class QosInfo:
 
 
 def qos_to_yaml(profiles: Iterable[QosInfo]) -> str:
+    """A channel's ``offered_qos_profiles`` metadata (rosbag2's YAML list) for the offered profiles."""
     return yaml.safe_dump([p.to_rosbag2() for p in profiles], sort_keys=False)
 
 
 def qos_from_yaml(text: str) -> tuple[QosInfo, ...]:
+    """The profiles in an ``offered_qos_profiles`` text; none for empty or unreadable YAML."""
     if not text:
         return ()
     try:
@@ -166,6 +171,7 @@ class McapRecorder:
         self.write_raw(topic, enc(message), log_time_ns, publish_time_ns)
 
     def close(self) -> None:
+        """Finish the file (writes the summary a reader needs); later writes are dropped, a second close is a no-op."""
         with self._lock:
             if self._closed:
                 return
@@ -184,6 +190,8 @@ class McapRecorder:
 # ---------------------------------------------------------------------- reading
 @dataclass(frozen=True)
 class TopicInfo:
+    """One recorded topic: its message type, how many messages and the QoS its publishers offered."""
+
     topic: str
     type_name: str
     count: int
@@ -192,6 +200,8 @@ class TopicInfo:
 
 @dataclass(frozen=True)
 class RawMessage:
+    """One recorded message as stored: CDR bytes with its topic, type and log/publish stamps (ns)."""
+
     topic: str
     type_name: str
     log_time_ns: int
@@ -199,7 +209,7 @@ class RawMessage:
     data: bytes
 
 
-def _open(path: str | Path):
+def _open(path: str | Path) -> BinaryIO:
     p = Path(path)
     if not p.is_file():
         raise RecordingError(f"recording {p} not found")
@@ -235,6 +245,7 @@ def summary(path: str | Path) -> dict[str, TopicInfo]:
 
 
 def metadata(path: str | Path, name: str = "ir_robot") -> dict[str, str]:
+    """The key/value metadata record ``name`` of a recording (what the recorder was given); empty if absent."""
     from mcap.reader import make_reader
 
     with _open(path) as f:

@@ -63,11 +63,12 @@ def search_prefixes() -> list[Path]:
         if p:
             out.append(Path(p))
     out += [Path(sys.prefix), Path(sys.base_prefix)]
-    seen, unique = set(), []
-    for p in out:
-        if p not in seen:
-            seen.add(p)
-            unique.append(p)
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for prefix in out:
+        if prefix not in seen:
+            seen.add(prefix)
+            unique.append(prefix)
     return unique
 
 

@@ -24,14 +24,14 @@ class BenchListener:
 
         self._stamp_ns = stamp_to_ns
         self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, **({} if domain_id is None else {"domain_id": domain_id}))
+        rclpy.init(context=self.ctx, domain_id=domain_id)  # None: the environment's ROS_DOMAIN_ID
         self.node = Node("ir_robot_bench", context=self.ctx)
         self.image_stamps: set[int] = set()
         self.frames: list[float] = []
         self.latency_ms: list[float] = []
         self.recorded_stamps: list[int] = []
         self.commands = 0
-        self.stats = {"rig": {}, "controller": {}}
+        self.stats: dict[str, dict] = {"rig": {}, "controller": {}}
         self.recording = False
         deep = qos.rig_command()
         self.node.create_subscription(Image, "/us/image_raw", self._on_image, qos.sensor())
@@ -64,6 +64,7 @@ class BenchListener:
             pass
 
     def close(self) -> None:
+        """Stops the executor and its thread, destroys the node and shuts its context down."""
         import rclpy
 
         self.executor.shutdown(timeout_sec=5.0)

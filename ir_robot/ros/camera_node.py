@@ -45,6 +45,8 @@ _MODALITY = {"us": "ultrasound", "nir": "nir"}
 
 @dataclass(frozen=True)
 class CameraNodeConfig:
+    """Parameters of a camera node: the video source, which topics, pixel spacing, rate, crop and reopening."""
+
     source: str = param("0", help="cv2.VideoCapture source: device index ('0'), /dev/videoN, a video file or a URL")
     modality: str = param("us", choices=("us", "nir"), help="publish on /us/... or /nir/...")
     spacing_mm: tuple[float, ...] = param(
@@ -66,22 +68,29 @@ class CameraNodeConfig:
     )
 
     def camera_config(self) -> CameraConfig:
+        """The :class:`~ir_robot.devices.camera.CameraConfig` these parameters describe (single-channel frames);
+        ConfigError for a spacing or crop of the wrong length.
+        """
         if len(self.spacing_mm) != 2:
             raise ConfigError(f"field 'spacing_mm': give (row, col) mm per pixel, got {list(self.spacing_mm)}")
         if len(self.crop_px) != 4:
             raise ConfigError(f"field 'crop_px': give (row, col, height, width) in pixels, got {list(self.crop_px)}")
-        crop = tuple(int(v) for v in self.crop_px) if self.crop_px[2] > 0 and self.crop_px[3] > 0 else None
+        crop = None
+        if self.crop_px[2] > 0 and self.crop_px[3] > 0:
+            r, c, h, w = (int(v) for v in self.crop_px)
+            crop = (r, c, h, w)
         return CameraConfig(
             source=self.source,
             modality=_MODALITY[self.modality],
             crop=crop,
-            spacing_mm=tuple(float(v) for v in self.spacing_mm),
+            spacing_mm=(float(self.spacing_mm[0]), float(self.spacing_mm[1])),
             grayscale=True,
             open_timeout_s=self.read_timeout_s,
         )
 
 
 def is_video_file(source: str) -> bool:
+    """True for a source that is an existing file (not a device index, ``/dev/`` path or URL): read at the rate."""
     s = str(source).strip()
     return not s.isdigit() and "://" not in s and not s.startswith("/dev/") and os.path.isfile(s)
 
@@ -178,6 +187,7 @@ class CameraNode(Node):
                 camera.close()
 
     def close(self) -> None:
+        """Stops the capture thread, which closes the source (waiting at most max(2 s, read timeout + 1 s))."""
         self._stop.set()
         self._thread.join(timeout=max(2.0, self.params.config.read_timeout_s + 1.0))
 

@@ -31,9 +31,9 @@ import json
 import math
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseArray, WrenchStamped
@@ -45,11 +45,17 @@ from std_msgs.msg import Float64, String
 from ir_robot.config import param
 from ir_robot.control.config import VenipunctureConfig
 from ir_robot.control.limits import planning_limits
-from ir_robot.control.sensing import Observation
 from ir_robot.control.venipuncture import VenipunctureController
-from ir_robot.core.errors import ConfigError, IrRobotError, PerceptionError
-from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, RigCommand, RigState, needle_direction
-from ir_robot.perception.postprocess import UsResult, result_from_json
+from ir_robot.core.errors import IrRobotError, PerceptionError
+from ir_robot.core.results import UsResult, result_from_json
+from ir_robot.core.types import (
+    ImageFrame,
+    JointVector,
+    Observation,
+    RigCommand,
+    RigState,
+    needle_direction,
+)
 from ir_robot.perception.transforms import roi_box
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
@@ -66,10 +72,13 @@ from ir_robot.ros.conversions import (
 )
 from ir_robot.ros.params import declare_config, venipuncture_config
 from ir_robot.ros.trace import LatencyTrace
+from ir_robot.urdf import joint_limit_vectors
 
 
 @dataclass(frozen=True)
 class ControllerNodeConfig:
+    """Parameters of the controller node beyond the VenipunctureConfig: config file, limits source, NIR and timing."""
+
     config_file: str = param(
         "venipuncture.yaml",
         help="VenipunctureConfig YAML (under config/ unless a path) giving the defaults the "
@@ -101,26 +110,6 @@ class ControllerNodeConfig:
     )
 
 
-def urdf_limits(path) -> tuple[JointVector, JointVector, JointVector]:
-    """(lower, upper, velocity) of the rig joints from a URDF, in mm / rad (URDF: m / rad)."""
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError) as exc:
-        raise ConfigError(f"cannot read the robot description {path}: {exc}") from None
-    lo, hi, vmax = {}, {}, {}
-    for joint in root.iter("joint"):
-        name = joint.get("name")
-        lim = joint.find("limit")
-        if name in JOINT_NAMES and lim is not None:
-            s = 1000.0 if joint.get("type") == "prismatic" else 1.0
-            lo[name], hi[name] = float(lim.get("lower")) * s, float(lim.get("upper")) * s
-            vmax[name] = float(lim.get("velocity")) * s
-    missing = [n for n in JOINT_NAMES if n not in lo]
-    if missing:
-        raise ConfigError(f"{path} has no <limit> for joints {missing}; the rig needs {list(JOINT_NAMES)}")
-    return JointVector(**lo), JointVector(**hi), JointVector(**vmax)
-
-
 #: a standing /us/roi is re-sent this often (us_perception's roi_timeout_s is 1 s by default)
 ROI_REFRESH_S = 0.25
 
@@ -138,6 +127,9 @@ class ResultPerception:
         self.roi_box: tuple[int, int, int, int] | None = None
 
     def predict(self, frame: ImageFrame, spacing_mm=None, *, roi=None):
+        """The result the perception node sent with ``frame``; the requested ``roi`` is kept in :attr:`roi_box` for
+        the node to send on ``/us/roi``. PerceptionError if the frame has no result.
+        """
         self.roi_box = roi_box(roi[:2], roi[2], frame.shape) if roi is not None else None
         result = frame.meta.get("result") if isinstance(frame.meta, dict) else None
         if result is None:
@@ -193,11 +185,16 @@ class _KeepAlive:
                 if self._closed:
                     return
                 which = self._running
-                late = not self._cond.wait_for(lambda: self._running != which or self._closed, timeout=self.after_s)
+
+                def over(which: int = which) -> bool:
+                    """True once compute ``which`` has ended (or the keep-alive is closed)."""
+                    return self._running != which or self._closed
+
+                late = not self._cond.wait_for(over, timeout=self.after_s)
             if late:
                 self.on_late()
                 with self._cond:
-                    self._cond.wait_for(lambda: self._running != which or self._closed)
+                    self._cond.wait_for(over)
 
     def close(self) -> None:
         with self._cond:
@@ -227,6 +224,8 @@ def joints_at(history, t_s: float, max_extrapolation_s: float = 0.1) -> JointVec
 
 
 class ControllerNode(Node):
+    """The venipuncture controller as a ROS node (see the module docstring for its topics and timing)."""
+
     NODE_NAME = "controller"
     PARAMS = ((VenipunctureConfig, ""), (ControllerNodeConfig, "node."))
 
@@ -244,7 +243,7 @@ class ControllerNode(Node):
             rig = load_rig_config(None if self.params.config.rig_config == "default" else self.params.config.rig_config)
             (lo, hi), vmax = rig.joint_limits(), rig.joint_speed_limits()
         else:
-            lo, hi, vmax = urdf_limits(data_path("urdf", self.params.config.urdf))
+            lo, hi, vmax = joint_limit_vectors(data_path("urdf", self.params.config.urdf))
         self.lower, self.upper = planning_limits(lo, hi, self.vp_params.config.safety)
         self.vmax = JointVector.from_array(vmax.as_array() * self.vp_params.config.safety.velocity_scale)
         self.controller = None
@@ -355,7 +354,7 @@ class ControllerNode(Node):
         image = stream.images.get(key)
         if image is None or stream.spacing is None or key < self._running_since_ns:
             return  # its image was dropped, no camera_info yet, or taken before this procedure began
-        meta = {"result": result}
+        meta: dict[str, Any] = {"result": result}
         if m == "us":
             joints = self._joints_at(key * 1e-9)
             if joints is None:
@@ -490,10 +489,12 @@ class ControllerNode(Node):
         self._publish_command(RigCommand.stop(), self.get_clock().now().to_msg())
 
     def close(self) -> None:
+        """Stops the keep-alive thread and closes the latency trace."""
         self._keep_alive.close()
         self.trace.close()
 
     def stats(self) -> dict:
+        """Counters (commands, image-triggered steps, procedures) and p50/p99 of the image-triggered step time (ms)."""
         out = dict(self.counts)
         if self.step_ms:
             ms = np.asarray(self.step_ms)
@@ -560,6 +561,7 @@ class ControllerNode(Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_controller``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(ControllerNode, args)

@@ -47,15 +47,18 @@ ENCODINGS_MONO8 = ("mono8", "8UC1")
 
 # ---------------------------------------------------------------------------- time
 def to_stamp(t_s: float) -> Time:
+    """A ``builtin_interfaces/Time`` for ``t_s`` seconds (nanoseconds rounded)."""
     sec = math.floor(t_s)
     return Time(sec=int(sec), nanosec=int(round((t_s - sec) * 1e9)) % 1_000_000_000)
 
 
 def stamp_to_s(stamp) -> float:
+    """A message stamp in seconds (float: for arithmetic, not as a key)."""
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
 def stamp_to_ns(stamp) -> int:
+    """A message stamp in integer nanoseconds: exact, so it keys images to their results."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
@@ -86,6 +89,7 @@ def next_due(due_s: float, now_s: float, rate_hz: float) -> float:
 
 # ---------------------------------------------------------------------------- joints
 def joints_to_si(values: JointVector) -> list[float]:
+    """Joint values in SI units for the wire (mm -> m for prismatic joints), in JOINT_NAMES order."""
     return (values.as_array() * _SI).tolist()
 
 
@@ -98,15 +102,16 @@ def _indexed(msg_names, values, what: str) -> np.ndarray:
     if unknown:
         raise RigError(f"{what}: unknown joint(s) {unknown}; the rig's joints are {list(JOINT_NAMES)}")
     out = np.zeros(len(JOINT_NAMES))
-    for n, v in zip(names, vals):
+    for n, v in zip(names, vals, strict=True):
         out[JOINT_NAMES.index(n)] = v
     if not np.all(np.isfinite(out)):
-        bad = [n for n, v in zip(JOINT_NAMES, out) if not math.isfinite(v)]
+        bad = [n for n, v in zip(JOINT_NAMES, out, strict=True) if not math.isfinite(v)]
         raise RigError(f"{what}: non-finite value on {bad}")
     return out / _SI
 
 
 def rig_state_to_msgs(state: RigState, stamp) -> tuple[JointState, WrenchStamped]:
+    """The rig state as (``JointState`` in SI units, ``WrenchStamped`` axial force at the needle tip)."""
     js = JointState()
     js.header.stamp = stamp
     js.header.frame_id = BASE_FRAME
@@ -136,6 +141,7 @@ def msgs_to_rig_state(js: JointState, force_n: float = 0.0, status: str = "idle"
 
 
 def command_to_msg(cmd: RigCommand, stamp) -> JointState:
+    """A ``/rig/command`` message for ``cmd``: the joint rates in ``velocity`` (m/s, rad/s)."""
     msg = JointState()
     msg.header.stamp = stamp
     msg.header.frame_id = BASE_FRAME
@@ -154,6 +160,7 @@ def msg_to_command(msg: JointState, hold_s: float) -> RigCommand:
 
 # ---------------------------------------------------------------------------- images
 def image_to_msg(image: np.ndarray, stamp, frame_id: str) -> Image:
+    """A (H, W) uint8 array as a mono8 ``Image``; PerceptionError for any other dtype or shape."""
     img = np.ascontiguousarray(image)
     if img.dtype != np.uint8 or img.ndim != 2:
         raise PerceptionError(f"only mono8 images are published, got dtype {img.dtype} shape {img.shape}")
@@ -231,7 +238,7 @@ def frame_to_msgs(frame, stamp, modality: str | None = None) -> tuple[Image, Cam
 class FramePublisher:
     """Publishes rendered frames as the rig's camera nodes publish captured ones (``/<m>/image_raw`` +
     ``/<m>/camera_info``), plus the renderer's label mask on ``/<m>/labels`` first, so a ground-truth
-    perception node has both when the image arrives. Used by the ``sim`` node and the emulated ``bench``.
+    perception node has both when the image arrives. Used by the ``sim`` node and the ``emulated_rig`` node.
     """
 
     def __init__(self, node, qos_profile):
@@ -242,6 +249,7 @@ class FramePublisher:
         self._infos = {m: node.create_publisher(CameraInfo, f"/{m}/camera_info", qos_profile) for m in ("us", "nir")}
 
     def publish(self, frame, stamp, labels: bool = True) -> None:
+        """Publishes ``frame`` stamped ``stamp``: labels first (if any and ``labels``), then image and camera info."""
         m = frame.modality
         image_msg, info_msg = frame_to_msgs(frame, stamp, m)
         if labels and frame.labels is not None:
@@ -260,6 +268,7 @@ def spacing_from_info(info: CameraInfo) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------- geometry
 def point_msg(xyz_mm, stamp, frame_id: str) -> PointStamped:
+    """A ``PointStamped`` at ``xyz_mm`` (sent in metres)."""
     msg = PointStamped()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id

@@ -14,6 +14,7 @@ ros__parameters:``), then from any user file given with ``--params`` (later file
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from ir_robot.core.errors import ConfigError
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node of a graph: its name, how ROS 2 and the pip launcher start it, its remappings and niceness."""
+
     name: str  # node name = section in the params file
     executable: str  # console script for ros2 launch (package ir_robot)
     node_class: str  # "module:Class" (an rclpy Node subclass)
@@ -34,6 +37,7 @@ class NodeSpec:
 
     @property
     def module(self) -> str:
+        """The Python module that holds the node class."""
         return self.node_class.split(":")[0]
 
     @property
@@ -95,10 +99,10 @@ _NIR_CAMERA = NodeSpec(
     "ir_robot.ros.camera_node:NirCameraNode",
     description="NIR camera (cv2.VideoCapture) -> /nir/image_raw, /nir/camera_info",
 )
-_BENCH = NodeSpec(
-    "bench",
-    "ir_robot_bench",
-    "ir_robot.ros.bench_node:BenchNode",
+_EMULATED_RIG = NodeSpec(
+    "emulated_rig",
+    "ir_robot_emulated_rig",
+    "ir_robot.ros.emulated_rig_node:EmulatedRigNode",
     description="the emulated benchtop rig: GRBL board + load cell on ptys (a simulator phantom's force) "
     "and the images rendered at the emulated stage's pose -> /us/image_raw, /nir/image_raw",
 )
@@ -117,9 +121,9 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     # in one process (ir-robot launch without --processes) the networks' loading holds the GIL for seconds,
     # which starved GrblRig's status thread into its 0.5 s no-reply fault when the board was already open
     "rig": (_US_CAMERA, _NIR_CAMERA, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
-    # the rig graph without hardware: the emulated bench in place of the board's USB line and the video sources
+    # the rig graph without hardware: the emulated rig in place of the board's USB line and the video sources
     # (rig_driver still talks GRBL over a serial line: the emulator's pty)
-    "rig_emulator": (_BENCH, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
+    "rig_emulator": (_EMULATED_RIG, _US, _NIR, _CONTROLLER, _SUPERVISOR, _RIG),
 }
 
 #: graph -> the graph whose params file is read first (its own file then overrides single values)
@@ -130,6 +134,7 @@ NODES: dict[str, NodeSpec] = {s.name: s for g in GRAPHS.values() for s in g} | {
 
 
 def graph(name: str) -> tuple[NodeSpec, ...]:
+    """The nodes of graph ``name`` in start order; ConfigError naming the graphs if there is none."""
     try:
         return GRAPHS[name]
     except KeyError:
@@ -137,6 +142,7 @@ def graph(name: str) -> tuple[NodeSpec, ...]:
 
 
 def node_spec(name: str) -> NodeSpec:
+    """The node called ``name`` in any graph (or the recorder); ConfigError naming the nodes if there is none."""
     try:
         return NODES[name]
     except KeyError:
@@ -154,12 +160,14 @@ def params_path(graph_name: str, share: Path | None = None) -> Path:
 
 
 def params_files(graph_name: str, share: Path | None = None) -> list[Path]:
-    """The graph's default params files in the order they apply: its base graph's (:data:`PARAMS_BASE`), then its own."""
+    """The graph's default params files in the order they apply: its base graph's (:data:`PARAMS_BASE`), then its
+    own.
+    """
     base = PARAMS_BASE.get(graph_name)
     return ([params_path(base, share)] if base else []) + [params_path(graph_name, share)]
 
 
-def ros_arguments(spec: NodeSpec, params_files: list[str | Path] = (), extra: list[str] = ()) -> list[str]:
+def ros_arguments(spec: NodeSpec, params_files: Sequence[str | Path] = (), extra: Sequence[str] = ()) -> list[str]:
     """``--ros-args`` for one node: its name, params files (in order) and remappings."""
     args = ["--ros-args", "-r", f"__node:={spec.name}"]
     for f in params_files:

@@ -23,14 +23,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from ir_robot.core.errors import ConfigError, IrRobotError
 from ir_robot.ros.graph import RECORDER, NodeSpec, graph, params_files, ros_arguments
 from ir_robot.ros.run import spin_in_background
 
+if TYPE_CHECKING:
+    from rclpy.client import Client
+    from rclpy.context import Context
+    from rclpy.executors import Executor
 
-def _node_args(spec: NodeSpec, graph_name: str, params: list[str | Path], record: str | Path | None) -> list[str]:
+
+def _node_args(spec: NodeSpec, graph_name: str, params: Sequence[str | Path], record: str | Path | None) -> list[str]:
     files = [f for f in params_files(graph_name) if f.is_file()] + list(params)
     extra = ["-p", f"path:={record}"] if spec is RECORDER and record else []
     return ros_arguments(spec, files, extra)
@@ -78,7 +85,7 @@ class GraphRunner:
         self,
         graph_name: str = "sim",
         *,
-        params: list[str | Path] = (),
+        params: Sequence[str | Path] = (),
         record: str | Path | None = None,
         domain_id: int | None = None,
         threads: int = 1,
@@ -91,19 +98,19 @@ class GraphRunner:
         self.domain_id = domain_id
         self.threads = threads
         self.nodes: dict = {}
-        self.context = None
-        self.executor = None
-        self._thread = None
+        self.context: Context | None = None
+        self.executor: Executor | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> GraphRunner:
+        """Creates the context, builds every node (stopping what was built if one fails) and spins them in a thread."""
         import rclpy
         from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 
         from ir_robot.ros.run import load_class
 
         self.context = rclpy.Context()
-        kwargs = {} if self.domain_id is None else {"domain_id": int(self.domain_id)}
-        rclpy.init(context=self.context, **kwargs)
+        rclpy.init(context=self.context, domain_id=None if self.domain_id is None else int(self.domain_id))
         try:
             for spec in self.specs:
                 cls = load_class(spec.node_class)
@@ -127,13 +134,16 @@ class GraphRunner:
 
     def add_node(self, node) -> None:
         """Spin another node (e.g. a test's client) on the same executor."""
+        assert self.executor is not None, "start() the graph first"
         self.executor.add_node(node)
 
     @property
     def ok(self) -> bool:
+        """True while the context is up and the executor thread spins."""
         return self.context is not None and self.context.ok() and self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
+        """Shuts the executor down, lets the recorder drain, closes and destroys the nodes (in reverse), the context."""
         import rclpy
 
         if self.executor is not None:
@@ -170,7 +180,7 @@ class GraphRunner:
     def __enter__(self) -> GraphRunner:
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.stop()
         return False
 
@@ -182,7 +192,7 @@ class ProcessRunner:
         self,
         graph_name: str = "sim",
         *,
-        params: list[str | Path] = (),
+        params: Sequence[str | Path] = (),
         record: str | Path | None = None,
         domain_id: int | None = None,
         env: dict | None = None,
@@ -198,6 +208,7 @@ class ProcessRunner:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self) -> ProcessRunner:
+        """Starts one ``python -m ir_robot.ros.run`` process per node (under ``nice`` where the node asks for it)."""
         for spec in self.specs:
             cmd = [
                 sys.executable,
@@ -213,12 +224,15 @@ class ProcessRunner:
 
     @property
     def ok(self) -> bool:
+        """True while every node process is alive."""
         return all(p.poll() is None for p in self.procs.values())
 
     def failed(self) -> dict[str, int]:
+        """Node name -> exit code of every process that has exited with an error."""
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None and p.returncode != 0}
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, int]:
+        """SIGINT to every live process, then ``timeout_s`` in all to exit (stragglers are killed); the exit codes."""
         for p in self.procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -235,7 +249,7 @@ class ProcessRunner:
     def __enter__(self) -> ProcessRunner:
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.stop()
         return False
 
@@ -259,7 +273,9 @@ class ProcedureClient:
         self._trigger = Trigger
         self.node.create_subscription(String, "/procedure/state", self._on_state, qos.latched())
         self.node.create_subscription(String, "/sim/summary", self._on_summary, qos.latched())
-        self._clients = {n: self.node.create_client(Trigger, f"/procedure/{n}") for n in ("start", "abort", "reset")}
+        self._clients: dict[str, Client] = {
+            n: self.node.create_client(Trigger, f"/procedure/{n}") for n in ("start", "abort", "reset")
+        }
         self._clients["estop"] = self.node.create_client(Trigger, "/rig/estop")
 
     def _on_state(self, msg) -> None:
@@ -292,12 +308,14 @@ class ProcedureClient:
         return future.result()
 
     def wait_state(self, states, timeout_s: float) -> str:
+        """Waits up to ``timeout_s`` for the procedure state to be one of ``states``; returns the state then."""
         states = (states,) if isinstance(states, str) else tuple(states)
         with self._cond:
             self._cond.wait_for(lambda: self.state in states, timeout=timeout_s)
             return self.state
 
     def wait_summary(self, count: int, timeout_s: float) -> dict | None:
+        """The ``count``-th summary seen (waiting up to ``timeout_s`` for it), or None if it has not come."""
         with self._cond:
             self._cond.wait_for(lambda: len(self.summaries) >= count, timeout=timeout_s)
             return self.summaries[count - 1] if len(self.summaries) >= count else None
@@ -314,6 +332,7 @@ class ProcedureClient:
         return summary
 
     def destroy(self) -> None:
+        """Destroys the client's node (its context is the caller's)."""
         self.node.destroy_node()
 
 
@@ -322,7 +341,7 @@ def launch(
     *,
     duration_s: float | None = None,
     record: str | None = None,
-    params: list[str] = (),
+    params: Sequence[str | Path] = (),
     procedures: int = 0,
     processes: bool = False,
     domain_id: int | None = None,
@@ -343,9 +362,9 @@ def launch(
     t0 = time.monotonic()
     try:
         runner.start()
-        if processes:
+        if isinstance(runner, ProcessRunner):  # processes
             client_ctx = rclpy.Context()
-            rclpy.init(context=client_ctx, **({} if domain_id is None else {"domain_id": int(domain_id)}))
+            rclpy.init(context=client_ctx, domain_id=None if domain_id is None else int(domain_id))
             client = ProcedureClient(client_ctx, "ir_robot_launcher")
             client_ex = SingleThreadedExecutor(context=client_ctx)
             client_ex.add_node(client.node)
@@ -371,7 +390,7 @@ def launch(
             if procedures and done >= procedures:
                 break
             time.sleep(0.05)
-        if processes and runner.failed():
+        if isinstance(runner, ProcessRunner) and runner.failed():
             print(f"ir-robot launch: node(s) exited with errors: {runner.failed()}", file=sys.stderr)
             code = 1
     except KeyboardInterrupt:
@@ -380,7 +399,8 @@ def launch(
     finally:
         if client_ex is not None:
             client_ex.shutdown(timeout_sec=5.0)
-            client_thread.join(timeout=5.0)
+            if client_thread is not None:
+                client_thread.join(timeout=5.0)
         if client is not None and processes:
             client.destroy()
         runner.stop()

@@ -45,6 +45,8 @@ _ARRAY = {
 
 @dataclasses.dataclass(frozen=True)
 class ParamField:
+    """One ROS parameter of a config schema: dotted name, field path, ROS type, optionality, metadata and default."""
+
     name: str  # dotted ROS parameter name
     path: tuple[str, ...]
     ptype: int  # rcl_interfaces ParameterType
@@ -73,11 +75,11 @@ def schema_fields(schema: type, prefix: str = "", path: tuple[str, ...] = ()) ->
         name = f"{prefix}{f.name}"
         if f.default is not dataclasses.MISSING:
             default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         else:
             default = dataclasses.MISSING
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += schema_fields(tp, f"{name}.", path + (f.name,))
             continue
         if typing.get_origin(tp) is typing.Literal:
@@ -248,6 +250,7 @@ class ConfigParameters(Generic[T]):
 
 
 def getattr_path(obj: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` (field names) in nested dataclasses ``obj``."""
     for key in path:
         obj = getattr(obj, key)
     return obj

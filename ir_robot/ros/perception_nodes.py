@@ -21,7 +21,7 @@ image's stamp and in the image's frame (``us_image`` / ``nir_image``):
 ``/<m>/perception_info``   std_msgs/String JSON, latched      the model in use: {"model", "requested", "weights"}
 =========================  =================================  =================================================
 
-``/<m>/result`` (:func:`ir_robot.perception.postprocess.result_to_json`) is what the
+``/<m>/result`` (:func:`ir_robot.core.results.result_to_json`) is what the
 controller consumes: it uses this node's analysis (soft-vote artery/vein from the
 class probabilities, needle confidence) instead of repeating it on the mask.
 :func:`result_from_mask` still rebuilds a result from a recorded mask. An image
@@ -48,8 +48,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError, PerceptionError
+from ir_robot.core.results import result_to_json
 from ir_robot.core.types import ImageFrame
-from ir_robot.perception.postprocess import result_to_json
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import (
     MM,
@@ -70,6 +70,8 @@ _COLOURS = {"vein": (0.1, 0.4, 1.0), "artery": (1.0, 0.15, 0.15), "needle": (1.0
 
 @dataclass(frozen=True)
 class PerceptionNodeConfig:
+    """Parameters of a perception node: which predictor, input checks, markers, rate cap, ROI and skipped phases."""
+
     model: str = param(
         "auto",
         choices=("auto", "learned", "classical", "ground_truth"),
@@ -328,6 +330,8 @@ class _PerceptionNode(Node):
 
 
 class UsPerceptionNode(_PerceptionNode):
+    """Ultrasound segmentation node: vessels and needle tip from ``/us/image_raw`` (see the module docstring)."""
+
     MODALITY = "us"
     NODE_NAME = "us_perception"
 
@@ -374,6 +378,8 @@ class UsPerceptionNode(_PerceptionNode):
 
 
 class NirPerceptionNode(_PerceptionNode):
+    """NIR segmentation node: vein centrelines from ``/nir/image_raw`` (see the module docstring)."""
+
     MODALITY = "nir"
     NODE_NAME = "nir_perception"
 
@@ -409,12 +415,14 @@ class NirPerceptionNode(_PerceptionNode):
 
 
 def main_us(args=None):
+    """Entry point of ``ir_robot_us_perception``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(UsPerceptionNode, args)
 
 
 def main_nir(args=None):
+    """Entry point of ``ir_robot_nir_perception``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(NirPerceptionNode, args)

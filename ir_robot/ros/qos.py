@@ -24,6 +24,7 @@ from rclpy.qos import (
 
 
 def sensor() -> QoSProfile:
+    """Images and camera info: best effort, keep last 5, volatile (a slow subscriber gets the newest frame)."""
     return QoSProfile(
         history=qos_profile_sensor_data.history,
         depth=qos_profile_sensor_data.depth,
@@ -33,6 +34,7 @@ def sensor() -> QoSProfile:
 
 
 def command() -> QoSProfile:
+    """Detections and small messages: reliable, keep last 10, volatile."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=10,
@@ -42,16 +44,19 @@ def command() -> QoSProfile:
 
 
 def rig_command() -> QoSProfile:
+    """``/rig/command``: reliable, keep last 100, so a rig busy for a moment still receives every command."""
     profile = command()
     profile.depth = 100
     return profile
 
 
 def state() -> QoSProfile:
+    """Joint states and force: reliable, keep last 10."""
     return command()
 
 
 def latched() -> QoSProfile:
+    """Operating state, results and plans: reliable, transient local, keep last 1 (late joiners get the value)."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=1,
@@ -61,6 +66,7 @@ def latched() -> QoSProfile:
 
 
 def events() -> QoSProfile:
+    """A latched history of 20 (phase changes a recorder must not miss)."""
     profile = latched()
     profile.depth = 20
     return profile

@@ -26,6 +26,8 @@ _SKIP = re.compile(r"^/(rosout|parameter_events)$|/_action/|^/clock$")
 
 @dataclass(frozen=True)
 class RecorderConfig:
+    """Parameters of the recorder node: output file, discovery period and topic filters."""
+
     path: str = param("session.mcap", help="output MCAP file")
     discovery_period_s: float = param(0.25, range=(0.05, 10.0), unit="s", help="how often to look for new topics")
     include_regex: str = param("", help="record only topics matching this regex ('' = all)")
@@ -33,6 +35,8 @@ class RecorderConfig:
 
 
 class RecorderNode(Node):
+    """Records every topic of the graph, raw, to one MCAP file (see the module docstring)."""
+
     NODE_NAME = "recorder"
     PARAMS = ((RecorderConfig, ""),)
 
@@ -103,13 +107,16 @@ class RecorderNode(Node):
 
     @property
     def counts(self) -> dict[str, int]:
+        """Messages written per topic so far."""
         return dict(self.writer.counts)
 
     def close(self) -> None:
+        """Finishes and closes the MCAP file."""
         self.writer.close()
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_recorder``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(RecorderNode, args)

@@ -1,6 +1,6 @@
 """The summary line of a procedure from the simulated hardware's ground truth, for the nodes that have it.
 
-The ``sim`` node and the emulated rig's ``bench`` node both know what the controller cannot (where the
+The ``sim`` node and the ``emulated_rig`` node both know what the controller cannot (where the
 needle tip really is, which membranes tore). :class:`RefereeMixin` gives them the same plumbing: it
 follows ``/procedure/state``, the controller's ``/controller/phase`` and the perception in use
 (``/us/perception_info``), and when the controller reports ``/procedure/result`` it publishes the
@@ -10,14 +10,20 @@ node's :meth:`referee` of it on ``/sim/summary`` (latched; what ``ir-robot launc
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from std_msgs.msg import String
 
 from ir_robot.ros import qos
 from ir_robot.ros.conversions import perception_model_name
 
+if TYPE_CHECKING:  # the mixin is used on rclpy Nodes: type-check it as one; at run time it derives from object
+    from rclpy.node import Node as _NodeBase
+else:
+    _NodeBase = object
 
-class RefereeMixin:
+
+class RefereeMixin(_NodeBase):
     """Mixed into an rclpy ``Node``: call :meth:`_init_referee` in ``__init__``; implement :meth:`referee`
     (result dict -> summary dict) and optionally :meth:`_on_procedure_state_change`.
     """
@@ -44,6 +50,7 @@ class RefereeMixin:
         )
 
     def referee(self, result: dict) -> dict:  # pragma: no cover - each node scores with its own truth
+        """The summary line for the controller's ``result`` dict, with what only this node knows (ground truth)."""
         raise NotImplementedError
 
     def _on_procedure_state_change(self, state: str, previous: str) -> None:

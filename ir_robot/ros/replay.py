@@ -44,7 +44,7 @@ def replay(
     own_ctx = context is None
     if own_ctx:
         context = rclpy.Context()
-        rclpy.init(context=context, **({} if domain_id is None else {"domain_id": int(domain_id)}))
+        rclpy.init(context=context, domain_id=None if domain_id is None else int(domain_id))
     node = Node("ir_robot_replay", context=context, use_global_arguments=False)
     counts = {t: 0 for t in wanted}
     try:

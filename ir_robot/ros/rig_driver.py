@@ -13,86 +13,22 @@ Topics and safety behaviour are :class:`~ir_robot.ros.rig_interface.RigInterface
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from ir_robot.config import param
-from ir_robot.core.errors import ConfigError
+from ir_robot.devices.factory import RigBackendConfig, make_rig
 from ir_robot.ros.params import declare_config
 from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface, rig_config_base
 from ir_robot.sim.world import WorldConfig
 
 
-@dataclass(frozen=True)
-class RigBackendConfig:
-    backend: str = param("sim", choices=("sim", "serial"), help="which Rig implementation to drive")
-    rate_hz: float = param(
-        50.0, range=(1.0, 1000.0), unit="Hz", help="state publishing rate (and simulation step for backend sim)"
-    )
-    port: str = param("", help="serial: GRBL port ('' = the one in rig_config)")
-    loadcell_port: str = param("", help="serial: load-cell port ('' = the one in rig_config, 'none' = no load cell)")
-    rig_config: str = param("", help="serial: rig YAML ('' = config/rig.yaml)")
-    unlock: bool = param(
-        False,
-        help="serial: send $X after connecting (leaves GRBL's start-up Alarm without homing): "
-        "for the emulator; home a real rig with `ir-robot rig home` before the launch",
-    )
-    connect_timeout_s: float = param(
-        0.0,
-        range=(0.0, 600.0),
-        unit="s",
-        help="serial: keep trying to open the rig config and the board this long (a board "
-        "plugged in, or an emulator started, after the node); 0 = fail at once",
-    )
-    safety_file: str = param(
-        "venipuncture.yaml",
-        help="YAML whose `safety` section gives the safety limits (rig.safety.* override single values)",
-    )
-
-
-def make_backend(config: RigBackendConfig, world_config=None):
-    """The Rig named by ``config.backend`` (imports only what that backend needs)."""
-    if config.backend == "sim":
-        from ir_robot.devices.sim_rig import SimRig
-        from ir_robot.sim.world import NeedleWorld, WorldConfig
-
-        return SimRig(NeedleWorld(world_config or WorldConfig()))
-    if config.backend == "serial":
-        return _connect_serial(config)
-    raise ConfigError(f"rig_driver: unknown backend {config.backend!r}; use 'sim' or 'serial'")
-
-
-def _connect_serial(config: RigBackendConfig):
-    """GrblRig on the configured ports; retried until ``connect_timeout_s`` (then the last error is raised)."""
-    from ir_robot.core.errors import IrRobotError
-    from ir_robot.devices.config import load_rig_config
-    from ir_robot.devices.serial_rig import GrblRig
-
-    kwargs = {}
-    if config.loadcell_port:
-        kwargs["loadcell_port"] = None if config.loadcell_port.lower() == "none" else config.loadcell_port
-    deadline = time.monotonic() + config.connect_timeout_s
-    while True:
-        try:
-            rig = GrblRig(load_rig_config(config.rig_config or None), port=config.port or None, **kwargs)
-        except IrRobotError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.25)
-            continue
-        if config.unlock:
-            try:
-                rig.unlock()
-            except BaseException:
-                rig.close()
-                raise
-        return rig
-
-
 class RigDriverNode(Node):
+    """A rig backend (``sim`` or ``serial``) behind the safety layer on the rig topics; its state goes out at
+    ``rate_hz``.
+    """
+
     NODE_NAME = "rig_driver"
     PARAMS = ((RigBackendConfig, ""), (WorldConfig, "world."), (RigDriverConfig, "rig."))
 
@@ -108,7 +44,7 @@ class RigDriverNode(Node):
             on_change=lambda c, _n: self.rig.set_config(c),
         )
         cfg = self.params.config
-        self.backend = make_backend(cfg, self.world_params.config)
+        self.backend = make_rig(cfg, self.world_params.config)
         self.rig = RigInterface(self, self.backend, self.rig_params.config, callback_group=ReentrantCallbackGroup())
         self._dt = 1.0 / cfg.rate_hz
         self.create_timer(self._dt, self._tick, callback_group=MutuallyExclusiveCallbackGroup())
@@ -134,6 +70,7 @@ class RigDriverNode(Node):
         return now - Duration(nanoseconds=int(age * 1e9))
 
     def close(self) -> None:
+        """Closes the rig (through the safety layer), then the simulated backend's world if it has one."""
         try:
             self.rig.rig.close()
         finally:
@@ -143,6 +80,7 @@ class RigDriverNode(Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_rig_driver``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(RigDriverNode, args)

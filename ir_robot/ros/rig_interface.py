@@ -48,6 +48,8 @@ from ir_robot.ros.trace import LatencyTrace
 
 @dataclass(frozen=True)
 class RigDriverConfig:
+    """Parameters of the rig's ROS face: command hold, whether commands need a running procedure, safety limits."""
+
     command_hold_s: float = param(
         0.1, range=(0.01, 2.0), unit="s", help="each /rig/command rate is held this long unless a new one replaces it"
     )
@@ -99,12 +101,14 @@ class RigInterface:
 
     # ----------------------------------------------------------------- backend swap (sim reset)
     def replace_backend(self, backend) -> None:
+        """Puts a new backend (the sim's after a reset) behind a fresh safety layer, with no trip latched."""
         with self.lock:
             self.rig = SafeRig(backend, self.config.safety)
             self._last_state = None
         self._publish_status("ok")
 
     def set_config(self, config: RigDriverConfig) -> None:
+        """Applies changed parameters; new safety limits rebuild the safety layer, keeping a latched trip."""
         with self.lock:
             self.config = config
             if config.safety != self.rig.config:
@@ -192,6 +196,7 @@ class RigInterface:
             self._status_pub.publish(String(data=text))
 
     def read_state(self):
+        """The rig state through the safety layer; a new trip is logged and published on ``/rig/status``."""
         with self.lock:
             state = self.rig.read_state()
             self._last_state = state
@@ -204,7 +209,7 @@ class RigInterface:
     def stats(self) -> dict:
         """Command counters and receipt latency (receipt - header stamp) percentiles, ms."""
         lat = np.asarray(self.command_latency_s, dtype=float) * 1e3
-        out = dict(self.counts)
+        out: dict[str, float] = dict(self.counts)
         if lat.size:
             out.update(
                 latency_ms_p50=round(float(np.percentile(lat, 50)), 2),
@@ -216,6 +221,7 @@ class RigInterface:
         self._stats_pub.publish(String(data=json.dumps(self.stats())))
 
     def publish_state(self, stamp, state=None) -> None:
+        """Publishes ``state`` (default: read now) on ``/rig/joint_states`` and ``/needle/force`` stamped ``stamp``."""
         state = state or self.read_state()
         js, wrench = rig_state_to_msgs(state, stamp)
         self._js_pub.publish(js)

@@ -15,6 +15,7 @@ import threading
 
 
 def load_class(path: str):
+    """The object named by ``"module:name"`` (a node class, a message class), imported."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -72,6 +73,7 @@ def run_node(node_cls, args: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m ir_robot.ros.run NODE_NAME [--ros-args ...]``: runs that node of the graph; returns the exit code."""
     from ir_robot.ros.graph import node_spec
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -59,6 +59,8 @@ from ir_robot.sim.world import WorldConfig
 
 @dataclass(frozen=True)
 class SimNodeConfig:
+    """Parameters of the sim node: tick, frame and state rates, seeds and phantoms, labels and the safety file."""
+
     control_rate_hz: float = param(
         100.0,
         range=(10.0, 1000.0),
@@ -86,6 +88,8 @@ class SimNodeConfig:
 
 
 class SimNode(RefereeMixin, Node):
+    """The needle world and its simulated rig as the hardware of the graph (see the module docstring)."""
+
     NODE_NAME = "sim"
     #: (config dataclass, parameter prefix) pairs this node declares
     PARAMS = ((SimNodeConfig, ""), (WorldConfig, "world."), (RigDriverConfig, "rig."))
@@ -211,7 +215,7 @@ class SimNode(RefereeMixin, Node):
 
     def _reset_world(self, seed: int) -> None:
         if self.params.config.phantoms == "episode":
-            from ir_robot.control.episode import sample_episode_phantom
+            from ir_robot.evaluation.episode import sample_episode_phantom
 
             self.world.reset(seed=seed, phantom=sample_episode_phantom(seed, motion=self.world.config.motion))
         else:
@@ -233,7 +237,7 @@ class SimNode(RefereeMixin, Node):
     # ------------------------------------------------------------------ the referee
     def _on_procedure_state_change(self, state: str, previous: str) -> None:
         if state == "running" and previous != "running":
-            from ir_robot.control.episode import Scorer
+            from ir_robot.evaluation.episode import Scorer
 
             with self._world_lock:
                 self._scorer = Scorer(self.world)
@@ -249,10 +253,10 @@ class SimNode(RefereeMixin, Node):
             self._scorer(state, None, None, SimpleNamespace(phase=self.phase))
 
     def referee(self, result: dict) -> dict:
-        """Score a finished procedure with the rule of ``ir_robot.control.episode.run_episode`` (the line
-        ``ir-robot demo`` prints): :func:`ir_robot.control.episode.judge`.
+        """Score a finished procedure with the rule of ``ir_robot.evaluation.episode.run_episode`` (the line
+        ``ir-robot demo`` prints): :func:`ir_robot.evaluation.episode.judge`.
         """
-        from ir_robot.control.episode import judge
+        from ir_robot.evaluation.episode import judge
 
         sc = self._scorer
         duration = float(result.get("duration_s") or 0.0)
@@ -281,11 +285,13 @@ class SimNode(RefereeMixin, Node):
         }
 
     def close(self) -> None:
+        """Closes the latency trace and the world."""
         self.trace.close()
         self.world.close()
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_sim``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(SimNode, args)

@@ -40,6 +40,8 @@ FINISHED = ("idle", "done", "failed", "aborted")
 
 @dataclass(frozen=True)
 class SupervisorConfig:
+    """Parameters of the supervisor: the reset service called on start and the timeouts."""
+
     reset_service: str = param("/sim/reset", help="Trigger service called on start before running ('' = none)")
     reset_timeout_s: float = param(10.0, range=(0.1, 120.0), unit="s", help="wait this long for the reset service")
     procedure_timeout_s: float = param(
@@ -56,6 +58,7 @@ class ProcedureStateMachine:
         self.last_result: dict = {}
 
     def start(self) -> tuple[bool, str]:
+        """``idle``/finished -> ``starting`` (counts the procedure); refused while one runs or the e-stop is latched."""
         if self.state not in FINISHED:
             why = {"estop": "the e-stop is latched: call /procedure/reset after checking the rig"}.get(
                 self.state, f"a procedure is already {self.state}; call /procedure/abort first"
@@ -66,18 +69,21 @@ class ProcedureStateMachine:
         return True, f"starting procedure {self.procedures}"
 
     def started(self) -> tuple[bool, str]:
+        """``starting`` -> ``running`` once the reset is done."""
         if self.state != "starting":
             return False, f"not starting (state '{self.state}')"
         self.state = "running"
         return True, "running"
 
     def start_failed(self, reason: str) -> tuple[bool, str]:
+        """``starting`` -> ``failed`` with ``reason`` (the reset failed); a no-op in any other state."""
         if self.state == "starting":
             self.state = "failed"
             self.last_result = {"outcome": "failed", "reason": reason}
         return True, reason
 
     def abort(self, reason: str = "operator abort") -> tuple[bool, str]:
+        """``starting`` -> ``aborted`` at once, ``running`` -> ``aborting`` (the controller retracts); else refused."""
         if self.state == "starting":
             self.state = "aborted"
             self.last_result = {"outcome": "aborted", "reason": reason}
@@ -88,6 +94,7 @@ class ProcedureStateMachine:
         return True, f"aborting: the controller retracts the needle ({reason})"
 
     def result(self, result: dict) -> tuple[bool, str]:
+        """The controller's ``result``: ``running`` -> done | failed, ``aborting`` -> aborted; else ignored."""
         if self.state not in ("running", "aborting"):
             return False, f"result ignored in state '{self.state}'"
         outcome = str(result.get("outcome", "failed"))
@@ -98,11 +105,13 @@ class ProcedureStateMachine:
         return True, self.state
 
     def estop(self) -> tuple[bool, str]:
+        """Any state -> ``estop`` (latched until :meth:`reset`)."""
         already = self.state == "estop"
         self.state = "estop"
         return True, "e-stop already latched" if already else "e-stop latched: rig stopped"
 
     def reset(self) -> tuple[bool, str]:
+        """Back to ``idle`` (clears an e-stop); refused while a procedure is starting, running or aborting."""
         if self.state in ("starting", "running", "aborting"):
             return False, f"cannot reset while {self.state}; call /procedure/abort (or /rig/estop) first"
         self.state = "idle"
@@ -110,6 +119,10 @@ class ProcedureStateMachine:
 
 
 class SupervisorNode(Node):
+    """The procedure's operating state on ``/procedure/state`` and the services that change it (see the module
+    docstring).
+    """
+
     NODE_NAME = "supervisor"
     PARAMS = ((SupervisorConfig, ""),)
 
@@ -134,6 +147,7 @@ class SupervisorNode(Node):
     # -------------------------------------------------------------- helpers
     @property
     def state(self) -> str:
+        """The current procedure state."""
         return self.machine.state
 
     def _publish(self) -> None:
@@ -248,6 +262,7 @@ class SupervisorNode(Node):
 
 
 def main(args=None):
+    """Entry point of ``ir_robot_supervisor``: spins the node until shutdown; returns the exit code."""
     from ir_robot.ros.run import run_node
 
     return run_node(SupervisorNode, args)

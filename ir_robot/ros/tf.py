@@ -53,4 +53,5 @@ def us_image_quaternion(yaw_rad: float) -> tuple[float, float, float, float]:
 
     c, s = math.cos(yaw_rad), math.sin(yaw_rad)
     m = np.array([[c, 0.0, -s], [s, 0.0, c], [0.0, -1.0, 0.0]])  # columns: x, y, z axes in world
-    return tuple(float(v) for v in Rotation.from_matrix(m).as_quat())
+    q = Rotation.from_matrix(m).as_quat()
+    return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))

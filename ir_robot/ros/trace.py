@@ -40,13 +40,16 @@ class LatencyTrace:
 
     @property
     def enabled(self) -> bool:
+        """True when tracing is on (a trace file is open)."""
         return self._file is not None
 
     def __call__(self, stamp_ns: int, event: str, t_ns: int | None = None) -> None:
+        """Appends ``stamp_ns event t_ns`` (``t_ns`` default: now, system clock) when tracing is on."""
         if self._file is not None:
             self._file.write(f"{int(stamp_ns)} {event} {time.time_ns() if t_ns is None else int(t_ns)}\n")
 
     def close(self) -> None:
+        """Closes the trace file; later calls are no-ops."""
         if self._file is not None:
             self._file.close()
             self._file = None

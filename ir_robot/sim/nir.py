@@ -52,14 +52,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param, to_dict
 from ir_robot.core.errors import ConfigError
 from ir_robot.core.types import LABEL_IGNORE, LABEL_VEIN, ImageFrame, NeedlePose, NirView
-from ir_robot.sim.imaging_common import PeriodicBank, check_rng, check_size, periodic_noise, ridge_lines, sample_params
+from ir_robot.sim.imaging_common import (
+    PeriodicBank,
+    check_rng,
+    check_size,
+    cv_float32,
+    periodic_noise,
+    ridge_lines,
+    sample_params,
+)
 from ir_robot.sim.phantom import Phantom
 
 
@@ -103,7 +113,7 @@ class NirParams:
 
 
 #: domain-randomisation ranges of :func:`sample_nir_params`
-NIR_RANDOM_RANGES: dict[str, tuple] = {
+NIR_RANDOM_RANGES: dict[str, tuple[float, float]] = {
     "skin_tone": (0.0, 1.0),
     "skin_texture": (0.02, 0.12),
     "hair_density": (0.0, 2.5),
@@ -121,7 +131,7 @@ NIR_RANDOM_RANGES: dict[str, tuple] = {
 }
 
 
-def sample_nir_params(rng: np.random.Generator, **overrides) -> NirParams:
+def sample_nir_params(rng: np.random.Generator, **overrides: Any) -> NirParams:
     """Random but plausible NIR parameters (ranges in :data:`NIR_RANDOM_RANGES`); ``overrides`` fix fields."""
     return sample_params(NirParams, rng, NIR_RANDOM_RANGES, overrides)
 
@@ -157,11 +167,11 @@ class NirRenderer:
         )
 
     # ------------------------------------------------------------------ construction
-    def _make_skin(self, rng: np.random.Generator, shape: tuple[int, int], s_mm: float) -> np.ndarray:
+    def _make_skin(self, rng: np.random.Generator, shape: tuple[int, int], s_mm: float) -> NDArray[np.float32]:
         p = self.params
         px = 1.0 / s_mm
 
-        def noise(sr_mm, sc_mm):
+        def noise(sr_mm: float, sc_mm: float) -> NDArray[np.float32]:
             return periodic_noise(rng, shape, (sr_mm * px, sc_mm * px))
 
         fine = noise(0.08, 0.08)
@@ -191,7 +201,7 @@ class NirRenderer:
         skin *= 1.0 - p.hair_darkness * (hair.astype(np.float32) / 255.0)
         return np.clip(skin, 0.05, None)[None].astype(np.float32)
 
-    def _make_camera(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _make_camera(self, rng: np.random.Generator) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Camera-fixed layers: multiplicative lighting (gradient x vignetting), additive glare."""
         p = self.params
         H, W = self.shape
@@ -210,7 +220,9 @@ class NirRenderer:
         return light.astype(np.float32), glare.astype(np.float32)
 
     # ------------------------------------------------------------------ geometry
-    def pixel_to_world(self, rows, cols, view: NirView) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_to_world(
+        self, rows: ArrayLike, cols: ArrayLike, view: NirView
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """World (x, y) seen by pixel (row, col) under ``view`` (the documented mapping)."""
         H, W = self.shape
         s = view.fov_mm / W
@@ -219,7 +231,7 @@ class NirRenderer:
             view.y_mm + (np.asarray(rows, float) - H / 2 + 0.5) * s,
         )
 
-    def world_to_pixel(self, points_world, view: NirView) -> tuple[np.ndarray, np.ndarray]:
+    def world_to_pixel(self, points_world: ArrayLike, view: NirView) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(row, col) of world points (..., 3) projected straight down; float, not clipped."""
         p = np.asarray(points_world, float)
         H, W = self.shape
@@ -253,7 +265,9 @@ class NirRenderer:
         b = a * np.array([v.compression for v in phantom.spec.vessels])
         yc, zc = phantom.centreline(xs)  # (W, n)
         yc_mid, zc_mid = phantom.centreline(np.array([view.x_mm - off[0]]))
-        centres, depths, kinds = [], [], []
+        centres: list[tuple[float, float]] = []
+        depths: list[float] = []
+        kinds: list[str] = []
         for i in range(phantom.n_vessels):
             artery = bool(phantom.is_artery[i])
             mu = p.absorption_per_mm * (p.artery_absorption_factor if artery else 1.0)
@@ -299,14 +313,14 @@ class NirRenderer:
             labels[:, col_out] = 0
             labels[row_out, :] = 0
 
-        needle_meta: dict = {"needle_visible": False}
+        needle_meta: dict[str, Any] = {"needle_visible": False}
         tip_px = None
         if needle is not None:
             tip_px, needle_meta = self._draw_needle(img, needle, view, off)
 
         img += self._glare
         if p.optics_blur_px > 0.3:
-            img = cv2.GaussianBlur(img, (0, 0), p.optics_blur_px)
+            img = cv_float32(cv2.GaussianBlur(img, (0, 0), p.optics_blur_px))
         noise, noise_key = self._noise_crop(rng)
         gain = np.float32(255.0 * (1.0 + p.exposure_jitter * float(rng.standard_normal())))
         img += np.float32(p.noise_sigma) * noise
@@ -332,10 +346,12 @@ class NirRenderer:
             "nir", image, (s, s), float(t_s), labels, tip_px, tuple(centres), tuple(depths), tuple(kinds), meta
         )
 
-    def _noise_crop(self, rng: np.random.Generator):
+    def _noise_crop(self, rng: np.random.Generator) -> tuple[NDArray[np.float32], tuple[int, int, int, int]]:
         return self._noise.random_crop(rng)
 
-    def _profile(self, a: float, b: float, mu: float, sigma_mm: float, s: float) -> tuple[np.ndarray, np.ndarray]:
+    def _profile(
+        self, a: float, b: float, mu: float, sigma_mm: float, s: float
+    ) -> tuple[NDArray[np.floating], NDArray[np.float32]]:
         """Absorption across a lumen, ``1 - exp(-mu * chord)``, blurred by ``sigma_mm``; sampled every s/4.
 
         Returns (offsets_mm, profile) with offsets symmetric about 0 (the centre sample is the peak).
@@ -346,10 +362,14 @@ class NirRenderer:
         q = np.clip(1.0 - (u / a) ** 2, 0.0, None)
         prof = (1.0 - np.exp(-mu * 2.0 * b * np.sqrt(q))).astype(np.float32)[None, :]
         if sigma_mm > 0:
-            prof = cv2.GaussianBlur(prof, (0, 1), sigmaX=sigma_mm / step, sigmaY=0.0, borderType=cv2.BORDER_CONSTANT)
+            prof = cv_float32(
+                cv2.GaussianBlur(prof, (0, 1), sigmaX=sigma_mm / step, sigmaY=0.0, borderType=cv2.BORDER_CONSTANT)
+            )
         return u, prof[0]
 
-    def _draw_needle(self, img: np.ndarray, needle: NeedlePose, view: NirView, off: np.ndarray):
+    def _draw_needle(
+        self, img: NDArray[np.float32], needle: NeedlePose, view: NirView, off: NDArray[np.float64]
+    ) -> tuple[tuple[float, float] | None, dict[str, Any]]:
         """Draw the shaft above the skin (metal: dark rim, bright specular centre). Returns (tip_px, meta)."""
         H, W = self.shape
         s = view.fov_mm / W
@@ -363,7 +383,7 @@ class NirRenderer:
         tip_px = None
         if -0.5 <= row_t <= H - 0.5 and -0.5 <= col_t <= W - 0.5:
             tip_px = (float(row_t), float(col_t))
-        meta = {"needle_visible": False, "tip_under_skin": bool(T[2] < off[2])}
+        meta: dict[str, Any] = {"needle_visible": False, "tip_under_skin": bool(T[2] < off[2])}
         # shaft S(s) = T - s D, above the skin where S_z > off_z
         lo, hi = 0.0, float(needle.length_mm)
         if abs(D[2]) > 1e-12:

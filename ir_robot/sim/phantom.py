@@ -17,8 +17,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import from_dict, load, param, to_dict
 from ir_robot.core.errors import ConfigError
@@ -27,6 +29,8 @@ from ir_robot.core.types import Tissue
 
 @dataclass(frozen=True)
 class BlockSpec:
+    """The tissue block's outer size: the phantom frame's origin is at the centre of its top (skin) face."""
+
     length_mm: float = param(80.0, range=(30.0, 300.0), unit="mm", help="extent along x")
     width_mm: float = param(50.0, range=(20.0, 200.0), unit="mm", help="extent along y")
     height_mm: float = param(30.0, range=(10.0, 100.0), unit="mm", help="extent along z")
@@ -51,6 +55,10 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class VesselSpec:
+    """One vessel: kind, lumen size, centreline (depth, lateral position, yaw, dive, curvature), probe
+    compression, arterial pulsation, and the wall's thickness and mechanics (the force model's puncture).
+    """
+
     kind: str = param("vein", choices=("vein", "artery"))
     diameter_mm: float = param(3.0, range=(0.8, 10.0), unit="mm")
     depth_mm: float = param(5.0, range=(1.0, 40.0), unit="mm", help="centre depth below skin at x=0")
@@ -79,6 +87,10 @@ class MotionSpec:
 
 @dataclass(frozen=True)
 class PhantomSpec:
+    """A whole phantom as data (the YAML schema): block, the three layers, 1-4 vessels, motion; validated
+    on construction so a vessel outside the tissue is refused with its field and allowed range.
+    """
+
     name: str = "phantom"
     block: BlockSpec = dataclasses.field(default_factory=BlockSpec)
     layers: tuple[LayerSpec, ...] = ()
@@ -94,7 +106,8 @@ class PhantomSpec:
         top = self.layers[0].thickness_mm + self.layers[1].thickness_mm
         if top >= self.block.height_mm:
             raise ConfigError(
-                f"field 'layers': skin + fat ({top} mm) must be thinner than block.height_mm ({self.block.height_mm} mm)"
+                f"field 'layers': skin + fat ({top} mm) must be thinner than "
+                f"block.height_mm ({self.block.height_mm} mm)"
             )
         if not 1 <= len(self.vessels) <= 4:
             raise ConfigError(f"field 'vessels': need 1 to 4 vessels, got {len(self.vessels)}")
@@ -114,7 +127,8 @@ class PhantomSpec:
                 )
             if np.abs(y).max() > half_w - r:
                 raise ConfigError(
-                    f"field 'vessels[{i}].y_mm': vessel leaves the block sideways (|y| up to {np.abs(y).max():.2f} mm); "
+                    f"field 'vessels[{i}].y_mm': vessel leaves the block sideways "
+                    f"(|y| up to {np.abs(y).max():.2f} mm); "
                     f"allowed range [{-(half_w - r):.2f}, {half_w - r:.2f}] mm along the whole length"
                 )
 
@@ -124,11 +138,13 @@ def load_phantom(path: str | Path) -> PhantomSpec:
     return load(path, PhantomSpec)
 
 
-def phantom_to_dict(spec: PhantomSpec) -> dict:
+def phantom_to_dict(spec: PhantomSpec) -> dict[str, Any]:
+    """A phantom as plain YAML/JSON-ready data (what :func:`phantom_from_dict` and the YAML loader read)."""
     return to_dict(spec)
 
 
-def phantom_from_dict(data: dict, source: str | None = None) -> PhantomSpec:
+def phantom_from_dict(data: dict[str, Any], source: str | None = None) -> PhantomSpec:
+    """A phantom from a mapping, validated like a YAML file (``source`` names it in errors)."""
     return from_dict(PhantomSpec, data, source=source)
 
 
@@ -271,7 +287,8 @@ def sample_phantom(
     if not vessels or all(v.kind != "vein" for v in vessels):
         raise RuntimeError("could not place a vein in the sampled phantom; widen PhantomRanges")
     if motion:
-        amp = tuple(_u(rng, rg.motion_amplitude_mm) * s for s in (1.0, 0.6, 0.2))
+        ax, ay, az = (_u(rng, rg.motion_amplitude_mm) * s for s in (1.0, 0.6, 0.2))
+        amp = (ax, ay, az)
         drift = (_u(rng, rg.motion_drift_mm_per_s), _u(rng, rg.motion_drift_mm_per_s), 0.0)
         mot = MotionSpec(True, drift, amp, _u(rng, rg.motion_frequency_hz), float(rng.uniform(-np.pi, np.pi)))
     else:
@@ -313,34 +330,38 @@ class Phantom:
 
     @property
     def n_vessels(self) -> int:
+        """How many vessels the phantom has (the length of every per-vessel array)."""
         return len(self.spec.vessels)
 
     # motion -----------------------------------------------------------------
-    def offset_mm(self, t_s: float) -> np.ndarray:
+    def offset_mm(self, t_s: float) -> NDArray[np.float64]:
+        """World offset (x, y, z) of the block at ``t_s``: drift plus periodic arm motion, zeros when still."""
         m = self.spec.motion
         if not m.enabled:
             return np.zeros(3)
         return self._drift * t_s + self._amp * math.sin(self._w * t_s + m.phase_rad)
 
-    def to_phantom(self, points_world, t_s: float) -> np.ndarray:
+    def to_phantom(self, points_world: ArrayLike, t_s: float) -> NDArray[np.float64]:
+        """World points ``(..., 3)`` at ``t_s`` in the phantom frame (the motion offset removed)."""
         return np.asarray(points_world, dtype=float) - self.offset_mm(t_s)
 
-    def to_world(self, points_phantom, t_s: float) -> np.ndarray:
+    def to_world(self, points_phantom: ArrayLike, t_s: float) -> NDArray[np.float64]:
+        """Phantom-frame points ``(..., 3)`` in the world frame at ``t_s`` (the motion offset added)."""
         return np.asarray(points_phantom, dtype=float) + self.offset_mm(t_s)
 
     # vessels ----------------------------------------------------------------
-    def radius_mm(self, t_s: float) -> np.ndarray:
+    def radius_mm(self, t_s: float) -> NDArray[np.float64]:
         """Lateral lumen radius of every vessel at time t (arteries pulsate)."""
         return self._r0 * (1.0 + self._puls * np.sin(2 * math.pi * self._fhz * t_s))
 
-    def centreline(self, x_mm) -> tuple[np.ndarray, np.ndarray]:
+    def centreline(self, x_mm: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Centre (y, z) of every vessel at phantom x: arrays of shape ``x.shape + (n_vessels,)``."""
         x = np.asarray(x_mm, dtype=float)[..., None]
         y = self._y0 + self._tyaw * x + 0.5 * self._curv * x * x
         z = -(self._d0 + self._tpitch * x)
         return y, z
 
-    def vessel_q(self, points, t_s: float = 0.0, *, wall: bool = False) -> np.ndarray:
+    def vessel_q(self, points: ArrayLike, t_s: float = 0.0, *, wall: bool = False) -> NDArray[np.float64]:
         """Normalised elliptical radius squared of each point to each vessel, ``(..., n_vessels)``.
 
         < 1 inside the lumen (or inside the outer wall surface with ``wall=True``).
@@ -356,9 +377,10 @@ class Phantom:
         return dy * dy + dz * dz
 
     def vessel_depth_mm(self, i: int, x_mm: float) -> float:
+        """Centre depth below the skin (mm) of vessel ``i`` at phantom ``x_mm``."""
         return float(self._d0[i] + self._tpitch[i] * x_mm)
 
-    def tissue_at(self, points, t_s: float = 0.0) -> np.ndarray:
+    def tissue_at(self, points: ArrayLike, t_s: float = 0.0) -> NDArray[np.uint8]:
         """:class:`Tissue` code of each point (phantom frame), shape ``points.shape[:-1]``."""
         p = np.asarray(points, dtype=float)
         depth = -p[..., 2]
@@ -380,7 +402,7 @@ class Phantom:
         out[outside] = Tissue.AIR
         return out
 
-    def vessel_index_at(self, points, t_s: float = 0.0) -> np.ndarray:
+    def vessel_index_at(self, points: ArrayLike, t_s: float = 0.0) -> NDArray[np.intp]:
         """Index of the vessel whose wall contains each point, -1 where none."""
         qw = self.vessel_q(points, t_s, wall=True)
         idx = np.argmin(qw, axis=-1)

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ir_robot.core.types import JointVector, RigCommand, needle_direction
+from ir_robot.core.types import ImageFrame, JointVector, RigCommand, needle_direction
+from ir_robot.sim.phantom import Phantom
+
+if TYPE_CHECKING:
+    from ir_robot.sim.world import NeedleWorld
 
 
 @dataclass(frozen=True)
 class StraightInsertion:
+    """A planned straight insertion (world frame): the pivot and pitch whose needle line meets the target."""
+
     pivot_mm: tuple[float, float, float]
     pitch_rad: float
     target_mm: tuple[float, float, float]
@@ -24,7 +31,7 @@ class StraightInsertion:
 
 
 def plan_straight_insertion(
-    phantom,
+    phantom: Phantom,
     vessel: int = 0,
     pitch_deg: float = 30.0,
     standoff_mm: float = 3.0,
@@ -38,12 +45,23 @@ def plan_straight_insertion(
     d = needle_direction(p)
     dist = (standoff_mm - target[2]) / math.sin(p)
     pivot = target - dist * d
-    return StraightInsertion(tuple(float(v) for v in pivot), p, tuple(float(v) for v in target), float(dist))
+    return StraightInsertion(
+        (float(pivot[0]), float(pivot[1]), float(pivot[2])),
+        p,
+        (float(target[0]), float(target[1]), float(target[2])),
+        float(dist),
+    )
 
 
 def run_straight_insertion(
-    world, plan: StraightInsertion, *, rate_mm_s: float = 2.0, extra_mm: float = 0.0, dt: float = 0.01, frames: int = 0
-):
+    world: NeedleWorld,
+    plan: StraightInsertion,
+    *,
+    rate_mm_s: float = 2.0,
+    extra_mm: float = 0.0,
+    dt: float = 0.01,
+    frames: int = 0,
+) -> tuple[dict[str, Any], list[tuple[float, ImageFrame, ImageFrame]]]:
     """Insert along ``plan`` to the target (+ ``extra_mm``).
 
     Returns (trace dict, list of (insert_mm, us, nir)) with ``frames`` image pairs evenly
@@ -53,8 +71,8 @@ def run_straight_insertion(
     world.reset_joints(
         JointVector(plan.pivot_mm[0], plan.pivot_mm[1], plan.pivot_mm[2], plan.pitch_rad, 0.0, j0.probe_yaw_rad)
     )
-    trace = {k: [] for k in ("t_s", "insert_mm", "force_n", "true_force_n", "tissue", "in_lumen")}
-    shots = []
+    trace: dict[str, list[Any]] = {k: [] for k in ("t_s", "insert_mm", "force_n", "true_force_n", "tissue", "in_lumen")}
+    shots: list[tuple[float, ImageFrame, ImageFrame]] = []
     goal = plan.distance_mm + extra_mm
     marks = list(np.linspace(0.0, goal, frames)) if frames > 1 else ([goal] if frames == 1 else [])
     while True:
@@ -78,6 +96,6 @@ def run_straight_insertion(
         world.step(RigCommand(JointVector(insert_mm=step_rate), dt), dt)
         if s.t_s > 120:
             raise RuntimeError("insertion did not reach its goal in 120 s of simulated time")
-    out = {k: np.asarray(v) for k, v in trace.items()}
+    out: dict[str, Any] = {k: np.asarray(v) for k, v in trace.items()}
     out["events"] = world.state().events
     return out, shots

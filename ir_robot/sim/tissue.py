@@ -43,9 +43,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import IrRobotError
@@ -147,14 +150,29 @@ class NeedleContact:
     back_wall_punctured: bool
     inserted_mm: float
     events: tuple[PunctureEvent, ...]
-    components: dict
+    components: dict[str, float]
     tenting_mm: float = 0.0  # how far the membrane in front of the tip is pushed past its rest position
+
+
+#: a membrane's identity across profile re-sampling: (membrane kind, vessel index, ordinal)
+_MembraneKey = tuple[str, int, int]
 
 
 class _Membrane:
     __slots__ = ("u", "g", "kind", "vessel", "key", "puncture_n", "k1", "k2", "before")
 
-    def __init__(self, u, g, kind, vessel, key, puncture_n, k1, k2, before):
+    def __init__(
+        self,
+        u: float,
+        g: tuple[float, ...],
+        kind: str,
+        vessel: int,
+        key: _MembraneKey,
+        puncture_n: float,
+        k1: float,
+        k2: float,
+        before: int,
+    ):
         self.u = u  # rest position along the line (profile coordinate, mm)
         self.g = g  # d(u)/d(sideways shift of the line), 3 floats
         self.kind = kind
@@ -186,8 +204,24 @@ class _Profile:
         "pulse_idx",
         "pulse_r",
     )
+    p0: tuple[float, float, float]  # a point of the line (the pivot at sampling time)
+    d: tuple[float, float, float]  # the line's unit direction
+    u_far: float  # line length whose sideways motion is checked against the tolerance
+    u_end: float  # re-sample when the tip goes past this
+    bounds: list[float]  # segment boundaries along the line, increasing
+    tissue: list[int]  # Tissue code per segment (len(bounds) + 1)
+    vessel: list[int]  # vessel index per segment, -1 outside vessels
+    mu: list[float]  # friction per mm of shaft, per segment
+    cut: list[float]  # cutting force, per segment
+    solid: list[bool]  # solid tissue (not air or lumen), per segment
+    cum_mu: list[float]  # friction of the line up to each boundary
+    cum_solid: list[float]  # solid length of the line up to each boundary
+    membranes: list[_Membrane]  # in order along the line
+    pulse_idx: NDArray[np.intp]  # arteries the line passes near
+    pulse_r: NDArray[np.float64]  # their radii when sampled
 
     def seg(self, u: float) -> int:
+        """Index of the segment holding profile coordinate ``u``."""
         return bisect_right(self.bounds, u)
 
     def integrals(self, u: float, i: int) -> tuple[float, float]:
@@ -239,9 +273,10 @@ class NeedleTissueModel:
         self._clear_tissue_state()
 
     def _clear_tissue_state(self) -> None:
-        self._torn: set = set()
-        self._carry: dict = {}  # key -> how far an untorn membrane is carried past its rest position
-        self._residual: list = []  # [force held at the tear, insert at tear, t at tear, furthest insert since]
+        self._torn: set[_MembraneKey] = set()
+        self._carry: dict[_MembraneKey, float] = {}  # key -> how far an untorn membrane is carried past its rest
+        # [force held at the tear, insert at tear, t at tear, furthest insert since]
+        self._residual: list[list[float]] = []
         self._back_wall = False
 
     @property
@@ -250,15 +285,15 @@ class NeedleTissueModel:
         return self._builds
 
     @property
-    def torn(self) -> frozenset:
+    def torn(self) -> frozenset[_MembraneKey]:
         """Keys ``(membrane, vessel_index, ordinal)`` of the membranes torn so far."""
         return frozenset(self._torn)
 
     # ------------------------------------------------------------------ update
     def update(
         self,
-        pivot_mm,
-        direction,
+        pivot_mm: Sequence[float] | NDArray[np.float64],
+        direction: Sequence[float] | NDArray[np.float64],
         insert_mm: float,
         insert_rate_mm_s: float,
         t_s: float,
@@ -386,7 +421,9 @@ class NeedleTissueModel:
             tenting_mm=max(d, 0.0),
         )
 
-    def _next_untorn(self, membranes, rest):
+    def _next_untorn(
+        self, membranes: list[_Membrane], rest: Callable[[_Membrane], float]
+    ) -> tuple[int, _Membrane | None, float]:
         torn = self._torn
         for j, m in enumerate(membranes):
             if m.key not in torn:
@@ -394,11 +431,18 @@ class NeedleTissueModel:
         return len(membranes), None, math.inf
 
     def _friction_cutting(
-        self, prof: _Profile, u_tip: float, m_next, u_next: float, rate: float, applied_force_n, stiff: float
+        self,
+        prof: _Profile,
+        u_tip: float,
+        m_next: _Membrane | None,
+        u_next: float,
+        rate: float,
+        applied_force_n: float | None,
+        stiff: float,
     ) -> tuple[float, float, int]:
         """Karnopp friction along the shaft and cutting at the tip; also the tip's segment."""
         p = self.params
-        if u_tip >= u_next:
+        if m_next is not None and u_tip >= u_next:  # (no next membrane: u_next is inf)
             # the tip is pushing (or carrying) the next membrane: it is on its near side
             seg = m_next.before
             mu, solid = prof.integrals(u_next, seg)
@@ -428,7 +472,18 @@ class NeedleTissueModel:
         return fric, cut, seg
 
     # ------------------------------------------------------------------ profile
-    def _stale(self, prof: _Profile, px, py, pz, dx, dy, dz, insert, t_s) -> bool:
+    def _stale(
+        self,
+        prof: _Profile,
+        px: float,
+        py: float,
+        pz: float,
+        dx: float,
+        dy: float,
+        dz: float,
+        insert: float,
+        t_s: float,
+    ) -> bool:
         d0 = prof.d
         ddx, ddy, ddz = dx - d0[0], dy - d0[1], dz - d0[2]
         if (ddx * ddx + ddy * ddy + ddz * ddz) * prof.u_far * prof.u_far > self._tol2:
@@ -443,7 +498,9 @@ class NeedleTissueModel:
                 return True
         return False
 
-    def _build(self, px, py, pz, dx, dy, dz, insert, t_s) -> _Profile:
+    def _build(
+        self, px: float, py: float, pz: float, dx: float, dy: float, dz: float, insert: float, t_s: float
+    ) -> _Profile:
         """Sample the tissue along the line from where it enters the block to the lookahead beyond the tip."""
         ph, p = self.phantom, self.params
         p0 = np.array([px, py, pz])
@@ -508,8 +565,10 @@ class NeedleTissueModel:
             near = self._pulsing[qw[len(mids) :, self._pulsing].min(axis=0) < 2.5]
             prof.pulse_idx = near
             prof.pulse_r = ph.radius_mm(t_s)[near]
-        mu, cut, solid = [], [], []
-        for code, hl in zip(seg_tis.tolist(), host.tolist()):
+        mu: list[float] = []
+        cut: list[float] = []
+        solid: list[bool] = []
+        for code, hl in zip(seg_tis.tolist(), host.tolist(), strict=True):
             if code in _LAYER_OF:
                 mu.append(self._layer_mu[_LAYER_OF[code]])
                 cut.append(self._layer_cut[_LAYER_OF[code]])
@@ -539,12 +598,16 @@ class NeedleTissueModel:
         prof.membranes = self._membranes(prof, p0, d, t_s)
         return prof
 
-    def _membranes(self, prof: _Profile, p0: np.ndarray, d: np.ndarray, t_s: float) -> list[_Membrane]:
+    def _membranes(
+        self, prof: _Profile, p0: NDArray[np.float64], d: NDArray[np.float64], t_s: float
+    ) -> list[_Membrane]:
+        """The membranes along the profile in order: where each lies, what it is, how it tears."""
         layers = self.phantom.spec.layers
         vessels = self.phantom.spec.vessels
-        found = []
+        # (u, kind, vessel, key, (puncture N, k1, k2), segment before, (surface, surface vessel))
+        found: list[tuple[float, str, int, _MembraneKey, tuple[float, float, float], int, tuple[str, int]]] = []
         deepest = -1
-        count: dict = {}
+        count: dict[tuple[str, int], int] = {}
         for i, ub in enumerate(prof.bounds):
             a, b = prof.tissue[i], prof.tissue[i + 1]
             kind = None
@@ -576,10 +639,12 @@ class NeedleTissueModel:
         grads = self._shift_gradients([(f[0], f[6]) for f in found], p0, d, t_s)
         return [
             _Membrane(ub, g, kind, vessel, key, mech[0], mech[1], mech[2], i)
-            for (ub, kind, vessel, key, mech, i, _), g in zip(found, grads)
+            for (ub, kind, vessel, key, mech, i, _), g in zip(found, grads, strict=True)
         ]
 
-    def _shift_gradients(self, where: list, p0: np.ndarray, d: np.ndarray, t_s: float) -> list[tuple]:
+    def _shift_gradients(
+        self, where: list[tuple[float, tuple[str, int]]], p0: NDArray[np.float64], d: NDArray[np.float64], t_s: float
+    ) -> list[tuple[float, ...]]:
         """How each membrane's position along the line moves when the line shifts sideways (first order).
 
         ``where``: ``(u, (surface, vessel))`` per membrane. The crossing of a surface
@@ -618,9 +683,9 @@ class NeedleTissueModel:
 
 def insertion_profile(
     phantom: Phantom,
-    pivot,
-    direction,
-    depths_mm,
+    pivot: ArrayLike,
+    direction: ArrayLike,
+    depths_mm: ArrayLike,
     rate_mm_s: float = 2.0,
     dt: float = 1e-3,
     t0: float = 0.0,
@@ -629,7 +694,7 @@ def insertion_profile(
     needle_diameter_mm: float = 0.9,
     rng: np.random.Generator | None = None,
     seed: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """Drive a fresh model through ``depths_mm`` (insertion from the pivot, mm) at ``|rate_mm_s|``.
 
     The model is stepped every ``dt`` (the needle moves ``rate*dt`` per step, the
@@ -667,7 +732,7 @@ def insertion_profile(
         "tenting_mm",
         "back_wall_punctured",
     )
-    out = {k: [] for k in keys}
+    out: dict[str, list[Any]] = {k: [] for k in keys}
     events: list[PunctureEvent] = []
     step = speed * dt
     t, pos, rate = t0, float(depths[0]), speed if depths.size < 2 or depths[1] >= depths[0] else -speed
@@ -703,7 +768,7 @@ def insertion_profile(
             c = model.update(pivot, direction, pos, rate, t, rng)
             events.extend(c.events)
         record(c)
-    res = {k: np.asarray(v) for k, v in out.items()}
+    res: dict[str, Any] = {k: np.asarray(v) for k, v in out.items()}
     res["tissue"] = res["tissue"].astype(np.uint8)
     res["in_lumen"] = res["in_lumen"].astype(bool)
     res["events"] = tuple(events)

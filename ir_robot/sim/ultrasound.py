@@ -65,9 +65,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ir_robot.config import param, to_dict
 from ir_robot.core.errors import ConfigError
@@ -84,6 +86,7 @@ from ir_robot.sim.imaging_common import (
     PeriodicBank,
     check_rng,
     check_size,
+    cv_float32,
     periodic_noise,
     ridge_lines,
     sample_params,
@@ -147,6 +150,7 @@ class UltrasoundParams:
 
     @property
     def wavelength_mm(self) -> float:
+        """Acoustic wavelength in tissue (mm) at the centre frequency: sets the PSF size."""
         return SOUND_MM_PER_US / self.frequency_mhz
 
     @property
@@ -157,7 +161,7 @@ class UltrasoundParams:
 
 
 #: domain-randomisation ranges of :func:`sample_ultrasound_params` (plausible scanners and presets)
-US_RANDOM_RANGES: dict[str, tuple] = {
+US_RANDOM_RANGES: dict[str, tuple[float, float]] = {
     "frequency_mhz": (5.0, 12.0),
     "pulse_cycles": (2.0, 4.0),
     "f_number": (2.5, 4.5),
@@ -189,17 +193,21 @@ US_RANDOM_RANGES: dict[str, tuple] = {
 }
 
 
-def sample_ultrasound_params(rng: np.random.Generator, **overrides) -> UltrasoundParams:
+def sample_ultrasound_params(rng: np.random.Generator, **overrides: Any) -> UltrasoundParams:
     """Random but plausible imaging parameters (ranges in :data:`US_RANDOM_RANGES`); ``overrides`` fix fields."""
     return sample_params(UltrasoundParams, rng, US_RANDOM_RANGES, overrides)
+
+
+#: one vessel's ROI in an image: (vessel index, row slice, col slice, wall mask, lumen mask, wall-normal share)
+_VesselRoi = tuple[int, slice, slice, NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64]]
 
 
 @dataclass(frozen=True)
 class _Needle2D:
     """The needle in one image: projected visible segment and what is needed to draw it."""
 
-    a_mm: np.ndarray  # (lateral, depth) of the visible segment's end nearest the tip
-    b_mm: np.ndarray  # other end
+    a_mm: NDArray[np.float64]  # (lateral, depth) of the visible segment's end nearest the tip
+    b_mm: NDArray[np.float64]  # other end
     s_a: float
     s_b: float
     e0: float  # out-of-plane distance of the tip
@@ -247,7 +255,7 @@ class UltrasoundRenderer:
         self._params_dict = to_dict(p)
 
     # ------------------------------------------------------------------ construction
-    def _make_speckle(self, rng: np.random.Generator, shape: tuple[int, int], n: int) -> np.ndarray:
+    def _make_speckle(self, rng: np.random.Generator, shape: tuple[int, int], n: int) -> NDArray[np.float32]:
         """Envelope of PSF-filtered complex Gaussian scatterers, mean 1 (Rayleigh when dense)."""
         p = self.params
         density_px = min(1.0, p.speckle_density * self.sx * self.sy)
@@ -258,12 +266,12 @@ class UltrasoundRenderer:
             out[k] /= out[k].mean()
         return out
 
-    def _make_structure(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    def _make_structure(self, rng: np.random.Generator, shape: tuple[int, int]) -> NDArray[np.float32]:
         """Echogenicity textures: [skin, fat, muscle longitudinal, muscle transverse], periodic."""
         p = self.params
         mm_r, mm_c = 1.0 / self.sy, 1.0 / self.sx  # px per mm
 
-        def noise(sr_mm, sc_mm):
+        def noise(sr_mm: float, sc_mm: float) -> NDArray[np.float32]:
             return periodic_noise(rng, shape, (sr_mm * mm_r, sc_mm * mm_c))
 
         skin = p.skin_echo * np.clip(1.0 + 0.3 * noise(0.15, 0.4), 0.2, None)
@@ -280,7 +288,7 @@ class UltrasoundRenderer:
         return np.stack([skin, fat, m_long, m_trans]).astype(np.float32)
 
     # ------------------------------------------------------------------ geometry helpers
-    def grid_world(self, probe: ProbePose) -> np.ndarray:
+    def grid_world(self, probe: ProbePose) -> NDArray[np.float64]:
         """World coordinates (H, W, 3) of every pixel centre for ``probe`` (the documented mapping)."""
         cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
         H, W = self.shape
@@ -290,7 +298,9 @@ class UltrasoundRenderer:
         pts[..., 2] = self._wz[:, None]
         return pts
 
-    def world_to_pixel(self, points_world, probe: ProbePose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def world_to_pixel(
+        self, points_world: ArrayLike, probe: ProbePose
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """(row, col, out_of_plane_mm) of world points (..., 3) for ``probe``; float, not clipped."""
         p = np.asarray(points_world, dtype=float)
         cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
@@ -300,11 +310,13 @@ class UltrasoundRenderer:
         W = self.shape[1]
         return -p[..., 2] / self.sy - 0.5, lat / self.sx + W / 2 - 0.5, off
 
-    def tissue_map(self, phantom: Phantom, probe: ProbePose, t_s: float) -> np.ndarray:
+    def tissue_map(self, phantom: Phantom, probe: ProbePose, t_s: float) -> NDArray[np.uint8]:
         """:class:`Tissue` code of every pixel centre, equal to ``phantom.tissue_at`` of the grid."""
         return self._geometry(phantom, probe, t_s)[0]
 
-    def _geometry(self, phantom: Phantom, probe: ProbePose, t_s: float):
+    def _geometry(
+        self, phantom: Phantom, probe: ProbePose, t_s: float
+    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.bool_], list[_VesselRoi], NDArray[np.float64]]:
         """Tissue map plus per-vessel ROI masks, evaluated separably (rows x columns)."""
         H, W = self.shape
         off = phantom.offset_mm(t_s)
@@ -330,7 +342,7 @@ class UltrasoundRenderer:
         b = a * np.array([v.compression for v in spec_v])
         wall = np.array([v.wall_thickness_mm for v in spec_v])
         yc, zc = phantom.centreline(px)  # (W, n)
-        rois = []
+        rois: list[_VesselRoi] = []
         for i in range(len(spec_v)):
             aw, bw = a[i] + wall[i], b[i] + wall[i]
             dyw = (py - yc[:, i]) / aw
@@ -353,7 +365,7 @@ class UltrasoundRenderer:
             gz, gy = dzw / bw, dy_w / aw
             normal_z2 = gz * gz / (gz * gz + gy * gy + 1e-12)
             rois.append((i, slice(r0, r1), slice(c0, c1), in_wall, in_lumen, normal_z2))
-        for i, rs, cs, in_wall, _, _ in rois:
+        for _, rs, cs, in_wall, _, _ in rois:
             tissue[rs, cs][in_wall] = Tissue.VESSEL_WALL
         for i, rs, cs, _, in_lumen, _ in rois:
             tissue[rs, cs][in_lumen] = Tissue.ARTERY_LUMEN if phantom.is_artery[i] else Tissue.VEIN_LUMEN
@@ -361,7 +373,7 @@ class UltrasoundRenderer:
         return tissue, row_t, col_out, rois, off
 
     # ------------------------------------------------------------------ needle
-    def _needle_2d(self, needle: NeedlePose, probe: ProbePose, off: np.ndarray) -> _Needle2D | None:
+    def _needle_2d(self, needle: NeedlePose, probe: ProbePose, off: NDArray[np.float64]) -> _Needle2D | None:
         p = self.params
         T = np.asarray(needle.tip_mm, float)
         D = np.asarray(needle.direction, float)
@@ -397,7 +409,7 @@ class UltrasoundRenderer:
         lat0 = cu * rel[0] + su * rel[1]
         lu = cu * D[0] + su * D[1]
 
-        def at(s):
+        def at(s: float) -> NDArray[np.float64]:
             return np.array([lat0 - s * lu, -(T[2] - s * D[2])])
 
         tip_px = None
@@ -409,7 +421,9 @@ class UltrasoundRenderer:
         tilt = math.degrees(math.asin(min(1.0, abs(D[2]))))
         return _Needle2D(at(lo), at(hi), lo, hi, float(e0), float(en), angle, tilt, tip_px)
 
-    def _draw_needle(self, nd: _Needle2D, needle: NeedlePose):
+    def _draw_needle(
+        self, nd: _Needle2D, needle: NeedlePose
+    ) -> tuple[slice, slice, NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32]] | None:
         """Needle ROI: (row slice, col slice, label mask, echo, shadow dB per px, tail rows)."""
         p = self.params
         H, W = self.shape
@@ -467,17 +481,21 @@ class UltrasoundRenderer:
                 decay *= p.needle_reverb_decay
                 tail[shift:] += np.float32(decay) * echo[:-shift]
             echo = echo + tail
-        echo = cv2.GaussianBlur(echo, (0, 0), sigmaX=max(sc, 0.3), sigmaY=max(sr, 0.3))
+        echo = cv_float32(cv2.GaussianBlur(echo, (0, 0), sigmaX=max(sc, 0.3), sigmaY=max(sr, 0.3)))
         shadow = weight * np.float32(p.needle_shadow_db * self.sy / max(needle.diameter_mm, self.sy))
         return slice(r0, r1), slice(c0, c1), label, echo, shadow
 
     # ------------------------------------------------------------------ vessels for ground truth
-    def _vessel_truth(self, phantom: Phantom, probe: ProbePose, t_s: float, off: np.ndarray):
+    def _vessel_truth(
+        self, phantom: Phantom, probe: ProbePose, t_s: float, off: NDArray[np.float64]
+    ) -> tuple[tuple[tuple[float, float], ...], tuple[float, ...], tuple[str, ...]]:
         H, W = self.shape
         cu, su = math.cos(probe.yaw_rad), math.sin(probe.yaw_rad)
         ox, oy = probe.x_mm - off[0], probe.y_mm - off[1]
         a = phantom.radius_mm(t_s)
-        centres, depths, kinds = [], [], []
+        centres: list[tuple[float, float]] = []
+        depths: list[float] = []
+        kinds: list[str] = []
         for i in range(phantom.n_vessels):
             cl = functools.partial(_centreline_and_slope, phantom, i)
             y0, z0, dy, dz = cl(ox)
@@ -558,14 +576,14 @@ class UltrasoundRenderer:
 
         # ---- PSF blur, speckle, attenuation
         sr, sc = self.psf_sigma_px
-        env = cv2.GaussianBlur(echo, (0, 0), sigmaX=max(sc, 0.3), sigmaY=max(sr, 0.3))
+        env = cv_float32(cv2.GaussianBlur(echo, (0, 0), sigmaX=max(sc, 0.3), sigmaY=max(sr, 0.3)))
         speckle, sp_key = self._speckle.random_crop(rng)
         env *= speckle
         env *= self._atten_row
 
         # extra attenuation along each beam line (dB per pixel): lumens (negative: posterior
         # enhancement) and the needle (acoustic shadow); accumulated down the columns
-        sources = []
+        sources: list[tuple[slice, slice, NDArray[np.float32]]] = []
         for i, rs, cs, in_wall, in_lumen, nz2 in rois:
             db = in_lumen.astype(np.float32) * -self._enh_db_per_px
             if p.edge_shadow_db > 0:
@@ -574,15 +592,16 @@ class UltrasoundRenderer:
                 graze = np.where(in_wall, (1.0 - nz2) ** 4, 0.0).astype(np.float32)
                 db += graze * np.float32(p.edge_shadow_db / max(wall_px, 1.0))
             sources.append((rs, cs, db))
-        needle_info = None
+        needle_info: tuple[_Needle2D, slice, slice, NDArray[np.float32], bool] | None = None
         if needle is not None:
             nd = self._needle_2d(needle, probe, off)
-            drawn = self._draw_needle(nd, needle) if nd is not None else None
-            if drawn is not None:
-                nrs, ncs, nlabel, necho, nshadow = drawn
-                labels[nrs, ncs][nlabel] = LABEL_NEEDLE
-                sources.append((nrs, ncs, nshadow))
-                needle_info = (nd, nrs, ncs, necho, bool(nlabel.any()))
+            if nd is not None:
+                drawn = self._draw_needle(nd, needle)
+                if drawn is not None:
+                    nrs, ncs, nlabel, necho, nshadow = drawn
+                    labels[nrs, ncs][nlabel] = LABEL_NEEDLE
+                    sources.append((nrs, ncs, nshadow))
+                    needle_info = (nd, nrs, ncs, necho, bool(nlabel.any()))
         if sources:
             r_first = min(rs.start for rs, _, _ in sources)
             c_lo = min(cs.start for _, cs, _ in sources)
@@ -595,7 +614,7 @@ class UltrasoundRenderer:
             cum = integ[1:, 1:] - integ[1:, :-1]
             cum *= np.float32(-1.0 / _DB)
             k = 2 * int(math.ceil(2.5 * sc)) + 1  # beams have the lateral PSF width
-            cum = cv2.GaussianBlur(cum, (k, 1), sigmaX=max(sc, 0.3), sigmaY=0)
+            cum = cv_float32(cv2.GaussianBlur(cum, (k, 1), sigmaX=max(sc, 0.3), sigmaY=0))
             env[r_first:, c_lo:c_hi] *= cv2.exp(cum)
         if needle_info is not None:
             nd, nrs, ncs, necho, _ = needle_info
@@ -604,7 +623,7 @@ class UltrasoundRenderer:
         env += np.float32(p.noise_level) * noise
 
         # ---- log compression with TGC and gain
-        cv2.max(env, 1e-7, dst=env)
+        cv2.max(env, 1e-7, dst=env)  # type: ignore[call-overload]  # a scalar src2 works; the stubs list arrays only
         cv2.log(env, dst=env)
         env *= self._log_scale
         env += self._row_offset
@@ -633,7 +652,7 @@ class UltrasoundRenderer:
         return ImageFrame("us", image, (self.sy, self.sx), float(t_s), labels, tip_px, centres, depths, kinds, meta)
 
 
-def _centreline_and_slope(phantom: Phantom, i: int, x: float, h: float = 1e-3):
+def _centreline_and_slope(phantom: Phantom, i: int, x: float, h: float = 1e-3) -> tuple[float, float, float, float]:
     """Vessel ``i`` centre (y, z) at phantom x and its slopes dy/dx, dz/dx (finite difference)."""
     y, z = phantom.centreline(np.array([x, x + h]))
     return y[0, i], z[0, i], (y[1, i] - y[0, i]) / h, (z[1, i] - z[0, i]) / h

@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ir_robot.config import param
 from ir_robot.core.errors import ConfigError
@@ -37,6 +39,12 @@ from ir_robot.core.types import (
 )
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import Phantom, PhantomSpec, load_phantom, sample_phantom
+from ir_robot.urdf import JointLimit, read_joint_limits
+
+if TYPE_CHECKING:
+    from ir_robot.sim.nir import NirParams
+    from ir_robot.sim.tissue import NeedleContact, PunctureEvent
+    from ir_robot.sim.ultrasound import UltrasoundParams
 
 #: needle gauge -> outer diameter (mm), ISO 9626
 GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 0.718}
@@ -44,6 +52,8 @@ GAUGE_DIAMETER_MM = {17: 1.473, 18: 1.270, 19: 1.067, 20: 0.908, 21: 0.819, 22: 
 
 @dataclass(frozen=True)
 class WorldConfig:
+    """What :class:`NeedleWorld` simulates: the phantom (fixed or random), motion, rates, needle and rig."""
+
     phantom: str = param("forearm", help="phantom YAML path or name under sim/phantoms/ (ignored when randomize)")
     randomize: bool = param(False, help="draw a new random phantom from the seed at every reset")
     motion: bool = param(False, help="phantom drift + periodic arm motion")
@@ -59,6 +69,8 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class WorldState:
+    """The world after a step: joints, needle force and tip ground truth, puncture events, limit clamps."""
+
     t_s: float
     joints: JointVector
     velocity: JointVector
@@ -71,24 +83,19 @@ class WorldState:
     back_wall_punctured: bool
     inserted_mm: float
     phantom_offset_mm: tuple[float, float, float]
-    events: tuple = ()  # every PunctureEvent since reset
+    events: tuple[PunctureEvent, ...] = ()  # every PunctureEvent since reset
     clamped: tuple[str, ...] = ()  # limit clamps applied during the last step
 
 
-def _joint_limits_from_urdf(client: int, body: int, pb) -> dict:
+def _joint_info(client: int, body: int, pb: Any, limits: dict[str, JointLimit]) -> dict[str, dict[str, Any]]:
+    """Each rig joint's PyBullet index with its limits from the robot description (one URDF reader)."""
     out = {}
     for j in range(pb.getNumJoints(body, physicsClientId=client)):
-        info = pb.getJointInfo(body, j, physicsClientId=client)
-        name = info[1].decode()
-        if name in JOINT_NAMES:
-            scale = 1000.0 if info[2] == pb.JOINT_PRISMATIC else 1.0
+        name = pb.getJointInfo(body, j, physicsClientId=client)[1].decode()
+        if name in limits:
+            lim = limits[name]
             out[name] = dict(
-                index=j,
-                lower=info[8] * scale,
-                upper=info[9] * scale,
-                effort=info[10],
-                velocity=info[11] * scale,
-                scale=scale,
+                index=j, lower=lim.lower, upper=lim.upper, effort=lim.effort, velocity=lim.velocity, scale=lim.scale
             )
     missing = [n for n in JOINT_NAMES if n not in out]
     if missing:
@@ -105,8 +112,8 @@ class NeedleWorld:
         *,
         gui: bool = False,
         phantom: PhantomSpec | None = None,
-        us_params=None,
-        nir_params=None,
+        us_params: UltrasoundParams | None = None,
+        nir_params: NirParams | None = None,
     ):
         import pybullet as pb  # imported here so `import ir_robot.sim` stays light
 
@@ -125,7 +132,7 @@ class NeedleWorld:
         if not urdf_path.is_file():
             raise ConfigError(f"URDF {urdf_path} not found (config field 'urdf')")
         self._robot = pb.loadURDF(str(urdf_path), useFixedBase=True, physicsClientId=self._client)
-        self.joint_info = _joint_limits_from_urdf(self._client, self._robot, pb)
+        self.joint_info = _joint_info(self._client, self._robot, pb, read_joint_limits(urdf_path))
         self._idx = [self.joint_info[n]["index"] for n in JOINT_NAMES]
         self._scale = np.array([self.joint_info[n]["scale"] for n in JOINT_NAMES])
         self.lower = np.array([self.joint_info[n]["lower"] for n in JOINT_NAMES])
@@ -144,19 +151,22 @@ class NeedleWorld:
         self._tissue_cls = NeedleTissueModel
         self.needle_diameter_mm = GAUGE_DIAMETER_MM[self.config.needle_gauge]
         self._block_body = None
-        self.phantom: Phantom | None = None
-        self._state: WorldState | None = None
+        self.phantom: Phantom  # set by reset(), below
+        self._state: WorldState  # set by reset(), below
         self.reset(seed=0)
 
     # ------------------------------------------------------------------ set-up
     @property
     def client_id(self) -> int:
+        """The PyBullet client this world owns (every pybullet call on it must pass this id)."""
         return self._client
 
     def limits(self) -> tuple[JointVector, JointVector]:
+        """Lower and upper joint limits from the URDF (mm, rad): commands beyond them are clamped."""
         return JointVector.from_array(self.lower), JointVector.from_array(self.upper)
 
     def velocity_limits(self) -> JointVector:
+        """Joint speed limits from the URDF (mm/s, rad/s): faster commanded rates are clamped."""
         return JointVector.from_array(self.vmax)
 
     def _make_phantom(self, seed: int | None) -> PhantomSpec:
@@ -191,10 +201,10 @@ class NeedleWorld:
         self.tissue = self._tissue_cls(self.phantom, self._force_params, needle_diameter_mm=self.needle_diameter_mm)
         self._t = 0.0
         q0 = np.clip((joints or JointVector(*self.config.home)).as_array(), self.lower, self.upper)
-        for j, q in zip(self._idx, q0 / self._scale):
+        for j, q in zip(self._idx, q0 / self._scale, strict=True):
             pb.resetJointState(self._robot, j, float(q), 0.0, physicsClientId=self._client)
         self._q_ref = q0.copy()
-        self._events: list = []
+        self._events: list[PunctureEvent] = []
         self._make_block_visual()
         self._state = self._read(contact=None, clamped=())
         return self._state
@@ -202,7 +212,7 @@ class NeedleWorld:
     def reset_joints(self, joints: JointVector) -> WorldState:
         """Teleport the rig (scripted scenes and tests); clears the needle-tissue state."""
         q0 = np.clip(joints.as_array(), self.lower, self.upper)
-        for j, q in zip(self._idx, q0 / self._scale):
+        for j, q in zip(self._idx, q0 / self._scale, strict=True):
             self._pb.resetJointState(self._robot, j, float(q), 0.0, physicsClientId=self._client)
         self._q_ref = q0.copy()
         self.tissue.reset()
@@ -223,16 +233,18 @@ class NeedleWorld:
         )
 
     # ------------------------------------------------------------------ stepping
-    def clamp_command(self, command: RigCommand, dt: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    def clamp_command(
+        self, command: RigCommand, dt: float
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], tuple[str, ...]]:
         """Joint rates and end targets after URDF velocity and position limits, plus what was clamped."""
         v = command.velocity.as_array()
         notes = []
         if not np.all(np.isfinite(v)):
-            bad = [n for n, x in zip(JOINT_NAMES, v) if not math.isfinite(x)]
+            bad = [n for n, x in zip(JOINT_NAMES, v, strict=True) if not math.isfinite(x)]
             notes.append(f"non-finite rate on {bad} replaced by 0")
             v = np.where(np.isfinite(v), v, 0.0)
         over = np.abs(v) > self.vmax + 1e-12
-        for name, val, lim in zip(np.array(JOINT_NAMES)[over], v[over], self.vmax[over]):
+        for name, val, lim in zip(np.array(JOINT_NAMES)[over], v[over], self.vmax[over], strict=True):
             notes.append(f"{name} rate {val:.4g} clamped to +-{lim:.4g}")
         v = np.clip(v, -self.vmax, self.vmax)
         target = self._q_ref + v * dt
@@ -263,7 +275,7 @@ class NeedleWorld:
     def _step(self, command: RigCommand, n: int) -> WorldState:
         pb, c = self._pb, self._client
         v, target, notes = self.clamp_command(command, n * self._dt_phys)
-        for j, q, vv, f, s, vm in zip(self._idx, target, v, self._effort, self._scale, self.vmax):
+        for j, q, vv, f, s, vm in zip(self._idx, target, v, self._effort, self._scale, self.vmax, strict=True):
             pb.setJointMotorControl2(
                 self._robot,
                 j,
@@ -300,38 +312,41 @@ class NeedleWorld:
         return self._state
 
     @staticmethod
-    def _pivot(q: np.ndarray) -> np.ndarray:
+    def _pivot(q: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.array([q[0], q[1], q[2]])
 
-    def _read(self, contact, clamped) -> WorldState:
+    def _read(self, contact: NeedleContact | None, clamped: tuple[str, ...]) -> WorldState:
         js = self._pb.getJointStates(self._robot, self._idx, physicsClientId=self._client)
         q = np.array([s[0] for s in js]) * self._scale
         qd = np.array([s[1] for s in js]) * self._scale
         if contact is None:
             contact = self.tissue.update(self._pivot(q), needle_direction(q[3]), q[4], qd[4], self._t, self._rng_force)
         tip = self._pivot(q) + q[4] * needle_direction(q[3])
+        off = self.phantom.offset_mm(self._t)
         return WorldState(
             t_s=self._t,
             joints=JointVector.from_array(q),
             velocity=JointVector.from_array(qd),
             force_n=float(contact.measured_force_n),
             true_force_n=float(contact.force_n),
-            tip_mm=tuple(float(x) for x in tip),
+            tip_mm=(float(tip[0]), float(tip[1]), float(tip[2])),
             tip_tissue=Tissue(int(contact.tip_tissue)),
             in_lumen=bool(contact.in_lumen),
             lumen_vessel=int(contact.lumen_vessel),
             back_wall_punctured=bool(contact.back_wall_punctured),
             inserted_mm=float(contact.inserted_mm),
-            phantom_offset_mm=tuple(float(x) for x in self.phantom.offset_mm(self._t)),
+            phantom_offset_mm=(float(off[0]), float(off[1]), float(off[2])),
             events=tuple(self._events),
             clamped=tuple(clamped),
         )
 
     def state(self) -> WorldState:
+        """The state after the last reset or step (no physics is run)."""
         return self._state
 
     # ------------------------------------------------------------------ sensing
     def needle_pose(self) -> NeedlePose:
+        """The needle now (tip, direction, diameter): what the image renderers draw."""
         j = self._state.joints
         return NeedlePose(
             tip_mm=self._state.tip_mm,
@@ -340,6 +355,7 @@ class NeedleWorld:
         )
 
     def probe_pose(self) -> ProbePose:
+        """The ultrasound probe's pose from the rig's forward kinematics (the URDF's probe_link)."""
         ls = self._pb.getLinkState(
             self._robot, self._probe_link, computeForwardKinematics=True, physicsClientId=self._client
         )
@@ -347,6 +363,7 @@ class NeedleWorld:
         return ProbePose(x_mm=pos[0] * 1000.0, y_mm=pos[1] * 1000.0, yaw_rad=self._state.joints.probe_yaw_rad)
 
     def nir_view(self) -> NirView:
+        """The NIR camera's footprint: centred over the phantom, ``nir_fov_mm`` wide."""
         return NirView(0.0, 0.0, self.config.nir_fov_mm)
 
     def ultrasound(self, probe: ProbePose | None = None) -> ImageFrame:
@@ -354,12 +371,14 @@ class NeedleWorld:
         return self._us.render(self.phantom, probe or self.probe_pose(), self.needle_pose(), self._t, self._rng_us)
 
     def nir(self, view: NirView | None = None) -> ImageFrame:
+        """NIR frame of the view (default :meth:`nir_view`) with the needle drawn, and its vein labels."""
         return self._nir.render(
             self.phantom, view or self.nir_view(), self._t, self._rng_nir, needle=self.needle_pose()
         )
 
     # ------------------------------------------------------------------ teardown
     def close(self) -> None:
+        """Disconnect the PyBullet client (safe to call twice)."""
         if self._client is not None:
             try:
                 self._pb.disconnect(physicsClientId=self._client)

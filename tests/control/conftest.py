@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import make_perception, make_world
 from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
+from ir_robot.evaluation.episode import make_perception, make_world
 
 
 class KinematicRig(Rig):

@@ -7,9 +7,9 @@ vein, or abort when no vein is left. Ground truth is read only for scoring.
 
 import dataclasses
 
-from ir_robot.control.episode import run_episode
 from ir_robot.control.venipuncture import Phase
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
+from ir_robot.evaluation.episode import run_episode
 
 SEED = 5002  # small-vein phantom whose artery (2.5 mm) outranks its 1-2 mm veins once it is called a vein
 SMALL = (1.0, 2.0)
@@ -87,7 +87,7 @@ def test_with_every_class_swapped_it_rejects_the_only_vein_candidate_and_never_i
 def _uncertain_calls(monkeypatch):
     """Every fused vein comes out of the scan with an uncertain call (55 % of the votes): the
     segmenter could not tell."""
-    import ir_robot.control.venipuncture as vp
+    import ir_robot.control.venipuncture.scan as vp
 
     real = vp.fuse_scan
 
@@ -127,7 +127,7 @@ def test_an_uncertain_call_on_an_artery_is_settled_by_its_pulse(cfg, gt, world, 
 
 
 def test_an_uncertain_call_without_a_vein_verdict_is_never_punctured(cfg, gt, world, monkeypatch):
-    import ir_robot.control.venipuncture as vp
+    import ir_robot.control.venipuncture.artery as vp
     from ir_robot.planning.pulsatility import UNKNOWN, PulsatilityResult
 
     _uncertain_calls(monkeypatch)

@@ -4,8 +4,8 @@ verdict must read the puncture events."""
 
 import math
 
-from ir_robot.control.episode import Scorer, back_wall_punctured, judge
 from ir_robot.core.types import JointVector, RigCommand
+from ir_robot.evaluation.episode import Scorer, back_wall_punctured, judge
 
 
 def test_back_wall_punctured_then_retracted_is_still_a_failure():

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig, load_venipuncture_config
-from ir_robot.control.episode import evaluate
 from ir_robot.core.errors import ConfigError
+from ir_robot.evaluation.episode import evaluate
 
 SUMMARY_KEYS = {
     "success_rate",

@@ -11,9 +11,9 @@ import math
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.control.episode import run_episode
-from ir_robot.control.faults import DropoutPerception, SpikyForceRig, blank_camera
 from ir_robot.control.venipuncture import Phase
+from ir_robot.evaluation.episode import run_episode
+from ir_robot.evaluation.faults import DropoutPerception, SpikyForceRig, blank_camera
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import MotionSpec, VesselSpec, load_phantom
 
@@ -146,7 +146,10 @@ def test_a_noisy_force_sensor_makes_it_retract(cfg, gt, world):
     check_safe_end(r, world, watch)
 
 
-def _phantom(vessels, motion=MotionSpec()):
+_STILL = MotionSpec()
+
+
+def _phantom(vessels, motion=_STILL):
     base = load_phantom(data_path("sim", "phantoms", "forearm.yaml"))
     return dataclasses.replace(base, vessels=tuple(vessels), motion=motion)
 

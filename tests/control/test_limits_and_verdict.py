@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ir_robot.control.episode import MAX_DURATION_S, judge
 from ir_robot.control.limits import planning_limits, with_margins, within_workspace
 from ir_robot.control.safety import SafetyConfig
 from ir_robot.core.types import JointVector
+from ir_robot.evaluation.episode import MAX_DURATION_S, judge
 
 LO = JointVector(-60.0, -30.0, -5.0, 0.1, 0.0, -1.0)
 HI = JointVector(60.0, 30.0, 80.0, 1.2, 40.0, 2.0)

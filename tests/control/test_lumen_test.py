@@ -18,7 +18,7 @@ TEAR = 0.08  # N, the force monitor's drop threshold
 def trace(s0, s1, force, n=12, noise=0.0, seed=0):
     s = np.linspace(s0, s1, n)
     f = force(s) + noise * np.random.default_rng(seed).standard_normal(n)
-    return list(zip(s.tolist(), f.tolist()))
+    return list(zip(s.tolist(), f.tolist(), strict=True))
 
 
 def test_a_flat_force_in_the_lumen_passes_with_or_without_an_approach():

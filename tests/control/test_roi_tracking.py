@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from ir_robot.control.episode import run_episode
+from ir_robot.evaluation.episode import run_episode
 
 
 class RecordingPerception:

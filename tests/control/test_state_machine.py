@@ -4,9 +4,11 @@ import math
 
 import pytest
 
-from ir_robot.control.episode import run_episode
-from ir_robot.control.venipuncture import TRANSITIONS, Phase, VenipunctureController
+from ir_robot.control.state_machine import IllegalTransition
+from ir_robot.control.venipuncture import TRANSITIONS, InsertStep, Phase, VenipunctureController
+from ir_robot.control.venipuncture.guard import guard
 from ir_robot.core.types import JointVector
+from ir_robot.evaluation.episode import run_episode
 
 LO = JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0)
 HI = JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, math.pi / 2)
@@ -30,8 +32,9 @@ def test_transition_table():
 def test_illegal_transition_raises(cfg, gt):
     c = VenipunctureController(cfg, *gt, lower=LO, upper=HI, velocity_limits=VMAX)
     assert c.phase == Phase.SCAN
-    with pytest.raises(RuntimeError, match="illegal transition scan -> hold"):
-        c._go(Phase.HOLD, "skipping ahead")
+    with pytest.raises(IllegalTransition, match="illegal transition scan -> hold"):
+        c.ctx.go(Phase.HOLD, "skipping ahead")
+    assert c.phase == Phase.SCAN and not c.outcome.transitions
 
 
 def test_successful_procedure_visits_every_phase_in_order(cfg, gt, world):
@@ -96,7 +99,7 @@ def test_a_hidden_target_is_waited_for_longer_only_at_the_lumen(cfg, gt):
 
     quiet = ForceReading(0.2, 0.2, False, 0.0)
     p = cfg.control
-    for sub, gives_up in (("probe", False), ("advance", True)):
+    for step, gives_up in ((InsertStep.PROBE, False), (InsertStep.ADVANCE, True)):
         c = VenipunctureController(cfg, *gt, lower=LO, upper=HI, velocity_limits=VMAX)
         tr = c.tracker
         assert tr.lock((CrossSection("vein", 0.0, *sway(0.0), 2.0, 2.0),), sway(0.0), 0.0)
@@ -104,9 +107,9 @@ def test_a_hidden_target_is_waited_for_longer_only_at_the_lumen(cfg, gt):
             tr.update((CrossSection("vein", 0.0, *sway(0.1 * k), 2.0, 2.0),), 0.1 * k)
         tr.freeze(9.9)
         assert tr.motion.valid and tr.grace_s == tr.params.motion_grace_s > 0
-        c.phase, c._sub = Phase.INSERT, sub
+        c.ctx.machine.phase, c.ctx.insert.step = Phase.INSERT, step
         t = 9.9 + p.dropout_timeout_s + 0.5 * tr.params.motion_grace_s  # past the old timeout, inside the grace
-        ok, give_up = c._guard(t, quiet, "")
+        ok, give_up = guard(c.ctx, t, quiet, "")
         assert not ok  # paused either way: no fresh fix
         assert (give_up is not None) == gives_up
         if gives_up:

@@ -8,7 +8,7 @@ from ir_robot.planning.vessels import CrossSection
 
 
 def feed(mon: ForceMonitor, forces, rates):
-    return [mon.update(f, r) for f, r in zip(forces, rates)]
+    return [mon.update(f, r) for f, r in zip(forces, rates, strict=True)]
 
 
 def test_a_tear_is_one_drop_a_spike_is_not():

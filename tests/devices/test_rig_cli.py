@@ -1,5 +1,6 @@
 """`ir-robot rig ...` and `ir-robot rig-emulator` end to end."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -159,3 +160,27 @@ def test_rig_emulator_process_serves_until_ctrl_c(tmp_path, config_file, rig_con
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_jog_beyond_a_short_travel_fails_at_once_naming_the_joint_and_range(capsys, tmp_path, rig_config, flat_force):
+    # a board whose X travel is 5 mm (x_mm in [0, 5]): unlocked at MPos 0, x_mm is 5, the travel's end
+    x = dataclasses.replace(rig_config.grbl.x, offset_mm=5.0, max_travel_mm=5.0)
+    cfg = dataclasses.replace(rig_config, grbl=dataclasses.replace(rig_config.grbl, x=x))
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    with GrblEmulator(cfg, force_fn=flat_force) as emu:
+        argv = ["--port", emu.port, "--loadcell-port", "none", "--config", str(path)]
+        t0 = time.monotonic()
+        code, _, err = run(capsys, "rig", "jog", "--unlock", "--joint", "x_mm", "--distance-mm", "500", *argv)
+        elapsed = time.monotonic() - t0
+        assert code == 2
+        assert err.startswith("ir-robot: error: x_mm: requested end 505.0 mm is outside the travel [0.0, 5.0] mm")
+        assert elapsed < 5.0  # connecting and refusing; it used to crawl towards the travel end for 100 s
+        assert not any(line.startswith("$J=") for line in emu.received_lines)
+        assert emu.mpos.tolist() == [0.0, 0.0, 0.0] and emu.state == "Idle"
+
+
+def test_move_beyond_the_travel_fails_before_connecting(capsys, config_file):
+    code, _, err = run(capsys, "rig", "move", "--x-mm", "500", "--port", "/dev/ttyNOPE9", "--config", config_file)
+    assert code == 2
+    assert err.startswith("ir-robot: error: x_mm: requested end 500.0 mm is outside the travel [-45.0, 45.0] mm")

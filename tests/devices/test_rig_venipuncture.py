@@ -2,7 +2,7 @@
 
 GrblEmulator over real ptys plays the GRBL board and the HX711 board; its load-cell force comes from
 the tissue model of the simulator phantom, and the ultrasound / NIR frames are rendered from the same
-phantom at the emulated stage's pose (:class:`~ir_robot.devices.sim_bench.PhantomBench`), with
+phantom at the emulated stage's pose (:class:`~ir_robot.devices.emulated_phantom.EmulatedPhantom`), with
 ground-truth perception as `ir-robot evaluate --ground-truth-perception`. The host side is the real
 stack: GrblRig (G-code jogs, status polling, load-cell port) behind SafeRig, driven by the
 VenipunctureController in its fixed-joint mode (z, pitch and probe yaw fixed on the 3-axis stage).
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from ir_robot.control.config import load_venipuncture_config
-from ir_robot.control.episode import make_perception
 from ir_robot.control.rig_procedure import default_rig_config_path, run_venipuncture
 from ir_robot.control.venipuncture import Phase, VenipunctureController
 from ir_robot.core.errors import ConfigError
 from ir_robot.devices.config import load_rig_config
-from ir_robot.devices.sim_bench import EmulatedBench
+from ir_robot.devices.emulated_phantom import EmulatedRig
+from ir_robot.evaluation.episode import make_perception
 
 
 def rig_config():
@@ -39,12 +39,12 @@ def test_venipuncture_completes_through_the_emulator():
     start = lo.replace(x_mm=-vcfg.control.probe_offset_mm, y_mm=-7.0, insert_mm=0.0)
     hold_in_lumen, commands = [], []
 
-    with EmulatedBench(cfg, probe_offset_mm=vcfg.control.probe_offset_mm, seed=3, start=start) as eb:
+    with EmulatedRig(cfg, probe_offset_mm=vcfg.control.probe_offset_mm, seed=3, start=start) as eb:
 
         def on_tick(state, obs, cmd, controller):
             commands.append(cmd.velocity.as_array())
             if controller.phase == Phase.HOLD:
-                hold_in_lumen.append(eb.bench.in_vein_lumen())
+                hold_in_lumen.append(eb.phantom.in_vein_lumen())
 
         t0 = time.monotonic()
         res, ctl, safe = run_venipuncture(eb.rig, eb.camera, vcfg, us, nir, max_time_s=70.0, on_tick=on_tick)
@@ -74,11 +74,11 @@ def test_venipuncture_completes_through_the_emulator():
     assert np.all(cmds[:, [2, 3, 5]] == 0.0) and np.any(cmds[:, 4] > 0)
     # ground truth from the phantom: blood flashed back, the tip stayed in the vein lumen through the hold,
     # no back wall or artery was punctured
-    assert eb.bench.flashback
+    assert eb.phantom.flashback
     assert hold_in_lumen and all(hold_in_lumen), why
-    assert not eb.bench.back_wall_punctured and not eb.bench.artery_punctured
-    walls = [e for e in eb.bench.events() if e.membrane == "vessel_wall"]
-    assert len(walls) == 1 and not eb.bench.phantom.is_artery[walls[0].vessel_index]
+    assert not eb.phantom.back_wall_punctured and not eb.phantom.artery_punctured
+    walls = [e for e in eb.phantom.events() if e.membrane == "vessel_wall"]
+    assert len(walls) == 1 and not eb.phantom.phantom.is_artery[walls[0].vessel_index]
     # the force drop of the vein-wall puncture reached the controller through the load-cell port:
     # the emulated HX711 streamed it, GrblRig's LoadCell read it, the controller saw the drop near the wall
     drops = [m for m in events if m.startswith("puncture-like force drop")]
@@ -118,7 +118,7 @@ def test_cli_without_the_ultrasound_camera_is_one_clear_error(capsys):
 
 
 @pytest.mark.slow
-def test_cli_emulator_run_reports_success_and_the_bench_truth(capsys):
+def test_cli_emulator_run_reports_success_and_the_phantom_truth(capsys):
     """`ir-robot rig venipuncture --emulator --json` (the same run as above, through the CLI: ~40 s)."""
     from ir_robot.cli import main
 
@@ -126,7 +126,7 @@ def test_cli_emulator_run_reports_success_and_the_bench_truth(capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["success"] and out["safety_trip"] is None, out["events"]
     assert out["fixed_joints"] == ["z_mm", "pitch_rad", "probe_yaw_rad"]
-    truth = out["bench_truth"]
+    truth = out["phantom_truth"]
     assert truth["flashback"] and not truth["back_wall_punctured"] and not truth["artery_punctured"]
     assert [p[0] for p in truth["punctures"]].count("vessel_wall") == 1
     assert out["final"]["status"] == "idle" and out["final"]["insert_mm"] < 0.1

@@ -72,11 +72,9 @@ def test_unlock_home_and_messages(rig, emulator):
     assert "G21" in gc.words and "G90" in gc.words
 
 
-def test_status_reports_are_polled_at_about_5_hz(rig, emulator):
+def test_status_reports_keep_coming_from_the_poller(rig, emulator):
     n0 = emulator.status_replies
-    time.sleep(1.0)
-    n = emulator.status_replies - n0
-    assert 3 <= n <= 8
+    assert wait_for(lambda: emulator.status_replies >= n0 + 2)  # the rate itself: test_status_poll_schedule
     s = rig.status()
     assert s.planner_blocks_free == 15 and s.rx_bytes_free == 128 and s.feed == 0.0 and s.mpos is not None
 
@@ -105,11 +103,13 @@ def test_move_to_reaches_the_target_in_machine_coordinates(ready_rig, emulator, 
     assert np.allclose(emulator.mpos, [-5.0, -3.0, -2.5])
 
 
-def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, rig_config):
+def test_move_to_refuses_fixed_joints_and_out_of_travel(ready_rig, emulator, rig_config):
+    n = len(emulator.received_lines)
     with pytest.raises(RigError, match="pitch_rad is fixed"):
         ready_rig.move_to(joints(rig_config, 40, 19).replace(pitch_rad=0.5))
-    with pytest.raises(RigError, match=r"x_mm=60 is outside the rig's travel \[-45, 45\]"):
+    with pytest.raises(RigError, match=r"^x_mm: requested end 60\.0 mm is outside the travel \[-45\.0, 45\.0\] mm"):
         ready_rig.move_to(joints(rig_config, 60, 19))
+    assert len(emulator.received_lines) == n  # nothing sent
 
 
 def test_jog_distance_is_rate_times_duration(ready_rig, emulator, rig_config):
@@ -312,7 +312,7 @@ def test_write_failure_is_a_fault_not_a_hang(ready_rig, monkeypatch):
     def broken(data):
         raise serial.SerialException("write failed: [Errno 5] Input/output error")
 
-    monkeypatch.setattr(ready_rig._ser, "write", broken)
+    monkeypatch.setattr(ready_rig.transport.ser, "write", broken)
     t0 = time.monotonic()
     with pytest.raises(RigError, match="vanished"):
         ready_rig.command(RigCommand(JointVector(x_mm=-1.0), 0.1))
@@ -464,7 +464,7 @@ def test_baud_mismatch_garbage(rig_config):
 
 
 def test_old_grbl_version_refused(rig_config, monkeypatch):
-    import ir_robot.devices.emulator as E
+    import ir_robot.devices.emulator.defaults as E
 
     monkeypatch.setattr(E, "VERSION", "0.9j")
     with GrblEmulator(rig_config, loadcell=False) as emu:
@@ -493,3 +493,162 @@ def test_close_stops_threads_and_releases_the_port(rig_config, flat_force):
         assert not [t for t in threading.enumerate() if t.name.endswith(emu.port) and t.is_alive()]
         again = GrblRig(rig_config, port=emu.port, loadcell_port=emu.loadcell_port)  # exclusive lock released
         again.close()
+
+
+# ----------------------------------------------------------------------------- jog and move beyond the travel
+
+
+def test_jog_beyond_the_travel_is_refused_at_once_and_nothing_moves(ready_rig, emulator):
+    n, before = len(emulator.received_lines), emulator.mpos.copy()  # homed: x_mm 44, insert_mm 1
+    t0 = time.monotonic()
+    with pytest.raises(
+        RigError,
+        match=r"^x_mm: requested end 544\.0 mm is outside the travel \[-45\.0, 45\.0\] mm \(jog from 44\.0 mm by 500",
+    ):
+        ready_rig.jog("x_mm", 500.0, 5.0)
+    assert time.monotonic() - t0 < 0.5  # answered at once: no motion, no waiting
+    with pytest.raises(RigError, match=r"^insert_mm: requested end -4\.0 mm is outside the travel \[0\.0, 40\.0\] mm"):
+        ready_rig.jog("insert_mm", -5.0, 2.0)
+    with pytest.raises(RigError, match="pitch_rad is fixed"):
+        ready_rig.jog("pitch_rad", 0.1, 1.0)
+    ready_rig.wait_idle(timeout=5)  # a status report newer than the refusals
+    assert len(emulator.received_lines) == n and np.array_equal(emulator.mpos, before)  # nothing sent or moved
+    assert ready_rig.read_state().status == "idle"
+    # inside the travel the jog goes to the end asked, at the speed asked (capped by the axis max rate)
+    assert ready_rig.jog("x_mm", -4.0, 5.0) == pytest.approx(0.8)
+    assert emulator.received_lines[-1] == "$J=G90 G21 G53 X-5.000 F300.0"
+    assert ready_rig.wait_idle(timeout=5).joints.x_mm == pytest.approx(40.0, abs=1e-3)
+    assert ready_rig.jog("x_mm", 5.0, 50.0) == pytest.approx(0.5)  # 10 mm/s: $110 and max_speed_mm_s
+    assert emulator.received_lines[-1] == "$J=G90 G21 G53 X0.000 F600.0"
+    assert ready_rig.wait_idle(timeout=5).joints.x_mm == pytest.approx(45.0, abs=1e-3)  # the travel's very end
+
+
+# ----------------------------------------------------------------------------- poller / watchdog on a fake clock
+
+
+class FakeClock:
+    def __init__(self, t=100.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+class FakeSerial:
+    """Records what is written, with the fake clock's time."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append((self.clock.t, bytes(data)))
+
+
+def fake_link(cfg):
+    from ir_robot.devices.grbl_link import GrblLink
+
+    clock = FakeClock()
+    link = GrblLink(cfg, "/dev/ttyFAKE0", clock)
+    link.transport.ser = FakeSerial(clock)
+    link.connected = True
+    return link, clock
+
+
+def test_status_poll_schedule(rig_config):
+    from ir_robot.devices.grbl_threads import Watchdog
+
+    link, clock = fake_link(rig_config)
+    clock.t = 0.0
+    dog = Watchdog(link)
+    tick = 0.001
+    for k in range(1, 10_001):  # 10 s of the poller's ticks, every status answered at once
+        clock.t = k * tick
+        link.last_status_rx = clock.t
+        assert dog.check(clock.t) and link.fault is None
+    queries = np.array([t for t, data in link.transport.ser.writes if data == P.STATUS_QUERY])
+    period = 1.0 / rig_config.grbl.status_poll_hz
+    assert np.count_nonzero(queries < 10.0) == 10.0 * rig_config.grbl.status_poll_hz  # 50 at 5 Hz
+    assert np.allclose(np.diff(queries), period, atol=tick)  # one per period, to within a tick
+    # a poller that fell behind by more than a period sends one query, not a burst
+    n = len(queries)
+    for t in (12.0, 12.0 + tick):
+        clock.t = link.last_status_rx = t
+        dog.check(clock.t)
+    assert len(link.transport.ser.writes) == n + 1 and dog.next_query == pytest.approx(12.0 + period)
+
+
+def test_watchdog_halts_once_the_board_is_silent_past_the_status_timeout(rig_config):
+    from ir_robot.devices.grbl_threads import GrblReader, Watchdog
+
+    link, clock = fake_link(rig_config)
+    dog = Watchdog(link)
+    dog.next_query = 1e9  # no queries in this test
+    limit = rig_config.grbl.status_timeout_s
+    GrblReader(link).handle(b"<Idle|MPos:-1.000,-1.000,-1.000|FS:0,0>", clock.t)  # a reply at t = 100
+    clock.t = 100.0 + limit
+    dog.check(clock.t)
+    assert link.fault is None  # exactly the limit: still fine
+    clock.t = 100.0 + limit + 0.001
+    dog.check(clock.t)
+    assert link.fault is not None and link.fault_time == clock.t
+    assert f"no status reply from GRBL on /dev/ttyFAKE0 for {limit + 0.001:.2f} s" in str(link.fault)
+    assert link.halts == [(clock.t, "fault", True)] and link.transport.ser.writes[-1] == (clock.t, b"!\x18")
+
+
+def test_watchdog_waits_for_the_banner_after_a_reset_and_not_while_homing(rig_config):
+    from ir_robot.devices.grbl_threads import Watchdog
+
+    link, clock = fake_link(rig_config)
+    dog = Watchdog(link)
+    dog.next_query = 1e9
+    link.watchdog_suspended = 1  # homing: GRBL does not answer status
+    clock.t += 60.0
+    dog.check(clock.t)
+    assert link.fault is None
+    link.watchdog_suspended = 0
+    clock.t = 0.0
+    link.mark_resetting()  # 0x18 sent at t = 0: no status replies until the banner
+    wake = rig_config.grbl.wake_timeout_s
+    clock.t = wake
+    dog.check(clock.t)
+    assert link.fault is None
+    clock.t += 0.001
+    dog.check(clock.t)
+    assert f"did not restart within {wake:.1f} s of a soft reset" in str(link.fault)
+
+
+def test_watchdog_halts_on_a_silent_load_cell(rig_config):
+    from ir_robot.devices.grbl_threads import Watchdog
+    from ir_robot.devices.loadcell import LoadCell
+
+    link, clock = fake_link(rig_config)
+    lc = LoadCell(rig_config.loadcell, "/dev/ttyFAKE1", clock=clock)  # never opened: samples set by hand
+    dog = Watchdog(link, lc)
+    dog.next_query = 1e9
+    lc.latest_t = clock.t
+    limit = rig_config.loadcell.timeout_s
+    clock.t += limit
+    link.last_status_rx = clock.t
+    dog.check(clock.t)
+    assert link.fault is None
+    clock.t += 0.001
+    link.last_status_rx = clock.t
+    dog.check(clock.t)
+    assert f"load cell on /dev/ttyFAKE1 silent for {limit + 0.001:.2f} s" in str(link.fault)
+
+
+def test_force_trip_halts_on_the_first_sample_over_the_ceiling_once(rig_config):
+    from ir_robot.devices.grbl_threads import ForceTrip
+
+    link, clock = fake_link(rig_config)
+    trip = ForceTrip(link, "/dev/ttyFAKE1")
+    limit = rig_config.loadcell.force_limit_n
+    trip.on_sample(clock.t, limit)  # at the ceiling: not over it
+    assert link.transport.ser.writes == [] and link.estop_reason is None
+    clock.t += 0.0125
+    trip.on_sample(clock.t, limit + 0.01)
+    assert link.transport.ser.writes == [(clock.t, b"!\x18")] and link.halts == [(clock.t, "force", True)]
+    assert link.estop_reason == "force" and link.resetting and not link.force_armed
+    trip.on_sample(clock.t + 0.0125, 3 * limit)  # latched: no second halt
+    assert len(link.transport.ser.writes) == 1

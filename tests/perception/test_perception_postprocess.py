@@ -148,7 +148,7 @@ def test_result_dicts_are_json_ready():
 
 def test_results_survive_the_json_message_exactly():
     """/<m>/result carries every detection at full precision: the controller sees what the node computed."""
-    from ir_robot.perception.postprocess import result_from_json, result_to_json
+    from ir_robot.core.results import result_from_json, result_to_json
 
     m = needle_mask((256, 256), (150.3, 160.7), 30.0, 120, 8.0).astype(np.uint8) * LABEL_NEEDLE
     cv2.circle(m, (60, 90), 14, LABEL_VEIN, -1)
@@ -178,7 +178,7 @@ def test_results_survive_the_json_message_exactly():
     ],
 )
 def test_a_malformed_result_message_is_a_clear_error(text):
-    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.core.results import result_from_json
 
     with pytest.raises(ValueError, match="not a perception result message"):
         result_from_json(text)

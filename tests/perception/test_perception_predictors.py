@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from perception_helpers import fake_us_frame
 
+from ir_robot.core.results import NirResult, UsResult
 from ir_robot.core.types import LABEL_VEIN, ImageFrame
 from ir_robot.perception.classical import ClassicalNirPerception, ClassicalUsPerception
 from ir_robot.perception.inference import GroundTruthPerception, NirPerception, UltrasoundPerception, draw_overlay
-from ir_robot.perception.postprocess import NirResult, UsResult
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (300, 200), (97, 131)])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ir_robot.core.errors import PerceptionError
+from ir_robot.core.results import UsResult, VesselDetection, result_from_json, result_to_json
 from ir_robot.core.types import LABEL_ARTERY, LABEL_VEIN
 from ir_robot.perception.inference import UltrasoundPerception, _cut_by_box
-from ir_robot.perception.postprocess import UsResult, VesselDetection, result_from_json, result_to_json
 from ir_robot.perception.train import roi_crops
 from ir_robot.perception.transforms import roi_box
 
@@ -83,9 +83,9 @@ def test_training_roi_crops_are_zoomed_squares_around_vessels():
     xs, ys = roi_crops(images, labels, 60, (1.25, 2.0), rng)
     assert len(xs) == len(ys) == 60
     sides = [x.shape[0] for x in xs]
-    assert all(x.shape == y.shape == (x.shape[0], x.shape[0]) for x, y in zip(xs, ys))
+    assert all(x.shape == y.shape == (x.shape[0], x.shape[0]) for x, y in zip(xs, ys, strict=True))
     assert 128 <= min(sides) and max(sides) <= 205 and len(set(sides)) > 5  # zoom 2 .. 1.25
     # image and labels are cut from the same window of the same frame
-    assert all(np.array_equal(x, y * 40 + 10) for x, y in zip(xs, ys))
+    assert all(np.array_equal(x, y * 40 + 10) for x, y in zip(xs, ys, strict=True))
     # crops of frames with a vessel hold it (centred on a vessel pixel, jittered by a sixth of the side)
     assert sum((y > 0).any() for y in ys) >= 45

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from ir_robot.core.results import UsResult, VesselDetection
 from ir_robot.perception.datasets import iter_us_clips
 from ir_robot.perception.inference import GroundTruthPerception
-from ir_robot.perception.postprocess import UsResult, VesselDetection
 from ir_robot.perception.temporal import VesselKindTracker
 
 SP = (30 / 256, 30 / 256)
@@ -101,7 +101,7 @@ def test_simulated_clips_show_arteries_pulsing_and_veins_still():
                 ),
             )
             out = tr.update(flipped, f.stamp_s)
-        truth = {tuple(np.round(c)): k for c, k in zip(clip[-1].vessel_centres_px, clip[-1].vessel_kinds)}
+        truth = {tuple(np.round(c)): k for c, k in zip(clip[-1].vessel_centres_px, clip[-1].vessel_kinds, strict=True)}
         for v in out.vessels:
             near = [k for c, k in truth.items() if math.hypot(c[0] - v.centre_px[0], c[1] - v.centre_px[1]) < 5]
             if near and not v.band:

@@ -72,7 +72,7 @@ def test_launch_file_starts_exactly_the_graph_description(monkeypatch, root):
     expected = [*graph("sim"), RECORDER]
     assert [m["name"] for m in made] == [s.name for s in expected]
     assert [m["executable"] for m in made] == [s.executable for s in expected]
-    for m, s in zip(made, expected):
+    for m, s in zip(made, expected, strict=True):
         assert m["package"] == "ir_robot" and m["remappings"] == list(s.remappings)
         assert m["parameters"][-1 if s is not RECORDER else -2] == "/tmp/extra.yaml"
     assert made[-1]["parameters"][-1] == {"path": "/tmp/s.mcap"}

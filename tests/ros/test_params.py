@@ -10,6 +10,8 @@ from ir_robot.config import param
 from ir_robot.core.errors import ConfigError
 from ir_robot.ros.params import declare_config
 
+pytestmark = pytest.mark.ros  # every test here starts an rclpy node
+
 
 @dataclass(frozen=True)
 class Inner:

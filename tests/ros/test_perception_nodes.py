@@ -33,6 +33,7 @@ def us_node(ros_context):
     node.destroy_node()
 
 
+@pytest.mark.ros
 def test_frames_are_throttled_to_max_rate(us_node):
     img, _ = _us_frame()
     for k in range(30):  # one second of 30 Hz frames
@@ -40,6 +41,7 @@ def test_frames_are_throttled_to_max_rate(us_node):
     assert us_node.counts["frames"] == 10 and us_node.counts["dropped"] == 0
 
 
+@pytest.mark.ros
 def test_bad_frames_are_dropped_with_a_reason_and_the_node_carries_on(us_node):
     img, _ = _us_frame()
     small = image_to_msg(img[:100, :80], to_stamp(1.0), "us_image")
@@ -52,6 +54,7 @@ def test_bad_frames_are_dropped_with_a_reason_and_the_node_carries_on(us_node):
     assert us_node.counts["frames"] == 1
 
 
+@pytest.mark.ros
 def test_frames_before_the_first_camera_info_wait_for_it(ros_context):
     """camera_info and image_raw are discovered separately, so the first frames may come before any
     pixel spacing: the newest waits for it instead of being dropped; only a frame that waited
@@ -93,9 +96,10 @@ def test_the_mask_rebuilds_the_ground_truth_result():
     assert rebuilt.vessels[0].diameter_mm == pytest.approx(direct.vessels[0].diameter_mm)
 
 
+@pytest.mark.ros
 def test_the_node_publishes_its_result_for_the_controller(us_node):
     """The controller consumes /us/result: it must be the node's own analysis of that frame, with its stamp."""
-    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.core.results import result_from_json
     from ir_robot.ros.conversions import stamp_to_ns
 
     sent = []
@@ -124,12 +128,13 @@ def test_graph_perception_keeps_the_vessels_the_controller_keeps():
         assert params["us_perception"]["ros__parameters"]["min_vessel_area_mm2"] == floor, g
 
 
+@pytest.mark.ros
 def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
     """/us/roi (from the controller's tracker) makes the learned model zoom in; all zeros or a stale region:
     whole frames again. The result says which region was segmented."""
     from sensor_msgs.msg import RegionOfInterest
 
-    from ir_robot.perception.postprocess import result_from_json
+    from ir_robot.core.results import result_from_json
 
     node = UsPerceptionNode(
         context=ros_context,
@@ -160,6 +165,7 @@ def test_the_us_node_segments_the_controllers_region_of_interest(ros_context):
         node.destroy_node()
 
 
+@pytest.mark.ros
 def test_frames_are_skipped_in_the_configured_controller_phases(ros_context):
     """NIR after the scan: the controller no longer uses it, so the node leaves the cores to ultrasound."""
     from std_msgs.msg import String

@@ -11,6 +11,8 @@ from ir_robot.core.types import JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
 from ir_robot.ros.rig_interface import RigDriverConfig, RigInterface
 
+pytestmark = pytest.mark.ros  # every test here starts an rclpy node
+
 LOWER = JointVector(-45.0, -22.0, 0.0, 0.2618, 0.0, 0.0)
 UPPER = JointVector(45.0, 22.0, 60.0, 0.7854, 40.0, 1.5708)
 

@@ -315,7 +315,7 @@ def test_nir_frame_shapes_labels_and_ground_truth(forearm, nir):
     # the two shallow veins are labelled, the deep artery is not (faint: don't care, never vein)
     assert fr.vessel_kinds == ("vein", "vein")
     s = 50.0 / 256
-    for (row, col), i in zip(fr.vessel_centres_px, (0, 1)):
+    for (row, col), i in zip(fr.vessel_centres_px, (0, 1), strict=False):
         assert row == pytest.approx(vein_y(forearm, i, 0.0) / s + 127.5, abs=1e-6)
         assert col == 127.5
     artery_row = int(round(vein_y(forearm, 2, 0.0) / s + 127.5))

@@ -96,6 +96,14 @@ def test_tip_in_air_while_tenting_the_skin(deep_trace):
 def test_force_rises_monotonically_before_each_puncture(deep_trace):
     tr, *_ = deep_trace
     f, ins = tr["force_n"], tr["insert_mm"]
+    # every membrane on the way through the vein and out of its back wall tears (else the loop checks nothing)
+    assert [(e.membrane, e.vessel_index) for e in tr["events"]] == [
+        ("skin", -1),
+        ("fat", -1),
+        ("vessel_wall", 0),
+        ("back_wall", 0),
+        ("muscle", -1),
+    ]
     prev = 0.0
     for ev in tr["events"]:
         sel = (ins > prev + 0.3) & (ins < ev.insert_mm)
@@ -133,6 +141,7 @@ def test_components_add_up_and_cutting_is_zero_in_the_lumen(deep_trace):
     at_tear = np.zeros(grow.size, bool)
     for ev in tr["events"]:
         at_tear |= (tr["insert_mm"][:-1] < ev.insert_mm) & (ev.insert_mm <= tr["insert_mm"][1:])
+    assert at_tear.sum() == len(tr["events"]) == 5  # each tear falls in one step of the trace
     assert grow[~at_tear].min() >= -1e-9
     assert grow[at_tear].min() > -0.05
 

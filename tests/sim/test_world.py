@@ -1,7 +1,6 @@
 """The needle world: URDF limits enforced, clamping reported, seeding, a straight insertion."""
 
 import math
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -18,29 +17,53 @@ def world():
     w.close()
 
 
-def _urdf_limits(root):
-    tree = ET.parse(root / "urdf" / "ir_rig.urdf")
-    out = {}
-    for j in tree.getroot().iter("joint"):
-        lim = j.find("limit")
-        if lim is not None:
-            scale = 1000.0 if j.get("type") == "prismatic" else 1.0
-            out[j.get("name")] = (
-                float(lim.get("lower")) * scale,
-                float(lim.get("upper")) * scale,
-                float(lim.get("velocity")) * scale,
-            )
-    return out
-
-
 def test_limits_come_from_urdf(world, root):
-    urdf = _urdf_limits(root)
+    """The world's limits are the robot description's, and PyBullet reads the same numbers from it."""
+    import pybullet as pb
+
+    from ir_robot.urdf import read_joint_limits
+
+    urdf = read_joint_limits(root / "urdf" / "ir_rig.urdf")
     lo, hi = world.limits()
     vmax = world.velocity_limits()
     for name in JOINT_NAMES:
-        assert getattr(lo, name) == pytest.approx(urdf[name][0])
-        assert getattr(hi, name) == pytest.approx(urdf[name][1])
-        assert getattr(vmax, name) == pytest.approx(urdf[name][2])
+        assert getattr(lo, name) == urdf[name].lower
+        assert getattr(hi, name) == urdf[name].upper
+        assert getattr(vmax, name) == urdf[name].velocity
+        assert urdf[name].lower < urdf[name].upper or urdf[name].lower == urdf[name].upper
+    # PyBullet's own parse of the file (what its joint motors use) agrees exactly
+    client = pb.connect(pb.DIRECT)
+    try:
+        body = pb.loadURDF(str(root / "urdf" / "ir_rig.urdf"), useFixedBase=True, physicsClientId=client)
+        seen = 0
+        for j in range(pb.getNumJoints(body, physicsClientId=client)):
+            info = pb.getJointInfo(body, j, physicsClientId=client)
+            name = info[1].decode()
+            if name in urdf:
+                lim = urdf[name]
+                assert (info[8] * lim.scale, info[9] * lim.scale, info[11] * lim.scale, info[10]) == (
+                    lim.lower,
+                    lim.upper,
+                    lim.velocity,
+                    lim.effort,
+                ), name
+                seen += 1
+        assert seen == len(JOINT_NAMES)
+    finally:
+        pb.disconnect(physicsClientId=client)
+
+
+def test_a_urdf_without_a_joint_limit_is_a_clear_error(tmp_path):
+    from ir_robot.core.errors import ConfigError
+    from ir_robot.urdf import read_joint_limits
+
+    bad = tmp_path / "rig.urdf"
+    bad.write_text(
+        '<robot name="r"><joint name="x_mm" type="prismatic"><limit lower="0" upper="0.1" '
+        'velocity="0.01" effort="10"/></joint></robot>'
+    )
+    with pytest.raises(ConfigError, match=r"no <limit> for joints \[.*'y_mm'"):
+        read_joint_limits(bad)
 
 
 def test_velocity_beyond_limit_is_clamped_and_reported(world):
@@ -106,7 +129,7 @@ def test_same_seed_same_frames_and_forces():
             trace, _ = run_straight_insertion(w, plan, rate_mm_s=3.0)
             outs.append((w.phantom.spec, trace["force_n"], w.ultrasound().image, w.nir().image))
     assert outs[0][0] == outs[1][0]
-    for a, b in zip(outs[0][1:], outs[1][1:]):
+    for a, b in zip(outs[0][1:], outs[1][1:], strict=True):
         assert np.array_equal(a, b)
     with NeedleWorld(cfg) as w:
         w.reset(seed=43)
@@ -122,3 +145,16 @@ def test_frames_carry_ground_truth(world):
     assert us.tip_px is not None and (us.labels == 3).any() and (us.labels == 1).any()
     nir = world.nir()
     assert nir.image.shape == nir.labels.shape and (nir.labels == 1).any()
+
+
+def test_the_probe_offset_constant_is_the_urdf_mount(root):
+    import xml.etree.ElementTree as ET
+
+    from ir_robot.core.types import PROBE_OFFSET_MM
+
+    mount = next(
+        j
+        for j in ET.parse(root / "urdf" / "ir_rig.urdf").getroot().iter("joint")
+        if j.get("name") == "probe_mount_fixed"
+    )
+    assert float(mount.find("origin").get("xyz").split()[0]) * 1000.0 == pytest.approx(PROBE_OFFSET_MM)
