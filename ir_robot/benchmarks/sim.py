@@ -6,7 +6,8 @@ model active), not an idle rig. Frames are 256x256 with the needle present.
 ``catheter.*``: the instrument mechanics (:func:`ir_robot.sim.catheter.bench.measure_realtime_factor`) at
 the default 10 Hz control, a guidewire driven at the fastest drive in an arch-like U tube and a 5F Cobra
 in a contact-heavy coil, each with its contact fraction beside the speed (the issue's floor asks for most
-segments in contact, so read the two together).
+segments in contact, so read the two together). ``fluoro_fps_256``, ``fluoro_fps_512``, ``tipcam_fps``: the
+catheter world's imaging (:func:`ir_robot.sim.imaging.bench.measure_imaging_speed`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def run(quick: bool = False) -> dict:
 
 
 def _catheter(quick: bool) -> dict:
-    """Real-time factor and env steps/s of the instrument mechanics, with the contact fraction reached."""
+    """The catheter world's parts: instrument mechanics (with the contact fraction reached) and imaging speed."""
     from ir_robot.sim.catheter.bench import measure_realtime_factor
 
     out: dict = {}
@@ -76,4 +77,8 @@ def _catheter(quick: bool) -> dict:
         r = measure_realtime_factor(instrument, layout=layout, steps=steps)
         for key in ("catheter_realtime_factor", "catheter_env_steps_per_s", "contact_fraction_mean", "segments_inside"):
             out[f"catheter.{name}.{key.removeprefix('catheter_')}"] = round(float(r[key]), 3)
+    from ir_robot.sim.imaging.bench import measure_imaging_speed
+
+    for key, value in measure_imaging_speed(n_frames=60 if quick else 300).items():
+        out[key] = round(float(value), 1)
     return out
