@@ -29,8 +29,12 @@ class JointLimit:
     scale: float
 
 
-def read_joint_limits(path: str | Path) -> dict[str, JointLimit]:
-    """Every rig joint (``JOINT_NAMES``) of the URDF at ``path``; a clear ConfigError if one is missing."""
+def read_joint_limits(path: str | Path, *, fixed_if_absent: bool = False) -> dict[str, JointLimit]:
+    """Every rig joint (``JOINT_NAMES``) of the URDF at ``path``; a clear ConfigError if one is missing.
+
+    With ``fixed_if_absent`` a joint the description does not have is fixed at 0 (limits [0, 0],
+    speed 0) instead: the catheter drive has only ``insert_mm`` and ``roll_rad``.
+    """
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as exc:
@@ -56,14 +60,20 @@ def read_joint_limits(path: str | Path) -> dict[str, JointLimit]:
         except ValueError as exc:
             raise ConfigError(f"{path}: joint {name}'s <limit> is not numeric: {exc}") from None
     missing = [n for n in JOINT_NAMES if n not in out]
+    if fixed_if_absent:
+        for n in missing:
+            out[n] = JointLimit(n, n.endswith("_mm"), 0.0, 0.0, 0.0, 0.0, 1000.0 if n.endswith("_mm") else 1.0)
+        missing = []
     if missing:
         raise ConfigError(f"{path} has no <limit> for joints {missing}; the rig needs {list(JOINT_NAMES)}")
     return out
 
 
-def joint_limit_vectors(path: str | Path) -> tuple[JointVector, JointVector, JointVector]:
-    """(lower, upper, velocity) of the rig joints as JointVectors, in mm / rad."""
-    limits = read_joint_limits(path)
+def joint_limit_vectors(
+    path: str | Path, *, fixed_if_absent: bool = False
+) -> tuple[JointVector, JointVector, JointVector]:
+    """(lower, upper, velocity) of the rig joints as JointVectors, in mm / rad (see :func:`read_joint_limits`)."""
+    limits = read_joint_limits(path, fixed_if_absent=fixed_if_absent)
     return (
         JointVector(**{n: limits[n].lower for n in JOINT_NAMES}),
         JointVector(**{n: limits[n].upper for n in JOINT_NAMES}),

@@ -60,6 +60,7 @@ def _target(cfg, x):
         pitch_rad=cfg.fixed.pitch_rad,
         insert_mm=1.0,
         probe_yaw_rad=cfg.fixed.probe_yaw_rad,
+        roll_rad=cfg.fixed.roll_rad,
     )
 
 

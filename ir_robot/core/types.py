@@ -21,7 +21,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 #: Rig joints, in the order used by arrays. Units: mm for prismatic, rad for revolute.
-JOINT_NAMES: tuple[str, ...] = ("x_mm", "y_mm", "z_mm", "pitch_rad", "insert_mm", "probe_yaw_rad")
+JOINT_NAMES: tuple[str, ...] = ("x_mm", "y_mm", "z_mm", "pitch_rad", "insert_mm", "probe_yaw_rad", "roll_rad")
+#: length of a joint vector as an array
+N_JOINTS = len(JOINT_NAMES)
 #: probe footprint ahead of the needle pivot on the rig (urdf/ir_rig.urdf, joint probe_mount_fixed)
 PROBE_OFFSET_MM = 12.0
 
@@ -59,6 +61,12 @@ class JointVector:
     along the needle axis from the pivot; the tip is at
     ``pivot + insert_mm * (cos(pitch), 0, -sin(pitch))``. ``probe_yaw_rad``: 0 gives
     a longitudinal ultrasound image (in the needle plane), pi/2 a transverse one.
+    ``roll_rad``: the tool turned about its own axis.
+
+    The catheter rig (``urdf/catheter_rig.urdf``) drives two of them: ``insert_mm`` is the
+    instrument's travel through the access sheath and ``roll_rad`` its rotation at the hub; its
+    other joints are fixed. The venipuncture rig holds ``roll_rad`` fixed at 0. One joint vector
+    for both rigs keeps one rig interface and one safety layer.
     """
 
     x_mm: float = 0.0
@@ -67,6 +75,7 @@ class JointVector:
     pitch_rad: float = 0.0
     insert_mm: float = 0.0
     probe_yaw_rad: float = 0.0
+    roll_rad: float = 0.0
 
     def as_array(self) -> np.ndarray:
         """The joints as a float array in ``JOINT_NAMES`` order."""
@@ -74,7 +83,7 @@ class JointVector:
 
     @classmethod
     def from_array(cls, values: ArrayLike) -> JointVector:
-        """A JointVector from six values in ``JOINT_NAMES`` order (a clear error for any other count)."""
+        """A JointVector from one value per joint in ``JOINT_NAMES`` order (a clear error for any other count)."""
         arr = np.asarray(values, dtype=float).reshape(-1)
         if arr.shape != (len(JOINT_NAMES),):
             raise ValueError(f"JointVector needs {len(JOINT_NAMES)} values {JOINT_NAMES}, got shape {arr.shape}")

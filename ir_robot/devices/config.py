@@ -31,7 +31,7 @@ from ir_robot.core.types import JOINT_NAMES, JointVector
 
 #: joints a GRBL axis may drive; the others are fixed by :class:`FixedJoints`
 MOVABLE_JOINTS: tuple[str, ...] = ("x_mm", "y_mm", "insert_mm")
-FIXED_JOINTS: tuple[str, ...] = ("z_mm", "pitch_rad", "probe_yaw_rad")
+FIXED_JOINTS: tuple[str, ...] = ("z_mm", "pitch_rad", "probe_yaw_rad", "roll_rad")
 AXES: tuple[str, ...] = ("X", "Y", "Z")
 
 
@@ -63,6 +63,7 @@ class FixedJoints:
         0.35, range=(0.0, 1.4), unit="rad", help="fixed tilt of the insertion stage below horizontal"
     )
     probe_yaw_rad: float = param(0.0, range=(-3.2, 3.2), unit="rad", help="ultrasound probe yaw")
+    roll_rad: float = param(0.0, range=(0.0, 0.0), unit="rad", help="needle roll (no roll drive on this rig)")
 
 
 @dataclass(frozen=True)

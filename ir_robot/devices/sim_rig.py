@@ -13,12 +13,19 @@ from ir_robot.devices.base import Rig
 
 
 class SimRig(Rig):
-    """The rig interface on a :class:`~ir_robot.sim.world.NeedleWorld`: all joints movable, time moved by the caller."""
+    """The rig interface on a simulated world, time moved by the caller.
+
+    Drives a :class:`~ir_robot.sim.world.NeedleWorld` (all joints movable) or a
+    :class:`~ir_robot.sim.endovascular.CatheterWorld` (``insert_mm`` and ``roll_rad``): any world
+    with ``state()``, ``step(command, dt)``, ``limits()`` and ``velocity_limits()``; a world's own
+    ``movable_joints`` narrow the movable set.
+    """
 
     movable_joints = JOINT_NAMES
 
     def __init__(self, world):
         self.world = world
+        self.movable_joints = tuple(getattr(world, "movable_joints", JOINT_NAMES))
         self._cmd = RigCommand.stop()
         self._cmd_t = world.state().t_s
         self._target: np.ndarray | None = None

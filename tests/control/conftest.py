@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ir_robot.control.config import VenipunctureConfig
-from ir_robot.core.types import JOINT_NAMES, JointVector, RigCommand, RigState
+from ir_robot.core.types import JOINT_NAMES, N_JOINTS, JointVector, RigCommand, RigState
 from ir_robot.devices.base import Rig
 from ir_robot.evaluation.episode import make_perception, make_world
 
@@ -14,9 +14,9 @@ class KinematicRig(Rig):
 
     movable_joints = JOINT_NAMES
 
-    def __init__(self, q0=(0.0, 0.0, 10.0, 0.5, 0.0, 0.0)):
+    def __init__(self, q0=(0.0, 0.0, 10.0, 0.5, 0.0, 0.0, 0.0)):
         self.q = np.array(q0, dtype=float)
-        self.v = np.zeros(6)
+        self.v = np.zeros(N_JOINTS)
         self.t = 0.0
         self.force_n = 0.0
         self._until = 0.0
@@ -46,7 +46,7 @@ class KinematicRig(Rig):
 
     def stop(self, reason: str = "") -> None:
         self.stops.append(reason)
-        self.v = np.zeros(6)
+        self.v = np.zeros(N_JOINTS)
         self.status = "estop"
 
     def limits(self):
@@ -62,7 +62,7 @@ class KinematicRig(Rig):
         run = max(0.0, min(dt, self._until - self.t))
         self.q = self.q + self.v * run
         if run < dt:
-            self.v = np.zeros(6)
+            self.v = np.zeros(N_JOINTS)
         self.t += dt
 
 

@@ -22,8 +22,8 @@ def test_planning_limits_apply_margins_then_the_workspace_box():
         workspace_max_mm=(45.0, 22.0, 60.0),
     )
     lo, hi = planning_limits(LO, HI, safety)
-    np.testing.assert_allclose(lo.as_array(), [-45.0, -22.0, 0.0, 0.15, 1.0, -0.95])
-    np.testing.assert_allclose(hi.as_array(), [45.0, 22.0, 60.0, 1.15, 39.0, 1.95])
+    np.testing.assert_allclose(lo.as_array(), [-45.0, -22.0, 0.0, 0.15, 1.0, -0.95, 0.0])
+    np.testing.assert_allclose(hi.as_array(), [45.0, 22.0, 60.0, 1.15, 39.0, 1.95, 0.0])
 
 
 def test_fixed_joints_keep_the_rigs_value():

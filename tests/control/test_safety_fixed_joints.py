@@ -34,8 +34,8 @@ class ThreeAxisRig(Rig):
         self.stops.append(reason)
 
     def limits(self):
-        lo = np.array([-45, -22, 8.0, 0.5236, 0, 0.0])
-        hi = np.array([45, 22, 8.0, 0.5236, 40, 0.0])
+        lo = np.array([-45, -22, 8.0, 0.5236, 0, 0.0, 0.0])
+        hi = np.array([45, 22, 8.0, 0.5236, 40, 0.0, 0.0])
         return JointVector.from_array(lo), JointVector.from_array(hi)
 
     def velocity_limits(self):

@@ -68,7 +68,7 @@ def test_venipuncture_completes_through_the_emulator():
     assert out.attempts == 1 and out.confirmed, why
     assert wall < 75.0
     # fixed-joint mode: the plan uses the stage's tilt and height, and no rate ever went to a fixed joint
-    assert ctl.fixed_joints == ("z_mm", "pitch_rad", "probe_yaw_rad")
+    assert ctl.fixed_joints == ("z_mm", "pitch_rad", "probe_yaw_rad", "roll_rad")
     assert out.plan.pitch_rad == cfg.fixed.pitch_rad and out.plan.pivot_mm[2] == pytest.approx(cfg.fixed.z_mm, abs=1e-9)
     cmds = np.array(commands)
     assert np.all(cmds[:, [2, 3, 5]] == 0.0) and np.any(cmds[:, 4] > 0)

@@ -25,11 +25,11 @@ def params(offset_mm: float) -> InsertionParams:
 
 
 def test_fixed_joints_come_from_the_limits_and_speed_limits():
-    assert fixed_joints(LO, HI) == ("z_mm", "pitch_rad", "probe_yaw_rad")
-    assert fixed_joints(LO, HI, RIG.joint_speed_limits()) == ("z_mm", "pitch_rad", "probe_yaw_rad")
-    wide_lo, wide_hi = JointVector(-45, -22, 0, 0.2, 0, 0), JointVector(45, 22, 60, 0.8, 40, 1.6)
+    assert fixed_joints(LO, HI) == ("z_mm", "pitch_rad", "probe_yaw_rad", "roll_rad")
+    assert fixed_joints(LO, HI, RIG.joint_speed_limits()) == ("z_mm", "pitch_rad", "probe_yaw_rad", "roll_rad")
+    wide_lo, wide_hi = JointVector(-45, -22, 0, 0.2, 0, 0, -1), JointVector(45, 22, 60, 0.8, 40, 1.6, 1)
     assert fixed_joints(wide_lo, wide_hi) == ()
-    assert fixed_joints(wide_lo, wide_hi, JointVector(10, 10, 0.0, 1, 5, 1)) == ("z_mm",)
+    assert fixed_joints(wide_lo, wide_hi, JointVector(10, 10, 0.0, 1, 5, 1, 1)) == ("z_mm",)
 
 
 def test_plan_uses_the_fixed_pitch_and_height_and_puts_the_tip_at_the_target():

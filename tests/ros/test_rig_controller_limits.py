@@ -32,7 +32,7 @@ def test_rig_graph_controller_takes_the_rig_limits_and_fixed_joints(ros_context)
         ctl = VenipunctureController(
             node.vp_params.config, None, None, lower=node.lower, upper=node.upper, velocity_limits=node.vmax
         )
-        assert ctl.fixed_joints == ("z_mm", "pitch_rad", "probe_yaw_rad")
+        assert ctl.fixed_joints == ("z_mm", "pitch_rad", "probe_yaw_rad", "roll_rad")
     finally:
         node.destroy_node()
     sim = _controller(ros_context)

@@ -21,7 +21,7 @@ from ir_robot.control.venipuncture.follow import (
 )
 from ir_robot.control.venipuncture.phases import InsertStep, Phase
 from ir_robot.control.venipuncture.servo import servo, settled, travel_speeds
-from ir_robot.core.types import JointVector
+from ir_robot.core.types import N_JOINTS, JointVector
 from ir_robot.planning.insertion import UnreachableTarget, plan_insertion
 
 
@@ -67,15 +67,15 @@ def align(c: Context) -> FloatArray:
             pulse_sample(c, m)
         if c.align.lock_count >= c.p.lock_frames and settled(c, q, goal) and artery_check(c, t):
             if not start_insertion(c, t):
-                return np.zeros(6)
+                return np.zeros(N_JOINTS)
         if c.phase != Phase.ALIGN:  # the artery check rejected the target
-            return np.zeros(6)
+            return np.zeros(N_JOINTS)
     gy = float(np.clip(goal[Y], c.lo[Y], c.hi[Y]))
     gz = float(np.clip(goal[Z], c.lo[Z], c.hi[Z]))
     timeout = c.p.align_timeout_s + (c.cfg.pulsatility.max_dwell_s if c.cfg.pulsatility.enabled else 0.0)
     if t - c.machine.since_s > timeout:
         c.go(Phase.ABORT, f"could not reach the insertion pose and lock on the target within {timeout:.0f} s")
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     if (
         settled(c, q, {k: v for k, v in goal.items() if k in (X, PITCH, YAW)})
         and abs(q[Y] - gy) < 0.5
@@ -93,10 +93,10 @@ def align(c: Context) -> FloatArray:
             f"target not found in ultrasound at the insertion pose for {c.p.lock_timeout_s} s "
             f"(perception drop-out or the vein moved)",
         )
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     if c.tracker.locked and c.tracker.age(t) > c.p.lock_timeout_s:
         c.go(Phase.ABORT, f"lost the target in ultrasound before inserting (no fix for {c.tracker.age(t):.1f} s)")
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     return servo(c, q, goal, dt, ff=ff, speed=travel_speeds(c))
 
 

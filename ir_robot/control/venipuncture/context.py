@@ -23,7 +23,7 @@ from ir_robot.control.sensing import UsMeasurement
 from ir_robot.control.state_machine import StateMachine
 from ir_robot.control.tracking import ForceMonitor, ForceReading, TargetTracker
 from ir_robot.control.venipuncture.phases import InsertStep, Outcome, Phase
-from ir_robot.core.types import JOINT_NAMES, ImageFrame, Observation
+from ir_robot.core.types import JOINT_NAMES, N_JOINTS, ImageFrame, Observation
 from ir_robot.planning.insertion import InsertionPlan
 from ir_robot.planning.targets import Candidate
 from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate
@@ -192,10 +192,10 @@ class Context:
     force: ForceMonitor
     scan: ScanState
     tick: Tick = field(
-        default_factory=lambda: Tick(0.0, np.zeros(6), Observation(), 0.0, ForceReading(0.0, 0.0, False, 0.0))
+        default_factory=lambda: Tick(0.0, np.zeros(N_JOINTS), Observation(), 0.0, ForceReading(0.0, 0.0, False, 0.0))
     )
     settled_ticks: int = 0  # ticks at the goal pose (SCAN, ALIGN); reset by every transition
-    last_rate: FloatArray = field(default_factory=lambda: np.zeros(6))
+    last_rate: FloatArray = field(default_factory=lambda: np.zeros(N_JOINTS))
     sel: Selection = field(default_factory=Selection)
     artery: ArteryCheck = field(default_factory=ArteryCheck)
     align: AlignState = field(default_factory=AlignState)

@@ -33,7 +33,7 @@ from ir_robot.control.venipuncture.phases import TRANSITIONS, Outcome, Phase
 from ir_robot.control.venipuncture.retract import retract
 from ir_robot.control.venipuncture.scan import scan, select
 from ir_robot.core.errors import ConfigError
-from ir_robot.core.types import JOINT_NAMES, ImageFrame, JointVector, Observation, RigCommand, RigState
+from ir_robot.core.types import JOINT_NAMES, N_JOINTS, ImageFrame, JointVector, Observation, RigCommand, RigState
 from ir_robot.planning.insertion import InsertionPlan, fixed_joints
 from ir_robot.planning.targets import Candidate
 from ir_robot.planning.vessels import CrossSection, NirTrace, VesselEstimate
@@ -292,12 +292,12 @@ class VenipunctureController:
         c.tick = Tick(t, q, obs, dt, reading)
         v = c.machine.step(c)
         if v is None:
-            v = np.zeros(6)
+            v = np.zeros(N_JOINTS)
         v = np.clip(np.where(np.isfinite(v), v, 0.0), -c.vmax, c.vmax)
         # never leave the limits within one command
         v = np.clip(v, np.minimum(0.0, (c.lo - q) / dt), np.maximum(0.0, (c.hi - q) / dt))
         if self.done:
-            v = np.zeros(6)
+            v = np.zeros(N_JOINTS)
         c.last_rate = v
         self._record(t, q, reading)
         return RigCommand(JointVector.from_array(v), float(dt) if np.any(v) else 0.0)

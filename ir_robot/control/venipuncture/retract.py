@@ -11,7 +11,7 @@ from ir_robot.control.venipuncture.follow import process_us, shift_scene, target
 from ir_robot.control.venipuncture.guard import fix_timeout_s
 from ir_robot.control.venipuncture.phases import Phase
 from ir_robot.control.venipuncture.servo import servo, travel_speeds
-from ir_robot.core.types import JointVector
+from ir_robot.core.types import N_JOINTS, JointVector
 from ir_robot.planning.insertion import UnreachableTarget, plan_insertion
 
 
@@ -58,12 +58,12 @@ def retract(c: Context) -> FloatArray:
                         )
                     except UnreachableTarget as exc:
                         c.go(Phase.ABORT, f"unreachable target for a new attempt: {exc}")
-                        return np.zeros(6)
+                        return np.zeros(N_JOINTS)
                 c.tracker.locked = False
                 c.align.lock_count = 0
                 c.align.settled_since = None
                 c.go(Phase.ALIGN, f"retrying (attempt {c.outcome.attempts + 1})")
             else:
                 c.go(Phase.FAILED, c.outcome.reason or "attempts used up")
-            return np.zeros(6)
+            return np.zeros(N_JOINTS)
     return v

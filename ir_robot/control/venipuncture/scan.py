@@ -13,7 +13,7 @@ from ir_robot.control.sensing import measure_nir, measure_us
 from ir_robot.control.venipuncture.context import INS, PITCH, YAW, Context, FloatArray, X, Y, Z
 from ir_robot.control.venipuncture.phases import Phase
 from ir_robot.control.venipuncture.servo import servo, settled, travel_speeds
-from ir_robot.core.types import JointVector
+from ir_robot.core.types import N_JOINTS, JointVector
 from ir_robot.planning.insertion import UnreachableTarget, plan_insertion
 from ir_robot.planning.pulsatility import ARTERY
 from ir_robot.planning.targets import rank_targets
@@ -42,7 +42,7 @@ def scan(c: Context) -> FloatArray:
         c.event(f"NIR: {len(s.nir_traces)} vein(s) seen from above")
     if not s.stations:
         c.go(Phase.SELECT, "no scan stations configured")
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     goal = station_goal(c)
     if settled(c, q, goal):
         c.settled_ticks += 1
@@ -72,7 +72,7 @@ def scan(c: Context) -> FloatArray:
                         else "no vessel found in ultrasound during the scan"
                     )
                     c.go(Phase.ABORT, why)
-                    return np.zeros(6)
+                    return np.zeros(N_JOINTS)
                 c.go(Phase.SELECT, f"scan done: {len(s.sections)} cross-section(s)")
                 return select(c)
             goal = station_goal(c)
@@ -103,7 +103,7 @@ def select(c: Context) -> FloatArray:
     if not accepted:
         detail = "; ".join(cand.describe() for cand in sel.candidates) or "no vessels"
         c.go(Phase.ABORT, f"no suitable vein: {detail}")
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     failures = []
     for cand in accepted:
         obstacles = [v for v in sel.vessels if v is not cand.vessel]
@@ -128,6 +128,6 @@ def select(c: Context) -> FloatArray:
             f"{-plan.target_mm[2]:.2f} mm, pitch {math.degrees(plan.pitch_rad):.1f} deg, "
             f"insertion {plan.insert_mm:.1f} mm",
         )
-        return np.zeros(6)
+        return np.zeros(N_JOINTS)
     c.go(Phase.ABORT, "unreachable target: " + " | ".join(failures))
-    return np.zeros(6)
+    return np.zeros(N_JOINTS)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ir_robot.control.venipuncture.context import ANGULAR, Context, FloatArray, X, Y, Z
+from ir_robot.core.types import N_JOINTS
 
 
 def servo(
@@ -20,7 +21,7 @@ def servo(
     speed: dict[int, float] | None = None,
 ) -> FloatArray:
     """Joint rates toward ``goal`` (joint index -> position), with feed-forward rates and speed caps."""
-    v = np.zeros(6)
+    v = np.zeros(N_JOINTS)
     ff = ff or {}
     speed = speed or {}
     for i, g in goal.items():
