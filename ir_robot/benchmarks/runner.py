@@ -17,6 +17,7 @@ AREAS = {
     "venipuncture": "ir_robot.benchmarks.venipuncture",
     "ros": "ir_robot.benchmarks.ros",
     "rig": "ir_robot.benchmarks.rig",
+    "catheter_nav": "ir_robot.benchmarks.catheter_nav",
 }
 
 

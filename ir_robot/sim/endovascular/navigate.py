@@ -42,6 +42,10 @@ class InsertionParams:
     stall_s: float = 4.0
     avoid_radius_mm: float = 30.0  # side-branch ostia nearer than this (and not behind) are steered away from
     avoid_weight: float = 1.5
+    seek_mm: float = 40.0  # this far before a side branch on the route, aim into it
+    seek_depth_mm: float = 10.0
+    seek_speed_mm_s: float = 6.0
+    sweep_rad_s: float = 2.0
 
 
 @dataclass
@@ -101,6 +105,13 @@ def insert_to_target(
                 o = child.points_mm[0]
                 d = child.point_at(min(15.0, child.length_mm))[0] - o
                 avoid.append((o, d / max(float(np.linalg.norm(d)), 1e-9)))
+    # where the route enters each side branch (arc along the route) and a point just inside it
+    seek: list[tuple[float, FloatArray]] = []
+    for a, b in zip(route.segments[:-1], route.segments[1:], strict=True):
+        child = tree.branch(b.branch)
+        if child.parent == a.branch:
+            at = float(route.arc_mm[_route_progress(route, child.points_mm[0])])
+            seek.append((at, child.point_at(min(p.seek_depth_mm, child.length_mm))[0]))
     result = InsertionResult(target, False, 0.0, "time limit", 0, route.length_mm)
     state = world.state()
     best_progress, best_t = -1, 0.0
@@ -140,6 +151,11 @@ def insert_to_target(
             shaft = shaft / max(float(np.linalg.norm(shaft)), 1e-9)
             ahead_arc = route.arc_mm[k] + p.look_ahead_mm
             q = route.points_mm[min(int(np.searchsorted(route.arc_mm, ahead_arc)), len(route.arc_mm) - 1)]
+            seeking = False
+            for arc0, entry in seek:  # nearing the next side branch: aim into it early, so the tip finds its wall
+                if -5.0 < arc0 - route.arc_mm[k] < p.seek_mm:
+                    q, seeking = entry, True
+                    break
             want = q - tip
             want = want / max(float(np.linalg.norm(want)), 1e-9)
             for o, d in avoid:  # passing a side branch's ostium: point the tip away from it
@@ -155,7 +171,11 @@ def insert_to_target(
                 aligned = abs(err) < math.radians(p.aligned_deg)
             else:
                 aligned = True
-            v_ins = p.speed_mm_s if aligned else 0.25 * p.speed_mm_s
+            if seeking:  # slowly past the ostium, sweeping the tip round so it catches the opening
+                v_ins = p.seek_speed_mm_s
+                w_roll = p.sweep_rad_s if not aligned else 0.0
+            else:
+                v_ins = p.speed_mm_s if aligned else 0.25 * p.speed_mm_s
         state = world.step(RigCommand(JointVector(insert_mm=v_ins, roll_rad=w_roll), p.dt_s), p.dt_s)
         t += p.dt_s
         result.states.append(state)
