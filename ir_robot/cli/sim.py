@@ -157,7 +157,7 @@ CATHETER_ANATOMIES = ("random", "type1", "type2", "type3", "bovine")
 #: the tip-camera strip of ``ir-robot sim catheter``: (caption, surface, normal force N)
 CATHETER_TIP_STRIP = (("free (blood)", "blood", 0.0), ("tissue 0.5 N", "tissue", 0.5), ("valve 0.8 N", "valve", 0.8))
 #: sizes (inches at FIGURE_DPI) of anatomy_3d.png and force.png
-ANATOMY_FIGSIZE_IN = (10.0, 9.0)
+ANATOMY_FIGSIZE_IN = (9.0, 9.0)
 FORCE_FIGSIZE_IN = (10.0, 4.5)
 FIGURE_DPI = 100
 #: the fluoroscopy table is panned when the tip's projection leaves this central fraction of the detector
@@ -251,7 +251,7 @@ def _plot_catheter_anatomy(world: CatheterWorld, route_mm: np.ndarray, target: s
 
     fig, _ = new_figure(figsize=ANATOMY_FIGSIZE_IN)
     fig.clf()
-    grid = fig.add_gridspec(1, 2, width_ratios=(1.5, 1.0), wspace=0.05, left=0.02, right=0.97, top=0.92, bottom=0.06)
+    grid = fig.add_gridspec(1, 2, width_ratios=(1.2, 1.0), wspace=0.05, left=0.0, right=0.97, top=0.92, bottom=0.08)
     ax3 = fig.add_subplot(grid[0], projection="3d")
     ax2 = fig.add_subplot(grid[1])
     tree = world.tree
@@ -263,7 +263,7 @@ def _plot_catheter_anatomy(world: CatheterWorld, route_mm: np.ndarray, target: s
         ax3.plot(x[:, 0], x[:, 1], x[:, 2], color="k", lw=2.0, label=world.spec.name)
     ax3.scatter([tip[0]], [tip[1]], [tip[2]], color="#f39c12", s=25, depthshade=False, label="tip")
     lo, hi = tree.bounds()
-    ax3.set_box_aspect(tuple(float(v) for v in np.maximum(hi - lo, 1.0)), zoom=1.25)
+    ax3.set_box_aspect(tuple(float(v) for v in np.maximum(hi - lo, 1.0)), zoom=1.3)
     ax3.view_init(elev=12.0, azim=-62.0)
     ax3.invert_yaxis()  # anterior towards the viewer
     ax3.legend(fontsize=7, loc="upper left")
