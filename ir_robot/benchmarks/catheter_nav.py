@@ -35,12 +35,16 @@ def run(quick: bool = False, n_anatomies: int | None = None) -> dict[str, Any]:
     rows: dict[str, list[tuple[bool, float, int]]] = {t: [] for t in TARGETS}
     t0 = time.perf_counter()
     params = InsertionParams()
-    for k in tqdm(range(n), desc="anatomies", unit="anatomy"):
+    bar = tqdm(total=n * len(TARGETS), desc="insertions", unit="insertion")
+    for k in range(n):
         for target, inst in TARGETS.items():
             world = worlds[inst]
             world.reset(seed=SEED0 + k)
             res = insert_to_target(world, target, params)
             rows[target].append((res.reached, res.time_s, res.retries))
+            bar.set_postfix_str(f"anatomy {SEED0 + k} {target}: {'reached' if res.reached else res.reason}")
+            bar.update()
+    bar.close()
     out: dict[str, Any] = {"anatomies": n, "max_time_s": params.max_time_s}
     for target, r in rows.items():
         times = sorted(t for ok, t, _ in r if ok)

@@ -77,6 +77,15 @@ def _catheter(quick: bool) -> dict:
         r = measure_realtime_factor(instrument, layout=layout, steps=steps)
         for key in ("catheter_realtime_factor", "catheter_env_steps_per_s", "contact_fraction_mean", "segments_inside"):
             out[f"catheter.{name}.{key.removeprefix('catheter_')}"] = round(float(r[key]), 3)
+    from ir_robot.sim.endovascular.bench import measure_world_speed
+
+    for name, instrument in (("world_arch_wire", "guidewire_035_angled"), ("world_arch_cobra", "catheter_5fr_cobra")):
+        rw = measure_world_speed(instrument, steps=steps)
+        for key in ("catheter_realtime_factor", "catheter_env_steps_per_s", "contact_fraction_mean", "segments_inside"):
+            out[f"catheter.{name}.{key.removeprefix('catheter_')}"] = round(float(rw[key]), 3)
+        if name == "world_arch_wire":  # the headline keys: the whole world, a real arch, the guidewire
+            out["catheter_realtime_factor"] = round(float(rw["catheter_realtime_factor"]), 3)
+            out["catheter_env_steps_per_s"] = round(float(rw["catheter_env_steps_per_s"]), 3)
     from ir_robot.sim.imaging.bench import measure_imaging_speed
 
     for key, value in measure_imaging_speed(n_frames=60 if quick else 300).items():
