@@ -81,7 +81,13 @@ def _catheter(quick: bool) -> dict:
 
     for name, instrument in (("world_arch_wire", "guidewire_035_angled"), ("world_arch_cobra", "catheter_5fr_cobra")):
         rw = measure_world_speed(instrument, steps=steps)
-        for key in ("catheter_realtime_factor", "catheter_env_steps_per_s", "contact_fraction_mean", "segments_inside"):
+        keys = (
+            "catheter_realtime_factor",
+            "catheter_env_steps_per_s",
+            "contact_fraction_mean",
+            "touching_fraction_mean",
+        )
+        for key in (*keys, "segments_inside"):
             out[f"catheter.{name}.{key.removeprefix('catheter_')}"] = round(float(rw[key]), 3)
         if name == "world_arch_wire":  # the headline keys: the whole world, a real arch, the guidewire
             out["catheter_realtime_factor"] = round(float(rw["catheter_realtime_factor"]), 3)

@@ -154,3 +154,44 @@ def test_bad_input_names_the_field_and_the_choices():
         CatheterWorld(CatheterWorldConfig(instrument="not_a_wire"))
     with pytest.raises(ConfigError, match="anatomy"):
         CatheterWorld(CatheterWorldConfig(anatomy="no_such_anatomy.txt"))
+
+
+def test_the_rods_lumen_is_the_trees_lumen_minus_the_valve_ring(world):
+    world.reset(seed=7)
+    tree, lumen = world.tree, world.lumen
+    rng = np.random.default_rng(0)
+    lo, hi = tree.bounds()
+    pts = rng.uniform(lo, hi, size=(400, 3))
+    near = tree.branch("aortic_arch").points_mm[::5] + rng.normal(
+        0.0, 6.0, size=(len(tree.branch("aortic_arch").points_mm[::5]), 3)
+    )
+    pts = np.concatenate([pts, near])
+    d, grad = lumen.tubes.signed_distance(pts)
+    np.testing.assert_allclose(d, tree.signed_distance(pts), atol=1e-9)
+    ring = tree.valve_ring
+    on_ring = np.asarray(ring.centre_mm) + ring.radius_mm * np.cross(ring.normal, [1.0, 0.0, 0.0]) / np.linalg.norm(
+        np.cross(ring.normal, [1.0, 0.0, 0.0])
+    )
+    d_free, g_free = lumen.signed_distance(on_ring[None])
+    assert d_free[0] == pytest.approx(ring.tube_radius_mm, abs=1e-6)  # inside the solid ring: outside the free space
+    assert lumen.on_valve_ring(on_ring[None])[0]
+
+
+def test_a_point_counts_as_in_a_side_branch_only_once_it_has_left_the_parent(world):
+    world.reset(seed=7)
+    tree = world.tree
+    lcca = tree.branch("left_common_carotid")
+    assert world.lumen.branch_at(lcca.points_mm[0])[0] == "aortic_arch"  # the ostium's centre is in the arch
+    assert world.lumen.branch_at(lcca.point_at(40.0))[0] == "left_common_carotid"
+
+
+def test_a_centreline_guided_insertion_reaches_a_renal_artery():
+    from ir_robot.sim.endovascular.navigate import InsertionParams, insert_to_target
+
+    with CatheterWorld(CatheterWorldConfig(anatomy="type1")) as w:
+        w.reset(seed=11)
+        res = insert_to_target(w, "renal_left", InsertionParams(guide_force_n=0.08, max_time_s=40.0))
+        assert res.reached, res.reason
+        assert res.states[-1].tip_branch == "renal_left"
+        with pytest.raises(Exception, match="no branch named"):
+            insert_to_target(w, "left_ventricle")

@@ -45,6 +45,9 @@ class InsertionParams:
     seek_mm: float = 40.0  # this far before a side branch on the route, aim into it
     seek_depth_mm: float = 10.0
     seek_speed_mm_s: float = 6.0
+    #: > 0: a centreline-guided insertion: this force (N) pulls the tip towards the route ahead
+    #: (as magnetic navigation would), so the check measures the anatomy and mechanics, not steering skill
+    guide_force_n: float = 0.0
     sweep_rad_s: float = 2.0
 
 
@@ -114,6 +117,7 @@ def insert_to_target(
             seek.append((at, child.point_at(min(p.seek_depth_mm, child.length_mm))[0]))
     result = InsertionResult(target, False, 0.0, "time limit", 0, route.length_mm)
     state = world.state()
+    guide_dir = np.zeros(3)
     best_progress, best_t = -1, 0.0
     retract_left = 0.0
     t = 0.0
@@ -143,7 +147,7 @@ def insert_to_target(
             v_ins = -p.speed_mm_s
             retract_left -= p.speed_mm_s * p.dt_s
             best_progress, best_t = -1, t + p.dt_s  # progress counts afresh after the pull-back
-            w_roll = math.pi  # turn while pulling back, so the next try meets the ostium at another angle
+            w_roll = 0.0 if p.guide_force_n > 0.0 else math.pi  # unguided: meet the ostium at another angle next time
         else:
             x = world.device.positions
             j = min(len(x) - 1, int(np.searchsorted(world.device.rod.disc.sigma, 15.0)))
@@ -158,14 +162,17 @@ def insert_to_target(
                     break
             want = q - tip
             want = want / max(float(np.linalg.norm(want)), 1e-9)
-            for o, d in avoid:  # passing a side branch's ostium: point the tip away from it
+            for o, d in [] if seeking else avoid:  # passing a side branch's ostium: point the tip away from it
                 rel = o - tip
                 if float(np.linalg.norm(rel)) < p.avoid_radius_mm and float(rel @ shaft) > -5.0:
                     want = want - p.avoid_weight * d
+            guide_dir = want / max(float(np.linalg.norm(want)), 1e-9)
             tip_dir = np.asarray(state.tip_direction)
             u = tip_dir - shaft * float(tip_dir @ shaft)
             w = want - shaft * float(want @ shaft)
-            if np.linalg.norm(u) > 0.05 and np.linalg.norm(w) > 0.1:
+            if p.guide_force_n > 0.0:  # guided: the tip force steers; the hub only pushes
+                aligned = True
+            elif np.linalg.norm(u) > 0.05 and np.linalg.norm(w) > 0.1:
                 err = _signed_angle(u, w, shaft)
                 w_roll = float(np.clip(p.roll_gain_per_s * err, -math.pi, math.pi))
                 aligned = abs(err) < math.radians(p.aligned_deg)
@@ -174,9 +181,15 @@ def insert_to_target(
             if seeking:  # slowly past the ostium, sweeping the tip round so it catches the opening
                 v_ins = p.seek_speed_mm_s
                 w_roll = p.sweep_rad_s if not aligned else 0.0
+                if p.guide_force_n > 0.0:
+                    v_ins = 2.0 * p.seek_speed_mm_s
             else:
                 v_ins = p.speed_mm_s if aligned else 0.25 * p.speed_mm_s
-        state = world.step(RigCommand(JointVector(insert_mm=v_ins, roll_rad=w_roll), p.dt_s), p.dt_s)
+        tip_force = None
+        if p.guide_force_n > 0.0 and retract_left <= 0.0:
+            tip_force = p.guide_force_n * guide_dir
+        cmd = RigCommand(JointVector(insert_mm=v_ins, roll_rad=w_roll), p.dt_s)
+        state = world.step(cmd, p.dt_s, tip_force_n=tip_force)
         t += p.dt_s
         result.states.append(state)
         if on_step is not None:

@@ -279,22 +279,33 @@ class CatheterWorld:
         v = np.where(out, (target - self._q) / max(dt, 1e-9), v)
         return v, tuple(notes)
 
-    def step(self, command: RigCommand, dt: float) -> CatheterWorldState:
-        """Hold ``command`` for ``dt`` seconds (or until its ``duration_s`` runs out, then stop)."""
+    def step(self, command: RigCommand, dt: float, *, tip_force_n: npt.ArrayLike | None = None) -> CatheterWorldState:
+        """Hold ``command`` for ``dt`` seconds (or until its ``duration_s`` runs out, then stop).
+
+        ``tip_force_n`` is an optional external force (N, 3-vector) on the distal tip during the step:
+        a magnetic-steering field, or a test load. The rig's drive never applies one.
+        """
         if not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        external = None
+        if tip_force_n is not None:
+            f = np.asarray(tip_force_n, dtype=np.float64).reshape(-1)
+            if f.shape != (3,) or not np.all(np.isfinite(f)):
+                raise ValueError(f"tip_force_n must be a finite 3-vector in N, got {tip_force_n!r}")
+            external = np.zeros((self.device.rod.disc.n_nodes, 3))
+            external[0] = f
         hold = min(dt, max(command.duration_s, 0.0))
         notes: tuple[str, ...] = ()
         if hold > 1e-9:
-            notes = self._advance(command, hold)
+            notes = self._advance(command, hold, external)
         if dt - hold > 1e-9:  # the command expired inside this step: the drive stops (watchdog semantics)
-            self._advance(RigCommand.stop(), dt - hold)
+            self._advance(RigCommand.stop(), dt - hold, external)
         self._state = self._read(self._last_peak, notes)
         return self._state
 
-    def _advance(self, command: RigCommand, dt: float) -> tuple[str, ...]:
+    def _advance(self, command: RigCommand, dt: float, external: FloatArray | None = None) -> tuple[str, ...]:
         v, notes = self.clamp_command(command, dt)
-        res = self.device.step(DriveCommand(float(v[_INSERT]), float(v[_ROLL])), dt)
+        res = self.device.step(DriveCommand(float(v[_INSERT]), float(v[_ROLL])), dt, external)
         self._t += dt
         self._q = self._q + v * dt
         self._q[_INSERT] = self.device.rod.inserted_mm  # the rod's own record (clamped at its length)
