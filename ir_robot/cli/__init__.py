@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ir_robot.cli.rig",
     "ir_robot.cli.ros",
     "ir_robot.cli.bench",
+    "ir_robot.cli.rl",
 )
 
 
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (run folders record it)
     # Ctrl-C must stop long-running commands (launch, rig-emulator, training) even when the
     # shell started us with SIGINT ignored (a background job inherits SIG_IGN, and Python then
     # installs no KeyboardInterrupt handler)

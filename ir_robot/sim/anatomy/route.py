@@ -79,20 +79,7 @@ def find_route(
     for name, b, a in (("start_arc_mm", b0, a0), ("target_arc_mm", b1, a1)):
         if not 0.0 <= a <= b.length_mm:
             raise ConfigError(f"route {name} {a:g} on '{b.name}': allowed range [0, {b.length_mm:.1f}] mm")
-    up = tree.ancestors(b0.name)
-    down = tree.ancestors(b1.name)
-    common = next(n for n in up if n in down)
-    pieces: list[RouteSegment] = []
-    arc = a0
-    for name in up[: up.index(common)]:
-        pieces.append(RouteSegment(name, arc, 0.0))
-        arc = tree.branch(name).origin_arc_mm
-    descend = list(reversed(down[: down.index(common)]))
-    exit_arc = tree.branch(descend[0]).origin_arc_mm if descend else a1
-    pieces.append(RouteSegment(common, arc, exit_arc))
-    for i, name in enumerate(descend):
-        end = tree.branch(descend[i + 1]).origin_arc_mm if i + 1 < len(descend) else a1
-        pieces.append(RouteSegment(name, 0.0, end))
+    pieces = _pieces(tree, b0.name, a0, b1.name, a1)
     kept = tuple(p for p in pieces if p.length_mm > 0.0) or (pieces[0],)
     pts: list[FloatArray] = []
     rad: list[FloatArray] = []
@@ -112,3 +99,32 @@ def find_route(
     return Route(
         segments=kept, points_mm=np.concatenate(pts), radii_mm=np.concatenate(rad), arc_mm=np.concatenate(arcs)
     )
+
+
+def _pieces(tree: VesselTree, start: str, a0: float, target: str, a1: float) -> list[RouteSegment]:
+    """The branch pieces from ``(start, a0)`` up to the common ancestor and down to ``(target, a1)``."""
+    b0 = tree.branch(start)
+    b1 = tree.branch(target)
+    up = tree.ancestors(b0.name)
+    down = tree.ancestors(b1.name)
+    common = next(n for n in up if n in down)
+    pieces: list[RouteSegment] = []
+    arc = a0
+    for name in up[: up.index(common)]:
+        pieces.append(RouteSegment(name, arc, 0.0))
+        arc = tree.branch(name).origin_arc_mm
+    descend = list(reversed(down[: down.index(common)]))
+    exit_arc = tree.branch(descend[0]).origin_arc_mm if descend else a1
+    pieces.append(RouteSegment(common, arc, exit_arc))
+    for i, name in enumerate(descend):
+        end = tree.branch(descend[i + 1]).origin_arc_mm if i + 1 < len(descend) else a1
+        pieces.append(RouteSegment(name, 0.0, end))
+    return pieces
+
+
+def geodesic_length(tree: VesselTree, start: str, start_arc_mm: float, target: str, target_arc_mm: float) -> float:
+    """Length (mm) along the centrelines from ``start_arc_mm`` on ``start`` to ``target_arc_mm`` on ``target``.
+
+    The same path :func:`find_route` takes, without sampling it (cheap enough to call every control step).
+    """
+    return float(sum(p.length_mm for p in _pieces(tree, start, start_arc_mm, target, target_arc_mm)))

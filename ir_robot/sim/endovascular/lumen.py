@@ -101,3 +101,16 @@ class AnatomyLumen:
         pick = np.where(inside.any(axis=1), first_inside, nearest)
         names = [b.name for b in self.tree.branches]
         return [names[int(k)] for k in pick]
+
+    def locate(self, point: npt.ArrayLike) -> tuple[str, float]:
+        """The branch a point is in (:meth:`branch_at`) and the arc position (mm) of its projection on it."""
+        p = np.asarray(point, dtype=np.float64).reshape(3)
+        name = self.branch_at(p)[0]
+        k = self.tree.names.index(name)
+        b = self.tree.branches[k]
+        a, ab = b.points_mm[:-1], np.diff(b.points_mm, axis=0)
+        len2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
+        t = np.clip(np.einsum("ij,ij->i", p - a, ab) / len2, 0.0, 1.0)
+        dist = np.linalg.norm(a + t[:, None] * ab - p, axis=1)
+        i = int(np.argmin(dist))
+        return name, float(b.arc_mm[i] + t[i] * (b.arc_mm[i + 1] - b.arc_mm[i]))

@@ -178,10 +178,13 @@ class CatheterWorld:
             self._anatomies.popitem(last=False)
         return made
 
-    def reset(self, seed: int | None = None, *, tree: VesselTree | None = None) -> CatheterWorldState:
+    def reset(
+        self, seed: int | None = None, *, tree: VesselTree | None = None, roll_rad: float = 0.0
+    ) -> CatheterWorldState:
         """Start over: the anatomy for ``seed``, the instrument retracted into the sheath.
 
-        ``tree`` replaces the configured anatomy from now on (as the needle world's ``phantom``).
+        ``tree`` replaces the configured anatomy from now on (as the needle world's ``phantom``);
+        ``roll_rad`` is the hub's (and the pre-curve's) starting roll.
         """
         seed = 0 if seed is None else int(seed)
         ss = np.random.SeedSequence(seed)
@@ -204,6 +207,7 @@ class CatheterWorld:
             self.lumen,
             self.access_point,
             self.access_direction,
+            roll_rad=float(roll_rad),
             limits=DriveLimits(
                 max_translation_mm_s=float(self.vmax[_INSERT]), max_rotation_rad_s=float(self.vmax[_ROLL])
             ),
@@ -213,6 +217,7 @@ class CatheterWorld:
         self.fluoro.set_anatomy(self.vessel_tubes(), self._imaging_ring())
         self._t = 0.0
         self._q = np.zeros(len(JOINT_NAMES))
+        self._q[_ROLL] = float(roll_rad)
         self._qd = np.zeros(len(JOINT_NAMES))
         self._events: list[dict[str, Any]] = []
         self._place_scene()
