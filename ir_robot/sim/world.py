@@ -39,6 +39,7 @@ from ir_robot.core.types import (
 )
 from ir_robot.paths import data_path
 from ir_robot.sim.phantom import Phantom, PhantomSpec, load_phantom, sample_phantom
+from ir_robot.sim.rate_limits import clamp_rates
 from ir_robot.urdf import JointLimit, read_joint_limits
 
 if TYPE_CHECKING:
@@ -237,24 +238,7 @@ class NeedleWorld:
         self, command: RigCommand, dt: float
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], tuple[str, ...]]:
         """Joint rates and end targets after URDF velocity and position limits, plus what was clamped."""
-        v = command.velocity.as_array()
-        notes = []
-        if not np.all(np.isfinite(v)):
-            bad = [n for n, x in zip(JOINT_NAMES, v, strict=True) if not math.isfinite(x)]
-            notes.append(f"non-finite rate on {bad} replaced by 0")
-            v = np.where(np.isfinite(v), v, 0.0)
-        over = np.abs(v) > self.vmax + 1e-12
-        for name, val, lim in zip(np.array(JOINT_NAMES)[over], v[over], self.vmax[over], strict=True):
-            notes.append(f"{name} rate {val:.4g} clamped to +-{lim:.4g}")
-        v = np.clip(v, -self.vmax, self.vmax)
-        target = self._q_ref + v * dt
-        lo, hi = target < self.lower - 1e-9, target > self.upper + 1e-9
-        for name in np.array(JOINT_NAMES)[lo | hi]:
-            i = JOINT_NAMES.index(name)
-            notes.append(f"{name} target {target[i]:.4g} clamped to [{self.lower[i]:.4g}, {self.upper[i]:.4g}]")
-        target = np.clip(target, self.lower, self.upper)
-        v = np.where(lo | hi, (target - self._q_ref) / max(dt, 1e-9), v)
-        return v, target, tuple(notes)
+        return clamp_rates(command.velocity.as_array(), self._q_ref, self.lower, self.upper, self.vmax, dt)
 
     def step(self, command: RigCommand, dt: float) -> WorldState:
         """Hold ``command`` for ``dt`` seconds of simulated time (rounded to physics steps)."""

@@ -43,6 +43,7 @@ from ir_robot.sim.imaging.imaging_config import ImagingConfig, load_imaging_conf
 from ir_robot.sim.imaging.scene_inputs import RadiopaqueRod, VesselTube
 from ir_robot.sim.imaging.scene_inputs import ValveRing as ImagingValveRing
 from ir_robot.sim.imaging.tip_camera import TipCameraFrame, TipCameraRenderer
+from ir_robot.sim.rate_limits import clamp_rates
 from ir_robot.urdf import read_joint_limits
 
 FloatArray = npt.NDArray[np.float64]
@@ -263,26 +264,10 @@ class CatheterWorld:
     # ------------------------------------------------------------------ stepping
     def clamp_command(self, command: RigCommand, dt: float) -> tuple[FloatArray, tuple[str, ...]]:
         """Joint rates after the URDF speed and travel limits (and the instrument's length), plus what was clamped."""
-        v = command.velocity.as_array().copy()
-        notes: list[str] = []
-        if not np.all(np.isfinite(v)):
-            bad = [n for n, x in zip(JOINT_NAMES, v, strict=True) if not math.isfinite(x)]
-            notes.append(f"non-finite rate on {bad} replaced by 0")
-            v = np.where(np.isfinite(v), v, 0.0)
-        over = np.abs(v) > self.vmax + 1e-12
-        for i in np.flatnonzero(over):
-            what = "fixed on the catheter rig" if self.vmax[i] == 0.0 else f"clamped to +-{self.vmax[i]:.4g}"
-            notes.append(f"{JOINT_NAMES[i]} rate {v[i]:.4g} {what}")
-        v = np.clip(v, -self.vmax, self.vmax)
         upper = self.upper.copy()
         upper[_INSERT] = min(upper[_INSERT], self.device.rod.max_inserted_mm)
-        target = self._q + v * dt
-        out = (target < self.lower - 1e-9) | (target > upper + 1e-9)
-        for i in np.flatnonzero(out):
-            notes.append(f"{JOINT_NAMES[i]} target {target[i]:.4g} clamped to [{self.lower[i]:.4g}, {upper[i]:.4g}]")
-        target = np.clip(target, self.lower, upper)
-        v = np.where(out, (target - self._q) / max(dt, 1e-9), v)
-        return v, tuple(notes)
+        v, _, notes = clamp_rates(command.velocity.as_array(), self._q, self.lower, upper, self.vmax, dt)
+        return v, notes
 
     def step(self, command: RigCommand, dt: float, *, tip_force_n: npt.ArrayLike | None = None) -> CatheterWorldState:
         """Hold ``command`` for ``dt`` seconds (or until its ``duration_s`` runs out, then stop).
