@@ -153,25 +153,34 @@ def train(
     if progress:
         callbacks.append(_progress_callback(total))
     t0 = time.perf_counter()
-    model.learn(total_timesteps=total, callback=CallbackList(callbacks))
+    interrupted = False
+    try:
+        model.learn(total_timesteps=total, callback=CallbackList(callbacks))
+    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt (model, statistics, curve), then stop
+        interrupted = True
     wall = time.perf_counter() - t0
     model.save(out / "model.zip")
     if isinstance(venv, VecNormalize):
         venv.save(str(out / "vecnormalize.pkl"))
     venv.close()
     eval_env.close()
+    done = int(model.num_timesteps)
     run = {
         "env_id": env_id,
         "algo": algo,
         "seed": seed,
         "n_timesteps": total,
+        "timesteps_done": done,
+        "interrupted": interrupted,
         "n_envs": n,
         "wall_s": round(wall, 1),
-        "env_steps_per_s_including_learning": round(total / wall, 1),
+        "env_steps_per_s_including_learning": round(done / wall, 1),
         **last_evaluation(out),
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     plot_learning_curve(out)
+    if interrupted:
+        raise KeyboardInterrupt
     return run
 
 

@@ -77,3 +77,21 @@ def test_train_rl_writes_its_run_folder_and_the_policy_reloads(tmp_path, capsys)
 def test_an_unknown_env_id_is_one_clear_error(capsys):
     assert main(["train-rl", "ir_robot/Nope-v0", "--steps", "10"]) == 2
     assert "unknown env id" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_model_and_says_so(tmp_path, monkeypatch):
+    from stable_baselines3 import SAC
+
+    from ir_robot.rl.train import train
+
+    def interrupted_learn(self, total_timesteps, callback=None, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SAC, "learn", interrupted_learn)
+    config = tmp_path / "tiny.yml"
+    config.write_text(yaml.safe_dump(TINY))
+    with pytest.raises(KeyboardInterrupt):
+        train("ir_robot/CatheterNav-v0", "sac", tmp_path / "run", config=config, progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["interrupted"] is True and run["timesteps_done"] == 0
+    assert (tmp_path / "run" / "model.zip").is_file() and (tmp_path / "run" / "vecnormalize.pkl").is_file()
