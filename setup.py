@@ -59,6 +59,7 @@ INSTALL_REQUIRES = [
     "pyserial>=3.5,<4",
     "mcap>=1.6.0,<2",
     "trimesh>=5.2.0,<6",  # the catheter world's vessel meshes (pure Python + numpy)
+    "pillow>=13.0.0,<14",  # ir-robot sim catheter's GIF fallback when OpenCV has no MP4 codec (matplotlib needs it too)
 ]
 
 EXTRAS_REQUIRE = {

@@ -22,8 +22,9 @@ def test_every_area_registers_its_subcommands():
         "launch",
         "replay",
         "bench",
+        "train-rl",
     } <= names
-    assert len(COMMAND_MODULES) == 6
+    assert len(COMMAND_MODULES) == 7
 
 
 def _run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:

@@ -369,13 +369,15 @@ def test_wheel_installs_with_its_dependencies_and_runs_the_simulator(wheel, venv
     assert len(out["imported"]) + len(out["failed"]) == len(modules)
     dists = importlib.metadata.packages_distributions()
     base = closure(requirements(wheel))
-    by_extra = {e: closure(requirements(wheel, e)) - base for e in ("learning", "ros")}
+    by_extra = {e: closure(requirements(wheel, e)) - base for e in ("learning", "rl", "ros")}
     wrong = {}
     for module, missing in out["failed"].items():
         provided_by = {canonicalize_name(d) for d in dists.get(missing.split(".")[0], [])}
         extra = next((e for e, names in by_extra.items() if provided_by & names), None)
-        # ROS packages only in ir_robot.ros; elsewhere only the learning extra (torch) may be missing
-        if extra is None or (extra == "ros") != module.startswith("ir_robot.ros"):
+        # ROS packages only in ir_robot.ros; the RL extra's (gymnasium, SB3) only in ir_robot.envs and
+        # ir_robot.rl; elsewhere only the learning extra (torch) may be missing
+        rl_module = module.startswith(("ir_robot.envs", "ir_robot.rl"))
+        if extra is None or (extra == "ros") != module.startswith("ir_robot.ros") or (extra == "rl" and not rl_module):
             wrong[module] = missing
     assert wrong == {}
     assert {"ir_robot.sim.world", "ir_robot.devices", "ir_robot.control", "ir_robot.cli"} <= set(out["imported"])
