@@ -120,7 +120,6 @@ def insert_to_target(
     guide_dir = np.zeros(3)
     best_progress, best_t = -1, 0.0
     retract_left = 0.0
-    engaging, engage_depth = False, -1
     t = 0.0
     while t < p.max_time_s - 1e-9:
         tip = np.asarray(state.tip_mm)
@@ -131,16 +130,11 @@ def insert_to_target(
                 break
         k = _route_progress(route, tip)
         lost = state.tip_branch not in on_route
-        overshot = False
         if state.tip_branch in overshoot:
             lim, sign = overshoot[state.tip_branch]
             tb = tree.branch(state.tip_branch)
             arc_b = float(tb.arc_mm[np.argmin(np.linalg.norm(tb.points_mm - tip, axis=1))])
-            overshot = sign * (arc_b - lim) > 0.0
-            lost = lost or overshot
-        depth = route.branches.index(state.tip_branch) if state.tip_branch in on_route else -1
-        if engaging and depth > engage_depth:  # the pull-back hooked the tip into the next branch: push on
-            retract_left, engaging = 0.0, False
+            lost = lost or sign * (arc_b - lim) > 0.0
         if k > best_progress + 3:
             best_progress, best_t = k, t
         stalled = t - best_t > p.stall_s
@@ -148,18 +142,10 @@ def insert_to_target(
             retract_left = p.retract_mm
             result.retries += 1
             best_t = t
-            # guided, past the next branch's ostium: pull back slowly with the tip pulled towards the
-            # ostium, so it hooks in from beyond (how a reverse-angle branch, a type III arch's, is engaged)
-            engaging = p.guide_force_n > 0.0 and overshot and not (state.tip_branch not in on_route)
-            engage_depth = depth
         v_ins, w_roll = 0.0, 0.0
         if retract_left > 0.0:
-            speed = p.seek_speed_mm_s if engaging else p.speed_mm_s
-            v_ins = -speed
-            retract_left -= speed * p.dt_s
-            if engaging:
-                entry = min(seek, key=lambda e: float(np.linalg.norm(e[1] - tip)))[1]
-                guide_dir = (entry - tip) / max(float(np.linalg.norm(entry - tip)), 1e-9)
+            v_ins = -p.speed_mm_s
+            retract_left -= p.speed_mm_s * p.dt_s
             best_progress, best_t = -1, t + p.dt_s  # progress counts afresh after the pull-back
             w_roll = 0.0 if p.guide_force_n > 0.0 else math.pi  # unguided: meet the ostium at another angle next time
         else:
@@ -200,7 +186,7 @@ def insert_to_target(
             else:
                 v_ins = p.speed_mm_s if aligned else 0.25 * p.speed_mm_s
         tip_force = None
-        if p.guide_force_n > 0.0 and (retract_left <= 0.0 or engaging):
+        if p.guide_force_n > 0.0 and retract_left <= 0.0:
             tip_force = p.guide_force_n * guide_dir
         cmd = RigCommand(JointVector(insert_mm=v_ins, roll_rad=w_roll), p.dt_s)
         state = world.step(cmd, p.dt_s, tip_force_n=tip_force)
