@@ -221,6 +221,7 @@ class CatheterWorld:
         self._q[_ROLL] = float(roll_rad)
         self._qd = np.zeros(len(JOINT_NAMES))
         self._events: list[dict[str, Any]] = []
+        self._last_peak = 0.0  # the largest wall force during the last step
         self._place_scene()
         self._state = self._read(0.0, ())
         return self._state
@@ -286,6 +287,7 @@ class CatheterWorld:
             external[0] = f
         hold = min(dt, max(command.duration_s, 0.0))
         notes: tuple[str, ...] = ()
+        self._last_peak = 0.0
         if hold > 1e-9:
             notes = self._advance(command, hold, external)
         if dt - hold > 1e-9:  # the command expired inside this step: the drive stops (watchdog semantics)
@@ -300,13 +302,11 @@ class CatheterWorld:
         self._q = self._q + v * dt
         self._q[_INSERT] = self.device.rod.inserted_mm  # the rod's own record (clamped at its length)
         self._qd = v
-        self._last_peak = res.max_wall_force_n
+        self._last_peak = max(self._last_peak, res.max_wall_force_n)
         for ev in res.events:
             self._events.append({**ev, "time_s": self._t})
         self._update_scene()
         return notes + tuple(f"drive {c} clamped" for c in res.clamped)
-
-    _last_peak = 0.0
 
     def _read(self, peak: float, clamped: tuple[str, ...]) -> CatheterWorldState:
         rod = self.device.rod
