@@ -1,13 +1,18 @@
-"""A scripted insertion along the centreline to a named branch, steered with ground truth.
+"""A scripted insertion along the centreline to a named branch, using ground truth.
 
 This checks that the world is navigable (the issue's >= 95 % of random anatomies for BCA, LCCA,
 LSA and both renal arteries); it is not a controller: it reads the true tip pose and the tree.
 
-Each control step it looks a few millimetres ahead along the route from the tip's nearest route
-point, turns the hub so the pre-curved tip points there (the signed angle about the shaft between
-the tip's direction and the look-ahead direction), and pushes when the tip points roughly the right
-way. When the tip enters a branch off the route, or runs past the target's ostium, it pulls back
-and tries again with the hub turned further; a try that makes no progress for a while also pulls back.
+Each control step it looks ``look_ahead_mm`` along the route from the tip's nearest route point (into
+the next branch when within ``seek_mm`` of its ostium, away from side branches it must pass) and:
+
+* **guided** (``guide_force_n > 0``): pushes while that force on the tip pulls it towards the point
+  (as magnetic navigation would); the hub does not turn;
+* **steered** (default): turns the hub so the pre-curved tip points there (the signed angle about the
+  shaft), pushes when roughly aligned, and sweeps the tip round while passing the next ostium slowly.
+
+A tip that enters a branch off the route, runs past the next branch's ostium or stops making progress
+is pulled back ``retract_mm`` to try again (steered: turning as it goes).
 """
 
 from __future__ import annotations
