@@ -131,10 +131,11 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self._target_arc = min(self.target_depth_mm, 0.5 * branch.length_mm)
         self._target_point = branch.point_at(self._target_arc)[0]
         self._last_action = np.zeros(2)
-        self._dist = self._distance_to_go()
+        where = self._locate_tip()
+        self._dist = self._distance_to_go(where)
         self._steps = 0
         info = {"anatomy_seed": world_seed, "start_roll_rad": roll, "target": self.target, "distance_mm": self._dist}
-        return self._observe(), info
+        return self._observe(where), info
 
     def step(self, action: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         """Apply the hub velocities for ``dt_s``; reward progress along the centrelines (see the spec)."""
@@ -146,7 +147,8 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         s = self.world.step(cmd, self.dt_s)
         self._last_action = a
         self._steps += 1
-        dist = self._distance_to_go()
+        where = self._locate_tip()
+        dist = self._distance_to_go(where)
         tip_err = float(np.linalg.norm(np.asarray(s.tip_mm) - self._target_point))
         success = tip_err <= self.success_radius_mm
         over = s.max_wall_force_n > self.max_wall_force_n
@@ -172,7 +174,7 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             "tip_branch": s.tip_branch,
             "inserted_mm": s.inserted_mm,
         }
-        return self._observe(), reward, terminated, False, info
+        return self._observe(where), reward, terminated, False, info
 
     def render(self) -> npt.NDArray[np.uint8] | None:
         """A fluoroscopy frame (``rgb_array``: grey replicated to RGB)."""
@@ -193,10 +195,13 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.__init__(**state["kwargs"])  # type: ignore[misc]
 
     # ------------------------------------------------------------------ helpers
-    def _distance_to_go(self) -> float:
-        tip = np.asarray(self.world.state().tip_mm)
-        branch, arc = self.world.lumen.locate(tip)
-        return geodesic_length(self.world.tree, branch, arc, self.target, self._target_arc)
+    def _locate_tip(self) -> tuple[str, float]:
+        """Where the tip is on the tree (branch, arc mm), from the state's branch: located once per step."""
+        s = self.world.state()
+        return self.world.lumen.locate(s.tip_mm, branch=s.tip_branch)
+
+    def _distance_to_go(self, where: tuple[str, float]) -> float:
+        return geodesic_length(self.world.tree, where[0], where[1], self.target, self._target_arc)
 
     def _path_direction(self, branch: str, arc: float) -> FloatArray:
         """The centreline direction at (branch, arc) pointing along the way to the target."""
@@ -207,7 +212,7 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         t = b.tangent_at(arc)
         return np.asarray(t if ahead <= back else -t, dtype=np.float64)
 
-    def _observe(self) -> npt.NDArray[np.float32]:
+    def _observe(self, where: tuple[str, float]) -> npt.NDArray[np.float32]:
         w = self.world
         s = w.state()
         tip = np.asarray(s.tip_mm)
@@ -221,7 +226,7 @@ class CatheterNavEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
             else:
                 p = w.access_point - d * w.access_direction
             behind.append((p - tip) / _SCALE_MM)
-        branch, arc = w.lumen.locate(tip)
+        branch, arc = where
         obs = np.concatenate(
             [
                 (self._target_point - tip) / _SCALE_MM,

@@ -71,6 +71,12 @@ class TubeLumen:
         sd = dist - (q[..., 7] + t * q[..., 8])
         return sd, dist, diff
 
+    def tube_distances(self, points: FloatArray) -> FloatArray:
+        """Signed distance of each point to every tube, ``(N, n_tubes)`` (exhaustive: for labelling, not the solver)."""
+        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        idx = np.broadcast_to(np.arange(self.a.shape[0]), (p.shape[0], self.a.shape[0]))
+        return self._segment_sd(p, idx)[0]
+
     def _build_cells(self, h: float) -> None:
         """Bucket the tubes on a grid of cells: each cell keeps the tubes that can be nearest inside it.
 

@@ -85,11 +85,7 @@ class AnatomyLumen:
         the parent's lumen. A point outside every lumen gets the branch whose wall is nearest.
         """
         p = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        t = self.tubes
-        ap = p[:, None, :] - t.a[None]
-        s = np.clip(np.einsum("nmk,mk->nm", ap, t.ab) / t.len2[None], 0.0, 1.0)
-        diff = ap - s[..., None] * t.ab[None]
-        sd = np.linalg.norm(diff, axis=2) - (t.ra[None] + s * (t.rb - t.ra)[None])
+        sd = self.tubes.tube_distances(p)
         nb = len(self.tree.branches)
         per_branch = np.full((p.shape[0], nb), np.inf)
         for k in range(nb):  # branches are in topological order: parents before children
@@ -102,10 +98,10 @@ class AnatomyLumen:
         names = [b.name for b in self.tree.branches]
         return [names[int(k)] for k in pick]
 
-    def locate(self, point: npt.ArrayLike) -> tuple[str, float]:
-        """The branch a point is in (:meth:`branch_at`) and the arc position (mm) of its projection on it."""
+    def locate(self, point: npt.ArrayLike, branch: str | None = None) -> tuple[str, float]:
+        """The branch a point is in (:meth:`branch_at`, unless given) and the arc (mm) of its projection on it."""
         p = np.asarray(point, dtype=np.float64).reshape(3)
-        name = self.branch_at(p)[0]
+        name = branch if branch is not None else self.branch_at(p)[0]
         k = self.tree.names.index(name)
         b = self.tree.branches[k]
         a, ab = b.points_mm[:-1], np.diff(b.points_mm, axis=0)
